@@ -1,0 +1,5 @@
+"""``python -m monitor`` = ``qmon``."""
+
+from monitor.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,234 @@
+"""Typed, frozen AMI events: the only input the call tracker understands.
+
+Each dataclass carries just the headers the tracker uses. ``ts`` is Asterisk's own ``Timestamp``
+header (epoch seconds) when the event has one; list/status responses carry none, and the tracker then
+uses the time it is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Chan:
+    """The channel snapshot common to channel events."""
+
+    uniqueid: str
+    linkedid: str
+    channel: str = ""
+    caller_num: str = ""
+    caller_name: str = ""
+    context: str = ""
+    exten: str = ""
+    language: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of every normalised event."""
+
+    ts: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelEvent(Event):
+    """An event about one channel."""
+
+    chan: Chan
+
+
+@dataclass(frozen=True, slots=True)
+class NewChannel(ChannelEvent):
+    """Newchannel."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewExten(ChannelEvent):
+    """Newexten: the channel runs a dialplan application."""
+
+    application: str
+    app_data: str
+
+
+@dataclass(frozen=True, slots=True)
+class VarSet(ChannelEvent):
+    """VarSet of a variable the tracker cares about (others are dropped during normalisation)."""
+
+    variable: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup(ChannelEvent):
+    """Hangup of a channel."""
+
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallerJoin(ChannelEvent):
+    """QueueCallerJoin."""
+
+    queue: str
+    position: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallerLeave(ChannelEvent):
+    """QueueCallerLeave."""
+
+    queue: str
+    position: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallerAbandon(ChannelEvent):
+    """QueueCallerAbandon: also raised on timeout and leave-empty, see the tracker."""
+
+    queue: str
+    position: int
+    original_position: int
+    hold_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentEvent(ChannelEvent):
+    """Base of the Agent* queue events; ``chan`` is the caller, ``dest_*`` the member channel."""
+
+    queue: str
+    member: str
+    interface: str
+    dest_uniqueid: str
+    dest_channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCalled(AgentEvent):
+    """AgentCalled: a member starts ringing."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRingNoAnswer(AgentEvent):
+    """AgentRingNoAnswer; RingTime is milliseconds on the wire."""
+
+    ring_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConnect(AgentEvent):
+    """AgentConnect; HoldTime and RingTime are seconds."""
+
+    hold_time: int
+    ring_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentComplete(AgentEvent):
+    """AgentComplete; Reason is agent, caller or transfer."""
+
+    hold_time: int
+    talk_time: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentDump(AgentEvent):
+    """AgentDump: the member hung up during the announcement."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlindTransfer(Event):
+    """BlindTransfer: transferer is the member leg, transferee the caller."""
+
+    result: str
+    transferer_uniqueid: str
+    transferee_uniqueid: str
+    linkedid: str
+    exten: str
+    context: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttendedTransfer(Event):
+    """AttendedTransfer; the TransferTarget* block is not reliable, so ``target_channel`` may be empty."""
+
+    result: str
+    transferer_uniqueid: str
+    transferee_uniqueid: str
+    linkedid: str
+    dest_type: str
+    target_channel: str
+    dest_app: str
+    dest_exten: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserEvent(ChannelEvent):
+    """UserEvent with its name and the user headers (everything outside the channel snapshot)."""
+
+    name: str
+    fields: tuple[tuple[str, str], ...] = field(default=())
+
+    def get(self, key: str, default: str = "") -> str:
+        """A user header by name (case-insensitive)."""
+        lk = key.lower()
+        for k, v in self.fields:
+            if k.lower() == lk:
+                return v
+        return default
+
+
+@dataclass(frozen=True, slots=True)
+class MemberEvent(Event):
+    """QueueMemberAdded/Removed/Status/Pause and the QueueMember status-list entry."""
+
+    kind: str  # added | removed | status | pause | list
+    queue: str
+    member: str
+    interface: str
+    status: int
+    paused: bool
+    paused_reason: str
+    in_call: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QueueParams(Event):
+    """QueueParams (QueueStatus response): tells which queues exist."""
+
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry(ChannelEvent):
+    """QueueEntry (QueueStatus response): a caller waiting right now."""
+
+    queue: str
+    position: int
+    wait: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelListed(ChannelEvent):
+    """CoreShowChannel (CoreShowChannels response): a channel alive right now."""
+
+    application: str
+    app_data: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListComplete(Event):
+    """QueueStatusComplete / CoreShowChannelsComplete: the end of a resync list."""
+
+    list_name: str
+    action_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FullyBooted(Event):
+    """FullyBooted (at login, and after an Asterisk restart)."""
+
+    uptime: int | None

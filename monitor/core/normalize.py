@@ -1,0 +1,292 @@
+"""AMI headers -> typed events, with explicit header reads.
+
+A missing required header is never read as ``''``: the message becomes a :class:`Skip` with a bounded
+reason (``missing:<Event>.<Header>`` or ``bad_int:<Event>.<Header>``) that callers count and log.
+Event types the tracker does not use return ``None`` (ignored, not an error).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from monitor.core import events as ev
+
+HeaderMap = Mapping[str, "str | list[str]"]
+
+#: VarSets that matter to the tracker; every other VarSet (the bulk of AMI traffic) is ignored cheaply.
+TRACKED_VARIABLES = frozenset({"QUEUESTATUS", "ATTENDEDTRANSFER", "BLINDTRANSFER", "VMSTATUS"})
+_SNAPSHOT = (
+    "Channel", "ChannelState", "ChannelStateDesc", "CallerIDNum", "CallerIDName", "ConnectedLineNum",
+    "ConnectedLineName", "Language", "AccountCode", "Context", "Exten", "Priority", "Uniqueid", "Linkedid",
+)
+_SNAPSHOT_PREFIXES = ("Dest", "Queue", "Member", "Transferer", "Transferee", "Bridge", "Swap", "Source")
+_USER_SKIP = frozenset({"Event", "Privilege", "Timestamp", "UserEvent", "SequenceNumber", "File", "Line", "Func"})
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """A message that could not be normalised; ``reason`` is bounded (safe as a metric label)."""
+
+    reason: str
+
+
+class _Missing(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Reader:
+    __slots__ = ("event", "h")
+
+    def __init__(self, event: str, headers: HeaderMap) -> None:
+        self.event = event
+        self.h = headers
+
+    def opt(self, key: str, default: str = "") -> str:
+        v = self.h.get(key)
+        if v is None:
+            return default
+        if isinstance(v, list):
+            return v[0] if v else default
+        return v
+
+    def req(self, key: str) -> str:
+        v = self.h.get(key)
+        if v is None:
+            raise _Missing(f"missing:{self.event}.{key}")
+        if isinstance(v, list):
+            if not v:
+                raise _Missing(f"missing:{self.event}.{key}")
+            return v[0]
+        return v
+
+    def req_nonempty(self, key: str) -> str:
+        v = self.req(key)
+        if not v:
+            raise _Missing(f"missing:{self.event}.{key}")
+        return v
+
+    def int_(self, key: str, default: int | None = None) -> int:
+        raw = self.opt(key) if default is not None else self.req(key)
+        if raw == "" and default is not None:
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            try:
+                return int(float(raw))
+            except ValueError:
+                if default is not None:
+                    return default
+                raise _Missing(f"bad_int:{self.event}.{key}") from None
+
+    def ts(self) -> float | None:
+        raw = self.opt("Timestamp")
+        if not raw:
+            return None
+        try:
+            return float(raw)
+        except ValueError:
+            return None
+
+    def chan(self, prefix: str = "") -> ev.Chan:
+        return ev.Chan(
+            uniqueid=self.req_nonempty(prefix + "Uniqueid"),
+            linkedid=self.opt(prefix + "Linkedid") or self.req_nonempty(prefix + "Uniqueid"),
+            channel=self.opt(prefix + "Channel"),
+            caller_num=self.opt(prefix + "CallerIDNum"),
+            caller_name=self.opt(prefix + "CallerIDName"),
+            context=self.opt(prefix + "Context"),
+            exten=self.opt(prefix + "Exten"),
+            language=self.opt(prefix + "Language"),
+        )
+
+
+def _newchannel(r: _Reader) -> ev.Event:
+    return ev.NewChannel(r.ts(), r.chan())
+
+
+def _newexten(r: _Reader) -> ev.Event:
+    return ev.NewExten(r.ts(), r.chan(), r.req("Application"), r.opt("AppData"))
+
+
+def _varset(r: _Reader) -> ev.Event | None:
+    var = r.req("Variable")
+    if var.lstrip("_").upper() not in TRACKED_VARIABLES:
+        return None
+    return ev.VarSet(r.ts(), r.chan(), var.lstrip("_").upper(), r.opt("Value"))
+
+
+def _hangup(r: _Reader) -> ev.Event:
+    return ev.Hangup(r.ts(), r.chan(), r.opt("Cause"))
+
+
+def _join(r: _Reader) -> ev.Event:
+    return ev.CallerJoin(r.ts(), r.chan(), r.req_nonempty("Queue"), r.int_("Position", 0), r.int_("Count", 0))
+
+
+def _leave(r: _Reader) -> ev.Event:
+    return ev.CallerLeave(r.ts(), r.chan(), r.req_nonempty("Queue"), r.int_("Position", 0), r.int_("Count", 0))
+
+
+def _abandon(r: _Reader) -> ev.Event:
+    return ev.CallerAbandon(
+        r.ts(), r.chan(), r.req_nonempty("Queue"), r.int_("Position", 0), r.int_("OriginalPosition", 0),
+        r.int_("HoldTime"),
+    )
+
+
+def _agent_base(r: _Reader) -> tuple[float | None, ev.Chan, str, str, str, str, str]:
+    member = r.opt("MemberName") or r.opt("Interface")
+    if not member:
+        raise _Missing(f"missing:{r.event}.MemberName")
+    return (
+        r.ts(), r.chan(), r.req_nonempty("Queue"), member, r.opt("Interface"),
+        r.opt("DestUniqueid"), r.opt("DestChannel"),
+    )
+
+
+def _agent_called(r: _Reader) -> ev.Event:
+    return ev.AgentCalled(*_agent_base(r))
+
+
+def _agent_rna(r: _Reader) -> ev.Event:
+    return ev.AgentRingNoAnswer(*_agent_base(r), ring_ms=r.int_("RingTime", 0))
+
+
+def _agent_connect(r: _Reader) -> ev.Event:
+    return ev.AgentConnect(*_agent_base(r), hold_time=r.int_("HoldTime"), ring_time=r.int_("RingTime", 0))
+
+
+def _agent_complete(r: _Reader) -> ev.Event:
+    return ev.AgentComplete(
+        *_agent_base(r), hold_time=r.int_("HoldTime", 0), talk_time=r.int_("TalkTime"),
+        reason=r.opt("Reason", "unknown").lower(),
+    )
+
+
+def _agent_dump(r: _Reader) -> ev.Event:
+    return ev.AgentDump(*_agent_base(r))
+
+
+def _blind(r: _Reader) -> ev.Event:
+    return ev.BlindTransfer(
+        r.ts(), r.req("Result"), r.opt("TransfererUniqueid"), r.req_nonempty("TransfereeUniqueid"),
+        r.opt("TransfereeLinkedid") or r.opt("TransfererLinkedid"), r.opt("Extension"), r.opt("Context"),
+    )
+
+
+def _attended(r: _Reader) -> ev.Event:
+    return ev.AttendedTransfer(
+        r.ts(), r.req("Result"), r.opt("OrigTransfererUniqueid"), r.opt("TransfereeUniqueid"),
+        r.opt("TransfereeLinkedid") or r.opt("OrigTransfererLinkedid"), r.opt("DestType"),
+        r.opt("TransferTargetChannel"), r.opt("DestApp"), r.opt("DestExten") or r.opt("Extension"),
+    )
+
+
+def _is_snapshot_key(k: str) -> bool:
+    if k in _SNAPSHOT:
+        return True
+    for p in _SNAPSHOT_PREFIXES:
+        if k.startswith(p) and k[len(p):] in _SNAPSHOT:
+            return True
+    return False
+
+
+def _user(r: _Reader) -> ev.Event:
+    fields: list[tuple[str, str]] = []
+    for k, v in r.h.items():
+        if k in _USER_SKIP or k.startswith("_") or _is_snapshot_key(k):
+            continue
+        fields.append((k, v[0] if isinstance(v, list) and v else v if isinstance(v, str) else ""))
+    return ev.UserEvent(r.ts(), r.chan(), r.req_nonempty("UserEvent"), tuple(fields))
+
+
+def _member(kind: str) -> Callable[[_Reader], ev.Event]:
+    def build(r: _Reader) -> ev.Event:
+        member = r.opt("MemberName") or r.opt("Name") or r.opt("Interface") or r.opt("Location")
+        if not member:
+            raise _Missing(f"missing:{r.event}.MemberName")
+        paused = r.opt("Paused", "0").strip().lower() in ("1", "true", "yes")
+        return ev.MemberEvent(
+            r.ts(), kind, r.req_nonempty("Queue"), member, r.opt("Interface") or r.opt("Location"),
+            r.int_("Status", 0), paused, r.opt("PausedReason"), r.opt("InCall", "0") == "1",
+        )
+
+    return build
+
+
+def _params(r: _Reader) -> ev.Event:
+    return ev.QueueParams(r.ts(), r.req_nonempty("Queue"))
+
+
+def _entry(r: _Reader) -> ev.Event:
+    return ev.QueueEntry(r.ts(), r.chan(), r.req_nonempty("Queue"), r.int_("Position", 0), r.int_("Wait", 0))
+
+
+def _listed(r: _Reader) -> ev.Event:
+    return ev.ChannelListed(r.ts(), r.chan(), r.opt("Application"), r.opt("ApplicationData"))
+
+
+def _complete(name: str) -> Callable[[_Reader], ev.Event]:
+    return lambda r: ev.ListComplete(r.ts(), name, r.opt("ActionID"))
+
+
+def _booted(r: _Reader) -> ev.Event:
+    up = r.opt("Uptime")
+    return ev.FullyBooted(r.ts(), int(up) if up.isdigit() else None)
+
+
+_BUILDERS: dict[str, Callable[[_Reader], ev.Event | None]] = {
+    "Newchannel": _newchannel,
+    "Newexten": _newexten,
+    "VarSet": _varset,
+    "Hangup": _hangup,
+    "QueueCallerJoin": _join,
+    "QueueCallerLeave": _leave,
+    "QueueCallerAbandon": _abandon,
+    "AgentCalled": _agent_called,
+    "AgentRingNoAnswer": _agent_rna,
+    "AgentConnect": _agent_connect,
+    "AgentComplete": _agent_complete,
+    "AgentDump": _agent_dump,
+    "BlindTransfer": _blind,
+    "AttendedTransfer": _attended,
+    "UserEvent": _user,
+    "QueueMemberAdded": _member("added"),
+    "QueueMemberRemoved": _member("removed"),
+    "QueueMemberStatus": _member("status"),
+    "QueueMemberPause": _member("pause"),
+    "QueueMemberPaused": _member("pause"),
+    "QueueMember": _member("list"),
+    "QueueParams": _params,
+    "QueueEntry": _entry,
+    "CoreShowChannel": _listed,
+    "QueueStatusComplete": _complete("QueueStatus"),
+    "CoreShowChannelsComplete": _complete("CoreShowChannels"),
+    "FullyBooted": _booted,
+}
+
+
+def event_name(headers: HeaderMap) -> str | None:
+    """The ``Event`` header, or None for responses and garbage."""
+    v = headers.get("Event")
+    if isinstance(v, list):
+        return v[0] if v else None
+    return v
+
+
+def normalize(headers: HeaderMap) -> ev.Event | Skip | None:
+    """Normalise one AMI message; None when the tracker has no use for it."""
+    name = event_name(headers)
+    if not name:
+        return None
+    build = _BUILDERS.get(name)
+    if build is None:
+        return None
+    try:
+        return build(_Reader(name, headers))
+    except _Missing as exc:
+        return Skip(exc.reason)

@@ -1,0 +1,231 @@
+"""What the tracker produces: immutable call records and live notes.
+
+A :class:`CallRecord` is one inbound call (one Linkedid) with one :class:`Segment` per queue visit. Notes
+(``*Note``) are emitted the moment something happens so that live counters need not wait for hang-up.
+Records round-trip through plain dicts (``to_dict``/``record_from_dict``) for the journal and the API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: Segment outcomes, in queue_log vocabulary (``unknown`` only when the event stream had a gap).
+OUTCOMES = (
+    "answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "join_empty", "exit_key", "unknown",
+)
+UNANSWERED_FOR_VOICEMAIL = frozenset({"timeout", "exit_empty", "join_empty", "exit_key"})
+
+
+@dataclass(frozen=True, slots=True)
+class RingNoAnswer:
+    """A member rang and did not answer."""
+
+    agent: str
+    ring_ms: int
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One visit of a call to one queue."""
+
+    queue: str
+    entered: bool  # False for join_empty: Queue() refused the call, queue_log has no ENTERQUEUE
+    join_ts: float
+    end_ts: float | None
+    position: int
+    exit_position: int
+    outcome: str
+    wait_s: float | None
+    agent: str | None = None
+    agent_uniqueid: str | None = None
+    ring_s: int | None = None
+    talk_s: float | None = None
+    completion: str | None = None  # agent | caller | transfer (AgentComplete.Reason)
+    ring_no_answers: tuple[RingNoAnswer, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """A blind or attended transfer of a queue call by the member who had it."""
+
+    type: str  # blind | attended
+    queue: str | None
+    from_agent: str | None
+    to: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class Voicemail:
+    """The call left a queue unanswered and reached VoiceMail."""
+
+    queue: str
+    reason: str  # timeout | exit_empty | join_empty | exit_key
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class Survey:
+    """A post-call survey answer; ``status`` is OK, INVALID, NOINPUT or a survey-server status."""
+
+    queue: str | None
+    agent: str | None
+    status: str
+    score: int | None
+    raw: str
+    source: str  # userevent | agi | callback
+    ts: float
+    nps: int | None = None
+    ces: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One inbound call from its first queue entry to the hang-up of its caller channel."""
+
+    linkedid: str
+    call_id: str  # Uniqueid of the channel that entered the queue (= queue_log callid)
+    caller: str | None  # normalised caller number; None when withheld/unknown
+    caller_name: str
+    start_ts: float
+    end_ts: float
+    segments: tuple[Segment, ...]
+    transfers: tuple[Transfer, ...] = ()
+    voicemail: Voicemail | None = None
+    survey: Survey | None = None
+    repeat_windows: tuple[str, ...] = ()
+    outcome: str = "unknown"
+    closed_by: str = "hangup"  # hangup | gap | eof | shutdown
+    pbx: str = "default"
+    ping_pong: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def entered(self) -> tuple[Segment, ...]:
+        """Segments that entered a queue (queue_log ENTERQUEUE)."""
+        return tuple(s for s in self.segments if s.entered)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the whole record."""
+        return asdict(self)
+
+
+def record_from_dict(d: dict[str, Any]) -> CallRecord:
+    """Rebuild a :class:`CallRecord` from :meth:`CallRecord.to_dict` output."""
+    segs = tuple(
+        Segment(**{**s, "ring_no_answers": tuple(RingNoAnswer(**r) for r in s.get("ring_no_answers", ()))})
+        for s in d.get("segments", ())
+    )
+    vm = d.get("voicemail")
+    sv = d.get("survey")
+    return CallRecord(
+        **{
+            **d,
+            "segments": segs,
+            "transfers": tuple(Transfer(**t) for t in d.get("transfers", ())),
+            "voicemail": Voicemail(**vm) if vm else None,
+            "survey": Survey(**sv) if sv else None,
+            "repeat_windows": tuple(d.get("repeat_windows", ())),
+            "extra": dict(d.get("extra") or {}),
+        }
+    )
+
+
+# Live notes -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentNote:
+    """A queue segment got its outcome (answered at connect time, abandoned at hang-up, ...)."""
+
+    queue: str
+    outcome: str
+    wait_s: float | None
+    agent: str | None
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class RingNoAnswerNote:
+    """A member did not answer."""
+
+    queue: str
+    agent: str
+    ring_ms: int
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class TalkNote:
+    """A member finished a queue call (AgentComplete)."""
+
+    queue: str
+    agent: str
+    talk_s: float
+    reason: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class TransferNote:
+    """A queue call was transferred."""
+
+    queue: str | None
+    type: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class VoicemailNote:
+    """Voicemail fallthrough."""
+
+    queue: str
+    reason: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class RepeatNote:
+    """A call from a number that called before within these windows."""
+
+    queue: str | None
+    windows: tuple[str, ...]
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyNote:
+    """A survey answer arrived for a call."""
+
+    queue: str | None
+    agent: str | None
+    status: str
+    score: int | None
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class MemberNote:
+    """A queue member logged in or out, paused or unpaused."""
+
+    queue: str
+    member: str
+    interface: str
+    change: str  # login | logout | pause | unpause
+    reason: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallClosed:
+    """A call ended; its record is final."""
+
+    record: CallRecord
+
+
+Note = (
+    SegmentNote | RingNoAnswerNote | TalkNote | TransferNote | VoicemailNote | RepeatNote | SurveyNote
+    | MemberNote | CallClosed
+)

@@ -1,0 +1,126 @@
+"""The replay/summary report: the public JSON contract, computed from call records."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from monitor.core.records import CallRecord
+
+COUNT_KEYS = (
+    "entered", "answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "join_empty", "exit_key",
+    "ring_no_answer", "completed_by_agent", "completed_by_caller", "transfers_blind", "transfers_attended",
+    "voicemail", "repeat_calls",
+)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not values:
+        return None
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _queue_block() -> dict[str, Any]:
+    return {k: 0 for k in COUNT_KEYS} | {"_wa": [], "_wab": [], "_talk": [], "_sl": 0, "_csat": []} | {
+        "_invalid": 0, "_noinput": 0}
+
+
+def build_report(
+    records: Iterable[CallRecord], events: int, sl_threshold_s: float = 20.0, queues: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Aggregate records into the report (``abandoned`` includes ``abandoned_short``)."""
+    qs: dict[str, dict[str, Any]] = {q: _queue_block() for q in queues}
+    calls = 0
+    voicemail_calls = 0
+    callers: set[str] = set()
+    repeat_calls = 0
+    for r in records:
+        calls += 1
+        if r.caller:
+            callers.add(r.caller)
+        if r.voicemail is not None:
+            voicemail_calls += 1
+            qs.setdefault(r.voicemail.queue, _queue_block())["voicemail"] += 1
+        if r.repeat_windows:
+            repeat_calls += 1
+            first = r.segments[0].queue if r.segments else None
+            if first is not None:
+                qs.setdefault(first, _queue_block())["repeat_calls"] += 1
+        for s in r.segments:
+            b = qs.setdefault(s.queue, _queue_block())
+            if s.entered:
+                b["entered"] += 1
+            b["ring_no_answer"] += len(s.ring_no_answers)
+            o = s.outcome
+            if o == "answered":
+                b["answered"] += 1
+                if s.wait_s is not None:
+                    b["_wa"].append(s.wait_s)
+                    if s.wait_s <= sl_threshold_s:
+                        b["_sl"] += 1
+                if s.talk_s is not None:
+                    b["_talk"].append(s.talk_s)
+                if s.completion == "agent":
+                    b["completed_by_agent"] += 1
+                elif s.completion == "caller":
+                    b["completed_by_caller"] += 1
+            elif o in ("abandoned", "abandoned_short"):
+                b["abandoned"] += 1
+                if o == "abandoned_short":
+                    b["abandoned_short"] += 1
+                if s.wait_s is not None:
+                    b["_wab"].append(s.wait_s)
+            elif o in b:
+                b[o] += 1
+        for t in r.transfers:
+            if t.queue is not None:
+                qs.setdefault(t.queue, _queue_block())[f"transfers_{t.type}"] += 1
+        sv = r.survey
+        if sv is not None and sv.queue is not None:
+            b = qs.setdefault(sv.queue, _queue_block())
+            if sv.status == "OK" and sv.score is not None:
+                b["_csat"].append(sv.score)
+            elif sv.status == "NOINPUT":
+                b["_noinput"] += 1
+            elif sv.status == "INVALID":
+                b["_invalid"] += 1
+    return {
+        "events": events,
+        "calls": calls,
+        "voicemail_calls": voicemail_calls,
+        "callers": {"distinct": len(callers), "repeat_calls": repeat_calls},
+        "queues": {q: _finish(b) for q, b in sorted(qs.items())},
+    }
+
+
+def _finish(b: dict[str, Any]) -> dict[str, Any]:
+    out = {k: b[k] for k in COUNT_KEYS}
+    wa: list[float] = b["_wa"]
+    out["wait_answered_s"] = {
+        "n": len(wa), "mean": _mean(wa), "p50": percentile(wa, 0.5), "p90": percentile(wa, 0.9),
+        "max": max(wa) if wa else None,
+    }
+    out["wait_abandoned_s"] = {"n": len(b["_wab"]), "mean": _mean(b["_wab"])}
+    out["talk_s"] = {"n": len(b["_talk"]), "mean": _mean(b["_talk"])}
+    denom = b["entered"] - b["abandoned_short"]
+    out["service_level"] = b["_sl"] / denom if denom > 0 else None
+    scores: list[int] = b["_csat"]
+    out["csat"] = {
+        "responses": len(scores),
+        "mean": _mean([float(s) for s in scores]),
+        "satisfied_ratio": sum(1 for s in scores if s >= 4) / len(scores) if scores else None,
+        "scores": {str(i): sum(1 for s in scores if s == i) for i in range(1, 6)},
+        "invalid": b["_invalid"],
+        "no_input": b["_noinput"],
+    }
+    return out

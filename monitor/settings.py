@@ -1,0 +1,102 @@
+"""Frozen settings of every component (defaults = documented behaviour).
+
+Loading (TOML file + ``QMON_*`` env + flags, validation, masking) lives in :mod:`monitor.config`;
+components receive these objects and never read the environment themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class AmiSettings:
+    """One AMI connection (several may be configured; each has a ``name`` used as the ``pbx`` label)."""
+
+    name: str = "default"
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "qmon"
+    secret: str = field(default="", repr=False)  # never logged; from env or secret_file
+    secret_file: str | None = None
+    connect_timeout_s: float = 10.0
+    ping_interval_s: float = 20.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    resync_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    """Definitions used by the call tracker and reports."""
+
+    abandon_short_s: float = 5.0
+    sl_threshold_s: float = 20.0
+    repeat_windows: tuple[str, ...] = ("24h",)
+    repeat_max_entries: int = 500_000
+    queues: tuple[str, ...] = ()  # known queues: their series exist at 0 from the start
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """The HTTP server (/metrics, /healthz, /readyz, /api/v1)."""
+
+    bind: str = "127.0.0.1"
+    port: int = 9465
+    token: str = field(default="", repr=False)  # bearer token; empty = no auth
+    token_file: str | None = None
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Where call records go."""
+
+    url: str = field(default="sqlite+aiosqlite:///qmon.db", repr=False)  # may hold a password
+    journal_path: str = "qmon-journal.jsonl"
+    queue_size: int = 10_000
+    batch_size: int = 200
+    flush_interval_s: float = 1.0
+    drain_timeout_s: float = 10.0
+    retention_days: int | None = None
+    hash_callers: bool = False
+    hash_salt: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class SurveySettings:
+    """The FastAGI survey server and its policy."""
+
+    enabled: bool = True
+    bind: str = "127.0.0.1"
+    port: int = 4573
+    header_timeout_s: float = 5.0
+    max_header_bytes: int = 16_384
+    sampling_rate: float = 1.0
+    cooldown_days: float = 7.0
+    quiet_hours: str = ""  # e.g. "21:00-08:00", local time of the daemon
+    queues: tuple[str, ...] = ()  # empty = every queue
+    ask_nps: bool = False
+    ask_ces: bool = False
+    max_duration_s: float = 90.0
+    default_language: str = "en"
+    webhook_url: str = ""
+    webhook_max_score: int = 2
+    callback_enabled: bool = False
+    callback_channel: str = ""  # e.g. "PJSIP/{number}@trunk"
+    callback_context: str = "qmon-survey-callback"
+    callback_delay_s: float = 60.0
+    callback_max_attempts: int = 2
+    callback_rate_per_min: int = 10
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ``qmon run`` needs."""
+
+    ami: tuple[AmiSettings, ...] = (AmiSettings(),)
+    tracker: TrackerSettings = TrackerSettings()
+    http: HttpSettings = HttpSettings()
+    store: StoreSettings = StoreSettings()
+    survey: SurveySettings = SurveySettings()
+    log_level: str = "INFO"
+    config_file: str | None = None
