@@ -6,7 +6,7 @@ import gzip
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from monitor.ami.wire import Headers, WireParser
 
@@ -24,7 +24,8 @@ def _open(path: Path) -> IO[bytes]:
         raise CaptureError(f"{path}: cannot open: {exc.strerror}") from None
     if f.read(2) == b"\x1f\x8b":
         f.close()
-        return gzip.open(path, "rb")
+        gz = cast(IO[bytes], gzip.open(path, "rb"))
+        return gz
     f.seek(0)
     return f
 
@@ -54,7 +55,7 @@ def read_capture(path: Path, stats: dict[str, int] | None = None) -> Iterator[tu
                     yield msg, None
                 stats["bad_lines"] = stats.get("bad_lines", 0) + parser.bad_lines
             else:
-                for lineno, line in enumerate(f, 1):
+                for line in f:
                     if not line.strip():
                         continue
                     try:
@@ -65,10 +66,10 @@ def read_capture(path: Path, stats: dict[str, int] | None = None) -> Iterator[tu
                     if not isinstance(obj, dict) or "_banner" in obj:
                         continue
                     recv = obj.pop("_recv", None)
-                    msg: Headers = {
+                    rec: Headers = {
                         str(k): (v if isinstance(v, str) else [str(x) for x in v] if isinstance(v, list) else str(v))
                         for k, v in obj.items()
                     }
-                    yield msg, float(recv) if isinstance(recv, int | float) else None
+                    yield rec, float(recv) if isinstance(recv, int | float) else None
         except (OSError, EOFError) as exc:
             raise CaptureError(f"{path}: read error: {exc}") from None

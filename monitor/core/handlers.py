@@ -7,8 +7,16 @@ from typing import TYPE_CHECKING, Any
 
 from monitor.core import events as ev
 from monitor.core.records import (
-    UNANSWERED_FOR_VOICEMAIL, Note, RingNoAnswer, RingNoAnswerNote, Survey, TalkNote, Transfer, TransferNote,
-    Voicemail, VoicemailNote,
+    UNANSWERED_FOR_VOICEMAIL,
+    Note,
+    RingNoAnswer,
+    RingNoAnswerNote,
+    Survey,
+    TalkNote,
+    Transfer,
+    TransferNote,
+    Voicemail,
+    VoicemailNote,
 )
 from monitor.core.state import CallState, SegState
 from monitor.core.transfers import describe_target
@@ -76,9 +84,9 @@ def on_varset(tr: CallTracker, e: ev.VarSet, ts: float, out: Out) -> None:
     call = _caller_call(tr, e.chan)
     if call is None:
         return
-    seg = call.last_seg(uid=e.chan.uniqueid)
-    if seg is not None and seg.outcome is None:
-        tr._settle_pending(call, seg, ts, out, status)
+    pending = call.last_seg(uid=e.chan.uniqueid)
+    if pending is not None and pending.outcome is None:
+        tr._settle_pending(call, pending, ts, out, status)
 
 
 def on_hangup(tr: CallTracker, e: ev.Hangup, ts: float, out: Out) -> None:

@@ -80,7 +80,7 @@ class RepeatIndex:
     def _prune(self, now: float) -> None:
         # Entries are in insertion order of their latest call, so the oldest are at the front.
         while self._last:
-            number, ts = next(iter(self._last.items()))
+            _, ts = next(iter(self._last.items()))
             if now - ts <= self.horizon:
                 break
             self._last.popitem(last=False)

@@ -11,16 +11,21 @@ event at all; transfers are known from BlindTransfer/AttendedTransfer, not from 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from monitor.core import events as ev
 from monitor.core.members import Members
-from monitor.core.state import NO_CHAN, CallState, ChanState, SegState
 from monitor.core.records import (
-    UNANSWERED_FOR_VOICEMAIL, CallClosed, CallRecord, Note, RepeatNote, RingNoAnswer, RingNoAnswerNote,
-    Segment, SegmentNote, Survey, SurveyNote, TalkNote, Transfer, TransferNote, Voicemail, VoicemailNote,
+    CallClosed,
+    CallRecord,
+    Note,
+    RepeatNote,
+    SegmentNote,
+    Survey,
+    SurveyNote,
 )
 from monitor.core.repeat import RepeatIndex, normalize_number
+from monitor.core.state import NO_CHAN, CallState, ChanState, SegState
 from monitor.core.transfers import TransferTargets
 
 
@@ -244,7 +249,7 @@ class CallTracker:
         else:
             outcome = "unknown"
         targets = [t.to for t in call.transfers]
-        ping_pong = len(call.transfers) >= 2 and len(set(targets)) < len(targets) or len(call.transfers) >= 3
+        ping_pong = (len(call.transfers) >= 2 and len(set(targets)) < len(targets)) or len(call.transfers) >= 3
         return CallRecord(
             call.linkedid, call.call_id, call.caller, call.caller_name, call.start_ts, ts, segs,
             tuple(call.transfers), call.voicemail, call.survey, call.repeat, outcome, closed_by,
