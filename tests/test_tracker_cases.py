@@ -145,3 +145,15 @@ def test_members_state_from_queue_events() -> None:
     assert ("agent1", "logout", "") in seen and ("agent2", "login", "") in seen
     assert tr.members.counts("support") == {"available": 1, "in_call": 0, "ringing": 0, "paused": 0,
                                             "unavailable": 0}
+
+
+def test_calls_whose_hangup_never_comes_are_swept_as_stale() -> None:
+    tr = CallTracker(TrackerConfig(max_call_age_s=3600))
+    c = CallBuilder("11.1")
+    for m in [c.queue_app(0, "q"), c.join(0, "q")]:
+        e = normalize(m)
+        assert e is not None and not isinstance(e, Skip)
+        tr.feed(e, 0)
+    assert tr.sweep(1000) == [] and tr.open_calls == 1
+    (closed,) = tr.sweep(4000)
+    assert closed.record.closed_by == "stale" and tr.open_calls == 0  # type: ignore[union-attr]

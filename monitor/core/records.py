@@ -97,7 +97,7 @@ class CallRecord:
     survey: Survey | None = None
     repeat_windows: tuple[str, ...] = ()
     outcome: str = "unknown"
-    closed_by: str = "hangup"  # hangup | gap | eof | shutdown
+    closed_by: str = "hangup"  # hangup | gap | eof | shutdown | stale
     pbx: str = "default"
     ping_pong: bool = False
     extra: dict[str, Any] = field(default_factory=dict)

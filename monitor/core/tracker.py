@@ -37,6 +37,7 @@ class TrackerConfig:
     repeat_windows: tuple[str, ...] = ("24h",)
     repeat_max_entries: int = 500_000
     max_channels: int = 200_000
+    max_call_age_s: float = 86_400.0  # a call open longer lost its Hangup (filtered AMI user?): closed as stale
     pbx: str = "default"
 
 
@@ -74,7 +75,14 @@ class CallTracker:
         handler = _HANDLERS.get(type(event))
         if handler is not None:
             handler(self, event, ts, out)
+        if self.stats["events"] % 4096 == 0:
+            out.extend(self.sweep(self.now))
         return out
+
+    def sweep(self, now: float) -> list[Note]:
+        """Close calls open longer than ``max_call_age_s`` (their hang-up was never seen) as ``stale``."""
+        limit = now - self.config.max_call_age_s
+        return [self._close(c, now, "stale") for c in list(self._calls.values()) if c.start_ts < limit]
 
     def add_survey(self, uid_or_linkedid: str, survey: Survey) -> list[Note]:
         """Attach a survey answer (from the AGI server) to an open call; False-y list if unknown."""
