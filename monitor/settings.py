@@ -60,6 +60,10 @@ class StoreSettings:
     retention_days: int | None = None
     hash_callers: bool = False
     hash_salt: str = field(default="", repr=False)
+    auto_migrate: bool | None = None  # None: migrate SQLite on start, never PostgreSQL (use `qmon db upgrade`)
+    connect_timeout_s: float = 5.0
+    sqlite_busy_timeout_s: float = 5.0
+    retry_max_s: float = 30.0  # cap of the retry backoff while the database is down
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,20 @@ class SurveySettings:
     callback_delay_s: float = 60.0
     callback_max_attempts: int = 2
     callback_rate_per_min: int = 10
+    # Added for the survey server (issue 6); "key=value" strings so TOML lists and env vars map simply.
+    state_path: str = "qmon-survey.db"  # opt-out list + last-surveyed-at (SQLite)
+    seed: str = "qmon"  # sampling hash seed: the same call always gets the same sampling decision
+    queue_sampling: tuple[str, ...] = ()  # "queue=0.25"
+    queue_language: tuple[str, ...] = ()  # "queue=pl"
+    languages: tuple[str, ...] = ("en", "pl")  # languages with installed prompts
+    prompt_path: str = "qmon/{lang}/{name}"  # Asterisk sound name, no extension
+    prompt_files: tuple[str, ...] = ()  # "csat=my-csat-recording" (keys: csat nps ces invalid noinput ...)
+    digit_timeout_ms: int = 5000
+    webhook_retries: int = 3
+    callback_exten: str = "s"
+    callback_caller_id: str = ""
+    callback_retry_delay_s: float = 300.0
+    callback_answer_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,68 @@
+"""From :class:`~monitor.settings.SurveySettings` to the survey's own config objects (errors all at once)."""
+
+from __future__ import annotations
+
+from monitor.core.survey import PROMPT_KEYS, PolicyConfig, parse_quiet_hours
+from monitor.settings import SurveySettings
+from monitor.survey.callback import CallbackConfig
+
+
+def _pairs(name: str, items: tuple[str, ...], errors: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            errors.append(f"survey.{name}: {item!r} is not KEY=VALUE")
+            continue
+        out.append((key.strip(), value.strip()))
+    return out
+
+
+def policy_config(s: SurveySettings) -> PolicyConfig:
+    """The pure policy config; ValueError listing every bad survey setting."""
+    errors: list[str] = []
+    quiet = None
+    try:
+        quiet = parse_quiet_hours(s.quiet_hours)
+    except ValueError as exc:
+        errors.append(f"survey.{exc}")
+    sampling: list[tuple[str, float]] = []
+    for q, v in _pairs("queue_sampling", s.queue_sampling, errors):
+        try:
+            rate = float(v)
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError
+            sampling.append((q, rate))
+        except ValueError:
+            errors.append(f"survey.queue_sampling: {q}: {v!r} is not a rate from 0 to 1")
+    if not 0.0 <= s.sampling_rate <= 1.0:
+        errors.append("survey.sampling_rate: must be from 0 to 1")
+    files = _pairs("prompt_files", s.prompt_files, errors)
+    errors += [f"survey.prompt_files: unknown prompt {k!r}" for k, _ in files if k not in PROMPT_KEYS]
+    langs = _pairs("queue_language", s.queue_language, errors)
+    errors += [f"survey.queue_language: {q}: {v!r} not in languages" for q, v in langs if v not in s.languages]
+    if s.default_language not in s.languages:
+        errors.append(f"survey.default_language: {s.default_language!r} not in languages")
+    if "{lang}" not in s.prompt_path or "{name}" not in s.prompt_path:
+        errors.append("survey.prompt_path: must contain {lang} and {name}")
+    if errors:
+        raise ValueError("; ".join(errors))
+    return PolicyConfig(
+        queues=s.queues, sampling_rate=s.sampling_rate, queue_sampling=tuple(sampling), seed=s.seed,
+        cooldown_days=s.cooldown_days, quiet_hours=quiet, ask_nps=s.ask_nps, ask_ces=s.ask_ces,
+        max_duration_s=s.max_duration_s, digit_timeout_ms=s.digit_timeout_ms,
+        default_language=s.default_language, languages=s.languages, queue_language=tuple(langs),
+        prompt_path=s.prompt_path, prompt_files=tuple(files),
+    )
+
+
+def callback_config(s: SurveySettings) -> CallbackConfig:
+    """The callback scheduler's config; ValueError when callbacks are on but no channel is set."""
+    if s.callback_enabled and "{number}" not in s.callback_channel:
+        raise ValueError("survey.callback_channel: must contain {number}, e.g. PJSIP/{number}@trunk")
+    return CallbackConfig(
+        channel=s.callback_channel, context=s.callback_context, exten=s.callback_exten,
+        caller_id=s.callback_caller_id, delay_s=s.callback_delay_s, retry_delay_s=s.callback_retry_delay_s,
+        max_attempts=s.callback_max_attempts, rate_per_min=s.callback_rate_per_min,
+        answer_timeout_s=s.callback_answer_timeout_s,
+    )
