@@ -1,0 +1,121 @@
+"""Engines (SQLite in WAL mode, PostgreSQL via asyncpg), URL handling, Alembic upgrades, caller hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
+
+
+def async_url(url: str) -> str:
+    """``sqlite:///x.db`` / ``postgresql://...`` -> the asyncio driver URL (explicit drivers are kept)."""
+    u = make_url(url)
+    driver = _DRIVERS.get(u.drivername)
+    if driver is not None:
+        u = u.set(drivername=driver)
+    return u.render_as_string(hide_password=False)
+
+
+def masked(url: str) -> str:
+    """The URL with its password masked, fit for logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def is_sqlite(url: str) -> bool:
+    """Whether the URL points at SQLite."""
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def make_engine(url: str, connect_timeout_s: float = 5.0, busy_timeout_s: float = 5.0) -> AsyncEngine:
+    """An async engine; SQLite files get WAL, foreign keys and a busy timeout on every connection."""
+    full = async_url(url)
+    u = make_url(full)
+    if u.get_backend_name() == "sqlite":
+        db = u.database or ""
+        if db and db != ":memory:" and not db.startswith("file:"):
+            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(full, connect_args={"timeout": busy_timeout_s})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+            cur.close()
+
+        return engine
+    args: dict[str, Any] = {}
+    if u.get_backend_name() == "postgresql":
+        # asyncpg: a dead server must fail fast so that records go to the journal quickly.
+        args = {"timeout": connect_timeout_s, "command_timeout": max(30.0, connect_timeout_s)}
+    return create_async_engine(full, pool_pre_ping=True, pool_size=5, max_overflow=2, connect_args=args)
+
+
+def _config(conn: Connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def head_revision() -> str | None:
+    """The newest migration shipped with this version."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The revision the database is at (None when never migrated)."""
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade_sync(conn: Connection, revision: str = "head") -> None:
+    """Run the shipped Alembic migrations on a synchronous connection."""
+    command.upgrade(_config(conn), revision)
+
+
+def downgrade_sync(conn: Connection, revision: str) -> None:
+    """Downgrade to ``revision`` (``base`` drops everything)."""
+    command.downgrade(_config(conn), revision)
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> str | None:
+    """Upgrade the database to ``revision``; returns the revision it is at afterwards."""
+    async with engine.begin() as conn:
+        await conn.run_sync(upgrade_sync, revision)
+        return await conn.run_sync(current_revision)
+
+
+async def schema_revision(engine: AsyncEngine) -> str | None:
+    """The database's current revision."""
+    async with engine.connect() as conn:
+        return await conn.run_sync(current_revision)
+
+
+def caller_hasher(salt: str) -> Callable[[str | None], str | None]:
+    """A function number -> salted HMAC-SHA256 hex digest (None stays None)."""
+    key = salt.encode()
+
+    def h(number: str | None) -> str | None:
+        if number is None:
+            return None
+        return hmac.new(key, number.encode(), hashlib.sha256).hexdigest()
+
+    return h

@@ -1,0 +1,187 @@
+"""Call records <-> table rows, and the batched, idempotent insert (one transaction per batch)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import delete, insert, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from monitor.core.records import (
+    CallRecord,
+    MemberNote,
+    RingNoAnswer,
+    Segment,
+    Survey,
+    Transfer,
+    Voicemail,
+)
+from monitor.store.models import AgentEvent, Call, RingNoAnswerRow, SegmentRow, SurveyRow, TransferRow
+
+QL_PREFIX = "ql:"  # linkedid of calls imported from a queue_log (Linkedid is not in queue_log)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberItem:
+    """A member state change waiting to be stored."""
+
+    pbx: str
+    note: MemberNote
+    source: str = "ami"
+
+
+Item = CallRecord | MemberItem
+
+
+def _cut(s: str | None, n: int) -> str | None:
+    # Over-long strings would make PostgreSQL reject the whole batch; the tail is never what matters.
+    return s if s is None or len(s) <= n else s[:n]
+
+
+def call_row(r: CallRecord) -> dict[str, Any]:
+    """The ``calls`` row of a record."""
+    vm = r.voicemail
+    return {
+        "pbx": r.pbx, "linkedid": r.linkedid, "call_id": r.call_id, "caller": _cut(r.caller, 128),
+        "caller_name": _cut(r.caller_name, 256) or "", "start_ts": r.start_ts, "end_ts": r.end_ts,
+        "outcome": r.outcome, "closed_by": r.closed_by,
+        "source": "queue_log" if r.linkedid.startswith(QL_PREFIX) else "ami",
+        "repeat_windows": ",".join(r.repeat_windows), "ping_pong": r.ping_pong,
+        "vm_queue": vm.queue if vm else None, "vm_reason": vm.reason if vm else None,
+        "vm_ts": vm.ts if vm else None,
+        "extra": json.dumps(r.extra, sort_keys=True, default=str) if r.extra else None,
+    }
+
+
+def child_rows(pk: int, r: CallRecord) -> dict[str, list[dict[str, Any]]]:
+    """Segment, ring-no-answer, transfer and survey rows of a record whose call row has id ``pk``."""
+    segs, rnas = [], []
+    for i, s in enumerate(r.segments):
+        d = asdict(s)
+        d.pop("ring_no_answers")
+        segs.append({**d, "call_pk": pk, "seq": i, "agent": _cut(s.agent, 128)})
+        rnas += [{"call_pk": pk, "segment_seq": i, "queue": s.queue, "agent": _cut(x.agent, 128),
+                  "ring_ms": x.ring_ms, "ts": x.ts} for x in s.ring_no_answers]
+    xfers = [{"call_pk": pk, "seq": i, "type": t.type, "queue": t.queue, "from_agent": _cut(t.from_agent, 128),
+              "target": _cut(t.to, 256), "ts": t.ts} for i, t in enumerate(r.transfers)]
+    sv = r.survey
+    surveys = [] if sv is None else [{
+        "call_pk": pk, "caller": _cut(r.caller, 128), "queue": sv.queue, "agent": _cut(sv.agent, 128),
+        "status": _cut(sv.status, 32), "score": sv.score, "nps": sv.nps, "ces": sv.ces, "raw": _cut(sv.raw, 64),
+        "source": sv.source, "ts": sv.ts,
+    }]
+    return {"segments": segs, "rnas": rnas, "transfers": xfers, "surveys": surveys}
+
+
+def member_row(m: MemberItem) -> dict[str, Any]:
+    """The ``agent_events`` row of a member note."""
+    n = m.note
+    return {"pbx": m.pbx, "queue": n.queue, "member": _cut(n.member, 128), "interface": _cut(n.interface, 256),
+            "change": n.change, "reason": _cut(n.reason, 256) or "", "source": m.source, "ts": n.ts}
+
+
+def record_of(c: Call) -> CallRecord:
+    """Rebuild the :class:`CallRecord` of a stored call (relationships must be loaded)."""
+    rnas: dict[int, list[RingNoAnswer]] = {}
+    for x in c.ring_no_answers:
+        rnas.setdefault(x.segment_seq, []).append(RingNoAnswer(x.agent, x.ring_ms, x.ts))
+    segs = tuple(
+        Segment(s.queue, s.entered, s.join_ts, s.end_ts, s.position, s.exit_position, s.outcome, s.wait_s,
+                s.agent, s.agent_uniqueid, s.ring_s, s.talk_s, s.completion, tuple(rnas.get(s.seq, ())))
+        for s in c.segments
+    )
+    sv = c.survey
+    return CallRecord(
+        linkedid=c.linkedid, call_id=c.call_id, caller=c.caller, caller_name=c.caller_name,
+        start_ts=c.start_ts, end_ts=c.end_ts, segments=segs,
+        transfers=tuple(Transfer(t.type, t.queue, t.from_agent, t.target, t.ts) for t in c.transfers),
+        voicemail=(Voicemail(c.vm_queue, c.vm_reason or "", c.vm_ts or c.end_ts)
+                   if c.vm_queue is not None else None),
+        survey=(Survey(sv.queue, sv.agent, sv.status, sv.score, sv.raw, sv.source, sv.ts, sv.nps, sv.ces)
+                if sv is not None else None),
+        repeat_windows=tuple(w for w in c.repeat_windows.split(",") if w),
+        outcome=c.outcome, closed_by=c.closed_by, pbx=c.pbx, ping_pong=c.ping_pong,
+        extra=json.loads(c.extra) if c.extra else {},
+    )
+
+
+@dataclass
+class WriteResult:
+    """What one batch did."""
+
+    calls: int = 0
+    members: int = 0
+    duplicates: int = 0
+    replaced: int = 0
+
+
+def _insert(dialect: str, model: type[Any]) -> Any:
+    if dialect == "postgresql":
+        return pg_insert(model)
+    if dialect == "sqlite":
+        return sqlite_insert(model)
+    raise ValueError(f"unsupported database dialect {dialect!r} (use sqlite or postgresql)")
+
+
+async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item]) -> WriteResult:
+    """Insert a batch in the caller's transaction; calls already stored (pbx+linkedid) are skipped."""
+    res = WriteResult()
+    calls: dict[tuple[str, str], CallRecord] = {}
+    members: list[dict[str, Any]] = []
+    for it in items:
+        if isinstance(it, MemberItem):
+            members.append(member_row(it))
+        elif (it.pbx, it.linkedid) in calls:
+            res.duplicates += 1
+        else:
+            calls[(it.pbx, it.linkedid)] = it
+    if calls:
+        # A live record supersedes the same call backfilled from queue_log (richer: linkedid, survey, voicemail).
+        ql = [(r.pbx, QL_PREFIX + r.call_id) for r in calls.values() if not r.linkedid.startswith(QL_PREFIX)]
+        if ql:
+            d = await session.execute(delete(Call).where(tuple_(Call.pbx, Call.linkedid).in_(ql)))
+            res.replaced = int(getattr(d, "rowcount", 0) or 0)
+        stmt = (_insert(dialect, Call).values([call_row(r) for r in calls.values()])
+                .on_conflict_do_nothing(index_elements=["pbx", "linkedid"])
+                .returning(Call.id, Call.pbx, Call.linkedid))
+        inserted = (await session.execute(stmt)).all()
+        res.calls = len(inserted)
+        res.duplicates += len(calls) - len(inserted)
+        children: dict[str, list[dict[str, Any]]] = {"segments": [], "rnas": [], "transfers": [], "surveys": []}
+        for pk, pbx, lid in inserted:
+            for k, rows in child_rows(pk, calls[(pbx, lid)]).items():
+                children[k] += rows
+        for key, model in (("segments", SegmentRow), ("rnas", RingNoAnswerRow), ("transfers", TransferRow),
+                           ("surveys", SurveyRow)):
+            if children[key]:
+                await session.execute(insert(model), children[key])
+    if members:
+        stmt = (_insert(dialect, AgentEvent).values(members)
+                .on_conflict_do_nothing(index_elements=["pbx", "queue", "interface", "change", "ts"])
+                .returning(AgentEvent.id))
+        res.members = len((await session.execute(stmt)).all())
+        res.duplicates += len(members) - res.members
+    return res
+
+
+def item_to_json(it: Item) -> dict[str, Any]:
+    """The journal line of an item."""
+    if isinstance(it, MemberItem):
+        return {"v": 1, "k": "member", "pbx": it.pbx, "source": it.source, "n": asdict(it.note)}
+    return {"v": 1, "k": "call", "r": it.to_dict()}
+
+
+def item_from_json(d: dict[str, Any]) -> Item:
+    """Parse a journal line (raises KeyError/TypeError/ValueError on a malformed one)."""
+    from monitor.core.records import record_from_dict
+
+    if d["k"] == "member":
+        return MemberItem(str(d["pbx"]), MemberNote(**d["n"]), str(d.get("source", "ami")))
+    if d["k"] == "call":
+        return record_from_dict(d["r"])
+    raise ValueError(f"unknown journal entry kind {d['k']!r}")
