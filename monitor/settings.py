@@ -52,6 +52,7 @@ class StoreSettings:
     """Where call records go."""
 
     url: str = field(default="sqlite+aiosqlite:///qmon.db", repr=False)  # may hold a password
+    url_file: str | None = None  # a file holding the URL (so its password stays out of the config file)
     journal_path: str = "qmon-journal.jsonl"
     queue_size: int = 10_000
     batch_size: int = 200
