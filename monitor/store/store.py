@@ -215,7 +215,7 @@ class Store:
             await self._ensure_schema()
             await self._replay_journal()
             if batch:
-                await self._write(batch)
+                await self.write_items(batch)
             self._mark_up()
         except asyncio.CancelledError:
             raise
@@ -224,8 +224,8 @@ class Store:
             self._mark_down(exc)
         self._inflight = []
 
-    async def _write(self, items: Sequence[Item], reject: Callable[[Sequence[Item]], None] | None = None) -> None:
-        """One batch in one session/transaction; bad data is isolated item by item and rejected."""
+    async def write_items(self, items: Sequence[Item]) -> None:
+        """Write one batch in one transaction (idempotent); bad data is isolated item by item and rejected."""
         assert self._sessions is not None
         try:
             async with self._sessions() as session, session.begin():
@@ -239,7 +239,7 @@ class Store:
                 self.journal.reject(item_to_json(i) for i in items)
                 return
             for it in items:
-                await self._write([it])
+                await self.write_items([it])
             return
         self._stats["batches"] += 1
         self._stats["calls_written"] += res.calls
@@ -261,7 +261,7 @@ class Store:
                     self._stats["rejected"] += 1
                     self.journal.reject([e])
             if items:
-                await self._write(items)
+                await self.write_items(items)
             self._stats["journal_replayed"] += len(items)
             self.journal.consume(end, nlines)
 

@@ -1,0 +1,135 @@
+"""Historical report rows: per queue (from ``build_report``, so equal to ``qmon replay``) and per agent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from monitor.core.records import CallRecord
+from monitor.core.report import build_report
+
+QUEUE_COLUMNS = (
+    "offered", "entered", "answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "join_empty",
+    "exit_key", "service_level", "asa_s", "aht_s", "longest_wait_s", "voicemail", "transfers", "repeat_calls",
+    "repeat_rate", "fcr", "csat_responses", "csat_mean", "csat_satisfied_ratio", "csat_response_rate",
+)
+AGENT_COLUMNS = (
+    "answered", "asa_s", "aht_s", "talk_s", "ring_no_answer", "completed_by_agent", "completed_by_caller",
+    "transfers", "csat_responses", "csat_mean", "csat_satisfied_ratio", "csat_response_rate",
+)
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def _mean(xs: Sequence[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+Rows = dict[str, dict[str, Any]]
+
+
+def queue_rows(records: Sequence[CallRecord], sl_threshold_s: float) -> tuple[dict[str, Any], Rows]:
+    """The replay-equal report and a row per queue with the derived figures (offered = entered + join_empty)."""
+    report = build_report(records, 0, sl_threshold_s)
+    first: dict[str, int] = {}
+    longest: dict[str, float] = {}
+    for r in records:
+        if r.segments:
+            first[r.segments[0].queue] = first.get(r.segments[0].queue, 0) + 1
+        for s in r.segments:
+            if s.wait_s is not None:
+                longest[s.queue] = max(longest.get(s.queue, 0.0), s.wait_s)
+    rows: dict[str, dict[str, Any]] = {}
+    for q, b in report["queues"].items():
+        repeat_rate = _ratio(b["repeat_calls"], first.get(q, 0))
+        c = b["csat"]
+        rows[q] = {
+            "offered": b["entered"] + b["join_empty"],
+            **{k: b[k] for k in ("entered", "answered", "abandoned", "abandoned_short", "timeout", "exit_empty",
+                                 "join_empty", "exit_key", "service_level")},
+            "asa_s": b["wait_answered_s"]["mean"], "aht_s": b["talk_s"]["mean"],
+            "longest_wait_s": longest.get(q), "voicemail": b["voicemail"],
+            "transfers": b["transfers_blind"] + b["transfers_attended"], "repeat_calls": b["repeat_calls"],
+            "repeat_rate": repeat_rate, "fcr": None if repeat_rate is None else 1.0 - repeat_rate,
+            "csat_responses": c["responses"], "csat_mean": c["mean"], "csat_satisfied_ratio": c["satisfied_ratio"],
+            "csat_response_rate": _ratio(c["responses"], b["answered"]),
+        }
+    return report, rows
+
+
+def agent_rows(records: Iterable[CallRecord], queue: str | None = None) -> dict[str, dict[str, Any]]:
+    """A row per agent: calls answered, ASA, AHT, ring-no-answers, transfers out, CSAT of their calls."""
+    acc: dict[str, dict[str, Any]] = {}
+
+    def a(name: str) -> dict[str, Any]:
+        return acc.setdefault(name, {"answered": 0, "_wait": [], "_talk": [], "ring_no_answer": 0,
+                                     "completed_by_agent": 0, "completed_by_caller": 0, "transfers": 0,
+                                     "_csat": []})
+
+    for r in records:
+        for s in r.segments:
+            if queue is not None and s.queue != queue:
+                continue
+            for x in s.ring_no_answers:
+                a(x.agent)["ring_no_answer"] += 1
+            if s.outcome == "answered" and s.agent:
+                b = a(s.agent)
+                b["answered"] += 1
+                if s.wait_s is not None:
+                    b["_wait"].append(s.wait_s)
+                if s.talk_s is not None:
+                    b["_talk"].append(s.talk_s)
+                if s.completion in ("agent", "caller"):
+                    b[f"completed_by_{s.completion}"] += 1
+        for t in r.transfers:
+            if t.from_agent and (queue is None or t.queue == queue):
+                a(t.from_agent)["transfers"] += 1
+        sv = r.survey
+        if sv is not None and sv.agent and sv.status == "OK" and sv.score is not None:
+            if queue is None or sv.queue == queue:
+                a(sv.agent)["_csat"].append(float(sv.score))
+    out: dict[str, dict[str, Any]] = {}
+    for name, b in sorted(acc.items()):
+        scores: list[float] = b["_csat"]
+        out[name] = {
+            "answered": b["answered"], "asa_s": _mean(b["_wait"]), "aht_s": _mean(b["_talk"]),
+            "talk_s": sum(b["_talk"]), "ring_no_answer": b["ring_no_answer"],
+            "completed_by_agent": b["completed_by_agent"], "completed_by_caller": b["completed_by_caller"],
+            "transfers": b["transfers"], "csat_responses": len(scores), "csat_mean": _mean(scores),
+            "csat_satisfied_ratio": _ratio(sum(1 for s in scores if s >= 4), len(scores)),
+            "csat_response_rate": _ratio(len(scores), b["answered"]),
+        }
+    return out
+
+
+def bucket_key(ts: float, by: str, tz: tzinfo) -> str:
+    """The day (``2026-11-21``) or hour (``2026-11-21T14:00``) of a time, in ``tz``."""
+    d = datetime.fromtimestamp(ts, tz)
+    return d.strftime("%Y-%m-%d") if by == "day" else d.strftime("%Y-%m-%dT%H:00")
+
+
+def history(records: Sequence[CallRecord], sl_threshold_s: float, queue: str | None = None,
+            agent: str | None = None, by: str | None = None, tz: tzinfo | None = None) -> dict[str, Any]:
+    """The whole historical report: the replay-equal ``report``, ``queues``, ``agents`` and ``buckets``."""
+    tz = tz or UTC
+
+    def one(recs: Sequence[CallRecord]) -> dict[str, Any]:
+        report, queues = queue_rows(recs, sl_threshold_s)
+        agents = agent_rows(recs, queue)
+        if queue is not None:
+            queues = {q: v for q, v in queues.items() if q == queue}
+        if agent is not None:
+            agents = {n: v for n, v in agents.items() if n == agent}
+        return {"report": report, "queues": queues, "agents": agents}
+
+    out = one(records)
+    if by is not None:
+        groups: dict[str, list[CallRecord]] = {}
+        for r in records:
+            groups.setdefault(bucket_key(r.start_ts, by, tz), []).append(r)
+        out["buckets"] = [{"start": k, **{x: v for x, v in one(g).items() if x != "report"}}
+                          for k, g in sorted(groups.items())]
+    return out

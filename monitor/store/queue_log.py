@@ -1,0 +1,257 @@
+"""``qmon import-queue-log FILE``: backfill call records from an Asterisk queue_log, never counting a call twice.
+
+queue_log has no Linkedid, so imported calls get ``ql:<callid>``; a call already stored from AMI is recognised
+by its ``call_id`` (= queue_log callid) on the same PBX and skipped, and a later AMI record of an imported call
+replaces it (see :func:`monitor.store.rows.write_batch`). Importing the same file twice changes nothing.
+Not in queue_log, so never imported: voicemail fallthrough, join_empty, survey answers, the caller's name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from monitor.core.records import CallRecord, MemberNote, RingNoAnswer, Segment, Transfer
+from monitor.core.repeat import RepeatIndex, normalize_number
+from monitor.settings import StoreSettings
+from monitor.store.cli import UsageError, add_db_args, store_settings
+from monitor.store.engine import masked
+from monitor.store.models import AgentEvent, Call
+from monitor.store.rows import QL_PREFIX, Item, MemberItem
+from monitor.store.store import Store
+
+_END = {"ABANDON": "abandoned", "EXITWITHTIMEOUT": "timeout", "EXITEMPTY": "exit_empty", "EXITWITHKEY": "exit_key"}
+_MEMBER = {"ADDMEMBER": "login", "AGENTLOGIN": "login", "REMOVEMEMBER": "logout", "AGENTLOGOFF": "logout",
+           "PAUSE": "pause", "UNPAUSE": "unpause"}
+
+
+@dataclass
+class _Seg:
+    queue: str
+    join_ts: float
+    position: int
+    end_ts: float | None = None
+    exit_position: int = 0
+    outcome: str = "unknown"
+    wait_s: float | None = None
+    agent: str | None = None
+    agent_uid: str | None = None
+    ring_s: int | None = None
+    talk_s: float | None = None
+    completion: str | None = None
+    rnas: list[RingNoAnswer] = field(default_factory=list)
+
+
+@dataclass
+class _Call:
+    callid: str
+    caller: str | None
+    start_ts: float
+    end_ts: float
+    segs: list[_Seg] = field(default_factory=list)
+    transfers: list[Transfer] = field(default_factory=list)
+
+
+@dataclass
+class QueueLog:
+    """What a queue_log holds, as records and member changes."""
+
+    records: list[CallRecord] = field(default_factory=list)
+    members: list[MemberItem] = field(default_factory=list)
+    lines: int = 0
+    bad_lines: int = 0
+    ignored_events: dict[str, int] = field(default_factory=dict)
+
+
+def _int(v: str, default: int = 0) -> int:
+    try:
+        return int(float(v))
+    except ValueError:
+        return default
+
+
+def _f(v: str) -> float | None:
+    try:
+        return float(v)
+    except ValueError:
+        return None
+
+
+def parse_queue_log(lines: Iterable[str], pbx: str = "default", abandon_short_s: float = 5.0) -> QueueLog:
+    """Parse queue_log lines (``time|callid|queue|agent|event|data...``) into call records (time order)."""
+    out = QueueLog()
+    calls: dict[str, _Call] = {}
+    for raw in lines:
+        line = raw.rstrip("\r\n")
+        if not line.strip():
+            continue
+        out.lines += 1
+        parts = line.split("|")
+        ts = _f(parts[0]) if parts else None
+        if len(parts) < 5 or ts is None:
+            out.bad_lines += 1
+            continue
+        _, callid, queue, agent, event, *data = parts
+        data += [""] * (5 - len(data))
+        if event in _MEMBER:
+            if queue not in ("", "NONE") and agent not in ("", "NONE"):
+                reason = data[0] if event == "PAUSE" else ""
+                out.members.append(MemberItem(pbx, MemberNote(queue, agent, agent, _MEMBER[event], reason, ts),
+                                              "queue_log"))
+            continue
+        call = calls.get(callid)
+        if event == "ENTERQUEUE":
+            if call is None:
+                call = calls[callid] = _Call(callid, normalize_number(data[1]), ts, ts)
+            call.segs.append(_Seg(queue, ts, _int(data[2])))
+            continue
+        seg = next((s for s in reversed(call.segs) if s.queue == queue), None) if call else None
+        if call is None or seg is None:
+            out.ignored_events[event] = out.ignored_events.get(event, 0) + 1
+            continue
+        call.end_ts = max(call.end_ts, ts)
+        if event == "CONNECT":
+            seg.outcome, seg.wait_s, seg.agent = "answered", float(_int(data[0])), agent
+            seg.agent_uid, seg.ring_s, seg.end_ts = data[1] or None, _int(data[2]), ts
+        elif event in ("COMPLETEAGENT", "COMPLETECALLER"):
+            seg.completion = "agent" if event == "COMPLETEAGENT" else "caller"
+            seg.talk_s = float(_int(data[1]))
+        elif event in ("BLINDTRANSFER", "ATTENDEDTRANSFER"):
+            blind = event == "BLINDTRANSFER"
+            seg.completion, seg.talk_s = "transfer", float(_int(data[3]))
+            to = f"{data[0]}@{data[1]}" if blind else f"{data[0].lower()}:{data[1]}"
+            call.transfers.append(Transfer("blind" if blind else "attended", queue, agent, to, ts))
+        elif event in _END:
+            i = 1 if event == "EXITWITHKEY" else 0
+            seg.exit_position, seg.position = _int(data[i]), _int(data[i + 1], seg.position)
+            seg.wait_s, seg.end_ts = float(_int(data[i + 2])), ts
+            seg.outcome = _END[event]
+            if seg.outcome == "abandoned" and seg.wait_s < abandon_short_s:
+                seg.outcome = "abandoned_short"
+        elif event == "RINGNOANSWER":
+            seg.rnas.append(RingNoAnswer(agent, _int(data[0]), ts))
+        else:  # RINGCANCELED, SYSCOMPAT, custom events: nothing to count
+            out.ignored_events[event] = out.ignored_events.get(event, 0) + 1
+    out.records = sorted((_record(c, pbx) for c in calls.values()), key=lambda r: (r.start_ts, r.call_id))
+    return out
+
+
+def _record(c: _Call, pbx: str) -> CallRecord:
+    segs = tuple(
+        Segment(s.queue, True, s.join_ts, s.end_ts if s.end_ts is not None else c.end_ts, s.position,
+                s.exit_position, s.outcome, s.wait_s, s.agent, s.agent_uid, s.ring_s, s.talk_s, s.completion,
+                tuple(s.rnas))
+        for s in c.segs
+    )
+    if any(s.outcome == "answered" for s in segs):
+        outcome = "answered"
+    else:
+        outcome = segs[-1].outcome if segs else "unknown"
+    unknown = any(s.outcome == "unknown" for s in segs)
+    return CallRecord(QL_PREFIX + c.callid, c.callid, c.caller, "", c.start_ts, c.end_ts, segs,
+                      tuple(c.transfers), outcome=outcome, closed_by="eof" if unknown else "queue_log", pbx=pbx)
+
+
+async def import_queue_log(
+    store: Store, log: QueueLog, pbx: str, windows: tuple[str, ...] = ("24h",),
+) -> dict[str, int]:
+    """Write the parsed queue_log through a started store; calls/member changes already stored are skipped."""
+    assert store.engine is not None
+    sessions = async_sessionmaker(store.engine)
+    ids = [r.call_id for r in log.records]
+    existing: set[str] = set()
+    async with sessions() as session:
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            existing |= set((await session.scalars(
+                select(Call.call_id).where(Call.pbx == pbx, Call.call_id.in_(chunk)))).all())
+        known: list[tuple[str, str, str, float]] = []
+        if log.members:
+            lo, hi = min(m.note.ts for m in log.members), max(m.note.ts for m in log.members)
+            known = [tuple(r) for r in (await session.execute(  # type: ignore[misc]
+                select(AgentEvent.queue, AgentEvent.member, AgentEvent.change, AgentEvent.ts)
+                .where(AgentEvent.pbx == pbx, AgentEvent.ts >= lo - 2, AgentEvent.ts <= hi + 2))).all()]
+    index: RepeatIndex = store.repeat_index(windows)
+    if log.records:
+        await store.load_repeat_index(index, index.horizon, log.records[0].start_ts - 1e-6, pbx)
+    items: list[Item] = []
+    for r in log.records:
+        rep = index.check_and_add(r.caller, r.start_ts)
+        if r.call_id not in existing:
+            items.append(store.prepare(replace(r, repeat_windows=rep)))
+    # AMI stamps member changes to the microsecond, queue_log to the second: the same change within 2 s.
+    members = [m for m in log.members if not any(
+        q == m.note.queue and mem == m.note.member and ch == m.note.change and abs(t - m.note.ts) <= 2
+        for q, mem, ch, t in known)]
+    all_items: list[Item] = [*items, *members]
+    for i in range(0, len(all_items), store.settings.batch_size):
+        await store.write_items(all_items[i:i + store.settings.batch_size])
+    return {"calls": len(log.records), "imported": len(items), "already_stored": len(log.records) - len(items),
+            "member_changes": len(members), "member_changes_already_stored": len(log.members) - len(members),
+            "lines": log.lines, "bad_lines": log.bad_lines}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qmon import-queue-log",
+                                description="Load an Asterisk queue_log into the database (idempotent).")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="queue_log file(s)")
+    p.add_argument("--pbx", default="default", help="PBX name the calls belong to (the [[ami]] name)")
+    p.add_argument("--abandon-short-s", type=float, default=5.0, help="short-abandon threshold (default 5)")
+    p.add_argument("--repeat-window", action="append", default=None, help="repeat-caller window (default 24h)")
+    add_db_args(p)
+    return p
+
+
+async def _run(s: StoreSettings, files: list[Path], pbx: str, short: float, windows: tuple[str, ...]) -> int:
+    store = Store(s)
+    await store.start()
+    try:
+        ok, why = await store.writable()
+        if not ok:
+            print(f"qmon import-queue-log: {masked(s.url)}: {why}", file=sys.stderr)
+            return 1
+        for f in files:
+            with f.open(encoding="utf-8", errors="replace") as fh:
+                log = parse_queue_log(fh, pbx, short)
+            res = await import_queue_log(store, log, pbx, windows)
+            print(f"{f}: " + ", ".join(f"{k} {v}" for k, v in res.items()))
+        return 0
+    finally:
+        await store.close()
+
+
+def cmd_import(argv: list[str], env: Mapping[str, str]) -> int:
+    """Run ``qmon import-queue-log``."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        s = store_settings(args, env)
+    except UsageError as exc:
+        print(f"qmon import-queue-log: {exc}", file=sys.stderr)
+        return 2
+    missing = [str(f) for f in args.files if not f.is_file()]
+    if missing or args.abandon_short_s < 0:
+        why = f"no such file: {', '.join(missing)}" if missing else "--abandon-short-s must be >= 0"
+        print(f"qmon import-queue-log: {why}", file=sys.stderr)
+        return 2
+    windows = tuple(args.repeat_window or ["24h"])
+    try:
+        for w in windows:
+            RepeatIndex((w,))
+    except ValueError as exc:
+        print(f"qmon import-queue-log: --repeat-window: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_run(s, args.files, args.pbx, args.abandon_short_s, windows))
+    except Exception as exc:
+        print(f"qmon import-queue-log: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1

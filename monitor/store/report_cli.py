@@ -1,0 +1,154 @@
+"""``qmon report --from --to [--queue] [--agent] [--format table|csv|json] [--by day|hour] [--db URL]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+import sys
+import time
+from collections.abc import Mapping
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from monitor.settings import StoreSettings
+from monitor.store.cli import UsageError, add_db_args, store_settings
+from monitor.store.engine import masked
+from monitor.store.history import AGENT_COLUMNS, QUEUE_COLUMNS, history
+from monitor.store.store import Store
+
+
+def parse_time(text: str, tz: tzinfo, end: bool = False) -> float:
+    """Epoch seconds, ``YYYY-MM-DD`` (a whole day: ``--to`` includes it) or an ISO datetime in ``tz``."""
+    t = text.strip()
+    try:
+        return float(t)
+    except ValueError:
+        pass
+    try:
+        d = datetime.fromisoformat(t)
+    except ValueError:
+        raise UsageError(f"bad time {text!r}: use YYYY-MM-DD, an ISO datetime or epoch seconds") from None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=tz)
+    if end and len(t) == 10:
+        d += timedelta(days=1)
+    return d.timestamp()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qmon report", description="Historical per-queue and per-agent report.")
+    p.add_argument("--from", dest="from_", metavar="TIME", help="start (default: --to minus 1 day)")
+    p.add_argument("--to", metavar="TIME", help="end, exclusive; a date includes that day (default: now)")
+    p.add_argument("--queue", help="only this queue (agents: only their calls in it)")
+    p.add_argument("--agent", help="only this agent in the agent table")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--by", choices=("day", "hour"), help="also break down by day or hour")
+    p.add_argument("--tz", default="UTC", help="time zone of dates and buckets (default UTC)")
+    p.add_argument("--sl-threshold-s", type=float, default=20.0, help="service-level threshold (default 20)")
+    add_db_args(p)
+    return p
+
+
+def _f(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return str(v)
+
+
+_SHORT = {"abandoned_short": "short", "exit_empty": "empty", "join_empty": "jempty", "service_level": "SL",
+          "longest_wait_s": "maxwait", "repeat_calls": "rep", "repeat_rate": "reprate", "csat_responses": "resp",
+          "csat_mean": "csat", "csat_satisfied_ratio": "csat%", "csat_response_rate": "rrate",
+          "completed_by_agent": "byagent", "completed_by_caller": "bycaller", "ring_no_answer": "rna",
+          "transfers": "xfer", "voicemail": "vm"}
+
+
+def _table(title: str, rows: Mapping[str, Mapping[str, Any]], cols: tuple[str, ...]) -> list[str]:
+    heads = [_SHORT.get(c, c.removesuffix("_s")) for c in cols]
+    w = [max(len(h), *(len(_f(r[c])) for r in rows.values())) if rows else len(h) for h, c in zip(heads, cols,
+                                                                                                   strict=True)]
+    nw = max([len(title), *(len(n) for n in rows)])
+    lines = [" ".join([f"{title:<{nw}}", *(f"{h:>{x}}" for h, x in zip(heads, w, strict=True))])]
+    lines += [" ".join([f"{n:<{nw}}", *(f"{_f(r[c]):>{x}}" for c, x in zip(cols, w, strict=True))])
+              for n, r in rows.items()]
+    return lines
+
+
+def format_table(rep: dict[str, Any]) -> str:
+    """Queue and agent tables (then one pair per bucket)."""
+    r = rep["report"]
+    out = [f"{rep['from']} .. {rep['to']}  calls {r['calls']}  voicemail {r['voicemail_calls']}  "
+           f"callers {r['callers']['distinct']}  repeat calls {r['callers']['repeat_calls']}", ""]
+    out += [*_table("queue", rep["queues"], QUEUE_COLUMNS), "", *_table("agent", rep["agents"], AGENT_COLUMNS)]
+    for b in rep.get("buckets", []):
+        out += ["", f"== {b['start']}", *_table("queue", b["queues"], QUEUE_COLUMNS)]
+        out += _table("agent", b["agents"], AGENT_COLUMNS)
+    return "\n".join(out)
+
+
+def format_csv(rep: dict[str, Any]) -> str:
+    """One row per (bucket, queue) and (bucket, agent); bucket ``total`` for the whole range."""
+    buf = io.StringIO()
+    cols = sorted(set(QUEUE_COLUMNS) | set(AGENT_COLUMNS), key=(list(QUEUE_COLUMNS) + list(AGENT_COLUMNS)).index)
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["bucket", "scope", "name", *cols])
+    for b in [{"start": "total", **rep}, *rep.get("buckets", [])]:
+        for scope in ("queues", "agents"):
+            for name, row in b[scope].items():
+                w.writerow([b["start"], scope[:-1], name, *("" if row.get(c) is None else row[c] for c in cols)])
+    return buf.getvalue()
+
+
+async def _load(s: StoreSettings, from_ts: float, to_ts: float) -> Any:
+    store = Store(s)
+    await store.start()
+    try:
+        ok, why = await store.writable()
+        if not ok:
+            raise RuntimeError(why)
+        return await store.records(from_ts, to_ts)
+    finally:
+        await store.close()
+
+
+def cmd_report(argv: list[str], env: Mapping[str, str]) -> int:
+    """Run ``qmon report``."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        try:
+            tz: tzinfo = ZoneInfo(args.tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise UsageError(f"--tz: unknown time zone {args.tz!r}") from None
+        to_ts = parse_time(args.to, tz, end=True) if args.to else time.time()
+        from_ts = parse_time(args.from_, tz) if args.from_ else to_ts - 86400.0
+        if from_ts >= to_ts:
+            raise UsageError("--from must be before --to")
+        if args.sl_threshold_s <= 0:
+            raise UsageError("--sl-threshold-s must be > 0")
+        s = store_settings(args, env)
+    except UsageError as exc:
+        print(f"qmon report: {exc}", file=sys.stderr)
+        return 2
+    try:
+        records = asyncio.run(_load(s, from_ts, to_ts))
+    except Exception as exc:
+        print(f"qmon report: {masked(s.url)}: {exc}", file=sys.stderr)
+        return 1
+    rep = history(records, args.sl_threshold_s, args.queue, args.agent, args.by, tz)
+    rep = {"from": datetime.fromtimestamp(from_ts, tz).isoformat(), "to": datetime.fromtimestamp(to_ts, tz).isoformat(),
+           "sl_threshold_s": args.sl_threshold_s, **rep}
+    if args.format == "json":
+        print(json.dumps(rep, indent=2))
+    elif args.format == "csv":
+        print(format_csv(rep), end="")
+    else:
+        print(format_table(rep))
+    return 0
