@@ -128,10 +128,8 @@ class Emitter:
         ch.state = state
         self.chan_ev(t, "Newstate", ch)
 
-    def hangup(self, t: float, ch: Chan, cause: int = 16, request: str = "") -> None:
-        """An optional (Soft)HangupRequest, then the Hangup."""
-        if request:
-            self.chan_ev(t, request, ch, Cause=str(cause if request == "SoftHangupRequest" else cause))
+    def hangup(self, t: float, ch: Chan, cause: int = 16) -> None:
+        """A Hangup (cause 16 Normal Clearing; 0 for member legs app_queue cancels)."""
         text = "Normal Clearing" if cause == 16 else "Unknown"
         self.chan_ev(t, "Hangup", ch, Cause=str(cause), **{"Cause-txt": text})
 

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass, field
 
 from monitor.demo import after, flows, talk
-from monitor.demo.emit import Emitter, Event
+from monitor.demo.emit import Bridge, Emitter, Event
 from monitor.demo.live import Live
 
 
@@ -260,7 +260,7 @@ class Simulation:
         self._release(leg.agent, end, leg.queue, em)
         self._survey(call, intent, end, leg.queue, leg.agent)
 
-    def _attended(self, em: Emitter, call: flows.Call, intent: CallIntent, leg: flows.Leg, br: talk.Bridge,
+    def _attended(self, em: Emitter, call: flows.Call, intent: CallIntent, leg: flows.Leg, br: Bridge,
                   hold: float, answered: float, end: float, target: str) -> None:
         start = answered + min(10.0, (end - answered) / 2)
         exten = f"20{int(target.removeprefix('agent')):02d}"
