@@ -40,8 +40,9 @@ async def read_headers(reader: asyncio.StreamReader, timeout_s: float, max_bytes
             raise AgiError("header timeout") from exc
         except (ValueError, asyncio.LimitOverrunError) as exc:  # one line over the stream limit
             raise AgiError("header line too long") from exc
-        if not line:
-            raise AgiHangup("closed during headers")  # EOF: the peer vanished; never loop on it
+        if not line or not line.endswith(b"\n"):
+            # EOF (possibly mid-line): the peer vanished. Never loop on it (panoramisk 1.4 does).
+            raise AgiHangup("closed during headers")
         total += len(line)
         if total > max_bytes:
             raise AgiError("headers too large")
@@ -110,7 +111,9 @@ class AgiChannel:
             raise AgiHangup("write failed") from exc
         self.commands += 1
         try:
-            return await asyncio.wait_for(self._reply(), timeout_s)
+            # asyncio.timeout, not wait_for: no extra task per command (this is the hot path).
+            async with asyncio.timeout(timeout_s):
+                return await self._reply()
         except TimeoutError as exc:
             raise AgiError(f"no reply within {timeout_s:.1f}s") from exc
 
