@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
+from sqlalchemy import select, text
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from monitor.core.records import CallRecord, MemberNote
@@ -22,6 +22,7 @@ from monitor.store import queries
 from monitor.store.engine import caller_hasher, head_revision, is_sqlite, make_engine, masked, schema_revision
 from monitor.store.engine import upgrade as run_upgrade
 from monitor.store.journal import Journal
+from monitor.store.models import Call
 from monitor.store.rows import Item, MemberItem, item_from_json, item_to_json, write_batch
 
 log = logging.getLogger("qmon.store")
@@ -31,11 +32,16 @@ class SchemaNotReady(RuntimeError):
     """The database is reachable but not migrated to this version's schema."""
 
 
-def _is_data_error(exc: BaseException) -> bool:
-    # Bad values make one batch fail forever; everything else (refused, reset, locked, timeout) is an outage.
+def _error_kind(exc: BaseException) -> str:
+    """``data`` (this batch can never be written), ``outage`` (refused, reset, locked, timeout) or ``probe``."""
     if isinstance(exc, DataError | IntegrityError):
-        return True
-    return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
+        return "data"
+    if isinstance(exc, OperationalError | InterfaceError) or not isinstance(exc, StatementError):
+        return "outage"
+    if not isinstance(exc, DBAPIError):
+        return "data"  # a value our types could not bind
+    # Drivers report some bad values generically (asyncpg: "invalid input for query argument"): ask the DB.
+    return "outage" if exc.connection_invalidated else "probe"
 
 
 class HashedRepeatIndex(RepeatIndex):
@@ -231,7 +237,8 @@ class Store:
             async with self._sessions() as session, session.begin():
                 res = await write_batch(session, self.dialect, items)
         except Exception as exc:
-            if not _is_data_error(exc):
+            kind = _error_kind(exc)
+            if kind == "outage" or (kind == "probe" and not await self._probe()):
                 raise
             if len(items) == 1:
                 log.error("database refused a record (moved to %s.rejected): %s", self.journal.path, exc)
@@ -245,6 +252,16 @@ class Store:
         self._stats["calls_written"] += res.calls
         self._stats["members_written"] += res.members
         self._stats["duplicates"] += res.duplicates
+
+    async def _probe(self) -> bool:
+        """Whether the database answers a query on our schema (then a failed batch was bad data)."""
+        assert self.engine is not None
+        try:
+            async with asyncio.timeout(2.0), self.engine.connect() as conn:
+                await conn.execute(select(Call.id).limit(0))
+        except Exception:
+            return False
+        return True
 
     async def _replay_journal(self) -> None:
         """Journal lines into the database, in file order; idempotent, so a crash midway replays harmlessly."""
