@@ -62,6 +62,13 @@ class _Pbx:
     source: SourceState | None
 
 
+def pbx_clock(tracker: CallTracker, ingest: Ingest, now: float) -> float:
+    """``now`` on the PBX's clock: event timestamps are Asterisk's, so waits are measured on it (skew removed)."""
+    if ingest.last_event_at is not None and tracker.now:
+        return now - (ingest.last_event_at - tracker.now)
+    return now
+
+
 class QmonMetrics:
     """Every qmon metric in one injected registry."""
 
@@ -243,10 +250,7 @@ class _StateCollector(Collector):
                                       labels=["pbx", "reason"])
         for name, p in sorted(m.pbxs.items()):
             tr, ing = p.tracker, p.ingest
-            # Event timestamps are the PBX's clock: measure waits on that clock (skew = ours - theirs).
-            pbx_now = now
-            if ing.last_event_at is not None and tr.now:
-                pbx_now = now - (ing.last_event_at - tr.now)
+            pbx_now = pbx_clock(tr, ing, now)
             queues = set(tr.queues) | tr.members.queues | {q for (pb, q) in m._known if pb == name}
             joins = tr.waiting()
             for q in sorted(queues | set(joins)):

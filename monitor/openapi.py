@@ -1,0 +1,128 @@
+"""The OpenAPI 3 document of ``/api/v1`` (served at ``/api/v1/openapi.json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitor import __version__
+
+_NUM_OR_NULL: dict[str, Any] = {"type": ["number", "null"]}
+_TIME = {"type": "string", "description": "epoch seconds or ISO 8601 (naive = UTC)",
+         "pattern": r"^\s*(-?[0-9]+(\.[0-9]+)?|[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9:.]+)?(Z|[+-][0-9:]+)?)\s*$"}
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None, extra: bool = True) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": list(props) if required is None else required,
+            "additionalProperties": extra}
+
+
+def _param(name: str, schema: dict[str, Any], doc: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": doc}
+
+
+def _get(summary: str, ref: str, params: list[dict[str, Any]] | None = None, bad: bool = True) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "200": {"description": "OK",
+                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}},
+        "401": {"$ref": "#/components/responses/Unauthorized"},
+    }
+    if bad:
+        responses["400"] = {"$ref": "#/components/responses/BadRequest"}
+        responses["503"] = {"$ref": "#/components/responses/Unavailable"}
+    return {"get": {"summary": summary, "parameters": params or [], "responses": responses}}
+
+
+_COUNTS = ("entered", "answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "join_empty", "exit_key",
+           "ring_no_answer", "completed_by_agent", "completed_by_caller", "transfers_blind", "transfers_attended",
+           "voicemail", "repeat_calls")
+_INT = {"type": "integer", "minimum": 0}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _obj({"error": {"type": "string"}}),
+    "Member": _obj({"name": {"type": "string"}, "interface": {"type": "string"},
+                    "state": {"enum": ["available", "in_call", "ringing", "paused", "unavailable"]},
+                    "paused_reason": {"type": "string"}}),
+    "Waiting": _obj({"join_ts": {"type": "number"}, "wait_s": {"type": "number", "minimum": 0}}),
+    "LiveQueue": _obj({
+        "pbx": {"type": "string"}, "queue": {"type": "string"}, "waiting_calls": _INT,
+        "longest_wait_s": {"type": "number", "minimum": 0},
+        "waiting": {"type": "array", "items": {"$ref": "#/components/schemas/Waiting"}},
+        "members": {"type": "array", "items": {"$ref": "#/components/schemas/Member"}},
+        "member_counts": {"type": "object", "additionalProperties": _INT},
+    }),
+    "Queues": _obj({"queues": {"type": "array", "items": {"$ref": "#/components/schemas/LiveQueue"}},
+                    "ami": {"type": "object", "additionalProperties": {"type": "boolean"}}}),
+    "Segment": _obj({"queue": {"type": "string"}, "outcome": {"type": "string"}, "entered": {"type": "boolean"},
+                     "join_ts": {"type": "number"}, "wait_s": _NUM_OR_NULL,
+                     "agent": {"type": ["string", "null"]}, "talk_s": _NUM_OR_NULL},
+                    ["queue", "outcome", "join_ts"]),
+    "Call": _obj({"linkedid": {"type": "string"}, "call_id": {"type": "string"},
+                  "caller": {"type": ["string", "null"]}, "start_ts": {"type": "number"},
+                  "end_ts": {"type": "number"}, "outcome": {"type": "string"}, "pbx": {"type": "string"},
+                  "closed_by": {"type": "string"},
+                  "segments": {"type": "array", "items": {"$ref": "#/components/schemas/Segment"}},
+                  "transfers": {"type": "array", "items": {"type": "object"}},
+                  "voicemail": {"type": ["object", "null"]}, "survey": {"type": ["object", "null"]},
+                  "repeat_windows": {"type": "array", "items": {"type": "string"}}},
+                 ["linkedid", "start_ts", "end_ts", "outcome", "segments"]),
+    "Calls": _obj({"count": _INT, "calls": {"type": "array", "items": {"$ref": "#/components/schemas/Call"}}}),
+    "QueueSummary": _obj({
+        **{k: _INT for k in _COUNTS},
+        "wait_answered_s": _obj({"n": _INT, "mean": _NUM_OR_NULL, "p50": _NUM_OR_NULL, "p90": _NUM_OR_NULL,
+                                 "max": _NUM_OR_NULL}),
+        "wait_abandoned_s": _obj({"n": _INT, "mean": _NUM_OR_NULL}),
+        "talk_s": _obj({"n": _INT, "mean": _NUM_OR_NULL}),
+        "service_level": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+        "csat": _obj({"responses": _INT, "mean": _NUM_OR_NULL, "satisfied_ratio": _NUM_OR_NULL,
+                      "scores": {"type": "object", "additionalProperties": _INT}, "invalid": _INT, "no_input": _INT}),
+    }),
+    "Summary": _obj({"from": {"type": "number"}, "to": {"type": "number"}, "sl_threshold_s": {"type": "number"},
+                     "events": _INT, "calls": _INT, "voicemail_calls": _INT,
+                     "callers": _obj({"distinct": _INT, "repeat_calls": _INT}),
+                     "queues": {"type": "object",
+                                "additionalProperties": {"$ref": "#/components/schemas/QueueSummary"}}}),
+    "Surveys": _obj({"count": _INT, "surveys": {"type": "array", "items": {"type": "object"}}}),
+}
+
+
+def _error(desc: str) -> dict[str, Any]:
+    return {"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def openapi_document(surveys: bool = False) -> dict[str, Any]:
+    """The document; ``surveys`` adds ``/api/v1/surveys`` when the survey routes are mounted."""
+    paths: dict[str, Any] = {
+        "/api/v1/queues": _get("Live state of every queue: waiting callers and members", "Queues", bad=False),
+        "/api/v1/calls": _get("Recent stored call records, newest first", "Calls", [
+            _param("since", _TIME, "calls that started at or after this time"),
+            _param("queue", {"type": "string", "maxLength": 128}, "only calls that visited this queue"),
+            _param("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "at most this many"),
+        ]),
+        "/api/v1/summary": _get("The replay-report numbers over stored calls that started in [from, to)", "Summary", [
+            _param("from", _TIME, "start (default: to - 24 h)"),
+            _param("to", _TIME, "end (default: now)"),
+        ]),
+    }
+    if surveys:
+        paths["/api/v1/surveys"] = _get("Survey results, newest first (call back unhappy callers)", "Surveys", [
+            _param("from", _TIME, "results that ended at or after"), _param("to", _TIME, "results that ended before"),
+            _param("queue", {"type": "string", "maxLength": 128}, "queue"),
+            _param("agent", {"type": "string", "maxLength": 128}, "agent"),
+            _param("max_score", {"type": "integer", "minimum": 0, "maximum": 10}, "CSAT at most this"),
+            _param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many"),
+        ])
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "qmon API", "version": __version__,
+                 "description": "Live queue state and stored call records of the qmon Asterisk monitor."},
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "responses": {"BadRequest": _error("Invalid query parameters"),
+                          "Unauthorized": _error("Missing or wrong bearer token"),
+                          "Unavailable": _error("No store configured or the database is down")},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}, {}],
+    }
