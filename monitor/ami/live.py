@@ -1,0 +1,353 @@
+"""The live AMI source: panoramisk ``Manager`` + our wire parser, reconnect with backoff, resync, fed synchronously.
+
+panoramisk is used for what it does well — Action IDs, collecting responses and event lists into futures,
+event dispatch to registered callbacks — with three workarounds (all traps seen in panoramisk 1.4 source):
+
+* **Framing/parsing** is :class:`monitor.ami.wire.WireParser`, not ``AMIProtocol.data_received``: panoramisk
+  decodes each TCP read on its own with ``errors='ignore'`` (a UTF-8 caller name split across two reads loses
+  bytes), strips each message so a last header with an empty value (``Value: ``, ``Score: ``) vanishes, never
+  bounds its buffer, and would give live events a different shape than the ``.ami`` replay path.
+* **Reconnect** is ours: ``Manager.connection_lost`` retries every 2 s forever without backoff, and re-sends
+  pending actions after the next login (an ``Originate`` could ring a customer twice). Here a lost connection
+  fails pending actions with :class:`AmiNotConnected`, and :meth:`AmiSource.run` reconnects with capped
+  exponential backoff + jitter, then resyncs the tracker from ``QueueStatus`` + ``CoreShowChannels``.
+* **Keepalive** is ours: panoramisk's pinger never checks for an answer, so a half-open TCP connection would
+  go unnoticed; we await each ``Ping`` with a timeout and drop the connection when it does not come back.
+
+Events are fed with a plain (non-coroutine) callback — panoramisk runs coroutine callbacks fire-and-forget,
+out of order — straight into :meth:`Ingest.feed` on the read path; nothing is awaited there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+from panoramisk import Manager
+from panoramisk.ami_protocol import AMIProtocol
+from panoramisk.message import Message
+
+from monitor.ami.wire import Headers, WireParser
+from monitor.core.ingest import Ingest
+from monitor.settings import AmiSettings
+
+log = logging.getLogger("qmon.ami")
+
+
+class AmiAuthError(Exception):
+    """Asterisk refused our Login (names the host and user, never the secret)."""
+
+    def __init__(self, host: str, port: int, user: str, reason: str) -> None:
+        super().__init__(f"AMI login as {user!r} on {host}:{port} refused: {reason}")
+        self.host, self.port, self.user, self.reason = host, port, user, reason
+
+
+class AmiNotConnected(ConnectionError):
+    """An action was sent while not logged in, or the connection dropped before its answer."""
+
+
+def _headers(msg: Message) -> Headers:
+    """The plain header dict our parser built for a panoramisk Message (same shape as in replays)."""
+    raw = getattr(msg, "qmon_headers", None)
+    return cast(Headers, raw) if raw is not None else {str(k): v for k, v in msg.items()}
+
+
+class _Protocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
+    """panoramisk's AMIProtocol with wire.py framing and no re-queueing of actions on close."""
+
+    def __init__(self, manager: _Manager) -> None:
+        super().__init__()
+        self._manager = manager
+        self.parser = WireParser(expect_banner=True)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # AMIProtocol.connection_made resets these; set them before the first byte can arrive.
+        self.factory = self._manager
+        self.log = log
+        self.encoding = "utf-8"
+
+    def data_received(self, data: bytes) -> None:
+        self._manager.bytes_received += len(data)
+        if self._manager.tap is not None:
+            self._manager.tap(data)
+        for headers in self.parser.feed(data):
+            msg = Message(headers)
+            msg.qmon_headers = headers
+            try:
+                self.handle_message(msg)
+            except Exception:  # one bad message (or a callback bug) must not kill the connection
+                log.exception("AMI %s: failed to handle %s", self._manager.name, headers.get("Event") or "response")
+
+    def close(self) -> None:
+        pending = {id(a): a for a in self.responses.values()}
+        self.responses.clear()
+        for action in pending.values():
+            if not action.future.done():
+                action.future.set_exception(AmiNotConnected(f"connection closed before the {action['action']} answer"))
+                action.future.exception()  # mark retrieved: nobody may be waiting (e.g. a timed-out Ping)
+        if not self.is_closed:
+            self.closed = True
+            self.transport.close()
+
+    @property
+    def is_closed(self) -> bool:
+        """True once closed (``closed`` is panoramisk's untyped attribute)."""
+        return bool(getattr(self, "closed", True))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close()
+        self._manager.protocol_lost(self, exc)
+
+
+class _Manager(Manager):  # type: ignore[misc]  # panoramisk is untyped
+    """A panoramisk Manager that never reconnects or re-sends by itself (AmiSource owns that)."""
+
+    def __init__(self, name: str, on_lost: Callable[[_Protocol, Exception | None], None]) -> None:
+        super().__init__(ping_delay=0, reconnect_timeout=0)
+        self.name = name
+        self._on_lost = on_lost
+        self.tap: Callable[[bytes], None] | None = None
+        self.bytes_received = 0
+        # Registered by Manager.__init__ to re-send actions pending at the last disconnect: we never do that.
+        self.callbacks["FullyBooted"].remove(self.send_awaiting_actions)
+
+    def protocol_lost(self, proto: _Protocol, exc: Exception | None) -> None:
+        self.awaiting_actions.clear()
+        self._on_lost(proto, exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:  # panoramisk's "Shutdown" event path
+        self.awaiting_actions.clear()
+
+
+class AmiSource:
+    """One AMI connection feeding one :class:`Ingest`; :meth:`run` until :meth:`close`."""
+
+    def __init__(self, settings: AmiSettings, ingest: Ingest, *, clock: Callable[[], float] = time.time,
+                 rng: Callable[[], float] = random.random) -> None:
+        self.settings = settings
+        self.ingest = ingest
+        self._clock = clock
+        self._rng = rng
+        self._manager = _Manager(settings.name, self._lost)
+        self._manager.register_event("*", self._on_event)
+        self._proto: _Protocol | None = None
+        self._lost_event = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._ever_up = False
+        self._down_since: float | None = None
+        self._attempts = 0
+        self._logged_error = ""
+        self.connected = False
+        self.reconnects = 0
+        self.last_event_at: float | None = None
+        self.last_error = ""
+        #: Called with every received chunk of bytes, as received (the recorder uses it; None = off).
+        self.tap: Callable[[bytes], None] | None = None
+
+    @property
+    def name(self) -> str:
+        """The pbx label of this connection."""
+        return self.settings.name
+
+    @property
+    def bytes_received(self) -> int:
+        """AMI bytes read over all connections."""
+        return int(self._manager.bytes_received)
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, log in, resync, stream events; reconnect with capped backoff + jitter until closed.
+
+        A refused Login is not fatal: the secret may be fixed on the Asterisk side without restarting qmon, so
+        we keep trying, but only every ``backoff_max_s`` (each attempt costs a security event, and tools like
+        fail2ban ban hosts that fail fast). The reason stays in :attr:`last_error` for ``/readyz``.
+        """
+        s = self.settings
+        while not self._stop.is_set():
+            try:
+                await self._connect_and_login()
+            except AmiAuthError as exc:
+                self._failed(str(exc), logging.ERROR)
+                delay = self._delay(auth=True)
+            except (OSError, TimeoutError, AmiNotConnected) as exc:
+                reason = str(exc) or type(exc).__name__
+                self._failed(f"cannot connect to AMI {s.host}:{s.port}: {reason}", logging.WARNING)
+                delay = self._delay()
+            else:
+                if self._stop.is_set():
+                    break
+                await self._session()
+                delay = self._delay()
+            if not self._stop.is_set():
+                try:
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                except TimeoutError:
+                    pass
+        self._close_transport()
+
+    async def close(self) -> None:
+        """Log off (briefly) and stop :meth:`run`."""
+        if self._stop.is_set():
+            return
+        if self.connected:
+            try:
+                await asyncio.wait_for(self._manager.send_action({"Action": "Logoff"}), 1.0)
+            except Exception:  # closing anyway: the answer to Logoff does not matter
+                pass
+        self._stop.set()
+        self._close_transport()
+
+    async def wait_ready(self, timeout_s: float = 10.0) -> None:
+        """Wait until logged in and resynced (tests, and callers that need an answer from Asterisk)."""
+        await asyncio.wait_for(self._ready.wait(), timeout_s)
+
+    async def send_action(self, action: Mapping[str, str | list[str]], timeout_s: float = 30.0
+                          ) -> list[Headers] | Headers:
+        """Send an action; its response (or the list of response + events for list actions) as plain dicts."""
+        if not self.connected:
+            raise AmiNotConnected(f"AMI {self.name} is not connected")
+        act: dict[str, Any] = dict(action)
+        if str(act.get("Action", "")).lower() == "originate" and not any(k.lower() == "async" for k in act):
+            # panoramisk reads action['async'] (KeyError) when it sees "successfully queued"; false is the default.
+            act["Async"] = "false"
+        result = await asyncio.wait_for(self._manager.send_action(act), timeout_s)
+        if isinstance(result, list):
+            return [_headers(m) for m in result]
+        return _headers(result)
+
+    # -- internals -------------------------------------------------------------------------------------
+
+    async def _connect_and_login(self) -> None:
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        self._lost_event.clear()
+        self._attempts += 1
+        _, proto = await asyncio.wait_for(
+            loop.create_connection(lambda: _Protocol(self._manager), s.host, s.port), s.connect_timeout_s)
+        self._proto = proto
+        m = self._manager
+        m.loop, m.protocol, m.tap = loop, proto, self.tap
+        m.responses = proto.responses
+        try:
+            resp = await asyncio.wait_for(m.send_action(
+                {"Action": "Login", "Username": s.username, "Secret": s.secret, "Events": "on"}), s.connect_timeout_s)
+        except BaseException:
+            self._close_transport()
+            raise
+        if not resp.success:
+            self._close_transport()
+            raise AmiAuthError(s.host, s.port, s.username, str(resp.get("Message") or resp.get("Response")))
+
+    async def _session(self) -> None:
+        """From a successful Login until the connection is lost (or we are closed)."""
+        s = self.settings
+        now = self._clock()
+        self.connected = True
+        self.last_error = ""
+        if self._ever_up:
+            self.reconnects += 1
+            log.info("AMI %s: reconnected to %s:%d after %.1f s (%d attempts)", self.name, s.host, s.port,
+                        now - (self._down_since or now), self._attempts)
+        else:
+            log.info("AMI %s: logged in to %s:%d as %s", self.name, s.host, s.port, s.username)
+        self._ever_up = True
+        self._attempts = 0
+        self._logged_error = ""
+        self._down_since = None
+        ping = asyncio.create_task(self._ping_loop(), name=f"ami-ping-{self.name}")
+        try:
+            await self._resync()
+            self._ready.set()
+            if not self._lost_event.is_set():
+                stop = asyncio.create_task(self._stop.wait())
+                lost = asyncio.create_task(self._lost_event.wait())
+                await asyncio.wait({stop, lost}, return_when=asyncio.FIRST_COMPLETED)
+                stop.cancel()
+                lost.cancel()
+        except AmiNotConnected:
+            pass  # lost during resync: the next login resyncs again (resync_begin resets the collection)
+        finally:
+            ping.cancel()
+            self._ready.clear()
+            self.connected = False
+            self._close_transport()
+        if not self._stop.is_set():
+            now = self._clock()
+            self._down_since = now
+            self.ingest.tracker.connection_lost(now)
+            self.last_error = f"connection to AMI {s.host}:{s.port} lost"
+            log.warning("AMI %s: connection to %s:%d lost; reconnecting with backoff", self.name, s.host, s.port)
+
+    async def _resync(self) -> None:
+        """Ask Asterisk what is alive now and let the tracker settle calls left suspect by a gap."""
+        tracker = self.ingest.tracker
+        tracker.resync_begin()
+        tasks = [asyncio.ensure_future(self._manager.send_action({"Action": a})) for a in
+                 ("QueueStatus", "CoreShowChannels")]
+        done, pending = await asyncio.wait(tasks, timeout=self.settings.resync_timeout_s)
+        for t in pending:
+            t.cancel()
+        if pending:
+            log.warning("AMI %s: resync answers incomplete after %.0f s; calls not confirmed alive are closed "
+                        "as gap", self.name, self.settings.resync_timeout_s)
+        results: list[Any] = []
+        for t in tasks:
+            if t in done:
+                if (exc := t.exception()) is not None:
+                    raise exc  # AmiNotConnected: the session is over, the next login resyncs again
+                result = t.result()
+                results.extend(result if isinstance(result, list) else [result])
+        for msg in results:
+            self._feed(_headers(msg))
+        self.ingest.emit(tracker.resync_end(self._clock()))
+
+    async def _ping_loop(self) -> None:
+        interval = self.settings.ping_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.wait_for(self._manager.send_action({"Action": "Ping"}),
+                                       min(interval, self.settings.connect_timeout_s))
+            except TimeoutError:
+                log.warning("AMI %s: no answer to Ping; dropping the connection", self.name)
+                self._close_transport()
+                return
+            except AmiNotConnected:
+                return
+
+    def _on_event(self, manager: Manager, message: Message) -> None:
+        """The plain callback for every event: normalise + track synchronously, never await."""
+        self._feed(_headers(message))
+
+    def _feed(self, headers: Headers) -> None:
+        now = self._clock()
+        self.last_event_at = now
+        self.ingest.feed(headers, now)
+
+    def _lost(self, proto: _Protocol, exc: Exception | None) -> None:
+        if proto is self._proto:
+            self._lost_event.set()
+
+    def _close_transport(self) -> None:
+        if self._proto is not None and not self._proto.is_closed:
+            self._proto.close()
+
+    def _failed(self, message: str, level: int) -> None:
+        self.last_error = message
+        if self._down_since is None:
+            self._down_since = self._clock()
+        if message != self._logged_error:  # once per distinct reason, not per attempt
+            self._logged_error = message
+            log.log(level, "AMI %s: %s; retrying with backoff", self.name, message)
+
+    def _delay(self, auth: bool = False) -> float:
+        s = self.settings
+        base = s.backoff_max_s if auth else min(s.backoff_max_s, s.backoff_initial_s * 2 ** max(0, self._attempts))
+        return base * (0.5 + 0.5 * self._rng())  # "equal jitter": spread out, never below half the step

@@ -1,0 +1,200 @@
+"""The live AMI source over a real TCP conversation with the test AMI server (fed from the transcripts)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from monitor.ami.live import AmiNotConnected, AmiSource
+from monitor.core.ingest import Ingest, closed_records
+from monitor.core.records import CallRecord, Note
+from monitor.core.tracker import CallTracker
+from monitor.settings import AmiSettings
+from tests.amiserver import AmiTestServer
+from tests.factcheck import SCENARIOS, assert_facts, load_facts
+
+SECRET = "s3cr3t-do-not-log"
+BYTE_SCENARIOS = ["voicemail_empty", "abandoned_short", "answered_caller_hangup"]
+
+
+@dataclass
+class Live:
+    """A running AmiSource and what it produced."""
+
+    source: AmiSource
+    ingest: Ingest
+    tracker: CallTracker
+    records: list[CallRecord] = field(default_factory=list)
+
+    def finish(self) -> list[CallRecord]:
+        """Close what is still open (like the end of a replay) and return every record."""
+        self.records.extend(closed_records(self.tracker.close_all(self.tracker.now, "eof")))
+        return self.records
+
+
+@contextlib.asynccontextmanager
+async def live_source(server: AmiTestServer, **settings: Any) -> AsyncIterator[Live]:
+    """An AmiSource logged in to ``server`` (secret SECRET), run as a task, closed on exit."""
+    tracker = CallTracker()
+    live = Live(None, None, tracker)  # type: ignore[arg-type]
+
+    def sink(notes: list[Note]) -> None:
+        live.records.extend(closed_records(notes))
+
+    live.ingest = Ingest(tracker, [sink])
+    cfg = AmiSettings(port=server.port, secret=SECRET, **settings)
+    # The clock follows the stream (events carry their own Timestamp; list answers do not).
+    live.source = AmiSource(cfg, live.ingest, clock=lambda: tracker.now or time.time())
+    task = asyncio.create_task(live.source.run())
+    try:
+        yield live
+    finally:
+        await live.source.close()
+        await asyncio.wait_for(task, 5)
+
+
+async def _drain(live: Live, server: AmiTestServer) -> None:
+    """Wait until the server wrote everything and we processed it (a Ping answer comes after it all)."""
+    await server.wait_streamed()
+    await live.source.send_action({"Action": "Ping"})
+
+
+async def _replay_over_tcp(scenario: str, mode: str) -> None:
+    async with AmiTestServer.from_transcript(scenario, secret=SECRET, mode=mode, seed=len(scenario)) as srv, \
+            live_source(srv) as live:
+        await live.source.wait_ready()
+        await _drain(live, srv)
+        assert live.ingest.skipped == {}
+        assert_facts(live.finish(), load_facts(scenario))
+        assert live.source.bytes_received > sum(len(m) for m in srv.messages)
+
+
+@pytest.mark.parametrize("mode", ["whole", "chunks"])
+@pytest.mark.parametrize("scenario", SCENARIOS)
+async def test_transcript_over_tcp(scenario: str, mode: str) -> None:
+    await _replay_over_tcp(scenario, mode)
+
+
+@pytest.mark.parametrize("scenario", BYTE_SCENARIOS)
+async def test_transcript_over_tcp_byte_by_byte(scenario: str) -> None:
+    await _replay_over_tcp(scenario, "bytes")
+
+
+async def test_login_failure_is_clear_and_backs_off(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with AmiTestServer(secret="the-right-one") as srv, \
+            live_source(srv, username="monitor", backoff_initial_s=0.01, backoff_max_s=0.2) as live:
+        await asyncio.sleep(1.0)
+        src = live.source
+        assert not src.connected
+        assert "refused" in src.last_error and "monitor" in src.last_error and f"127.0.0.1:{srv.port}" in src.last_error
+        assert "Authentication failed" in src.last_error
+        # A refused login waits backoff_max_s (0.1..0.2 s with jitter): at most ~10 attempts in 1 s, not hundreds.
+        assert 2 <= len(srv.logins) <= 11, srv.logins
+        assert all(not ok for _, ok in srv.logins)
+    errors = [r for r in caplog.records if r.name == "qmon.ami" and r.levelno >= logging.WARNING]
+    assert len(errors) == 1, [r.getMessage() for r in errors]  # logged once, not per attempt
+    assert all(SECRET not in r.getMessage() for r in caplog.records)
+
+
+async def test_connection_refused_backs_off_then_connects() -> None:
+    srv = AmiTestServer(secret=SECRET)
+    await srv.start()
+    port = srv.port
+    await srv.close()
+    async with live_source(srv, backoff_initial_s=0.05, backoff_max_s=0.1) as live:
+        await asyncio.sleep(0.3)
+        assert not live.source.connected and "cannot connect" in live.source.last_error
+        late = await AmiTestServer(secret=SECRET).start(port)
+        await live.source.wait_ready(5)
+        assert live.source.connected and live.source.last_error == "" and live.source.reconnects == 0
+        await late.close()
+
+
+def _concurrent_server(drop_at: int, resume_at: int) -> AmiTestServer:
+    # QueueStatus/CoreShowChannels report what is alive where each connection's stream is (state="auto").
+    return AmiTestServer.from_transcript("concurrent", secret=SECRET, mode="chunks", seed=7, drop_at=drop_at,
+                                         resume_at=resume_at, state="auto")
+
+
+async def _gap_run(drop_at: int, resume_at: int, caplog: pytest.LogCaptureFixture
+                   ) -> tuple[AmiTestServer, Live]:
+    caplog.set_level(logging.INFO, logger="qmon.ami")
+    srv = _concurrent_server(drop_at, resume_at)
+    async with srv, live_source(srv, backoff_initial_s=0.02, backoff_max_s=0.1) as live:
+        await live.source.wait_ready()
+        for _ in range(200):
+            if srv.connections >= 2 and live.source.connected and live.source.reconnects == 1:
+                break
+            await asyncio.sleep(0.02)
+        await live.source.wait_ready()
+        await _drain(live, srv)
+        live.finish()
+    assert srv.connections == 2 and live.source.reconnects == 1
+    after = [a["Action"] for a in srv.actions if a["_conn"] == "2"]
+    assert after[:3] == ["Login", "QueueStatus", "CoreShowChannels"], after
+    msgs = [r.getMessage() for r in caplog.records if r.name == "qmon.ami"]
+    assert sum("lost" in m for m in msgs) == 1 and sum("reconnected" in m for m in msgs) == 1, msgs
+    ids = [r.call_id for r in live.records]
+    assert len(ids) == len(set(ids)), ids  # no call counted twice
+    return srv, live
+
+
+async def test_drop_mid_event_then_resume_keeps_every_call_exact(caplog: pytest.LogCaptureFixture) -> None:
+    """Cut inside message 420 (2 calls talking, 4 waiting); the stream continues with that message."""
+    _, live = await _gap_run(420, 420, caplog)
+    assert_facts(live.records, load_facts("concurrent"))  # calls alive across the gap are complete
+
+
+async def test_drop_with_lost_events_closes_dead_calls_as_gap(caplog: pytest.LogCaptureFixture) -> None:
+    """Messages 430-499 are lost: two calls end inside the gap (5551102 hangs up, 5551104 abandons)."""
+    _, live = await _gap_run(430, 500, caplog)
+    facts = load_facts("concurrent")
+    gone = {"1795381260.5", "1795381261.11"}
+    gap = {r.call_id for r in live.records if r.closed_by == "gap"}
+    assert gap == gone
+    assert all(r.outcome == "unknown" or r.segments[-1].outcome == "unknown" or r.closed_by == "gap"
+               for r in live.records if r.call_id in gone)
+    kept = [c for c in facts["calls"] if c["uniqueid"] not in gone]
+    summary = {"voicemail_calls": sum(c["voicemail"] for c in kept),
+               "distinct_callers": len({c["caller"] for c in kept}),
+               "calls_from_repeat_callers": sum(c["repeat_caller"] for c in kept)}
+    assert_facts([r for r in live.records if r.call_id not in gone],
+                 {**facts, "calls": kept, "summary": summary})
+
+
+async def test_ping_unanswered_drops_and_reconnects() -> None:
+    async with AmiTestServer(secret=SECRET, handlers={"Ping": lambda a: []}) as srv, \
+            live_source(srv, ping_interval_s=0.05, backoff_initial_s=0.01) as live:
+        await live.source.wait_ready()
+        for _ in range(100):
+            if live.source.reconnects >= 1:
+                break
+            await asyncio.sleep(0.02)
+        assert live.source.reconnects >= 1 and srv.connections >= 2
+
+
+async def test_originate_answers_and_actions_recorded() -> None:
+    async with AmiTestServer(secret=SECRET) as srv, live_source(srv) as live:
+        await live.source.wait_ready()
+        res = await live.source.send_action({"Action": "Originate", "Channel": "Local/100@x", "Async": "true",
+                                             "Context": "qmon-survey-callback", "Exten": "s", "Priority": "1"})
+        assert isinstance(res, list) and res[-1]["Event"] == "OriginateResponse" and res[-1]["Response"] == "Success"
+        srv.originate = "Error"
+        sync = await live.source.send_action({"Action": "Originate", "Channel": "Local/100@x", "Context": "c",
+                                              "Exten": "s", "Priority": "1"})
+        assert isinstance(sync, dict) and sync["Response"] == "Error"
+        orig = srv.actions_named("Originate")
+        assert [o["Channel"] for o in orig] == ["Local/100@x"] * 2 and orig[1]["Async"] == "false"
+        await srv.push({"Event": "Hangup", "Uniqueid": "1.1", "Channel": "x"})
+        await live.source.send_action({"Action": "Ping"})
+        assert live.source.last_event_at is not None
+    with pytest.raises(AmiNotConnected):
+        await live.source.send_action({"Action": "Ping"})
