@@ -46,7 +46,7 @@ async def test_a_four_with_the_real_tracker() -> None:
     tracker, uid, lid = tracker_at_survey("answered_agent_hangup")
     results: list[SurveyResultRecord] = []
     fanout = ResultFanout(attach=tracker.add_survey, sinks=[results.append])
-    server = SurveyServer(SurveyPolicy(PolicyConfig()), lookup=lambda u, l: tracker.find_call(u or l or ""),
+    server = SurveyServer(SurveyPolicy(PolicyConfig()), lookup=lambda u, lid: tracker.find_call(u or lid or ""),
                           on_result=fanout, port=0, local=lambda ts: dtime(12))
     await server.start()
     try:

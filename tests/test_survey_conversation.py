@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from monitor.core.survey import (
-    Ask, Command, Conversation, Done, Outcome, Play, PolicyConfig, Reply, SetVar, SurveyPolicy,
+    Ask,
+    Command,
+    Conversation,
+    Done,
+    Outcome,
+    Play,
+    PolicyConfig,
+    Reply,
+    SetVar,
+    SurveyPolicy,
     SurveyResultRecord,
 )
 
 HANG = Reply(hangup=True)
 
 
-def run(script: list[Reply], *, step_s: float = 1.0, intro: bool = False, **cfg: object) -> tuple[Outcome, list[Command]]:
+def run(
+    script: list[Reply], *, step_s: float = 1.0, intro: bool = False, **cfg: object
+) -> tuple[Outcome, list[Command]]:
     """Feed one reply per Ask (Plays/SetVars get a plain OK) and collect the commands."""
     conv = Conversation(SurveyPolicy(PolicyConfig(**cfg)), "en", 0.0, intro=intro)  # type: ignore[arg-type]
     now = 0.0

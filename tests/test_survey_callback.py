@@ -1,0 +1,153 @@
+"""Callback surveys against a real TCP test AMI server: originate shape, quiet hours, opt-out, retries."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from datetime import time as dtime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.core.survey import PolicyConfig, SurveyPolicy, SurveyResultRecord
+from monitor.survey.callback import CallbackConfig, CallbackScheduler
+from monitor.survey.server import SurveyServer
+from monitor.survey.state import SurveyState
+from tests.survey_agiclient import agi_headers, run_caller
+from tests.survey_amiserver import AmiClient, SurveyAmiServer
+from tests.survey_calls import answered
+
+T0 = datetime(2025, 3, 3, 10, 0).timestamp()  # local 10:00
+
+
+class Rig:
+    def __init__(self, ami: SurveyAmiServer, client: AmiClient, state: SurveyState, **cfg: Any) -> None:
+        self.ami, self.client, self.state = ami, client, state
+        self.results: list[SurveyResultRecord] = []
+        self.policy = SurveyPolicy(PolicyConfig(quiet_hours=(dtime(21), dtime(8))))
+        config = CallbackConfig(channel="PJSIP/{number}@trunk", caller_id='"Survey" <100>', delay_s=60,
+                                retry_delay_s=120, **cfg)
+        self.sched = CallbackScheduler(config, self.policy, client.send_action, self.results.append,
+                                       cooldown=state, optout=state)
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    params = getattr(request, "param", {})
+    ami = SurveyAmiServer(params.pop("originate_results", None))
+    await ami.start()
+    client = AmiClient(ami.port)
+    assert (await client.connect())["Response"] == "Success"
+    state = SurveyState(tmp_path / "state.db")
+    yield Rig(ami, client, state, **params)
+    await client.close()
+    await ami.close()
+    state.close()
+
+
+def caller_hung_up(lid: str = "L1", caller: str = "5551001") -> Any:
+    return answered(lid, caller=caller, completion="caller", end_ts=T0)
+
+
+async def test_originate_shape_then_the_survey_runs(rig: Rig) -> None:
+    token = rig.sched.offer(caller_hung_up(), T0, language="pl")
+    assert token is not None
+    await rig.sched.tick(T0 + 30)
+    assert rig.ami.originates() == []  # not before the delay
+    await rig.sched.tick(T0 + 60)
+    (o,) = rig.ami.originates()
+    assert o["Channel"] == "PJSIP/5551001@trunk"
+    assert (o["Context"], o["Exten"], o["Priority"], o["Async"]) == ("qmon-survey-callback", "s", "1", "true")
+    assert o["CallerID"] == '"Survey" <100>' and o["Timeout"] == "30000"
+    assert o["Variable"] == [f"QMON_SURVEY_TOKEN={token}", "QMON_QUEUE=support", "QMON_LANG=pl"]
+    # The callee answers; the dialplan connects to the FastAGI server with the token.
+    server = SurveyServer(rig.policy, lookup=lambda u, lid: None, on_result=rig.results.append, port=0,
+                          callbacks=rig.sched, cooldown=rig.state, optout=rig.state, clock=lambda: T0 + 70,
+                          local=lambda ts: dtime(10))
+    await server.start()
+    try:
+        s = await run_caller(server.port, agi_headers("C1", "", script="csat-callback") | {"agi_arg_1": token}, ["2"])
+    finally:
+        await server.close()
+    assert s.prompts() == ["qmon/pl/callback-intro", "qmon/pl/csat-question", "qmon/pl/thanks"]
+    (r,) = rig.results
+    assert (r.source, r.status, r.csat, r.linkedid, r.agent, r.caller) == (
+        "callback", "completed", 2, "L1", "agent1", "5551001")
+    assert rig.sched.jobs == {} and rig.state.last_surveyed("5551001") == T0 + 70
+    assert rig.sched.claim(token) is None  # a token works once
+
+
+async def test_only_callers_who_hung_up_before_the_survey(rig: Rig) -> None:
+    assert rig.sched.offer(answered("L2", completion="agent", end_ts=T0), T0) is None
+    assert rig.sched.offer(answered("L3", caller=None, completion="caller", end_ts=T0), T0) is None
+    assert rig.sched.offer(caller_hung_up("L4"), T0) is not None
+    assert rig.sched.offer(caller_hung_up("L4"), T0) is None  # once per call
+
+
+async def test_quiet_hours_postpone_the_callback(rig: Rig) -> None:
+    evening = datetime(2025, 3, 3, 20, 59, 30).timestamp()
+    assert rig.sched.offer(caller_hung_up(), evening) is not None
+    await rig.sched.tick(evening + 60)  # 21:00:30: quiet
+    assert rig.ami.originates() == []
+    (job,) = rig.sched.jobs.values()
+    assert job.due == datetime(2025, 3, 4, 8, 0).timestamp()
+    await rig.sched.tick(datetime(2025, 3, 4, 7, 59).timestamp())
+    assert rig.ami.originates() == []
+    await rig.sched.tick(job.due)
+    assert len(rig.ami.originates()) == 1
+
+
+async def test_opt_out_list_is_respected(rig: Rig) -> None:
+    rig.state.add_optout("5551001", T0)
+    assert rig.sched.offer(caller_hung_up(), T0) is None
+    assert rig.sched.offer(caller_hung_up("L2", caller="5551002"), T0) is not None
+    rig.state.add_optout("555-1002", T0 + 1)  # opted out while the job waited
+    await rig.sched.tick(T0 + 60)
+    assert rig.ami.originates() == []
+    assert [(r.status, r.reason) for r in rig.results] == [("not_eligible", "opted_out")]
+
+
+@pytest.mark.parametrize("rig", [{"originate_results": ["Error", "Error", "Error"], "max_attempts": 3}],
+                         indirect=True)
+async def test_failed_originate_is_retried_up_to_the_limit_then_recorded(rig: Rig) -> None:
+    rig.sched.offer(caller_hung_up(), T0)
+    await rig.sched.tick(T0 + 60)
+    await rig.sched.tick(T0 + 100)  # retry delay (120 s) not over
+    assert len(rig.ami.originates()) == 1 and rig.results == []
+    await rig.sched.tick(T0 + 180)
+    await rig.sched.tick(T0 + 300)
+    await rig.sched.tick(T0 + 1000)
+    tok = str(rig.ami.originates()[0]["ActionID"]).split("-")[2]
+    assert [o["ActionID"] for o in rig.ami.originates()] == [f"qmon-cb-{tok}-{n}" for n in (1, 2, 3)]
+    (r,) = rig.results
+    assert (r.status, r.reason, r.source, r.linkedid) == ("unreachable", "Originate failed", "callback", "L1")
+    assert rig.sched.jobs == {}
+
+
+@pytest.mark.parametrize("rig", [{"max_attempts": 2}], indirect=True)
+async def test_no_answer_and_never_connected_count_as_failed_attempts(rig: Rig) -> None:
+    rig.sched.offer(caller_hung_up(), T0)
+    await rig.sched.tick(T0 + 60)
+    (o,) = rig.ami.originates()
+    # Asterisk reports the no-answer later as an OriginateResponse event (Async: true).
+    rig.sched.on_originate_response({"Event": "OriginateResponse", "ActionID": o["ActionID"],
+                                     "Response": "Failure", "Reason": "3"}, T0 + 90)
+    await rig.sched.tick(T0 + 210)
+    assert len(rig.ami.originates()) == 2
+    await rig.sched.tick(T0 + 210 + 44)  # answer timeout 30 + grace 15 not over
+    assert rig.results == []
+    await rig.sched.tick(T0 + 210 + 46)  # answered by nobody's AGI: give up
+    assert [(r.status, r.reason) for r in rig.results] == [("unreachable", "survey never connected")]
+
+
+@pytest.mark.parametrize("rig", [{"rate_per_min": 2}], indirect=True)
+async def test_rate_limit(rig: Rig) -> None:
+    for i in range(3):
+        rig.sched.offer(caller_hung_up(f"L{i}", caller=f"555100{i}"), T0)
+    await rig.sched.tick(T0 + 60)
+    assert len(rig.ami.originates()) == 2
+    await rig.sched.tick(T0 + 119)
+    assert len(rig.ami.originates()) == 2
+    await rig.sched.tick(T0 + 120)
+    assert len(rig.ami.originates()) == 3
