@@ -9,7 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 
 from monitor.core.records import CallRecord, MemberNote, Survey
@@ -47,10 +46,10 @@ async def count_calls(store: Store) -> tuple[int, int]:
     return int(rows), int(lids)
 
 
-async def wait_for(cond: Any, timeout: float = 10.0) -> None:
+async def wait_for(cond: Any, limit_s: float = 10.0) -> None:
     """Poll an async condition."""
     loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
+    end = loop.time() + limit_s
     while not await cond():
         assert loop.time() < end, "condition not reached in time"
         await asyncio.sleep(0.02)
@@ -108,7 +107,7 @@ async def test_database_dies_mid_replay_and_returns(db: DB) -> None:
         await outage.up()
         for r in records[16:]:
             store.submit(r)
-        await wait_for(lambda: _written(store, 24), timeout=15)
+        await wait_for(lambda: _written(store, 24), limit_s=15)
         assert await store.drain(10) is True
         await task
         assert store.journal.size == 0 and store.stats["journal_lines"] == 0
@@ -228,7 +227,12 @@ async def test_member_changes_stored_once(db: DB) -> None:
     await store.close()
 
 
-async def test_bad_record_rejected_not_blocking(db: DB, tmp_path: Path) -> None:
+def _first_rejected(path: Path) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(path.read_text().splitlines()[0])
+    return out
+
+
+async def test_bad_record_rejected_not_blocking(db: DB) -> None:
     """A record the database refuses goes to ``.rejected``; the rest of its batch is stored."""
     good = replay().records[:3]
     bad = replace(good[0], linkedid="bad", segments=(replace(good[0].segments[0], position=2**40),))
@@ -239,7 +243,7 @@ async def test_bad_record_rejected_not_blocking(db: DB, tmp_path: Path) -> None:
     await task
     if db.engine == "postgresql":  # SQLite stores 2**40 in an INTEGER column happily
         assert store.stats["rejected"] == 1
-        line = json.loads(Path(str(store.journal.path) + ".rejected").read_text().splitlines()[0])
+        line = _first_rejected(Path(str(store.journal.path) + ".rejected"))
         assert line["r"]["linkedid"] == "bad"
         assert await count_calls(store) == (3, 3)
     await store.close()
