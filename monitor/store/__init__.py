@@ -1,5 +1,6 @@
 """Storage of call records in SQL (SQLite by default, PostgreSQL in production): writer, journal, reports."""
 
-from monitor.store.store import HashedRepeatIndex, Store
+from monitor.store.engine import HashedRepeatIndex
+from monitor.store.store import Store
 
 __all__ = ["HashedRepeatIndex", "Store"]

@@ -16,6 +16,8 @@ from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from monitor.core.repeat import RepeatIndex
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
@@ -119,3 +121,20 @@ def caller_hasher(salt: str) -> Callable[[str | None], str | None]:
         return hmac.new(key, number.encode(), hashlib.sha256).hexdigest()
 
     return h
+
+
+class HashedRepeatIndex(RepeatIndex):
+    """A repeat index keyed by the HMAC of the number, so it can be warmed from hashed stored callers.
+
+    The tracker calls :meth:`check_and_add` with plain numbers (hashed here); :meth:`remember`, used by
+    :meth:`Store.load_repeat_index`, takes the stored (already hashed) values as they are.
+    """
+
+    def __init__(self, hasher: Callable[[str | None], str | None], windows: tuple[str, ...] = ("24h",),
+                 max_entries: int = 500_000) -> None:
+        super().__init__(windows, max_entries)
+        self._hash = hasher
+
+    def check_and_add(self, number: str | None, ts: float) -> tuple[str, ...]:
+        """Windows in which the (hashed) number called before ``ts``; then remember this call."""
+        return super().check_and_add(self._hash(number), ts)

@@ -19,7 +19,15 @@ from monitor.core.records import CallRecord, MemberNote
 from monitor.core.repeat import RepeatIndex
 from monitor.settings import StoreSettings
 from monitor.store import queries
-from monitor.store.engine import caller_hasher, head_revision, is_sqlite, make_engine, masked, schema_revision
+from monitor.store.engine import (
+    HashedRepeatIndex,
+    caller_hasher,
+    head_revision,
+    is_sqlite,
+    make_engine,
+    masked,
+    schema_revision,
+)
 from monitor.store.engine import upgrade as run_upgrade
 from monitor.store.journal import Journal
 from monitor.store.models import Call
@@ -42,23 +50,6 @@ def _error_kind(exc: BaseException) -> str:
         return "data"  # a value our types could not bind
     # Drivers report some bad values generically (asyncpg: "invalid input for query argument"): ask the DB.
     return "outage" if exc.connection_invalidated else "probe"
-
-
-class HashedRepeatIndex(RepeatIndex):
-    """A repeat index keyed by the HMAC of the number, so it can be warmed from hashed stored callers.
-
-    The tracker calls :meth:`check_and_add` with plain numbers (hashed here); :meth:`remember`, used by
-    :meth:`Store.load_repeat_index`, takes the stored (already hashed) values as they are.
-    """
-
-    def __init__(self, hasher: Callable[[str | None], str | None], windows: tuple[str, ...] = ("24h",),
-                 max_entries: int = 500_000) -> None:
-        super().__init__(windows, max_entries)
-        self._hash = hasher
-
-    def check_and_add(self, number: str | None, ts: float) -> tuple[str, ...]:
-        """Windows in which the (hashed) number called before ``ts``; then remember this call."""
-        return super().check_and_add(self._hash(number), ts)
 
 
 class Store:
