@@ -120,6 +120,9 @@ def _apply(cls: type[Any], prefix: str, raw: Mapping[str, Any], from_text: bool,
             env = f"QMON_AMI_{k.upper()}" if prefix.startswith("ami") else "QMON_" + key.replace(".", "_").upper()
             problems.append(f"{key}: secrets are not read from the config file: set {env} or {k}_file")
             continue
+        if k == "url" and not allow_secrets and isinstance(v, str) and mask_url(v) != v:
+            problems.append(f"{key}: holds a password: set QMON_STORE_URL or url_file instead")
+            continue
         value = _coerce(key, v, hints[k], from_text, problems)
         if value is not None or v is None or (from_text and v == ""):
             out[k] = value
@@ -249,7 +252,7 @@ def _resolve_secrets(amis: list[dict[str, Any]], sections: dict[str, Any], probl
         key = f"ami[{a['name']}].secret"
         if not a.get("secret") and a.get("secret_file"):
             a["secret"] = _read_secret(key, a["secret_file"], problems)
-        if not a.get("secret"):
+        if not a.get("secret") and not a.get("secret_file"):
             problems.append(f"{key}: missing: set QMON_AMI_SECRET (or QMON_AMI_{env_name(a['name'])}_SECRET) "
                             "or secret_file")
     http = sections["http"]

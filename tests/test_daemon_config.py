@@ -1,0 +1,120 @@
+"""Configuration: TOML + QMON_* env + flags, every problem reported at once, secrets masked, exit 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor.config import ConfigError, cmd_check_config, load_settings, mask_url
+
+ROOT = Path(__file__).parent.parent
+
+
+def problems(argv: list[str], env: dict[str, str]) -> list[str]:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(argv, env)
+    return exc.value.problems
+
+
+def write(tmp: Path, text: str) -> str:
+    p = tmp / "qmon.toml"
+    p.write_text(text)
+    return str(p)
+
+
+def test_defaults_and_precedence(tmp_path: Path) -> None:
+    cfg = write(tmp_path, '[http]\nport = 9000\nbind = "0.0.0.0"\n[tracker]\nqueues = ["support"]\n')
+    s = load_settings(["--config", cfg, "--http-port", "9100"],
+                      {"QMON_AMI_SECRET": "s3", "QMON_HTTP_PORT": "9050", "QMON_TRACKER_ABANDON_SHORT_S": "3"})
+    assert s.http.port == 9100 and s.http.bind == "0.0.0.0"  # flag > env > file
+    assert s.tracker.queues == ("support",) and s.tracker.abandon_short_s == 3.0
+    assert s.ami[0].secret == "s3" and s.ami[0].name == "default"
+
+
+def test_several_ami_with_named_secrets(tmp_path: Path) -> None:
+    (tmp_path / "pbx2.secret").write_text("from-file\n")
+    cfg = write(tmp_path, '[[ami]]\nname = "pbx-1"\nhost = "10.0.0.1"\n'
+                f'[[ami]]\nname = "pbx2"\nsecret_file = "{tmp_path / "pbx2.secret"}"\n')
+    s = load_settings(["--config", cfg], {"QMON_AMI_PBX_1_SECRET": "one", "QMON_AMI_PORT": "5039"})
+    assert [(a.name, a.secret, a.port) for a in s.ami] == [("pbx-1", "one", 5039), ("pbx2", "from-file", 5039)]
+
+
+def test_every_problem_at_once(tmp_path: Path) -> None:
+    cfg = write(tmp_path, """
+bogus_top = 1
+[[ami]]
+name = "a"
+port = "5038"
+hots = "x"
+[[ami]]
+name = "b"
+secret_file = "/nonexistent/qmon-secret"
+[http]
+token = "plain"
+port = 70000
+[store]
+url = "postgresql+asyncpg://qmon:hunter2@db/qmon"
+[tracker]
+queues = ["support", 3]
+repeat_windows = ["forever"]
+""")
+    got = problems(["--config", cfg], {"QMON_HTTP_BIND": "127.0.0.1", "QMON_TRACKER_SL_THRESHOLD_S": "soon",
+                                       "QMON_STORE_BATCH_SIZ": "5"})
+    text = "\n".join(got)
+    for expected in (
+        "bogus_top: unknown key",
+        "ami[a].port: expected an integer, got string '5038'",
+        "ami[a].hots: unknown key",
+        "ami[a].secret: missing: set QMON_AMI_SECRET",
+        "ami[b].secret: cannot read /nonexistent/qmon-secret: No such file or directory",
+        "http.token: secrets are not read from the config file: set QMON_HTTP_TOKEN or token_file",
+        "http.port: 70000 is not a TCP port",
+        "store.url: holds a password",
+        "tracker.queues: expected a list of strings",
+        "tracker.repeat_windows: bad window 'forever'",
+        "tracker.sl_threshold_s: expected a number, got string 'soon'",
+        "env QMON_STORE_BATCH_SIZ: unknown setting",
+    ):
+        assert expected in text, f"{expected!r} not in:\n{text}"
+    assert "hunter2" not in text
+
+
+def test_unreadable_and_invalid_config_file(tmp_path: Path) -> None:
+    assert problems(["--config", str(tmp_path / "missing.toml")], {"QMON_AMI_SECRET": "x"}) == [
+        f"--config: cannot read {tmp_path / 'missing.toml'}: No such file or directory"]
+    bad = write(tmp_path, "[http\nport = 1\n")
+    assert problems(["--config", bad], {"QMON_AMI_SECRET": "x"})[0].startswith(f"--config: {bad} is not valid TOML")
+    assert problems(["--nope"], {"QMON_AMI_SECRET": "x"})[0].startswith("command line: unrecognized arguments")
+
+
+def test_check_config_masks_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    env = {"QMON_AMI_SECRET": "ami-s3cret", "QMON_HTTP_TOKEN": "tok-s3cret",
+           "QMON_STORE_URL": "postgresql+asyncpg://qmon:db-s3cret@db:5432/qmon"}
+    assert cmd_check_config([], env) == 0
+    out = capsys.readouterr().out
+    assert "s3cret" not in out
+    assert 'url = "postgresql+asyncpg://qmon:***@db:5432/qmon"' in out and 'secret = "***"' in out
+    assert mask_url("sqlite+aiosqlite:///qmon.db") == "sqlite+aiosqlite:///qmon.db"
+
+
+def test_example_config_is_valid(tmp_path: Path) -> None:
+    (tmp_path / "ami").write_text("x")
+    text = (ROOT / "qmon.example.toml").read_text().replace("/run/secrets/qmon-ami", str(tmp_path / "ami"))
+    s = load_settings(["--config", write(tmp_path, text)], {})
+    assert s.ami[0].name == "pbx1" and s.tracker.queues == ("support", "sales")
+
+
+@pytest.mark.parametrize("command", ["check-config", "run"])
+def test_cli_exit_2_with_messages(tmp_path: Path, command: str) -> None:
+    cfg = write(tmp_path, '[http]\nport = "x"\nunknown = 1\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QMON_")}
+    r = subprocess.run([sys.executable, "-m", "monitor", command, "--config", cfg], capture_output=True, text=True,
+                       env=env, timeout=60)
+    assert r.returncode == 2
+    assert "http.port: expected an integer, got string 'x'" in r.stderr
+    assert "http.unknown: unknown key" in r.stderr
+    assert "ami[default].secret: missing" in r.stderr
