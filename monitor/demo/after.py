@@ -64,9 +64,10 @@ def survey(call: Call, t: float, queue: str, agent: str, kind: str, digit: str) 
     em.exten(t, c2, "UserEvent", data)
     em.chan_ev(t, "UserEvent", c2, UserEvent="CSAT", Queue=queue, Score=score, Status=status, Agent=agent,
                QueueUniqueid=c2.uid)
-    em.exten(t, c2, "Playback", "auth-thankyou")
-    t += 1.0
-    em.var(t, c2, "PLAYBACKSTATUS", "SUCCESS")
+    if kind != "NOINPUT":
+        em.exten(t, c2, "Playback", "auth-thankyou")
+        t += 1.0
+        em.var(t, c2, "PLAYBACKSTATUS", "SUCCESS")
     em.exten(t, c2, "Hangup")
     _caller_gone(call, t)
     return t

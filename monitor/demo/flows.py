@@ -26,6 +26,7 @@ class Call:
     c2: Chan
     queue: str = ""
     abandoned_var: bool = False
+    blind: bool = False
 
 
 @dataclass
@@ -149,7 +150,8 @@ def ring_no_answer(call: Call, leg: Leg, t: float, ring_ms: int) -> None:
     _drop_leg(call, leg, t, "NOANSWER")
 
 
-def _queue_vars(call: Call, t: float, abandoned: int) -> None:
+def queue_vars(call: Call, t: float, abandoned: int) -> None:
+    """The QUEUE* statistics variables app_queue sets on the caller at every state change."""
     values = (call.queue, "0", "rrmemory", "1", "0", "0", "0", str(abandoned), "20", "0.0")
     for name, value in zip(QUEUE_VARS, values, strict=True):
         call.em.var(t, call.c2, name, value)
@@ -166,13 +168,13 @@ def _abandon_and_leave(call: Call, t: float, hold_s: float, timeout: bool) -> No
     em = call.em
     em.var(t, call.c2, "ABANDONED", "TRUE")
     call.abandoned_var = True
-    _queue_vars(call, t, 0)
+    queue_vars(call, t, 0)
     em.ev(t, "QueueCallerAbandon", call.c2.snapshot(), Queue=call.queue, Position="", OriginalPosition="",
           HoldTime=str(int(hold_s)), _q="abandon")
     if timeout:
         _wait_vars(call, t, hold_s)
         em.chan_ev(t, "MusicOnHoldStop", call.c2)
-    _queue_vars(call, t, 1)
+    queue_vars(call, t, 1)
     em.ev(t, "QueueCallerLeave", call.c2.snapshot(), Queue=call.queue, Position="", Count="", _q="leave")
     em.var(t, call.c2, "QUEUEPOSITION", "")
     em.events[-1][1]["_q"] = "pos"

@@ -27,8 +27,8 @@ class QueueSpec:
 
 
 DEFAULT_QUEUES = (
-    QueueSpec("support", ("agent1", "agent2", "agent3", "agent4"), 90, overflow="sales"),
-    QueueSpec("sales", ("agent5", "agent6", "agent7"), 75),
+    QueueSpec("support", ("agent1", "agent2", "agent3", "agent4"), 45, overflow="sales"),
+    QueueSpec("sales", ("agent5", "agent6", "agent7"), 40),
     QueueSpec("billing", (), 30),  # nobody logged in: every caller goes straight to voicemail
 )
 PAUSE_REASONS = ("break", "lunch", "training", "admin")
@@ -270,7 +270,7 @@ class Simulation:
         self._release(leg.agent, t_end, leg.queue, em)
         done = t_end + self.rng.uniform(*self.knobs.talk_s)
         self._free[target] = max(self._free[target], done + 5.0)
-        talk.transferred_hangup(call, leg2, br, done)
+        talk.transferred_hangup(call, leg2, br, done, hold, answered)
         self._survey(call, intent, done, leg.queue, leg.agent)
 
     def _survey(self, call: flows.Call, intent: CallIntent, t: float, queue: str, agent: str) -> None:

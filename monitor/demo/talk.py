@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from monitor.demo.emit import Bridge, Chan
-from monitor.demo.flows import AGENTS, ENTRY, XFER, Call, Leg, member_vars
+from monitor.demo.emit import UNKNOWN
+from monitor.demo.flows import AGENTS, ENTRY, XFER, Call, Leg, member_vars, queue_vars
 
 
 def connect(call: Call, leg: Leg, t: float, hold_s: float, ring_s: float) -> Bridge:
@@ -20,9 +21,12 @@ def connect(call: Call, leg: Leg, t: float, hold_s: float, ring_s: float) -> Bri
         em.var(t, ch, "QEHOLDTIME", str(int(hold_s)))
         em.var(t, ch, "QEORIGINALPOS", "")
         em.events[-1][1]["_q"] = "origpos"
+    queue_vars(call, t, 0)
     em.ev(t, "QueueCallerLeave", c2.snapshot(), Queue=leg.queue, Position="", Count="", _q="leave")
     em.var(t, c2, "QUEUEPOSITION", "")
     em.events[-1][1]["_q"] = "pos"
+    em.var(t, c2, "QUEUEWAIT", str(int(hold_s)))
+    em.var(t, c2, "QUEUEWAIT_MS", str(int(hold_s * 1000)))
     em.ev(t, "AgentConnect", c2.snapshot(), leg.a1.snapshot("Dest"), Queue=leg.queue, Interface=leg.interface,
           MemberName=leg.agent, HoldTime=str(int(hold_s)), RingTime=str(int(ring_s)))
     br = em.bridge()
@@ -30,6 +34,9 @@ def connect(call: Call, leg: Leg, t: float, hold_s: float, ring_s: float) -> Bri
     for ch in (leg.a1, c2):
         br.members += 1
         em.bridge_ev(t, "BridgeEnter", br, ch)
+    if call.blind:  # the channel still carries the variable of the transfer that brought it here
+        em.var(t, c2, "BLINDTRANSFER", "")
+        call.blind = False
     em.var(t, leg.a1, "BRIDGEPEER", c2.name)
     em.var(t, c2, "BRIDGEPEER", leg.a1.name)
     em.exten(t + 0.015, leg.a2, "Wait", "talk")
@@ -45,6 +52,20 @@ def _complete(call: Call, leg: Leg, t: float, hold_s: float, talk_s: float, reas
 def _leave(call: Call, br: Bridge, t: float, ch: Chan) -> None:
     br.members -= 1
     call.em.bridge_ev(t, "BridgeLeave", br, ch)
+
+
+def _stats(call: Call, t: float, hold_s: float, talk_s: float, dialed: bool = True) -> None:
+    em, c2 = call.em, call.c2
+    if dialed:
+        queue_vars(call, t, 0)
+    em.var(t, c2, "ANSWEREDTIME", str(int(talk_s)))
+    em.var(t, c2, "ANSWEREDTIME_MS", str(int(talk_s * 1000)))
+    if not dialed:
+        queue_vars(call, t, 0)
+    else:
+        em.var(t, c2, "DIALEDTIME", str(int(hold_s + talk_s)))
+        em.var(t, c2, "DIALEDTIME_MS", str(int((hold_s + talk_s) * 1000)))
+        queue_vars(call, t, 0)
 
 
 def _member_done(call: Call, leg: Leg, t: float) -> None:
@@ -65,6 +86,7 @@ def agent_hangup(call: Call, leg: Leg, br: Bridge, t: float, hold_s: float, talk
     em.hangup(t, leg.a1)
     _leave(call, br, t, call.c2)
     _member_done(call, leg, t)
+    _stats(call, t, hold_s, talk_s)
     em.var(t, call.c2, "QUEUESTATUS", "CONTINUE")
 
 
@@ -77,6 +99,7 @@ def caller_hangup(call: Call, leg: Leg, br: Bridge, t: float, hold_s: float, tal
     em.var(t, c2, "BRIDGEPEER", "")
     em.var(t, leg.a1, "BRIDGEPEER", "")
     _leave(call, br, t, c2)
+    _stats(call, t, hold_s, talk_s)
     em.var(t, c2, "QUEUESTATUS", "CONTINUE")
     em.chan_ev(t, "SoftHangupRequest", c2, Cause="16")
     em.hangup(t, c2)
@@ -95,13 +118,17 @@ def blind_transfer(call: Call, leg: Leg, br: Bridge, t: float, hold_s: float, ta
     em.chan_ev(t, "Unhold", leg.a1)
     em.var(t, leg.a1, "BLINDTRANSFER", c2.name)
     em.var(t, c2, "BLINDTRANSFER", leg.a1.name)
+    call.blind = True
     em.var(t, leg.a1, "BRIDGEPEER", "")
     em.ev(t, "BlindTransfer", {"Result": "Success"}, leg.a1.snapshot("Transferer"), c2.snapshot("Transferee"),
           br.fields(), IsExternal="Yes", Context=ENTRY, Extension=queue)
     em.var(t, c2, "BRIDGEPEER", "")
     em.goto(c2, ENTRY, queue)
     _leave(call, br, t, c2)
+    em.var(t, c2, "DIALEDTIME", str(int(hold_s + talk_s)))
+    em.var(t, c2, "DIALEDTIME_MS", str(int((hold_s + talk_s) * 1000)))
     _complete(call, leg, t, hold_s, talk_s, "transfer")
+    _stats(call, t, hold_s, talk_s, dialed=False)
     _leave(call, br, t, leg.a1)
     em.chan_ev(t, "HangupRequest", leg.a2, Cause="16")
     em.hangup(t, leg.a1)
@@ -193,6 +220,8 @@ def attended_transfer(call: Call, leg: Leg, br: Bridge, t: float, hold_s: float,
     em.chan_ev(t, "MusicOnHoldStop", c2)
     em.var(t, c2, "BRIDGEPEER", x1.name)
     em.var(t, x1, "BRIDGEPEER", c2.name)
+    c2.conn_num = c2.conn_name = UNKNOWN
+    em.chan_ev(t, "NewConnectedLine", c2)
     consult.members -= 1
     em.bridge_ev(t, "BridgeLeave", consult, a1)
     consult.members = 2  # Asterisk reports the consult bridge as it was when the transfer began
@@ -227,7 +256,7 @@ def attended_transfer(call: Call, leg: Leg, br: Bridge, t: float, hold_s: float,
     return Leg(target, leg.queue, b1, b2)
 
 
-def transferred_hangup(call: Call, leg: Leg, br: Bridge, t: float) -> None:
+def transferred_hangup(call: Call, leg: Leg, br: Bridge, t: float, hold_s: float, connect_t: float) -> None:
     """The second agent (reached by an attended transfer) hangs up: no Agent* event; QUEUESTATUS=CONTINUE."""
     em = call.em
     em.exten(t, leg.a2, "Hangup")
@@ -242,4 +271,5 @@ def transferred_hangup(call: Call, leg: Leg, br: Bridge, t: float) -> None:
     br.members = 0
     em.bridge_ev(t, "BridgeLeave", br, call.c2)
     em.bridge_ev(t, "BridgeDestroy", br)
+    _stats(call, t, hold_s, t - connect_t)
     em.var(t, call.c2, "QUEUESTATUS", "CONTINUE")
