@@ -27,6 +27,7 @@ from monitor.core.records import (
     TransferNote,
     VoicemailNote,
 )
+from monitor.core.survey import SurveyResultRecord
 from monitor.core.tracker import CallTracker
 
 CALL_OUTCOMES = ("answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "join_empty", "exit_key",
@@ -193,7 +194,8 @@ class QmonMetrics:
             if n.queue is not None:  # not a queue call: not ours to count
                 self.ensure_queue(pbx, n.queue)
                 self.transfers.labels(pbx, n.queue, n.type).inc()
-                self.calls.labels(pbx, n.queue, "transferred").inc()
+                if n.first_in_segment:  # "transferred" counts segments, not transfers (ping-pong counts once)
+                    self.calls.labels(pbx, n.queue, "transferred").inc()
         elif isinstance(n, VoicemailNote):
             self.ensure_queue(pbx, n.queue)
             self.voicemail.labels(pbx, n.queue, n.reason).inc()
@@ -203,7 +205,9 @@ class QmonMetrics:
                 for w in n.windows:
                     self.repeats.labels(pbx, n.queue, w).inc()
         elif isinstance(n, SurveyNote):
-            if n.queue is not None:
+            # AGI/callback results are counted once from the survey server's result sink (survey_result),
+            # including those that never attach to a call; notes count only dialplan UserEvent surveys.
+            if n.queue is not None and n.source == "userevent":
                 self._survey(pbx, n)
         elif isinstance(n, CallClosed):
             # Segments closed without an outcome (stream gap, shutdown) never produced a SegmentNote.
@@ -218,6 +222,14 @@ class QmonMetrics:
         self.survey.labels(pbx, n.queue, _SURVEY_RESULT.get(n.status, n.status.lower())).inc()
         if n.status == "OK" and n.score is not None and 1 <= n.score <= 5:
             self.csat.labels(pbx, n.queue, str(n.score)).inc()
+
+    def survey_result(self, pbx: str, rec: SurveyResultRecord) -> None:
+        """Count one survey-server result (AGI or callback), attached to a call or not."""
+        queue = rec.queue or "unknown"
+        self.ensure_queue(pbx, queue)
+        self.survey.labels(pbx, queue, rec.status).inc()
+        if rec.status in ("completed", "partial") and rec.csat is not None and 1 <= rec.csat <= 5:
+            self.csat.labels(pbx, queue, str(rec.csat)).inc()
 
 
 class _StateCollector(Collector):

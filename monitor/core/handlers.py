@@ -217,8 +217,11 @@ def _transfer(tr: CallTracker, kind: str, transferee: str, transferer: str, link
     answered = [s for s in call.segments if s.outcome == "answered"]
     seg = next((s for s in reversed(answered) if s.agent_uid == transferer), answered[-1] if answered else None)
     queue, agent = (seg.queue, seg.agent) if seg else (None, None)
+    first = seg is not None and not seg.transferred
+    if seg is not None:
+        seg.transferred = True
     call.transfers.append(Transfer(kind, queue, agent, to, ts))
-    out.append(TransferNote(queue, kind, ts))
+    out.append(TransferNote(queue, kind, ts, first))
 
 
 def on_blind(tr: CallTracker, e: ev.BlindTransfer, ts: float, out: Out) -> None:

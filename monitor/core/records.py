@@ -79,6 +79,7 @@ class Survey:
     ts: float
     nps: int | None = None
     ces: int | None = None
+    outcome: str | None = None  # the survey server's detailed status (completed, partial, hangup, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +176,7 @@ class TransferNote:
     queue: str | None
     type: str
     ts: float
+    first_in_segment: bool = True  # False for the 2nd+ transfer of the same answered segment
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +206,7 @@ class SurveyNote:
     status: str
     score: int | None
     ts: float
+    source: str = "userevent"  # userevent | agi | callback: who reported it (metrics count each once)
 
 
 @dataclass(frozen=True, slots=True)

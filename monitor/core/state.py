@@ -27,6 +27,7 @@ class SegState:
     ring_s: int | None = None
     talk_s: float | None = None
     completion: str | None = None
+    transferred: bool = False
     rna: list[RingNoAnswer] = field(default_factory=list)
     ringing: set[str] = field(default_factory=set)
 

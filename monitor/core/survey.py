@@ -386,7 +386,7 @@ class SurveyResultRecord:
         """The core :class:`Survey` attached to the call (status in the UserEvent vocabulary)."""
         status = _CORE_STATUS.get(self.status, self.status.upper())
         return Survey(self.queue, self.agent, status, self.csat, self.raw, self.source, self.ended_ts,
-                      self.nps, self.ces)
+                      self.nps, self.ces, self.status)
 
     def with_status(self, status: str, reason: str) -> SurveyResultRecord:
         """A copy with another status (e.g. a callback that never connected)."""

@@ -244,7 +244,7 @@ class CallTracker:
         queue = survey.queue or (seg.queue if seg else None)
         agent = survey.agent or (seg.agent if seg else None)
         call.survey = replace(survey, queue=queue, agent=agent)
-        return [SurveyNote(queue, agent, survey.status, survey.score, survey.ts)]
+        return [SurveyNote(queue, agent, survey.status, survey.score, survey.ts, survey.source)]
 
     def _freeze(self, call: CallState, ts: float, closed_by: str) -> CallRecord:
         segs = tuple(s.freeze() for s in call.segments)

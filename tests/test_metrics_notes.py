@@ -1,0 +1,57 @@
+"""Counters from tracker notes: transfers vs transferred segments, survey results counted once by origin."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+
+from monitor.ami.files import read_capture
+from monitor.core.ingest import Ingest
+from monitor.core.records import Survey, TransferNote
+from monitor.core.survey import SurveyResultRecord
+from monitor.core.tracker import CallTracker
+from monitor.metrics import QmonMetrics
+from tests.factcheck import FIXTURES
+
+
+def _value(reg: CollectorRegistry, name: str, **labels: str) -> float:
+    v = reg.get_sample_value(name, labels)
+    return 0.0 if v is None else v
+
+
+def test_second_transfer_of_a_segment_counts_as_transfer_not_as_another_transferred_call() -> None:
+    reg = CollectorRegistry()
+    m = QmonMetrics(reg, queues=("support",))
+    sink = m.sink("pbx1")
+    sink([TransferNote("support", "attended", 1.0, True), TransferNote("support", "blind", 2.0, False)])
+    assert _value(reg, "qmon_transfers_total", pbx="pbx1", queue="support", type="attended") == 1
+    assert _value(reg, "qmon_transfers_total", pbx="pbx1", queue="support", type="blind") == 1
+    assert _value(reg, "qmon_queue_calls_total", pbx="pbx1", queue="support", outcome="transferred") == 1
+
+
+def test_userevent_surveys_from_notes_agi_surveys_from_results_never_twice() -> None:
+    reg = CollectorRegistry()
+    m = QmonMetrics(reg)
+    tr = CallTracker()
+    ing = Ingest(tr, [m.sink("p")])
+    for headers, _ in read_capture(FIXTURES / "answered_agent_hangup.jsonl"):
+        ing.feed(headers, 0)
+    # The dialplan survey (UserEvent CSAT score 4) is counted from its note.
+    assert _value(reg, "qmon_csat_responses_total", pbx="p", queue="support", score="4") == 1
+    # An AGI survey result attaches to an open call (note source "agi") and is counted from the result sink only.
+    tr2 = CallTracker()
+    ing2 = Ingest(tr2, [m.sink("p")])
+    msgs = [h for h, _ in read_capture(FIXTURES / "survey_hangup.jsonl")]
+    cut = next(i for i, h in enumerate(msgs) if h.get("Variable") == "QUEUESTATUS")
+    for h in msgs[: cut + 1]:
+        ing2.feed(h, 0)
+    rec = SurveyResultRecord("1795381163.0", "1795381163.1", "5551011", "support", "agent1", "completed", 5, None,
+                             None, "5", "en", "agi", 1.0, 2.0)
+    ing2.emit(tr2.add_survey("1795381163.1", rec.to_survey()))
+    m.survey_result("p", rec)
+    assert _value(reg, "qmon_csat_responses_total", pbx="p", queue="support", score="5") == 1
+    assert _value(reg, "qmon_survey_outcomes_total", pbx="p", queue="support", result="completed") == 2
+    m.survey_result("p", SurveyResultRecord(None, "x", None, "support", None, "not_eligible", None, None, None, "",
+                                            "en", "agi", 3.0, 3.0, "not answered"))
+    assert _value(reg, "qmon_survey_outcomes_total", pbx="p", queue="support", result="not_eligible") == 1
+    found = tr2.find_call("1795381163.1")
+    assert found is not None and isinstance(found.survey, Survey) and found.survey.outcome == "completed"
