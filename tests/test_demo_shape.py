@@ -6,8 +6,17 @@ import pytest
 
 from monitor.demo.scenario import generate
 from tests.demo_scripts import (
-    RACES, SCAFFOLDING, SCRIPTS, SUPPORT, T0, channel_signature, header_shapes, load_transcript, queue_channel,
-    run_script, story,
+    RACES,
+    SCAFFOLDING,
+    SCRIPTS,
+    SUPPORT,
+    T0,
+    channel_signature,
+    header_shapes,
+    load_transcript,
+    queue_channel,
+    run_script,
+    story,
 )
 
 ALL = sorted(p for p in SCRIPTS)
@@ -31,7 +40,7 @@ def test_call_story_matches_transcript(name: str) -> None:
 
 def _transcript_shapes() -> dict[str, set[frozenset[str]]]:
     shapes: dict[str, set[frozenset[str]]] = {}
-    for name in ALL + ["attended_transfer", "member_changes", "concurrent", "repeat_caller"]:
+    for name in [*ALL, "attended_transfer", "member_changes", "concurrent", "repeat_caller"]:
         for e, s in header_shapes(load_transcript(name)).items():
             shapes.setdefault(e, set()).update(s)
     return shapes

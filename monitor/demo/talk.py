@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.demo.emit import Bridge, Chan
-from monitor.demo.emit import UNKNOWN
+from monitor.demo.emit import UNKNOWN, Bridge, Chan
 from monitor.demo.flows import AGENTS, ENTRY, XFER, Call, Leg, member_vars, queue_vars
 
 
