@@ -29,20 +29,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--http-port", type=int, default=9465, help="qmon HTTP port for /metrics and /api/v1")
     p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (default 1)")
     p.add_argument("--seed", type=int, default=None, help="random seed (same seed, same calls)")
-    p.add_argument("--db", default="qmon-demo.db", help="SQLite file for call records (default ./qmon-demo.db)")
+    p.add_argument("--http-bind", default="127.0.0.1", help="qmon HTTP address (0.0.0.0 inside a container)")
+    p.add_argument("--db", default="qmon-demo.db",
+                   help="SQLite file for call records (default ./qmon-demo.db), or a database URL")
     p.add_argument("--duration", type=float, default=0.0, help="stop after this many real seconds (0: run until ^C)")
     p.add_argument("--no-daemon", action="store_true", help="run the simulator alone (connect your own client)")
     return p
 
 
-def demo_settings(ami_port: int, http_port: int, db: str) -> Settings:
+def demo_settings(ami_port: int, http_port: int, db: str, http_bind: str = "127.0.0.1") -> Settings:
     """Settings of the daemon pointed at the simulator, with SQLite storage and no survey server."""
-    path = Path(db).resolve()
+    if "://" in db:
+        url, journal = db, "qmon-demo.journal.jsonl"
+    else:
+        path = Path(db).resolve()
+        url, journal = f"sqlite+aiosqlite:///{path}", str(path.with_suffix(".journal.jsonl"))
     return Settings(
         ami=(AmiSettings(name="demo", host="127.0.0.1", port=ami_port, username=DEMO_USER, secret=DEMO_SECRET),),
         tracker=TrackerSettings(queues=tuple(q.name for q in DEFAULT_QUEUES)),
-        http=HttpSettings(bind="127.0.0.1", port=http_port),
-        store=StoreSettings(url=f"sqlite+aiosqlite:///{path}", journal_path=str(path.with_suffix(".journal.jsonl"))),
+        http=HttpSettings(bind=http_bind, port=http_port),
+        store=StoreSettings(url=url, journal_path=journal),
         survey=SurveySettings(enabled=False),
     )
 
@@ -84,7 +90,7 @@ async def _main(args: argparse.Namespace) -> int:
         if args.no_daemon:
             await stop.wait()
             return 0
-        return await _daemon(demo_settings(port, args.http_port, args.db), stop)
+        return await _daemon(demo_settings(port, args.http_port, args.db, args.http_bind), stop)
     finally:
         pacer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -101,8 +107,10 @@ async def _daemon(settings: Settings, stop: asyncio.Event) -> int:
     base = f"http://{settings.http.bind}:{settings.http.port}"
 
     def ready(*_: object) -> None:
+        url = settings.store.url
+        where = url.removeprefix("sqlite+aiosqlite:///") if url.startswith("sqlite") else "the database"
         print(f"qmon demo: metrics at {base}/metrics, API at {base}/api/v1/queues and {base}/api/v1/calls, "
-              f"records in {settings.store.url.removeprefix('sqlite+aiosqlite:///')}; Ctrl-C to stop", flush=True)
+              f"records in {where}; Ctrl-C to stop", flush=True)
 
     result = await app.run_daemon(settings, stop=stop, ready_cb=ready)
     return int(result) if isinstance(result, int) else 0
