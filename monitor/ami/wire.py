@@ -28,36 +28,40 @@ class WireParser:
 
     def feed(self, data: bytes) -> list[Headers]:
         """Add bytes; return every message completed by them, in order."""
-        self._buf += data
+        buf = self._buf
+        buf += data
         out: list[Headers] = []
+        pos = 0
         if self._expect_banner and self.banner is None:
-            nl = self._buf.find(b"\n")
+            nl = buf.find(b"\n")
             if nl < 0:
                 return out
-            self.banner = self._buf[:nl].decode("utf-8", "replace").strip()
-            del self._buf[: nl + 1]
+            self.banner = buf[:nl].decode("utf-8", "replace").strip()
+            pos = nl + 1
+        # Each terminator is searched for once per feed and remembered: a multi-megabyte chunk stays linear
+        # (searching from the start for every message, or deleting from the front each time, is quadratic).
+        crlf = lf = -2
         while True:
-            end, sep = self._find_end()
-            if end < 0:
-                if len(self._buf) > self._max:
-                    # No message boundary within the limit: drop what we have, keep reading.
-                    self.oversized += 1
-                    self._buf.clear()
-                return out
-            raw = bytes(self._buf[:end])
-            del self._buf[: end + sep]
-            msg = self._parse(raw)
+            if -1 < crlf < pos or crlf == -2:
+                crlf = buf.find(b"\r\n\r\n", pos)
+            if -1 < lf < pos or lf == -2:
+                lf = buf.find(b"\n\n", pos)
+            if crlf < 0 and lf < 0:
+                break
+            if lf < 0 or (0 <= crlf < lf):
+                end, nxt = crlf, crlf + 4
+            else:
+                end, nxt = lf, lf + 2
+            msg = self._parse(bytes(buf[pos:end]))
+            pos = nxt
             if msg:
                 out.append(msg)
-
-    def _find_end(self) -> tuple[int, int]:
-        crlf = self._buf.find(b"\r\n\r\n")
-        lf = self._buf.find(b"\n\n")
-        if crlf < 0 and lf < 0:
-            return -1, 0
-        if lf < 0 or (0 <= crlf < lf):
-            return crlf, 4
-        return lf, 2
+        del buf[:pos]
+        if len(buf) > self._max:
+            # No message boundary within the limit: drop what we have, keep reading.
+            self.oversized += 1
+            buf.clear()
+        return out
 
     def _parse(self, raw: bytes) -> Headers:
         msg: Headers = {}
