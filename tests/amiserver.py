@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,10 +242,10 @@ class _Conn:
                  writer: asyncio.StreamWriter) -> None:
         self.srv, self.number, self.reader, self.writer = srv, number, reader, writer
         self.logged_in = False
-        self._replies: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._stream_from: int | None = None
+        # What the writer sends besides the stream, in order: bytes, an int (start the stream there), None (close).
+        self._out: deque[bytes | int | None] = deque()
+        self._wake = asyncio.Event()
         self.index = 0  # the next stream message this connection writes
-        self._go = asyncio.Event()
 
     def abort(self) -> None:
         self.writer.transport.abort()
@@ -255,7 +256,13 @@ class _Conn:
             if aid and "ActionID" not in m:
                 head, *rest = m.items()  # Asterisk puts ActionID right after Response:/Event:
                 m = dict([head, ("ActionID", aid), *rest])
-            self._replies.put_nowait(encode(m))
+            self._out.append(encode(m))
+        self._wake.set()
+
+    def end(self) -> None:
+        """Close after what is queued (Logoff, failed Login, end of the reader)."""
+        self._out.append(None)
+        self._wake.set()
 
     async def run(self) -> None:
         self.writer.write(BANNER)
@@ -265,7 +272,7 @@ class _Conn:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
-            self._replies.put_nowait(None)
+            self.end()
             writer_task.cancel()
             with contextlib.suppress(BaseException):
                 await writer_task
@@ -288,7 +295,7 @@ class _Conn:
             srv.logins.append((user, ok))
             if not ok:
                 self.reply([{"Response": "Error", "Message": "Authentication failed"}], action)
-                self._replies.put_nowait(None)  # Asterisk closes the session after a failed login
+                self.end()  # Asterisk closes the session after a failed login
                 return None
             self.reply([{"Response": "Success", "Message": "Authentication accepted"}], action)
             self.logged_in = True
@@ -296,7 +303,7 @@ class _Conn:
             return None
         if name == "logoff":
             self.reply([{"Response": "Goodbye", "Message": "Thanks for all the fish."}], action)
-            self._replies.put_nowait(None)
+            self.end()
             return None
         if not self.logged_in:
             self.reply([{"Response": "Error", "Message": "Authentication Required"}], action)
@@ -345,14 +352,15 @@ class _Conn:
 
     def _start_stream(self) -> None:
         srv = self.srv
-        self._stream_from = self.index = srv.next_index
-        if srv.next_index < len(srv.messages):
+        start = self.index = srv.next_index
+        if start < len(srv.messages):
             srv._streamed.clear()
-        if not (self._stream_from == 0 and srv.messages[:1] and srv.messages[0].startswith(b"Event: FullyBooted")):
+        if not (start == 0 and srv.messages[:1] and srv.messages[0].startswith(b"Event: FullyBooted")):
             # Asterisk greets every login with FullyBooted; a transcript streamed from its start has its own.
             self.reply([{"Event": "FullyBooted", "Privilege": "system,all", "Uptime": "1", "LastReload": "1",
                          "Status": "Fully Booted"}])
-        self._go.set()
+        self._out.append(start)  # in order: the stream starts after the Login response and FullyBooted
+        self._wake.set()
 
     def _chunk(self) -> int:
         if self.srv.mode == "bytes":
@@ -364,22 +372,25 @@ class _Conn:
     async def _write_loop(self) -> None:
         srv = self.srv
         buf = bytearray()
-        index: int | None = None
+        index: int | None = None  # None until logged in
         cut = False
         while True:
-            if self._go.is_set() and index is None:
-                index = self._stream_from
             size = self._chunk()
             # Fill the buffer up to one chunk, replies first and only at message boundaries (the buffer's tail
             # always ends one), so chunks may span messages but never interleave them.
             while len(buf) < size and not cut:
-                if not self._replies.empty():
-                    item = self._replies.get_nowait()
+                if self._out:
+                    item = self._out.popleft()
                     if item is None:
-                        await self._flush(buf)
+                        if buf:
+                            self.writer.write(bytes(buf))
+                            await self.writer.drain()
                         self.writer.close()
                         return
-                    buf += item
+                    if isinstance(item, int):
+                        index = item
+                    else:
+                        buf += item
                 elif index is not None and index < len(srv.messages):
                     msg = srv.messages[index]
                     if srv.drop_at == index:
@@ -412,33 +423,8 @@ class _Conn:
                 return
             if index is not None and index >= len(srv.messages):
                 srv._streamed.set()
-            item = await self._wait_reply_or_go()
-            if item is False:
-                continue
-            if item is None:
-                self.writer.close()
-                return
-            buf += item
-
-    async def _wait_reply_or_go(self) -> bytes | bool | None:
-        if self._go.is_set():
-            return await self._replies.get()
-        get = asyncio.ensure_future(self._replies.get())
-        go = asyncio.ensure_future(self._go.wait())
-        done, pending = await asyncio.wait({get, go}, return_when=asyncio.FIRST_COMPLETED)
-        for p in pending:
-            p.cancel()
-        if get in done:
-            return get.result()
-        with contextlib.suppress(BaseException):
-            await get
-        return False
-
-    async def _flush(self, buf: bytearray) -> None:
-        if buf:
-            self.writer.write(bytes(buf))
-            buf.clear()
-            await self.writer.drain()
+            self._wake.clear()
+            await self._wake.wait()
 
 
 def _list(event: str, message: str, items: list[Headers]) -> list[Headers]:

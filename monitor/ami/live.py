@@ -165,9 +165,11 @@ class AmiSource:
     async def run(self) -> None:
         """Connect, log in, resync, stream events; reconnect with capped backoff + jitter until closed.
 
-        A refused Login is not fatal: the secret may be fixed on the Asterisk side without restarting qmon, so
-        we keep trying, but only every ``backoff_max_s`` (each attempt costs a security event, and tools like
-        fail2ban ban hosts that fail fast). The reason stays in :attr:`last_error` for ``/readyz``.
+        Every login (the first included) is followed by a resync, so callers already waiting and the members'
+        state are known from the start. A refused Login is not fatal: the secret may be fixed on the Asterisk
+        side without restarting qmon, so we keep trying, but only every ``backoff_max_s`` (each attempt costs a
+        security event, and tools like fail2ban ban hosts that fail fast). The reason stays in
+        :attr:`last_error` for ``/readyz``.
         """
         s = self.settings
         while not self._stop.is_set():
@@ -345,6 +347,10 @@ class AmiSource:
             self._down_since = self._clock()
         if message != self._logged_error:  # once per distinct reason, not per attempt
             self._logged_error = message
+            # After a loss, "lost; reconnecting" was the one line; plain connect failures then stay at DEBUG
+            # (the reason is in last_error for /readyz). A refused Login is always worth its own line.
+            if self._ever_up and level < logging.ERROR:
+                level = logging.DEBUG
             log.log(level, "AMI %s: %s; retrying with backoff", self.name, message)
 
     def _delay(self, auth: bool = False) -> float:
