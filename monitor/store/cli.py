@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     add_db_args(up)
     cur = sub.add_parser("current", help="print the schema revision of the database and of this qmon")
     add_db_args(cur)
-    pr = sub.add_parser("prune", help="delete calls and agent events older than a retention period")
+    pr = sub.add_parser("prune", help="delete calls, agent events and survey results older than a retention period")
     pr.add_argument("--older-than", type=float, metavar="DAYS", help="retention in days "
                     "(default: [store] retention_days)")
     add_db_args(pr)
@@ -75,8 +75,8 @@ async def _run(action: str, s: StoreSettings, older_than_days: float | None) -> 
         else:
             assert older_than_days is not None
             counts = await prune(async_sessionmaker(engine), time.time() - older_than_days * 86400.0)
-            print(f"pruned {counts['calls']} call(s) and {counts['agent_events']} agent event(s) "
-                  f"older than {older_than_days:g} day(s)")
+            print(f"pruned {counts['calls']} call(s), {counts['agent_events']} agent event(s) and "
+                  f"{counts.get('survey_results', 0)} survey result(s) older than {older_than_days:g} day(s)")
         return 0
     finally:
         await engine.dispose()

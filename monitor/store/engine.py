@@ -13,6 +13,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -109,6 +111,21 @@ async def schema_revision(engine: AsyncEngine) -> str | None:
     """The database's current revision."""
     async with engine.connect() as conn:
         return await conn.run_sync(current_revision)
+
+
+def cut(s: str | None, n: int) -> str | None:
+    """``s`` shortened to ``n`` characters (None stays None)."""
+    # Over-long strings would make PostgreSQL reject the whole batch; the tail is never what matters.
+    return s if s is None or len(s) <= n else s[:n]
+
+
+def dialect_insert(dialect: str, model: type[Any]) -> Any:
+    """An INSERT with ``on_conflict_do_nothing`` for the dialect (sqlite or postgresql)."""
+    if dialect == "postgresql":
+        return pg_insert(model)
+    if dialect == "sqlite":
+        return sqlite_insert(model)
+    raise ValueError(f"unsupported database dialect {dialect!r} (use sqlite or postgresql)")
 
 
 def caller_hasher(salt: str) -> Callable[[str | None], str | None]:

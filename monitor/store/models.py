@@ -162,6 +162,44 @@ class SurveyRow(Base):
     raw: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16))
     ts: Mapped[float] = mapped_column(Double())
+    outcome: Mapped[str | None] = mapped_column(String(32))  # the survey server's status (completed, ...)
+
+
+class SurveyResult(Base):
+    """Every survey attempt as the survey server reported it (the API and the cooldown read these).
+
+    ``call_key`` is the call's Linkedid (its Uniqueid when the Linkedid was unknown, "" when neither was):
+    a result is the same result again when pbx, call_key, source and started_ts match. Whether it counts as
+    the call's CSAT answer is decided in ``monitor.store.surveys`` (the call's ``surveys`` row).
+    """
+
+    __tablename__ = "survey_results"
+    __table_args__ = (
+        UniqueConstraint("pbx", "call_key", "source", "started_ts"),
+        Index("ix_survey_results_ended_ts", "ended_ts"),
+        Index("ix_survey_results_queue_ended_ts", "queue", "ended_ts"),
+        Index("ix_survey_results_agent_ended_ts", "agent", "ended_ts"),
+        Index("ix_survey_results_caller_ended_ts", "caller", "ended_ts"),
+    )
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    pbx: Mapped[str] = mapped_column(String(64))
+    call_key: Mapped[str] = mapped_column(String(80))
+    linkedid: Mapped[str | None] = mapped_column(String(80))
+    uniqueid: Mapped[str | None] = mapped_column(String(64))
+    caller: Mapped[str | None] = mapped_column(String(128))  # normalised number or its HMAC (hex)
+    queue: Mapped[str | None] = mapped_column(String(128))
+    agent: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(32))  # completed | partial | ... | not_eligible | unreachable
+    csat: Mapped[int | None] = mapped_column(Integer())
+    nps: Mapped[int | None] = mapped_column(Integer())
+    ces: Mapped[int | None] = mapped_column(Integer())
+    raw: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))  # agi | callback
+    reason: Mapped[str] = mapped_column(String(256))
+    started_ts: Mapped[float] = mapped_column(Double())
+    ended_ts: Mapped[float] = mapped_column(Double())
 
 
 class AgentEvent(Base):

@@ -11,8 +11,9 @@ from sqlalchemy.orm import selectinload
 from monitor.core.records import CallRecord
 from monitor.core.repeat import RepeatIndex
 from monitor.core.report import build_report
-from monitor.store.models import AgentEvent, Call, RingNoAnswerRow, SegmentRow, SurveyRow, TransferRow
+from monitor.store.models import AgentEvent, Call, RingNoAnswerRow, SegmentRow, SurveyResult, SurveyRow, TransferRow
 from monitor.store.rows import record_of
+from monitor.store.surveys import last_result_at
 
 Sessions = async_sessionmaker[AsyncSession]
 MAX_RECENT = 1000
@@ -68,14 +69,20 @@ async def warm_repeats(sessions: Sessions, index: RepeatIndex, horizon_s: float,
 
 
 async def last_survey_at(sessions: Sessions, caller: str) -> float | None:
-    """Latest survey time of a (stored-form) caller."""
+    """Latest survey time of a (stored-form) caller: a call's survey or a result where they were asked."""
     async with sessions() as session:
         v = await session.scalar(select(func.max(SurveyRow.ts)).where(SurveyRow.caller == caller))
-    return float(v) if v is not None else None
+    times = [float(v)] if v is not None else []
+    if (r := await last_result_at(sessions, caller)) is not None:
+        times.append(r)
+    return max(times, default=None)
 
 
 async def prune(sessions: Sessions, cutoff: float) -> dict[str, int]:
-    """Delete calls that ended before ``cutoff`` (children cascade) and older agent events."""
+    """Delete calls that ended before ``cutoff`` (children cascade), older agent events and survey results.
+
+    ``survey_results`` is in the counts only when some were deleted (the shape callers knew stays the same).
+    """
     async with sessions() as session, session.begin():
         old = select(Call.id).where(Call.end_ts < cutoff).scalar_subquery()
         counts: dict[str, int] = {}
@@ -86,4 +93,7 @@ async def prune(sessions: Sessions, cutoff: float) -> dict[str, int]:
         counts["calls"] = int(getattr(r, "rowcount", 0) or 0)
         r = await session.execute(delete(AgentEvent).where(AgentEvent.ts < cutoff))
         counts["agent_events"] = int(getattr(r, "rowcount", 0) or 0)
+        r = await session.execute(delete(SurveyResult).where(SurveyResult.ended_ts < cutoff))
+        if n := int(getattr(r, "rowcount", 0) or 0):
+            counts["survey_results"] = n
     return counts

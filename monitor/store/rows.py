@@ -8,8 +8,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import delete, insert, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor.core.records import (
@@ -21,7 +19,11 @@ from monitor.core.records import (
     Transfer,
     Voicemail,
 )
+from monitor.core.survey import SurveyResultRecord
+from monitor.store.engine import cut as _cut
+from monitor.store.engine import dialect_insert as _insert
 from monitor.store.models import AgentEvent, Call, RingNoAnswerRow, SegmentRow, SurveyRow, TransferRow
+from monitor.store.surveys import SurveyItem, adopt_results, write_results
 
 QL_PREFIX = "ql:"  # linkedid of calls imported from a queue_log (Linkedid is not in queue_log)
 
@@ -35,12 +37,7 @@ class MemberItem:
     source: str = "ami"
 
 
-Item = CallRecord | MemberItem
-
-
-def _cut(s: str | None, n: int) -> str | None:
-    # Over-long strings would make PostgreSQL reject the whole batch; the tail is never what matters.
-    return s if s is None or len(s) <= n else s[:n]
+Item = CallRecord | MemberItem | SurveyItem
 
 
 def call_row(r: CallRecord) -> dict[str, Any]:
@@ -73,7 +70,7 @@ def child_rows(pk: int, r: CallRecord) -> dict[str, list[dict[str, Any]]]:
     surveys = [] if sv is None else [{
         "call_pk": pk, "caller": _cut(r.caller, 128), "queue": sv.queue, "agent": _cut(sv.agent, 128),
         "status": _cut(sv.status, 32), "score": sv.score, "nps": sv.nps, "ces": sv.ces, "raw": _cut(sv.raw, 64),
-        "source": sv.source, "ts": sv.ts,
+        "source": sv.source, "ts": sv.ts, "outcome": _cut(sv.outcome, 32),
     }]
     return {"segments": segs, "rnas": rnas, "transfers": xfers, "surveys": surveys}
 
@@ -102,7 +99,8 @@ def record_of(c: Call) -> CallRecord:
         transfers=tuple(Transfer(t.type, t.queue, t.from_agent, t.target, t.ts) for t in c.transfers),
         voicemail=(Voicemail(c.vm_queue, c.vm_reason or "", c.vm_ts or c.end_ts)
                    if c.vm_queue is not None else None),
-        survey=(Survey(sv.queue, sv.agent, sv.status, sv.score, sv.raw, sv.source, sv.ts, sv.nps, sv.ces)
+        survey=(Survey(sv.queue, sv.agent, sv.status, sv.score, sv.raw, sv.source, sv.ts, sv.nps, sv.ces,
+                       sv.outcome)
                 if sv is not None else None),
         repeat_windows=tuple(w for w in c.repeat_windows.split(",") if w),
         outcome=c.outcome, closed_by=c.closed_by, pbx=c.pbx, ping_pong=c.ping_pong,
@@ -116,26 +114,27 @@ class WriteResult:
 
     calls: int = 0
     members: int = 0
+    surveys: int = 0
     duplicates: int = 0
     replaced: int = 0
-
-
-def _insert(dialect: str, model: type[Any]) -> Any:
-    if dialect == "postgresql":
-        return pg_insert(model)
-    if dialect == "sqlite":
-        return sqlite_insert(model)
-    raise ValueError(f"unsupported database dialect {dialect!r} (use sqlite or postgresql)")
+    attached: int = 0  # survey results that became (or replaced) a stored call's survey
 
 
 async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item]) -> WriteResult:
-    """Insert a batch in the caller's transaction; calls already stored (pbx+linkedid) are skipped."""
+    """Insert a batch in the caller's transaction; calls already stored (pbx+linkedid) are skipped.
+
+    Calls go first, then survey results: a result applied to its call sees the call's own survey whatever
+    their order in the batch, which is what :mod:`monitor.store.surveys` decides on anyway.
+    """
     res = WriteResult()
     calls: dict[tuple[str, str], CallRecord] = {}
     members: list[dict[str, Any]] = []
+    results: list[SurveyItem] = []
     for it in items:
         if isinstance(it, MemberItem):
             members.append(member_row(it))
+        elif isinstance(it, SurveyItem):
+            results.append(it)
         elif (it.pbx, it.linkedid) in calls:
             res.duplicates += 1
         else:
@@ -160,12 +159,18 @@ async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item]
                            ("surveys", SurveyRow)):
             if children[key]:
                 await session.execute(insert(model), children[key])
+        res.attached += await adopt_results(session, [(pk, pbx, lid, calls[(pbx, lid)].caller)
+                                                      for pk, pbx, lid in inserted])
     if members:
         stmt = (_insert(dialect, AgentEvent).values(members)
                 .on_conflict_do_nothing(index_elements=["pbx", "queue", "interface", "change", "ts"])
                 .returning(AgentEvent.id))
         res.members = len((await session.execute(stmt)).all())
         res.duplicates += len(members) - res.members
+    if results:
+        sr = await write_results(session, dialect, results)
+        res.surveys, res.attached = sr.written, res.attached + sr.attached
+        res.duplicates += sr.duplicates
     return res
 
 
@@ -173,6 +178,8 @@ def item_to_json(it: Item) -> dict[str, Any]:
     """The journal line of an item."""
     if isinstance(it, MemberItem):
         return {"v": 1, "k": "member", "pbx": it.pbx, "source": it.source, "n": asdict(it.note)}
+    if isinstance(it, SurveyItem):
+        return {"v": 1, "k": "survey", "pbx": it.pbx, "s": asdict(it.result)}
     return {"v": 1, "k": "call", "r": it.to_dict()}
 
 
@@ -184,4 +191,6 @@ def item_from_json(d: dict[str, Any]) -> Item:
         return MemberItem(str(d["pbx"]), MemberNote(**d["n"]), str(d.get("source", "ami")))
     if d["k"] == "call":
         return record_from_dict(d["r"])
+    if d["k"] == "survey":
+        return SurveyItem(str(d["pbx"]), SurveyResultRecord(**d["s"]))
     raise ValueError(f"unknown journal entry kind {d['k']!r}")

@@ -16,11 +16,9 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from monitor.core.records import CallRecord, MemberNote
-from monitor.core.repeat import RepeatIndex
+from monitor.core.survey import SurveyResultRecord
 from monitor.settings import StoreSettings
-from monitor.store import queries
 from monitor.store.engine import (
-    HashedRepeatIndex,
     caller_hasher,
     head_revision,
     is_sqlite,
@@ -31,7 +29,9 @@ from monitor.store.engine import (
 from monitor.store.engine import upgrade as run_upgrade
 from monitor.store.journal import Journal
 from monitor.store.models import Call
+from monitor.store.reads import StoreReads
 from monitor.store.rows import Item, MemberItem, item_from_json, item_to_json, write_batch
+from monitor.store.surveys import SurveyItem
 
 log = logging.getLogger("qmon.store")
 
@@ -52,8 +52,11 @@ def _error_kind(exc: BaseException) -> str:
     return "outage" if exc.connection_invalidated else "probe"
 
 
-class Store:
-    """Call records and member changes into SQL; never blocks the caller of :meth:`submit`, never loses data."""
+class Store(StoreReads):
+    """Call records, member changes and survey results into SQL; never blocks the caller, never loses data.
+
+    The read side (reports, API queries, repeat warm-up, cooldown, prune) is :class:`StoreReads`.
+    """
 
     def __init__(self, settings: StoreSettings | None = None, clock: Callable[[], float] = time.time) -> None:
         self.settings = s = settings or StoreSettings()
@@ -75,7 +78,8 @@ class Store:
         self.dropped: Counter[str] = Counter()  # reason -> items not queued (queue_full: journaled instead)
         self._stats: dict[str, int] = {
             "batches": 0, "calls_written": 0, "members_written": 0, "duplicates": 0, "retries": 0,
-            "journaled": 0, "journal_replayed": 0, "rejected": 0, "lost": 0,
+            "journaled": 0, "journal_replayed": 0, "rejected": 0, "lost": 0, "surveys_written": 0,
+            "surveys_attached": 0,
         }
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -129,6 +133,15 @@ class Store:
     def submit_member(self, note: MemberNote, pbx: str = "default") -> None:
         """Queue a member login/logout/pause/unpause for storage (synchronous, never blocks)."""
         self._put(MemberItem(pbx, note))
+
+    def submit_survey(self, result: SurveyResultRecord, pbx: str = "default") -> None:
+        """Queue a survey result of any status (AGI or callback) for storage (synchronous, never blocks).
+
+        Idempotent on pbx + call + source + start; how it meets the call's own survey: :mod:`monitor.store.surveys`.
+        """
+        if self.hash is not None and result.caller is not None:
+            result = replace(result, caller=self.hash(result.caller))
+        self._put(SurveyItem(pbx, result))
 
     def _put(self, item: Item) -> None:
         if not self._closing:
@@ -242,6 +255,8 @@ class Store:
         self._stats["batches"] += 1
         self._stats["calls_written"] += res.calls
         self._stats["members_written"] += res.members
+        self._stats["surveys_written"] += res.surveys
+        self._stats["surveys_attached"] += res.attached
         self._stats["duplicates"] += res.duplicates
 
     async def _probe(self) -> bool:
@@ -360,52 +375,3 @@ class Store:
             "dropped": sum(self.dropped.values()), "dropped_by_reason": dict(self.dropped),
             "db_up": self._down_since is None,
         }
-
-    # -- read side (delegated to monitor.store.queries) ---------------------------------------------------
-
-    def _s(self) -> async_sessionmaker[AsyncSession]:
-        assert self._sessions is not None, "Store.start() first"
-        return self._sessions
-
-    async def recent_calls(self, since: float | None = None, queue: str | None = None,
-                           limit: int = 100) -> list[dict[str, Any]]:
-        """Stored call records (newest first) as dicts, for /api/v1/calls."""
-        return [r.to_dict() for r in await queries.recent(self._s(), since, queue, limit)]
-
-    async def records(self, from_ts: float, to_ts: float) -> list[CallRecord]:
-        """Stored call records that started in [from_ts, to_ts)."""
-        return await queries.records_between(self._s(), from_ts, to_ts)
-
-    async def summary(self, from_ts: float, to_ts: float, sl_threshold_s: float = 20.0) -> dict[str, Any]:
-        """``build_report`` over the calls stored for [from_ts, to_ts) (``events`` is 0: not stored)."""
-        return await queries.summary(self._s(), from_ts, to_ts, sl_threshold_s)
-
-    def repeat_index(self, windows: tuple[str, ...] = ("24h",), max_entries: int = 500_000) -> RepeatIndex:
-        """The tracker's repeat index: keyed by the hash when callers are hashed, so warm-up matches."""
-        if self.hash is None:
-            return RepeatIndex(windows, max_entries)
-        return HashedRepeatIndex(self.hash, windows, max_entries)
-
-    async def load_repeat_index(self, index: RepeatIndex, horizon_s: float | None = None,
-                                now: float | None = None, pbx: str | None = None) -> int:
-        """Warm ``index`` with stored callers of the last ``horizon_s`` (bounded by its size); returns how many."""
-        return await queries.warm_repeats(self._s(), index, horizon_s if horizon_s is not None else index.horizon,
-                                          self.clock() if now is None else now, pbx)
-
-    async def last_survey_at(self, caller: str | None) -> float | None:
-        """When this caller (plain number) was last surveyed (any survey status), or None."""
-        if caller is None:
-            return None
-        key = self.hash(caller) if self.hash is not None else caller
-        if key is None:
-            return None
-        return await queries.last_survey_at(self._s(), key)
-
-    async def surveyed_within(self, caller: str | None, seconds: float, now: float | None = None) -> bool:
-        """The survey cooldown: was this caller surveyed within the last ``seconds``?"""
-        last = await self.last_survey_at(caller)
-        return last is not None and (self.clock() if now is None else now) - last < seconds
-
-    async def prune(self, older_than_s: float, now: float | None = None) -> dict[str, int]:
-        """Delete calls and agent events older than ``older_than_s`` (retention); returns rows deleted."""
-        return await queries.prune(self._s(), (self.clock() if now is None else now) - older_than_s)
