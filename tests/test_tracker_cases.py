@@ -157,3 +157,22 @@ def test_calls_whose_hangup_never_comes_are_swept_as_stale() -> None:
     assert tr.sweep(1000) == [] and tr.open_calls == 1
     (closed,) = tr.sweep(4000)
     assert closed.record.closed_by == "stale" and tr.open_calls == 0  # type: ignore[union-attr]
+
+
+def test_join_arriving_after_resync_adoption_is_the_same_segment() -> None:
+    """QueueStatus reads live state while events are still queued: the late join must not count twice."""
+    tr = CallTracker()
+    c = CallBuilder("12.1")
+    tr.connection_lost(0)
+    tr.resync_begin()
+    entry = normalize({"Event": "QueueEntry", "Queue": "q", "Position": "1", "Wait": "0", **c.snap()})
+    assert entry is not None and not isinstance(entry, Skip)
+    tr.feed(entry, 100)
+    tr.resync_end(100)
+    notes = []
+    for m in [c.join(100.2, "q"), c.abandon(110, "q", 10), c.leave(110, "q"), c.hangup(110)]:
+        e = normalize(m)
+        assert e is not None and not isinstance(e, Skip)
+        notes += tr.feed(e, 110)
+    (rec,) = [n.record for n in notes if hasattr(n, "record")]
+    assert [(s.queue, s.outcome, s.wait_s) for s in rec.segments] == [("q", "abandoned", 10)]

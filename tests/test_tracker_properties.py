@@ -6,7 +6,6 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -184,14 +183,12 @@ def test_gap_with_resync_never_counts_twice(scenario: str, cut: int, seed: int, 
 def test_member_call_state_after_a_lost_ring_no_answer() -> None:
     """Lose member_changes' AgentRingNoAnswer (agent1): after agent1's QueueMemberRemoved, no ghost may remain.
 
-    Known core bug (monitor/core, reported, not fixed here): ``CallTracker._resolve`` decrements ``ringing``
-    via ``Members.get``, which re-creates the removed agent1 with ``ringing=-1``, so the members gauge counts
-    two "available" members in support where there is one.
+    (Once a bug: ending a ring re-created the removed agent1 with ``ringing=-1``, so the members gauge counted
+    two "available" members in support where there is one.)
     """
     msgs = MESSAGES["member_changes"]
     assert msgs[87]["Event"] == "AgentRingNoAnswer"
     res, tracker = run(msgs[:87] + msgs[88:])
     check_invariants(res, tracker)
-    if member_call_state(tracker):
-        pytest.xfail(f"core bug: removed member re-created by Members.get: {member_call_state(tracker)}")
+    assert not member_call_state(tracker)
     assert sorted(tracker.members.by_key) == [("support", "agent2")]

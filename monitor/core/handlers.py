@@ -112,6 +112,11 @@ def on_join(tr: CallTracker, e: ev.CallerJoin, ts: float, out: Out) -> None:
     if call is None:
         return
     prev = call.last_seg(uid=e.chan.uniqueid)
+    if prev is not None and prev.adopted and prev.outcome is None and prev.queue == e.queue:
+        # QueueStatus (live state) ran ahead of the event stream: this join is the one we adopted.
+        prev.adopted = False
+        prev.join_ts, prev.position = ts, e.position
+        return
     if prev is not None and prev.outcome is None:
         tr._settle_pending(call, prev, ts, out)
         if prev.outcome is None:
@@ -157,7 +162,7 @@ def on_called(tr: CallTracker, e: ev.AgentCalled, ts: float, out: Out) -> None:
     seg = _agent_seg(tr, e, ts, out, create=False)
     if seg is not None and seg.outcome is None and e.member not in seg.ringing:
         seg.ringing.add(e.member)
-        tr.members.get(e.queue, e.member).ringing += 1
+        tr.members.adjust(e.queue, e.member, ringing=1)
 
 
 def on_rna(tr: CallTracker, e: ev.AgentRingNoAnswer, ts: float, out: Out) -> None:
@@ -167,7 +172,7 @@ def on_rna(tr: CallTracker, e: ev.AgentRingNoAnswer, ts: float, out: Out) -> Non
     seg.rna.append(RingNoAnswer(e.member, e.ring_ms, ts))
     if e.member in seg.ringing:
         seg.ringing.discard(e.member)
-        tr.members.get(e.queue, e.member).ringing -= 1
+        tr.members.adjust(e.queue, e.member, ringing=-1)
     out.append(RingNoAnswerNote(e.queue, e.member, e.ring_ms, ts))
 
 
@@ -182,7 +187,7 @@ def on_connect(tr: CallTracker, e: ev.AgentConnect, ts: float, out: Out) -> None
     seg.wait_s = float(e.hold_time)
     seg.end_ts = ts
     tr._resolve(call, seg, "answered", ts, out)
-    tr.members.get(e.queue, e.member).in_call += 1
+    tr.members.adjust(e.queue, e.member, in_call=1)
 
 
 def on_complete(tr: CallTracker, e: ev.AgentComplete, ts: float, out: Out) -> None:
@@ -197,7 +202,7 @@ def on_complete(tr: CallTracker, e: ev.AgentComplete, ts: float, out: Out) -> No
     seg.completion = e.reason
     if seg.state == "answered":
         seg.state = "done"
-        tr.members.get(e.queue, e.member).in_call -= 1
+        tr.members.adjust(e.queue, e.member, in_call=-1)
     out.append(TalkNote(e.queue, e.member, seg.talk_s, e.reason, ts))
 
 
@@ -205,7 +210,7 @@ def on_dump(tr: CallTracker, e: ev.AgentDump, ts: float, out: Out) -> None:
     seg = _agent_seg(tr, e, ts, out, create=False)
     if seg is not None and e.member in seg.ringing:
         seg.ringing.discard(e.member)
-        tr.members.get(e.queue, e.member).ringing -= 1
+        tr.members.adjust(e.queue, e.member, ringing=-1)
 
 
 def _transfer(tr: CallTracker, kind: str, transferee: str, transferer: str, linkedid: str, to: str,

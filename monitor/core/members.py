@@ -87,6 +87,21 @@ class Members:
             self.by_key[(queue, member)] = m
         return m
 
+    def adjust(self, queue: str, member: str, *, ringing: int = 0, in_call: int = 0) -> None:
+        """Count a ring/call starting (+1, creating a member we have not seen) or ending (-1, never below 0).
+
+        An ending never re-creates a member: it may have been removed (QueueRemove) while its call went on.
+        """
+        if ringing > 0 or in_call > 0:
+            m = self.get(queue, member)
+        else:
+            found = self.by_key.get((queue, member))
+            if found is None:
+                return
+            m = found
+        m.ringing = max(0, m.ringing + ringing)
+        m.in_call = max(0, m.in_call + in_call)
+
     def counts(self, queue: str) -> dict[str, int]:
         """Members of one queue by state."""
         out = dict.fromkeys(MEMBER_STATES, 0)

@@ -28,6 +28,7 @@ class SegState:
     talk_s: float | None = None
     completion: str | None = None
     transferred: bool = False
+    adopted: bool = False  # created at resync from QueueEntry: its QueueCallerJoin may still arrive
     rna: list[RingNoAnswer] = field(default_factory=list)
     ringing: set[str] = field(default_factory=set)
 

@@ -119,7 +119,7 @@ class CallTracker:
         for entry in self._resync_waiting:
             if entry.chan.uniqueid not in self._by_uid and entry.chan.linkedid not in self._closed:
                 call = self._open_call(entry.chan, now - entry.wait)
-                seg = SegState(entry.queue, entry.chan.uniqueid, now - entry.wait, entry.position)
+                seg = SegState(entry.queue, entry.chan.uniqueid, now - entry.wait, entry.position, adopted=True)
                 call.segments.append(seg)
                 self._check_repeat(call, entry.chan, now - entry.wait, out)
         self._resync_alive = None
@@ -218,7 +218,7 @@ class CallTracker:
             if outcome == "abandoned" and seg.wait_s < self.config.abandon_short_s:
                 seg.outcome = outcome = "abandoned_short"
         for m in seg.ringing:
-            self.members.get(seg.queue, m).ringing -= 1
+            self.members.adjust(seg.queue, m, ringing=-1)
         seg.ringing.clear()
         out.append(SegmentNote(seg.queue, outcome, seg.wait_s, seg.agent, ts))
 
@@ -271,10 +271,10 @@ class CallTracker:
                 seg.state = "done"
                 seg.end_ts = ts
                 for m in seg.ringing:
-                    self.members.get(seg.queue, m).ringing -= 1
+                    self.members.adjust(seg.queue, m, ringing=-1)
                 seg.ringing.clear()
             elif seg.state == "answered" and seg.agent is not None and seg.talk_s is None:
-                self.members.get(seg.queue, seg.agent).in_call -= 1
+                self.members.adjust(seg.queue, seg.agent, in_call=-1)
                 seg.state = "done"
         self._calls.pop(call.linkedid, None)
         for uid in call.channels:
