@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from monitor.ami.live import AmiSource
 from monitor.core.ingest import Ingest
-from monitor.core.records import CallClosed, MemberNote, Note, Survey
+from monitor.core.records import CallClosed, MemberNote, Note
 from monitor.core.tracker import CallTracker, TrackerConfig
 from monitor.http import ApiContext, LivePbx, make_app, start_http
 from monitor.metrics import QmonMetrics, pbx_clock
@@ -80,44 +80,11 @@ async def _build_pbx(d: Daemon, index: int) -> None:
     d.sources[ami.name] = source
 
 
-def _survey_parts(d: Daemon) -> tuple[Any, Any]:
-    """The FastAGI survey server and its API query, when ``monitor.survey`` is installed and enabled."""
-    if not d.settings.survey.enabled:
-        return None, None
-    try:
-        from monitor.core.survey import SurveyPolicy
-        from monitor.survey.config import policy_config
-        from monitor.survey.results import MemorySurveyLog, ResultFanout
-        from monitor.survey.server import SurveyServer
-        from monitor.survey.state import SurveyState
-    except ImportError:
-        log.info("survey package not installed: no FastAGI survey server")
-        return None, None
-    s = d.settings.survey
-    survey_log = MemorySurveyLog()
+def _survey_parts(d: Daemon) -> Any:
+    """The survey parts (``monitor.survey_wiring``), or None when disabled."""
+    from monitor.survey_wiring import build_survey
 
-    def lookup(uniqueid: str | None, linkedid: str | None) -> Any:
-        for p in d.pbxs.values():
-            for key in (linkedid, uniqueid):
-                if key and (rec := p.tracker.find_call(key)) is not None:
-                    return rec
-        return None
-
-    def attach(key: str, survey: Survey) -> list[Note]:
-        # The answer belongs to whichever PBX tracks the call; its ingest feeds metrics and the store.
-        for p in d.pbxs.values():
-            notes = p.tracker.add_survey(key, survey)
-            if notes:
-                p.ingest.emit(notes)
-                return notes
-        return []
-
-    state = SurveyState(s.state_path)
-    server = SurveyServer(SurveyPolicy(policy_config(s)), lookup=lookup,
-                          on_result=ResultFanout(attach=attach, sinks=[survey_log]), cooldown=state, optout=state,
-                          bind=s.bind, port=s.port, header_timeout_s=s.header_timeout_s,
-                          max_header_bytes=s.max_header_bytes)
-    return server, survey_log.query
+    return build_survey(d)
 
 
 async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None = None,
@@ -132,9 +99,9 @@ async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None =
     await store.start()
     for i in range(len(settings.ami)):
         await _build_pbx(d, i)
-    survey_server, survey_query = _survey_parts(d)
+    survey = _survey_parts(d)
     app = make_app(ApiContext(metrics, d.pbxs, store, settings.http.token, settings.tracker.sl_threshold_s),
-                   survey_query)
+                   store.query_surveys if survey is not None else None)
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -144,12 +111,14 @@ async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None =
     runner: web.AppRunner | None = None
     try:
         runner, d.http_port = await start_http(app, settings.http.bind, settings.http.port)
-        if survey_server is not None:
-            await survey_server.start()
-            d.survey_port = survey_server.port
+        if survey is not None:
+            await survey.server.start()
+            d.survey_port = survey.server.port
         async with asyncio.TaskGroup() as tg:
             writer = tg.create_task(store.run(), name="store-writer")
             ami_tasks = [tg.create_task(src.run(), name=f"ami-{name}") for name, src in d.sources.items()]
+            if survey is not None:
+                survey.start_tasks(tg)
             if ready_cb is not None:
                 ready_cb(d)
             try:
@@ -157,7 +126,7 @@ async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None =
                 log.info("shutting down")
             finally:
                 # Shielded: a crashed task cancels this body, and the shutdown must still run to the end.
-                await asyncio.shield(_shutdown(d, runner, survey_server, ami_tasks, writer))
+                await asyncio.shield(_shutdown(d, runner, survey, ami_tasks, writer))
                 runner = None
     finally:
         if runner is not None:
@@ -167,15 +136,14 @@ async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None =
     return 0 if store.stats.get("lost", 0) == 0 else 1
 
 
-async def _shutdown(d: Daemon, runner: web.AppRunner, survey_server: Any, ami_tasks: list[asyncio.Task[None]],
+async def _shutdown(d: Daemon, runner: web.AppRunner, survey: Any, ami_tasks: list[asyncio.Task[None]],
                     writer: asyncio.Task[None]) -> None:
     """Reverse order: listeners, AMI, close open calls as ``shutdown``, drain the writer, dispose the engine."""
     s = d.settings
     with contextlib.suppress(Exception):
         await asyncio.wait_for(runner.cleanup(), 5.0)
-    if survey_server is not None:
-        with contextlib.suppress(Exception):
-            await survey_server.close(5.0)
+    if survey is not None:
+        await survey.close()
     for src in d.sources.values():
         with contextlib.suppress(Exception):
             await asyncio.wait_for(src.close(), 3.0)

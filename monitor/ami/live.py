@@ -224,6 +224,17 @@ class AmiSource:
             return [_headers(m) for m in result]
         return _headers(result)
 
+    def on_event(self, name: str, callback: Callable[[Headers], None]) -> None:
+        """Also hand events named ``name`` (e.g. OriginateResponse) to a plain, synchronous callback."""
+
+        def relay(manager: Manager, message: Message) -> None:
+            try:
+                callback(_headers(message))
+            except Exception:  # a listener bug must never break the read path
+                log.exception("AMI %s: %s listener failed", self.name, name)
+
+        self._manager.register_event(name, relay)
+
     # -- internals -------------------------------------------------------------------------------------
 
     async def _connect_and_login(self) -> None:
