@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+# Alembic logs its plugin set-up at INFO when imported; only the migrations themselves are worth a line.
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 from alembic import command
 from alembic.config import Config
