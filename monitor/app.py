@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -169,14 +168,10 @@ async def _shutdown(d: Daemon, runner: web.AppRunner, survey: Any, ami_tasks: li
 
 def cmd_run(argv: list[str], env: Mapping[str, str]) -> int:
     """``qmon run [--config FILE] [flags]``: load settings (exit 2 on any problem), run until SIGTERM."""
-    from monitor.config import ConfigError, load_settings
+    from monitor.config import load_or_report
 
-    try:
-        settings = load_settings(argv, env)
-    except ConfigError as exc:
-        print(f"qmon: {len(exc.problems)} configuration problem(s):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+    settings = load_or_report(argv, env)
+    if settings is None:
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

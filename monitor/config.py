@@ -375,14 +375,21 @@ def to_toml(data: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cmd_check_config(argv: list[str], env: Mapping[str, str]) -> int:
-    """``qmon check-config``: print the effective settings (secrets masked); exit 2 on any problem."""
+def load_or_report(argv: list[str], env: Mapping[str, str]) -> Settings | None:
+    """Settings, or None after printing every problem to stderr (the command then exits 2)."""
     try:
-        settings = load_settings(argv, env)
+        return load_settings(argv, env)
     except ConfigError as exc:
         print(f"qmon: {len(exc.problems)} configuration problem(s):", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
+        return None
+
+
+def cmd_check_config(argv: list[str], env: Mapping[str, str]) -> int:
+    """``qmon check-config``: print the effective settings (secrets masked); exit 2 on any problem."""
+    settings = load_or_report(argv, env)
+    if settings is None:
         return 2
     print(to_toml(masked(settings)), end="")
     return 0
