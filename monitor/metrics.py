@@ -105,6 +105,10 @@ class QmonMetrics:
                                   ["pbx", "queue", "agent"], registry=r)
         self.csat = Counter("qmon_csat_responses", "Valid CSAT answers (1-5)", ["pbx", "queue", "score"], registry=r)
         self.survey = Counter("qmon_survey_outcomes", "Survey results", ["pbx", "queue", "result"], registry=r)
+        self.nps = Counter("qmon_nps_responses", "NPS answers (0-10) by bucket: promoter 9-10, passive 7-8, "
+                           "detractor 0-6", ["pbx", "queue", "bucket"], registry=r)
+        self.ces = Counter("qmon_ces_responses", "Customer-effort answers (1-5)", ["pbx", "queue", "score"],
+                           registry=r)
         self.wait = Histogram("qmon_queue_wait_seconds", "Time in queue until the segment's outcome",
                               ["pbx", "queue", "outcome"], buckets=WAIT_BUCKETS, registry=r)
         self.talk = Histogram("qmon_queue_talk_seconds", "Talk time of answered queue calls", ["pbx", "queue"],
@@ -230,6 +234,11 @@ class QmonMetrics:
         self.survey.labels(pbx, queue, rec.status).inc()
         if rec.status in ("completed", "partial") and rec.csat is not None and 1 <= rec.csat <= 5:
             self.csat.labels(pbx, queue, str(rec.csat)).inc()
+        if rec.nps is not None and 0 <= rec.nps <= 10:
+            bucket = "promoter" if rec.nps >= 9 else "passive" if rec.nps >= 7 else "detractor"
+            self.nps.labels(pbx, queue, bucket).inc()
+        if rec.ces is not None and 1 <= rec.ces <= 5:
+            self.ces.labels(pbx, queue, str(rec.ces)).inc()
 
 
 class _StateCollector(Collector):

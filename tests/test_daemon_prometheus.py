@@ -75,8 +75,9 @@ async def test_promql_matches_replay_report(tmp_path: Path) -> None:
             await srv.wait_streamed(30)
             pbx = d.pbxs["default"]
             await until(lambda: pbx.tracker.open_calls == 0, what="every call closed")
-            events = pbx.ingest.events
             for _ in range(200):
+                # Re-read each time: the tail of the stream (member status, list answers) may still be arriving.
+                events = pbx.ingest.events
                 got = await prom(http, base, "qmon_ami_events_total")
                 if got and float(got[0]["value"][1]) == events:
                     break

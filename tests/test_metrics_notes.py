@@ -55,3 +55,15 @@ def test_userevent_surveys_from_notes_agi_surveys_from_results_never_twice() -> 
     assert _value(reg, "qmon_survey_outcomes_total", pbx="p", queue="support", result="not_eligible") == 1
     found = tr2.find_call("1795381163.1")
     assert found is not None and isinstance(found.survey, Survey) and found.survey.outcome == "completed"
+
+
+def test_nps_buckets_and_ces_from_survey_results() -> None:
+    reg = CollectorRegistry()
+    m = QmonMetrics(reg)
+    for nps, ces in ((10, 5), (9, 4), (8, None), (3, 1), (0, None)):
+        m.survey_result("p", SurveyResultRecord("l", "u", None, "q", "a", "completed", 5, nps, ces, "", "en", "agi",
+                                                0.0, 1.0))
+    got = {b: _value(reg, "qmon_nps_responses_total", pbx="p", queue="q", bucket=b)
+           for b in ("promoter", "passive", "detractor")}
+    assert got == {"promoter": 2, "passive": 1, "detractor": 2}  # NPS = (2 - 2) / 5 = 0
+    assert _value(reg, "qmon_ces_responses_total", pbx="p", queue="q", score="1") == 1
