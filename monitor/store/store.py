@@ -69,6 +69,10 @@ class Store(StoreReads):
         self._inflight: list[Item] = []
         self._stop = asyncio.Event()
         self._closing = False
+        # Items that found the queue full: kept in memory (bounded) and journaled in one batch by the writer
+        # task, so the AMI callback never opens or fsyncs a file per record.
+        self._overflow: list[Item] = []
+        self._overflow_max = max(10_000, 10 * s.queue_size)
         self._task: asyncio.Task[None] | None = None
         self._schema_ok = False
         self._down_since: float | None = None
@@ -150,7 +154,18 @@ class Store(StoreReads):
                 return
             except asyncio.QueueFull:
                 self.dropped["queue_full"] += 1
+            if len(self._overflow) < self._overflow_max:
+                self._overflow.append(item)
+                return
+            # Both bounds exceeded (the writer itself is stuck): a synchronous journal write beats losing data.
+            log.warning("store overflow full: journaling on the read path")
         self._to_journal([item])
+
+    def _journal_overflow(self) -> None:
+        """The writer's side of the overflow: one journal append (one fsync) for all of it."""
+        if self._overflow:
+            items, self._overflow = self._overflow, []
+            self._to_journal(items)
 
     def _to_journal(self, items: Sequence[Item]) -> None:
         if not items:
@@ -172,6 +187,7 @@ class Store(StoreReads):
         self._task = asyncio.current_task()
         try:
             while True:
+                self._journal_overflow()
                 batch = await self._collect()
                 if batch or (self.journal.pending and self.clock() >= self._retry_at):
                     await self._flush(batch)
@@ -313,6 +329,8 @@ class Store(StoreReads):
         self._inflight = []
         while not self._queue.empty():
             items.append(self._queue.get_nowait())
+        items += self._overflow
+        self._overflow = []
         self._to_journal(items)
 
     async def drain(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 (the daemon's API)
@@ -329,6 +347,7 @@ class Store(StoreReads):
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+            self._journal_overflow()
             if self.engine is not None and (not self._queue.empty() or self.journal.pending):
                 # No writer task (never started, or gone): flush here, one last try even if it was down.
                 self._retry_at = 0.0
@@ -370,7 +389,8 @@ class Store(StoreReads):
     def stats(self) -> dict[str, Any]:
         """Counters and gauges for metrics (queue depth, batches, retries, journal size/lines, dropped)."""
         return {
-            **self._stats, "queue_depth": self._queue.qsize(), "queue_size": self._queue.maxsize,
+            **self._stats, "queue_depth": self._queue.qsize(), "overflow": len(self._overflow),
+            "queue_size": self._queue.maxsize,
             "journal_bytes": self.journal.size, "journal_lines": self.journal.lines,
             "dropped": sum(self.dropped.values()), "dropped_by_reason": dict(self.dropped),
             "db_up": self._down_since is None,
