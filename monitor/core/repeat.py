@@ -48,30 +48,34 @@ class RepeatIndex:
         self.windows = tuple((w, parse_window(w)) for w in windows)
         self.horizon = max((s for _, s in self.windows), default=0.0)
         self.max_entries = max_entries
-        self._last: OrderedDict[str, float] = OrderedDict()
+        self._last: OrderedDict[str, tuple[float, str]] = OrderedDict()  # number -> (last call ts, linkedid)
         self.evicted = 0
 
     def __len__(self) -> int:
         return len(self._last)
 
-    def check_and_add(self, number: str | None, ts: float) -> tuple[str, ...]:
-        """Windows in which ``number`` called before ``ts``; then remember this call."""
+    def check_and_add(self, number: str | None, ts: float, linkedid: str = "") -> tuple[str, ...]:
+        """Windows in which ``number`` called before ``ts``; then remember this call.
+
+        The same Linkedid is never a repeat of itself (a call stored as ``shutdown`` and adopted again after a
+        restart warms the index with its own number).
+        """
         if number is None:
             return ()
         self._prune(ts)
         prev = self._last.get(number)
         hits: tuple[str, ...] = ()
-        if prev is not None and prev <= ts:
-            hits = tuple(label for label, secs in self.windows if ts - prev <= secs)
-        self.remember(number, ts)
+        if prev is not None and prev[0] <= ts and not (linkedid and prev[1] == linkedid):
+            hits = tuple(label for label, secs in self.windows if ts - prev[0] <= secs)
+        self.remember(number, ts, linkedid)
         return hits
 
-    def remember(self, number: str, ts: float) -> None:
+    def remember(self, number: str, ts: float, linkedid: str = "") -> None:
         """Record a call (also used to warm the index from stored calls)."""
         prev = self._last.get(number)
-        if prev is not None and prev >= ts:
+        if prev is not None and prev[0] >= ts:
             return
-        self._last[number] = ts
+        self._last[number] = (ts, linkedid)
         self._last.move_to_end(number)
         while len(self._last) > self.max_entries:
             self._last.popitem(last=False)
@@ -80,7 +84,7 @@ class RepeatIndex:
     def _prune(self, now: float) -> None:
         # Entries are in insertion order of their latest call, so the oldest are at the front.
         while self._last:
-            _, ts = next(iter(self._last.items()))
+            _, (ts, _lid) = next(iter(self._last.items()))
             if now - ts <= self.horizon:
                 break
             self._last.popitem(last=False)

@@ -200,7 +200,7 @@ class CallTracker:
         call.caller_checked = True
         call.caller = num
         call.caller_name = c.caller_name if c.caller_name not in ("<unknown>",) else ""
-        call.repeat = self.repeats.check_and_add(num, ts)
+        call.repeat = self.repeats.check_and_add(num, ts, call.linkedid)
         if call.repeat:
             first = call.segments[0].queue if call.segments else self._chans.get(c.uniqueid, NO_CHAN).queue_app
             out.append(RepeatNote(first, call.repeat, ts))

@@ -156,6 +156,6 @@ class HashedRepeatIndex(RepeatIndex):
         super().__init__(windows, max_entries)
         self._hash = hasher
 
-    def check_and_add(self, number: str | None, ts: float) -> tuple[str, ...]:
+    def check_and_add(self, number: str | None, ts: float, linkedid: str = "") -> tuple[str, ...]:
         """Windows in which the (hashed) number called before ``ts``; then remember this call."""
-        return super().check_and_add(self._hash(number), ts)
+        return super().check_and_add(self._hash(number), ts, linkedid)

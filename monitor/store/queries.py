@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import ColumnElement, Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
@@ -54,17 +54,21 @@ async def summary(sessions: Sessions, from_ts: float, to_ts: float, sl_threshold
 async def warm_repeats(sessions: Sessions, index: RepeatIndex, horizon_s: float, now: float,
                        pbx: str | None = None) -> int:
     """Feed each caller's latest call within the horizon into ``index`` (at most its capacity, newest kept)."""
-    last = func.max(Call.start_ts).label("last")
-    stmt = (select(Call.caller, last)
-            .where(Call.caller.is_not(None), Call.start_ts >= now - horizon_s, Call.start_ts <= now)
-            .group_by(Call.caller).order_by(last.desc()).limit(index.max_entries))
+    window: list[ColumnElement[bool]] = [Call.caller.is_not(None), Call.start_ts >= now - horizon_s,
+                                         Call.start_ts <= now]
     if pbx is not None:
-        stmt = stmt.where(Call.pbx == pbx)
+        window.append(Call.pbx == pbx)
+    last = select(Call.caller.label("caller"), func.max(Call.start_ts).label("last")).where(*window).group_by(
+        Call.caller).order_by(func.max(Call.start_ts).desc()).limit(index.max_entries).subquery()
+    # The Linkedid of each caller's latest call too: a call adopted again after a restart is not its own repeat.
+    stmt = (select(last.c.caller, last.c.last, func.max(Call.linkedid))
+            .join(Call, (Call.caller == last.c.caller) & (Call.start_ts == last.c.last))
+            .group_by(last.c.caller, last.c.last).order_by(last.c.last))
     async with sessions() as session:
         rows = (await session.execute(stmt)).all()
-    for caller, ts in reversed(rows):  # oldest first: the index evicts from the front
+    for caller, ts, linkedid in rows:  # oldest first: the index evicts from the front
         if caller is not None:
-            index.remember(caller, float(ts))
+            index.remember(caller, float(ts), linkedid or "")
     return len(rows)
 
 

@@ -40,6 +40,9 @@ class MemberItem:
 Item = CallRecord | MemberItem | SurveyItem
 
 
+PROVISIONAL = ("shutdown", "gap", "eof", "stale")
+
+
 def call_row(r: CallRecord) -> dict[str, Any]:
     """The ``calls`` row of a record."""
     vm = r.voicemail
@@ -145,6 +148,12 @@ async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item]
         if ql:
             d = await session.execute(delete(Call).where(tuple_(Call.pbx, Call.linkedid).in_(ql)))
             res.replaced = int(getattr(d, "rowcount", 0) or 0)
+        # A record closed by a gap or a shutdown is provisional: the same call seen to its hang-up (adopted again
+        # after a reconnect or restart) replaces it, so the stored outcome is the real one.
+        final = [(r.pbx, r.linkedid) for r in calls.values() if r.closed_by == "hangup"]
+        if final:
+            await session.execute(delete(Call).where(tuple_(Call.pbx, Call.linkedid).in_(final),
+                                                     Call.closed_by.in_(PROVISIONAL)))
         stmt = (_insert(dialect, Call).values([call_row(r) for r in calls.values()])
                 .on_conflict_do_nothing(index_elements=["pbx", "linkedid"])
                 .returning(Call.id, Call.pbx, Call.linkedid))
