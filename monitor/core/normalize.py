@@ -24,6 +24,9 @@ _SNAPSHOT_PREFIXES = ("Dest", "Queue", "Member", "Transferer", "Transferee", "Br
 _USER_SKIP = frozenset({"Event", "Privilege", "Timestamp", "UserEvent", "SequenceNumber", "File", "Line", "Func"})
 
 
+_MAX_TS = 4_102_444_800.0  # 2100-01-01: no real Asterisk Timestamp is later
+
+
 @dataclass(frozen=True, slots=True)
 class Skip:
     """A message that could not be normalised; ``reason`` is bounded (safe as a metric label)."""
@@ -87,9 +90,11 @@ class _Reader:
         if not raw:
             return None
         try:
-            return float(raw)
+            ts = float(raw)
         except ValueError:
             return None
+        # A NaN/inf or far-off value would poison the tracker clock (and its stale-call sweep): use "now" instead.
+        return ts if 0.0 < ts < _MAX_TS else None
 
     def chan(self, prefix: str = "") -> ev.Chan:
         return ev.Chan(

@@ -69,6 +69,8 @@ class CallTracker:
     def feed(self, event: ev.Event, now: float) -> list[Note]:
         """Apply one event; returns the notes it produced (possibly a closed call)."""
         ts = event.ts if event.ts is not None else now
+        if now and ts > now + 86_400:
+            ts = now  # the PBX clock a day ahead of ours: trust ours rather than age every call by a day+
         self.now = max(self.now, ts)
         self.stats["events"] += 1
         out: list[Note] = []
@@ -220,7 +222,8 @@ class CallTracker:
         for m in seg.ringing:
             self.members.adjust(seg.queue, m, ringing=-1)
         seg.ringing.clear()
-        out.append(SegmentNote(seg.queue, outcome, seg.wait_s, seg.agent, ts))
+        if outcome != "unknown":  # unknown segments are counted once, from the closed call's record
+            out.append(SegmentNote(seg.queue, outcome, seg.wait_s, seg.agent, ts))
 
     def _settle_pending(self, call: CallState, seg: SegState, ts: float, out: list[Note], status: str = "") -> None:
         """A segment that left the queue without an answer: decide timeout/empty/exit-key."""
