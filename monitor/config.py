@@ -320,14 +320,26 @@ def _check_url(url: str) -> list[str]:
     return []
 
 
+_QUERY_SECRET = re.compile(r"([?&](?:password|passwd|pwd|secret|token|sslpassword)=)[^&#]*", re.IGNORECASE)
+
+
 def mask_url(url: str) -> str:
-    """The URL with its password (if any) replaced by ``***``."""
+    """The URL with its password (``user:password@`` or a ``?password=`` parameter) replaced by ``***``."""
+    url = _QUERY_SECRET.sub(r"\1***", url)
     scheme, sep, rest = url.partition("://")
     at = rest.rfind("@")
     colon = rest.find(":")
     if not sep or at < 0 or not 0 <= colon < at:  # no user:password@ part
         return url
     return f"{scheme}://{rest[:colon]}:***{rest[at:]}"
+
+
+def mask_webhook(url: str) -> str:
+    """Only scheme and host of a webhook URL: chat webhooks carry their credential in the path."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "***" if url else ""
+    return f"{scheme}://{rest.split('/', 1)[0].rsplit('@', 1)[-1]}/***"
 
 
 def masked(s: Settings) -> dict[str, Any]:
@@ -340,6 +352,8 @@ def masked(s: Settings) -> dict[str, Any]:
                 v = "***" if v else ""
             elif f.name == "url" and isinstance(v, str):
                 v = mask_url(v)
+            elif f.name == "webhook_url" and isinstance(v, str):
+                v = mask_webhook(v)
             elif isinstance(v, tuple) and not (v and dataclasses.is_dataclass(v[0])):
                 v = list(v)
             d[f.name] = v

@@ -40,7 +40,9 @@ def async_url(url: str) -> str:
 
 def masked(url: str) -> str:
     """The URL with its password masked, fit for logs."""
-    return make_url(url).render_as_string(hide_password=True)
+    from monitor.config import mask_url  # also masks ?password= (asyncpg takes it), which SQLAlchemy does not
+
+    return mask_url(make_url(url).render_as_string(hide_password=True))
 
 
 def is_sqlite(url: str) -> bool:
