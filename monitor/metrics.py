@@ -38,7 +38,10 @@ CSAT_SCORES = ("1", "2", "3", "4", "5")
 SURVEY_RESULTS = ("completed", "no_input", "invalid")
 WAIT_BUCKETS = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
 TALK_BUCKETS = (15, 30, 60, 120, 180, 300, 600, 900, 1800, 3600)
-# UserEvent CSAT statuses (and the survey server's, mapped to them by the core) -> result label.
+# Every result label value (those of SURVEY_RESULTS exist at 0 from the start).
+ALL_SURVEY_RESULTS = frozenset({"completed", "partial", "no_input", "invalid", "hangup", "declined", "not_eligible",
+                                "unreachable"})
+# UserEvent CSAT statuses -> result label.
 _SURVEY_RESULT = {"OK": "completed", "NOINPUT": "no_input", "INVALID": "invalid"}
 
 
@@ -223,7 +226,8 @@ class QmonMetrics:
     def _survey(self, pbx: str, n: SurveyNote) -> None:
         assert n.queue is not None
         self.ensure_queue(pbx, n.queue)
-        self.survey.labels(pbx, n.queue, _SURVEY_RESULT.get(n.status, n.status.lower())).inc()
+        # Any other Status a dialplan may send is "invalid": label values stay a fixed, small set.
+        self.survey.labels(pbx, n.queue, _SURVEY_RESULT.get(n.status, "invalid")).inc()
         if n.status == "OK" and n.score is not None and 1 <= n.score <= 5:
             self.csat.labels(pbx, n.queue, str(n.score)).inc()
 
@@ -231,7 +235,7 @@ class QmonMetrics:
         """Count one survey-server result (AGI or callback), attached to a call or not."""
         queue = rec.queue or "unknown"
         self.ensure_queue(pbx, queue)
-        self.survey.labels(pbx, queue, rec.status).inc()
+        self.survey.labels(pbx, queue, rec.status if rec.status in ALL_SURVEY_RESULTS else "invalid").inc()
         if rec.status in ("completed", "partial") and rec.csat is not None and 1 <= rec.csat <= 5:
             self.csat.labels(pbx, queue, str(rec.csat)).inc()
         if rec.nps is not None and 0 <= rec.nps <= 10:

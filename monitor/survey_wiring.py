@@ -62,7 +62,7 @@ def build_survey(d: Daemon) -> SurveyParts | None:
     if not s.enabled:
         return None
     default_pbx = next(iter(d.pbxs), "default")
-    recent_pbx: OrderedDict[str, str] = OrderedDict()  # linkedid -> pbx of calls offered a callback
+    recent_pbx: OrderedDict[str, str] = OrderedDict()  # linkedid / call id -> pbx of recently closed calls
 
     def pbx_of(rec: SurveyResultRecord) -> str:
         for key in (rec.linkedid, rec.uniqueid):
@@ -91,6 +91,15 @@ def build_survey(d: Daemon) -> SurveyParts | None:
                 return notes
         return []
 
+    def remember_pbx(notes: list[Note]) -> None:
+        for n in notes:
+            if isinstance(n, CallClosed):
+                recent_pbx[n.record.linkedid] = recent_pbx[n.record.call_id] = n.record.pbx
+                while len(recent_pbx) > 20_000:
+                    recent_pbx.popitem(last=False)
+
+    for p in d.pbxs.values():
+        p.ingest.sinks.append(remember_pbx)
     policy = SurveyPolicy(policy_config(s))
     state = SurveyState(s.state_path)
     webhook = Webhook(s.webhook_url, s.webhook_max_score, retries=s.webhook_retries) if s.webhook_url else None
@@ -113,10 +122,7 @@ def build_survey(d: Daemon) -> SurveyParts | None:
         def offer(notes: list[Note]) -> None:
             for n in notes:
                 if isinstance(n, CallClosed) and callbacks is not None:
-                    if callbacks.offer(n.record, time.time()) is not None:
-                        recent_pbx[n.record.linkedid] = n.record.pbx
-                        while len(recent_pbx) > 10_000:
-                            recent_pbx.popitem(last=False)
+                    callbacks.offer(n.record, time.time())
 
         for p in d.pbxs.values():
             p.ingest.sinks.append(offer)
