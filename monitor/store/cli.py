@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import importlib
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -33,16 +31,12 @@ def store_settings(args: argparse.Namespace, env: Mapping[str, str]) -> StoreSet
     """Store settings from ``--config`` (via ``monitor.config``) or defaults, then $QMON_STORE_URL, then ``--db``."""
     base = StoreSettings()
     if getattr(args, "config", None):
+        from monitor.config import ConfigError, load_settings  # lazy: the store commands need no more of it
+
         try:
-            load: Any = importlib.import_module("monitor.config").load_settings
-        except (ImportError, AttributeError) as exc:
-            raise UsageError(f"--config: cannot load settings ({exc})") from None
-        try:
-            base = load(["--config", args.config], env).store
-        except SystemExit as exc:
-            raise UsageError(f"--config: invalid configuration ({exc})") from None
-        except Exception as exc:
-            raise UsageError(f"--config: {exc}") from None
+            base = load_settings(["--config", args.config], env).store
+        except ConfigError as exc:
+            raise UsageError(f"--config: invalid configuration ({'; '.join(exc.problems)})") from None
     elif env.get("QMON_STORE_URL"):
         base = dataclasses.replace(base, url=env["QMON_STORE_URL"])
     if getattr(args, "db", None):
