@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -187,3 +188,15 @@ def test_cli_usage_errors(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> 
     assert cmd_db(["upgrade", "--db", url], {}) == 0
     assert cmd_db(["prune", "--older-than", "30", "--db", url], {"QMON_STORE_URL": "sqlite:///nope.db"}) == 0
     assert "pruned 0 call(s)" in capsys.readouterr().out
+
+
+def test_store_commands_read_config_without_the_ami_secret(tmp_path: Path) -> None:
+    """`qmon db current --config` needs the [store] section, not an AMI secret; bad keys still exit 2."""
+    from monitor.cli import main
+
+    good = tmp_path / "q.toml"
+    good.write_text(f'[store]\nurl = "sqlite+aiosqlite:///{tmp_path / "q.db"}"\n')
+    assert main(["db", "current", "--config", str(good)], {}) == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[store]\nbogus = 1\n")
+    assert main(["db", "current", "--config", str(bad)], {}) == 2

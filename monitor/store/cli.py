@@ -34,7 +34,8 @@ def store_settings(args: argparse.Namespace, env: Mapping[str, str]) -> StoreSet
         from monitor.config import ConfigError, load_settings  # lazy: the store commands need no more of it
 
         try:
-            base = load_settings(["--config", args.config], env).store
+            # Store commands never talk to Asterisk: a missing AMI secret must not stop `qmon db upgrade`.
+            base = load_settings(["--config", args.config], {"QMON_AMI_SECRET": "-", **env}).store
         except ConfigError as exc:
             raise UsageError(f"--config: invalid configuration ({'; '.join(exc.problems)})") from None
     elif env.get("QMON_STORE_URL"):
