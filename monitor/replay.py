@@ -25,8 +25,7 @@ class ReplayResult:
 
     def report(self, sl_threshold_s: float = 20.0) -> dict[str, Any]:
         """The JSON report."""
-        rep = build_report(self.records, self.events, sl_threshold_s, self.queues)
-        return rep
+        return build_report(self.records, self.events, sl_threshold_s, self.queues)
 
 
 def replay_messages(
