@@ -44,6 +44,7 @@ class Daemon:
     sources: dict[str, AmiSource] = field(default_factory=dict)
     http_port: int = 0
     survey_port: int | None = None
+    clock: Callable[[], float] = time.time  # the daemon's clock (s); never compared with PBX event time
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -73,7 +74,7 @@ async def _build_pbx(d: Daemon, index: int) -> None:
                                         repeat_max_entries=t.repeat_max_entries, pbx=ami.name), repeats)
     tracker.queues.update(t.queues)
     ingest = Ingest(tracker, [d.metrics.sink(ami.name), _store_sink(d.store, ami.name)], pbx=ami.name)
-    source = AmiSource(ami, ingest)
+    source = AmiSource(ami, ingest, clock=d.clock)
     d.metrics.add_pbx(ami.name, tracker, ingest, source)
     d.pbxs[ami.name] = LivePbx(tracker, ingest, source)
     d.sources[ami.name] = source
@@ -87,19 +88,25 @@ def _survey_parts(d: Daemon) -> Any:
 
 
 async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None = None,
-                     stop: asyncio.Event | None = None, ready_cb: Callable[[Daemon], Any] | None = None) -> int:
-    """Run until ``stop`` is set (or SIGTERM/SIGINT); returns the exit code (0 = clean shutdown, nothing lost)."""
+                     stop: asyncio.Event | None = None, ready_cb: Callable[[Daemon], Any] | None = None,
+                     clock: Callable[[], float] = time.time) -> int:
+    """Run until ``stop`` is set (or SIGTERM/SIGINT); returns the exit code (0 = clean shutdown, nothing lost).
+
+    ``clock`` is the daemon's wall clock (epoch seconds): every part that needs "now" gets it from here.
+    """
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the cardinality and no query here needs them
     metrics = QmonMetrics(registry if registry is not None else CollectorRegistry(auto_describe=True),
-                          queues=settings.tracker.queues, repeat_windows=settings.tracker.repeat_windows)
-    store = Store(settings.store)
-    d = Daemon(settings, metrics, store, stop=stop or asyncio.Event())
+                          queues=settings.tracker.queues, repeat_windows=settings.tracker.repeat_windows,
+                          clock=clock)
+    store = Store(settings.store, clock=clock)
+    d = Daemon(settings, metrics, store, clock=clock, stop=stop or asyncio.Event())
     metrics.store_stats = lambda: store.stats
     await store.start()
     for i in range(len(settings.ami)):
         await _build_pbx(d, i)
     survey = _survey_parts(d)
-    app = make_app(ApiContext(metrics, d.pbxs, store, settings.http.token, settings.tracker.sl_threshold_s),
+    ctx = ApiContext(metrics, d.pbxs, store, settings.http.token, settings.tracker.sl_threshold_s, clock=clock)
+    app = make_app(ctx,
                    store.query_surveys if survey is not None else None)
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
@@ -150,7 +157,7 @@ async def _shutdown(d: Daemon, runner: web.AppRunner, survey: Any, ami_tasks: li
         _, pending = await asyncio.wait(ami_tasks, timeout=5.0)
         for t in pending:
             t.cancel()
-    now = time.time()
+    now = d.clock()
     for name, p in d.pbxs.items():
         # Nothing lost: calls still open are closed and written like any other (closed_by = shutdown).
         notes = p.tracker.close_all(pbx_clock(p.tracker, p.ingest, now), "shutdown")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from monitor.core.records import CallClosed, CallRecord, Note, Survey
 from monitor.core.survey import SurveyPolicy, SurveyResultRecord
+from monitor.core.tracker import CallTracker
 from monitor.survey.callback import CallbackScheduler
 from monitor.survey.config import callback_config, policy_config
 from monitor.survey.results import ResultFanout, Webhook
@@ -36,6 +37,7 @@ class SurveyParts:
     state: SurveyState
     webhook: Webhook | None = None
     callbacks: CallbackScheduler | None = None
+    clock: Callable[[], float] = time.time
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def start_tasks(self, tg: asyncio.TaskGroup) -> None:
@@ -43,7 +45,7 @@ class SurveyParts:
         if self.webhook is not None:
             self.tasks.append(tg.create_task(self.webhook.run(), name="survey-webhook"))
         if self.callbacks is not None:
-            self.tasks.append(tg.create_task(self.callbacks.run(), name="survey-callbacks"))
+            self.tasks.append(tg.create_task(self.callbacks.run(self.clock), name="survey-callbacks"))
 
     async def close(self) -> None:
         """Stop listening, deliver pending webhooks (bounded), stop the loops."""
@@ -117,17 +119,21 @@ def build_survey(d: Daemon) -> SurveyParts | None:
 
         callbacks = CallbackScheduler(callback_config(s), policy, send, fanout, cooldown=state, optout=state)
         source.on_event("OriginateResponse", lambda h: callbacks.on_originate_response(
-            {k: v if isinstance(v, str) else v[0] for k, v in h.items()}, time.time()) if callbacks else None)
+            {k: v if isinstance(v, str) else v[0] for k, v in h.items()}, d.clock()) if callbacks else None)
 
-        def offer(notes: list[Note]) -> None:
-            for n in notes:
-                if isinstance(n, CallClosed) and callbacks is not None:
-                    callbacks.offer(n.record, time.time())
+        def offer_from(tracker: CallTracker) -> Callable[[list[Note]], None]:
+            def offer(notes: list[Note]) -> None:
+                for n in notes:
+                    if isinstance(n, CallClosed) and callbacks is not None:
+                        # The call's age is measured on the PBX clock (its last event), its expiry on ours.
+                        now = d.clock()
+                        callbacks.offer(n.record, now, pbx_now=tracker.pbx_time(now))
+            return offer
 
         for p in d.pbxs.values():
-            p.ingest.sinks.append(offer)
+            p.ingest.sinks.append(offer_from(p.tracker))
         log.info("survey callbacks enabled through AMI %s", name)
     server = SurveyServer(policy, lookup=lookup, on_result=fanout, cooldown=state, optout=state,
                           callbacks=callbacks, bind=s.bind, port=s.port, header_timeout_s=s.header_timeout_s,
-                          max_header_bytes=s.max_header_bytes)
-    return SurveyParts(server, state, webhook, callbacks)
+                          max_header_bytes=s.max_header_bytes, clock=d.clock)
+    return SurveyParts(server, state, webhook, callbacks, clock=d.clock)

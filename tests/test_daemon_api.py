@@ -7,9 +7,12 @@ from typing import Any
 
 import aiohttp
 import jsonschema
+import pytest
 
 from tests.amiserver import AmiTestServer, transcript_messages
 from tests.daemon_helpers import SCENARIOS, daemon_settings, running, until
+
+pytestmark = pytest.mark.usefixtures("year_after_recordings")  # the wall clock is far from PBX time
 
 TOKEN = "t0ken-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

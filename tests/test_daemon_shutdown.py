@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from monitor.ami.wire import WireParser
 from monitor.core.ingest import Ingest, closed_records
@@ -17,6 +18,8 @@ from monitor.core.records import SegmentNote
 from monitor.core.tracker import CallTracker
 from tests.amiserver import AmiTestServer, transcript_messages
 from tests.daemon_helpers import free_port
+
+pytestmark = pytest.mark.usefixtures("year_after_recordings")  # the wall clock is far from PBX time
 
 PREFIX = 489  # concurrent.ami up to here: 2 calls closed, 4 still open (computed below, asserted)
 

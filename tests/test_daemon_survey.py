@@ -7,12 +7,15 @@ import dataclasses
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from monitor.ami.wire import WireParser
 from monitor.settings import SurveySettings
 from tests.amiserver import AmiTestServer, transcript_messages
 from tests.daemon_helpers import daemon_settings, running, until
 from tests.survey_agiclient import agi_headers, run_caller
+
+pytestmark = pytest.mark.usefixtures("year_after_recordings")  # the wall clock is far from PBX time
 
 
 def _cut_before_survey(scenario: str) -> tuple[list[bytes], list[bytes]]:

@@ -56,7 +56,9 @@ class CallTracker:
         self._targets = TransferTargets()
         self._resync_alive: set[str] | None = None
         self._resync_waiting: list[ev.QueueEntry] = []
-        self.now = 0.0
+        self.now = 0.0  # PBX time (epoch s) of the latest event
+        self._pbx_offset = 0.0  # PBX clock minus the daemon clock, from the last sane Timestamp
+        self._absurd_run = 0
         self.stats: dict[str, int] = {"events": 0, "evicted_channels": 0, "late_events": 0}
 
     # -- public API ------------------------------------------------------------------------------------
@@ -68,9 +70,7 @@ class CallTracker:
 
     def feed(self, event: ev.Event, now: float) -> list[Note]:
         """Apply one event; returns the notes it produced (possibly a closed call)."""
-        ts = event.ts if event.ts is not None else now
-        if now and ts > now + 86_400:
-            ts = now  # the PBX clock a day ahead of ours: trust ours rather than age every call by a day+
+        ts = self._event_time(event.ts, now)
         self.now = max(self.now, ts)
         self.stats["events"] += 1
         out: list[Note] = []
@@ -80,6 +80,24 @@ class CallTracker:
         if self.stats["events"] % 4096 == 0:
             out.extend(self.sweep(self.now))
         return out
+
+    def pbx_time(self, now: float) -> float:
+        """The PBX's clock (epoch s) at daemon time ``now`` (s): the last event's Timestamp plus the time since."""
+        return now + self._pbx_offset
+
+    def _event_time(self, ts: float | None, now: float) -> float:
+        # PBX time and the daemon's clock are never compared directly: the tracker keeps their offset from the
+        # last sane Timestamp, and an event without one (resync answers, timestampevents=no) is placed on the
+        # PBX clock through it. A Timestamp a day ahead of the stream's own clock is garbage (one bad event must
+        # not age every call by a day) — unless the PBX keeps saying so (its clock was really changed).
+        if ts is None:
+            return now + self._pbx_offset
+        if self.now and ts > now + self._pbx_offset + 86_400 and self._absurd_run < 100:
+            self._absurd_run += 1
+            return now + self._pbx_offset
+        self._absurd_run = 0
+        self._pbx_offset = ts - now
+        return ts
 
     def sweep(self, now: float) -> list[Note]:
         """Close calls open longer than ``max_call_age_s`` (their hang-up was never seen) as ``stale``."""
@@ -110,7 +128,11 @@ class CallTracker:
         self._resync_waiting = []
 
     def resync_end(self, now: float) -> list[Note]:
-        """Close suspect calls whose channels are gone (as unknown); adopt callers waiting since the gap."""
+        """Close suspect calls whose channels are gone (as unknown); adopt callers waiting since the gap.
+
+        ``now`` is the daemon's clock (s); it is placed on the PBX clock before it touches any call.
+        """
+        now = self.pbx_time(now)
         out: list[Note] = []
         alive = self._resync_alive or set()
         for call in list(self._calls.values()):

@@ -59,6 +59,7 @@ class CallbackJob:
     agent: str | None
     language: str | None
     due: float
+    expires_at: float = float("inf")  # daemon clock: after this the survey is pointless
     attempts: int = 0
     dialing_until: float | None = None
     action_id: str = ""
@@ -86,8 +87,13 @@ class CallbackScheduler:
 
     # -- inputs ----------------------------------------------------------------------------------------
 
-    def offer(self, record: CallRecord, now: float, language: str | None = None) -> str | None:
-        """Consider a closed call; returns the job token if a callback is scheduled."""
+    def offer(self, record: CallRecord, now: float, language: str | None = None,
+              pbx_now: float | None = None) -> str | None:
+        """Consider a closed call; returns the job token if a callback is scheduled.
+
+        ``now`` is the daemon's clock (s); ``pbx_now`` the PBX's clock at the same moment (s, e.g. the tracker's
+        last event time), used only to age ``record.end_ts`` — PBX time is never compared with the daemon clock.
+        """
         answered = [s for s in record.segments if s.outcome == "answered" and s.agent]
         # Only callers who hung up on the agent: when the agent hung up, the inline survey ran.
         if not answered or answered[-1].completion != "caller" or record.survey is not None:
@@ -102,8 +108,9 @@ class CallbackScheduler:
         if not d.eligible and d.reason != "quiet_hours":
             return None
         token = secrets.token_hex(8)
+        age = max(0.0, pbx_now - record.end_ts) if pbx_now is not None else 0.0
         self.jobs[token] = CallbackJob(token, record, caller, d.queue, d.agent, language,
-                                       now + self.config.delay_s)
+                                       now + self.config.delay_s, expires_at=now + self.config.max_age_s - age)
         self.stats["offered"] += 1
         return token
 
@@ -134,7 +141,7 @@ class CallbackScheduler:
             if job.dialing_until is not None:
                 self._failed(job, now, "survey never connected")
                 continue
-            if now - job.record.end_ts > self.config.max_age_s:
+            if now > job.expires_at:
                 self._drop(job, now, "expired")
                 continue
             if self.optout and self.optout.is_opted_out(job.caller):
