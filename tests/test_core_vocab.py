@@ -53,3 +53,9 @@ def test_userevent_csat_with_a_non_decimal_digit_is_invalid_not_a_tracker_error(
     assert res.skipped == {}
     (rec,) = res.records
     assert rec.survey is not None and (rec.survey.status, rec.survey.score, rec.survey.raw) == ("INVALID", None, "²")
+
+
+def test_abandon_outcome_splits_at_the_short_threshold() -> None:
+    assert [vocab.abandon_outcome(w, 5.0) for w in (0.0, 4.99, 5.0, 60.0)] == [
+        "abandoned_short", "abandoned_short", "abandoned", "abandoned"]
+    assert vocab.abandon_outcome(3.0, 0.0) == "abandoned"  # abandon_short_s = 0: no abandon is short

@@ -13,7 +13,7 @@ from monitor.core.records import CallClosed, CallRecord, Note, RepeatNote, Segme
 from monitor.core.repeat import normalize_number
 from monitor.core.segments import IGNORED, TRANSITIONS, SegmentInput, SegmentState, Transition, illegal_label
 from monitor.core.state import NO_CHAN, CallState, SegState, TrackerState
-from monitor.core.vocab import VOICEMAIL, Outcome, SkipReason, skip_reason
+from monitor.core.vocab import VOICEMAIL, Outcome, SkipReason, abandon_outcome, skip_reason
 
 Out = list[Note]
 
@@ -87,16 +87,13 @@ def resolve(st: TrackerState, seg: SegState, outcome: Outcome, ts: float, out: O
     """Give an open segment its outcome (abandoned becomes abandoned_short under ``abandon_short_s``)."""
     if seg.outcome is not None:
         return
-    short = st.config.abandon_short_s
-    if outcome == Outcome.ABANDONED and seg.wait_s is not None and seg.wait_s < short:
-        outcome = Outcome.ABANDONED_SHORT
-    seg.outcome = outcome
     seg.state = SegmentState.ANSWERED if outcome == Outcome.ANSWERED else SegmentState.DONE
     seg.end_ts = seg.end_ts or ts
-    if seg.wait_s is None:
+    if seg.wait_s is None:  # QueueCallerAbandon/AgentConnect give Asterisk's own HoldTime; else we measure
         seg.wait_s = max(0.0, ts - seg.join_ts)
-        if outcome == Outcome.ABANDONED and seg.wait_s < short:
-            seg.outcome = outcome = Outcome.ABANDONED_SHORT
+    if outcome == Outcome.ABANDONED:
+        outcome = abandon_outcome(seg.wait_s, st.config.abandon_short_s)
+    seg.outcome = outcome
     end_rings(st, seg)
     if outcome != Outcome.UNKNOWN:  # unknown segments are counted once, from the closed call's record
         out.append(SegmentNote(seg.queue, outcome.value, seg.wait_s, seg.agent, ts))

@@ -52,8 +52,9 @@ class Ingest:
             self.skip(SkipReason.TRACKER_ERROR)
             return []
         finally:
-            for reason, n in self.tracker.take_skips().items():  # illegal segment transitions, ignored
-                self.skip(reason, n)
+            if self.tracker.state.skips:  # illegal segment transitions: counted, the event ignored for that segment
+                for reason, n in self.tracker.take_skips().items():
+                    self.skip(reason, n)
         self.emit(notes)
         return notes
 

@@ -46,6 +46,11 @@ CALL_OUTCOME_LABELS: tuple[str, ...] = (
 VOICEMAIL = "voicemail"
 
 
+def abandon_outcome(wait_s: float, abandon_short_s: float) -> Outcome:
+    """``ABANDONED_SHORT`` for a wait (s) under the short-abandon threshold (s), else ``ABANDONED``."""
+    return Outcome.ABANDONED_SHORT if wait_s < abandon_short_s else Outcome.ABANDONED
+
+
 class ClosedBy(StrEnum):
     """Why a call record was closed (``CallRecord.closed_by``); ``open`` for snapshots of live calls."""
 
@@ -54,7 +59,13 @@ class ClosedBy(StrEnum):
     EOF = "eof"
     SHUTDOWN = "shutdown"
     STALE = "stale"
+    QUEUE_LOG = "queue_log"  # rebuilt from an imported queue_log, not seen live
     OPEN = "open"
+
+
+#: Closes that may be superseded by a later, better record of the same call (it was not seen to its hang-up).
+PROVISIONAL_CLOSES: tuple[str, ...] = (ClosedBy.SHUTDOWN.value, ClosedBy.GAP.value, ClosedBy.EOF.value,
+                                       ClosedBy.STALE.value)
 
 
 # -- surveys ---------------------------------------------------------------------------------------
