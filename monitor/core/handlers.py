@@ -34,15 +34,18 @@ _STATUS_INPUT = {
 }
 
 
-def _open_seg(call: CallState, uid: str, queue: str) -> SegState | None:
+def _queue_seg(call: CallState, uid: str, queue: str) -> SegState | None:
+    # The channel's latest visit of this queue, else any channel's (Agent* events may name the other leg).
     return call.last_seg(uid=uid, queue=queue) or call.last_seg(queue=queue)
 
 
 def on_newchannel(st: TrackerState, e: ev.Newchannel, ts: float, out: Out) -> None:
+    """Newchannel: remember the channel (caller number, name)."""
     st.chan(e.chan)
 
 
 def on_newexten(st: TrackerState, e: ev.Newexten, ts: float, out: Out) -> None:
+    """Newexten: Queue() opens the call; another app on a caller channel: Queue() returned (VoiceMail: fallthrough)."""
     ch = st.chan(e.chan)
     if e.application == "Queue":
         queue = e.app_data.split(",", 1)[0].strip()
@@ -66,6 +69,7 @@ def on_newexten(st: TrackerState, e: ev.Newexten, ts: float, out: Out) -> None:
 
 
 def on_varset(st: TrackerState, e: ev.VarSet, ts: float, out: Out) -> None:
+    """VarSet QUEUESTATUS (why Queue() returned; JOINEMPTY has no queue event at all) and ATTENDEDTRANSFER."""
     if e.variable == "ATTENDEDTRANSFER":
         st.targets.remember(e.value, e.chan.channel)
         return
@@ -88,6 +92,7 @@ def on_varset(st: TrackerState, e: ev.VarSet, ts: float, out: Out) -> None:
 
 
 def on_hangup(st: TrackerState, e: ev.Hangup, ts: float, out: Out) -> None:
+    """Hangup: a waiting caller abandoned; the call closes with the hang-up of its last caller channel."""
     uid = e.chan.uniqueid
     st.chans.pop(uid, None)
     call = st.caller_call(e.chan)
@@ -104,6 +109,7 @@ def on_hangup(st: TrackerState, e: ev.Hangup, ts: float, out: Out) -> None:
 
 
 def on_join(st: TrackerState, e: ev.QueueCallerJoin, ts: float, out: Out) -> None:
+    """QueueCallerJoin: a new segment (settling the previous one of the channel, or taking over an adopted one)."""
     st.chan(e.chan)
     st.queues.add(e.queue)
     call = entry_call(st, e.chan, ts, out)
@@ -121,16 +127,18 @@ def on_join(st: TrackerState, e: ev.QueueCallerJoin, ts: float, out: Out) -> Non
 
 
 def on_leave(st: TrackerState, e: ev.QueueCallerLeave, ts: float, out: Out) -> None:
+    """QueueCallerLeave: the caller left the queue (answered, exit key, timeout or empty: decided later)."""
     call = st.caller_call(e.chan)
-    seg = _open_seg(call, e.chan.uniqueid, e.queue) if call else None
+    seg = _queue_seg(call, e.chan.uniqueid, e.queue) if call else None
     if seg is not None and step(st, seg, In.LEAVE, ts, out):
         seg.exit_position = seg.exit_position or e.position
         seg.end_ts = ts
 
 
 def on_abandon(st: TrackerState, e: ev.QueueCallerAbandon, ts: float, out: Out) -> None:
+    """QueueCallerAbandon: also raised on timeout and leave-empty, so only ``abandon_pending`` + HoldTime (s)."""
     call = st.caller_call(e.chan)
-    seg = _open_seg(call, e.chan.uniqueid, e.queue) if call else None
+    seg = _queue_seg(call, e.chan.uniqueid, e.queue) if call else None
     if seg is not None and step(st, seg, In.ABANDON, ts, out):
         seg.wait_s = float(e.hold_time)
         seg.exit_position = e.position
@@ -143,7 +151,7 @@ def _agent_seg(st: TrackerState, e: ev.AgentEvent, ts: float, out: Out, create: 
         call = entry_call(st, e.chan, ts, out)
     if call is None:
         return None
-    seg = _open_seg(call, e.chan.uniqueid, e.queue)
+    seg = _queue_seg(call, e.chan.uniqueid, e.queue)
     if seg is None and create:
         # We missed the join (started mid-call or after a gap): adopt the call from here on.
         seg = SegState(e.queue, e.chan.uniqueid, ts, 0)
@@ -152,6 +160,7 @@ def _agent_seg(st: TrackerState, e: ev.AgentEvent, ts: float, out: Out, create: 
 
 
 def on_called(st: TrackerState, e: ev.AgentCalled, ts: float, out: Out) -> None:
+    """AgentCalled: a member starts ringing for this caller."""
     seg = _agent_seg(st, e, ts, out, create=False)
     if seg is not None and fire(st, seg, In.CALLED) and e.member not in seg.ringing:
         seg.ringing.add(e.member)
@@ -159,6 +168,7 @@ def on_called(st: TrackerState, e: ev.AgentCalled, ts: float, out: Out) -> None:
 
 
 def on_rna(st: TrackerState, e: ev.AgentRingNoAnswer, ts: float, out: Out) -> None:
+    """AgentRingNoAnswer: a member rang RingTime ms without answering."""
     seg = _agent_seg(st, e, ts, out, create=False)
     if seg is None or not fire(st, seg, In.RING_NO_ANSWER):
         return
@@ -170,6 +180,7 @@ def on_rna(st: TrackerState, e: ev.AgentRingNoAnswer, ts: float, out: Out) -> No
 
 
 def on_connect(st: TrackerState, e: ev.AgentConnect, ts: float, out: Out) -> None:
+    """AgentConnect: answered after HoldTime s (adopts the call if its join was missed)."""
     seg = _agent_seg(st, e, ts, out, create=True)
     if seg is None or st.caller_call(e.chan) is None or not fire(st, seg, In.CONNECT):
         return
@@ -183,6 +194,7 @@ def on_connect(st: TrackerState, e: ev.AgentConnect, ts: float, out: Out) -> Non
 
 
 def on_complete(st: TrackerState, e: ev.AgentComplete, ts: float, out: Out) -> None:
+    """AgentComplete: talk time TalkTime s; the member is free again."""
     call = st.caller_call(e.chan)
     if call is None:
         st.stats["late_events"] += 1
@@ -197,6 +209,7 @@ def on_complete(st: TrackerState, e: ev.AgentComplete, ts: float, out: Out) -> N
 
 
 def on_dump(st: TrackerState, e: ev.AgentDump, ts: float, out: Out) -> None:
+    """AgentDump: the member hung up during the announcement: no longer ringing."""
     seg = _agent_seg(st, e, ts, out, create=False)
     if seg is not None and fire(st, seg, In.DUMP) and e.member in seg.ringing:
         seg.ringing.discard(e.member)
@@ -220,6 +233,7 @@ def _transfer(st: TrackerState, kind: str, transferee: str, transferer: str, lin
 
 
 def on_blind(st: TrackerState, e: ev.BlindTransfer, ts: float, out: Out) -> None:
+    """BlindTransfer (Result Success) of a queue call by its member."""
     if e.result.lower() != "success":
         return
     to = f"{e.exten}@{e.context}" if e.context else e.exten
@@ -227,6 +241,7 @@ def on_blind(st: TrackerState, e: ev.BlindTransfer, ts: float, out: Out) -> None
 
 
 def on_attended(st: TrackerState, e: ev.AttendedTransfer, ts: float, out: Out) -> None:
+    """AttendedTransfer (Result Success); the target from TransferTarget* or the remembered consult leg."""
     if e.result.lower() != "success":
         return
     transferer = st.chans.get(e.transferer_uniqueid)
@@ -257,6 +272,7 @@ def on_user(st: TrackerState, e: ev.UserEvent, ts: float, out: Out) -> None:
 
 
 def on_member(st: TrackerState, e: ev.MemberEvent, ts: float, out: Out) -> None:
+    """QueueMemberAdded/Removed/Status/Pause and QueueMember list entries."""
     st.queues.add(e.queue)
     note = st.members.apply(e, ts)
     if note is not None:
@@ -264,10 +280,12 @@ def on_member(st: TrackerState, e: ev.MemberEvent, ts: float, out: Out) -> None:
 
 
 def on_params(st: TrackerState, e: ev.QueueParams, ts: float, out: Out) -> None:
+    """QueueParams (QueueStatus response): the queue exists."""
     st.queues.add(e.queue)
 
 
 def on_entry(st: TrackerState, e: ev.QueueEntry, ts: float, out: Out) -> None:
+    """QueueEntry (QueueStatus response): a caller waiting now; collected during a resync."""
     st.queues.add(e.queue)
     st.chan(e.chan)
     if st.resync_alive is not None:
@@ -276,6 +294,7 @@ def on_entry(st: TrackerState, e: ev.QueueEntry, ts: float, out: Out) -> None:
 
 
 def on_listed(st: TrackerState, e: ev.CoreShowChannel, ts: float, out: Out) -> None:
+    """CoreShowChannel (CoreShowChannels response): a channel alive now; collected during a resync."""
     st.chan(e.chan)
     if st.resync_alive is not None:
         st.resync_alive.add(e.chan.uniqueid)
