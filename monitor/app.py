@@ -160,7 +160,7 @@ async def _shutdown(d: Daemon, runner: web.AppRunner, survey: Any, ami_tasks: li
     now = d.clock()
     for name, p in d.pbxs.items():
         # Nothing lost: calls still open are closed and written like any other (closed_by = shutdown).
-        notes = p.tracker.close_all(pbx_clock(p.tracker, p.ingest, now), "shutdown")
+        notes = p.tracker.close_all(pbx_clock(p.tracker, now), "shutdown")
         if notes:
             log.info("AMI %s: %d open call(s) closed as shutdown", name, len(notes))
             p.ingest.emit(notes)

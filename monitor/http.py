@@ -166,7 +166,7 @@ async def queues(request: web.Request) -> web.Response:
     out: list[dict[str, Any]] = []
     for name, p in sorted(ctx.pbxs.items()):
         tr = p.tracker
-        pbx_now = pbx_clock(tr, p.ingest, now)
+        pbx_now = pbx_clock(tr, now)
         joins = tr.waiting()
         members: dict[str, list[dict[str, Any]]] = {}
         for (q, _), m in sorted(tr.members.by_key.items()):

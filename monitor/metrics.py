@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from monitor.core.clock import pbx_clock as pbx_clock  # re-export: app and http import it from here for now
 from monitor.core.ingest import Ingest
 from monitor.core.records import (
     CallClosed,
@@ -64,13 +65,6 @@ class _Pbx:
     tracker: CallTracker
     ingest: Ingest
     source: SourceState | None
-
-
-def pbx_clock(tracker: CallTracker, ingest: Ingest, now: float) -> float:
-    """``now`` on the PBX's clock: event timestamps are Asterisk's, so waits are measured on it (skew removed)."""
-    if ingest.last_event_at is not None and tracker.now:
-        return now - (ingest.last_event_at - tracker.now)
-    return now
 
 
 class QmonMetrics:
@@ -275,7 +269,7 @@ class _StateCollector(Collector):
                                       labels=["pbx", "reason"])
         for name, p in sorted(m.pbxs.items()):
             tr, ing = p.tracker, p.ingest
-            pbx_now = pbx_clock(tr, ing, now)
+            pbx_now = pbx_clock(tr, now)
             queues = set(tr.queues) | tr.members.queues | {q for (pb, q) in m._known if pb == name}
             joins = tr.waiting()
             for q in sorted(queues | set(joins)):

@@ -1,8 +1,9 @@
 """Typed, frozen AMI events: the only input the call tracker understands.
 
-Each dataclass carries just the headers the tracker uses. ``ts`` is Asterisk's own ``Timestamp``
-header (epoch seconds) when the event has one; list/status responses carry none, and the tracker then
-uses the time it is given.
+Each dataclass is named as Asterisk spells the event (``QueueCallerJoin``, ``CoreShowChannel``, ...; the
+QueueMember* family is one :class:`MemberEvent` with a ``kind``) and carries just the headers the tracker
+uses. ``ts`` is Asterisk's own ``Timestamp`` header (epoch seconds) when the event has one; list/status
+responses carry none, and the tracker then uses the time it is given.
 """
 
 from __future__ import annotations
@@ -39,12 +40,12 @@ class ChannelEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class NewChannel(ChannelEvent):
-    """Newchannel."""
+class Newchannel(ChannelEvent):
+    """Newchannel: a channel is created."""
 
 
 @dataclass(frozen=True, slots=True)
-class NewExten(ChannelEvent):
+class Newexten(ChannelEvent):
     """Newexten: the channel runs a dialplan application."""
 
     application: str
@@ -67,8 +68,8 @@ class Hangup(ChannelEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class CallerJoin(ChannelEvent):
-    """QueueCallerJoin."""
+class QueueCallerJoin(ChannelEvent):
+    """QueueCallerJoin: a caller enters a queue (queue_log ENTERQUEUE)."""
 
     queue: str
     position: int
@@ -76,8 +77,8 @@ class CallerJoin(ChannelEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class CallerLeave(ChannelEvent):
-    """QueueCallerLeave."""
+class QueueCallerLeave(ChannelEvent):
+    """QueueCallerLeave: a caller leaves a queue for any reason (it precedes AgentConnect)."""
 
     queue: str
     position: int
@@ -85,7 +86,7 @@ class CallerLeave(ChannelEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class CallerAbandon(ChannelEvent):
+class QueueCallerAbandon(ChannelEvent):
     """QueueCallerAbandon: also raised on timeout and leave-empty, see the tracker."""
 
     queue: str
@@ -212,7 +213,7 @@ class QueueEntry(ChannelEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelListed(ChannelEvent):
+class CoreShowChannel(ChannelEvent):
     """CoreShowChannel (CoreShowChannels response): a channel alive right now."""
 
     application: str
@@ -232,3 +233,4 @@ class FullyBooted(Event):
     """FullyBooted (at login, and after an Asterisk restart)."""
 
     uptime: int | None
+

@@ -10,6 +10,7 @@ from monitor.core.normalize import Skip, normalize
 from monitor.core.records import CallClosed as _Closed
 from monitor.core.records import CallRecord, Note
 from monitor.core.tracker import CallTracker
+from monitor.core.vocab import SkipReason
 
 log = logging.getLogger("qmon.ingest")
 
@@ -37,7 +38,7 @@ class Ingest:
             event = normalize(headers)
         except Exception:  # a normaliser bug must never stop the read loop
             log.exception("cannot normalise %s", headers.get("Event"))
-            self.skip("normalise_error")
+            self.skip(SkipReason.NORMALISE_ERROR)
             return []
         if event is None:
             return []
@@ -48,16 +49,21 @@ class Ingest:
             notes = self.tracker.feed(event, now)
         except Exception:
             log.exception("tracker failed on %s", type(event).__name__)
-            self.skip("tracker_error")
+            self.skip(SkipReason.TRACKER_ERROR)
             return []
+        finally:
+            if self.tracker.state.skips:  # illegal segment transitions: counted, the event ignored for that segment
+                for reason, n in self.tracker.take_skips().items():
+                    self.skip(reason, n)
         self.emit(notes)
         return notes
 
-    def skip(self, reason: str) -> None:
-        """Count (and log once per reason) a message we could not use."""
+    def skip(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` (and log once per reason) messages we could not use; ``reason`` is a bounded label."""
+        reason = str(reason)  # a SkipReason member counts under its plain string
         if reason not in self.skipped:
             log.warning("skipping AMI message: %s (logged once; counted in qmon_ami_skipped_events_total)", reason)
-        self.skipped[reason] += 1
+        self.skipped[reason] += n
 
     def emit(self, notes: list[Note]) -> None:
         """Hand notes to every sink; a failing sink is logged, never allowed to break ingestion."""

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from monitor.core import events as ev
+from monitor.core.vocab import SkipReason, skip_reason
 
 HeaderMap = Mapping[str, "str | list[str]"]
 
@@ -58,17 +59,17 @@ class _Reader:
     def req(self, key: str) -> str:
         v = self.h.get(key)
         if v is None:
-            raise _Missing(f"missing:{self.event}.{key}")
+            raise _Missing(skip_reason(SkipReason.MISSING, f"{self.event}.{key}"))
         if isinstance(v, list):
             if not v:
-                raise _Missing(f"missing:{self.event}.{key}")
+                raise _Missing(skip_reason(SkipReason.MISSING, f"{self.event}.{key}"))
             return v[0]
         return v
 
     def req_nonempty(self, key: str) -> str:
         v = self.req(key)
         if not v:
-            raise _Missing(f"missing:{self.event}.{key}")
+            raise _Missing(skip_reason(SkipReason.MISSING, f"{self.event}.{key}"))
         return v
 
     def int_(self, key: str, default: int | None = None) -> int:
@@ -83,7 +84,7 @@ class _Reader:
             except ValueError:
                 if default is not None:
                     return default
-                raise _Missing(f"bad_int:{self.event}.{key}") from None
+                raise _Missing(skip_reason(SkipReason.BAD_INT, f"{self.event}.{key}")) from None
 
     def ts(self) -> float | None:
         raw = self.opt("Timestamp")
@@ -110,11 +111,11 @@ class _Reader:
 
 
 def _newchannel(r: _Reader) -> ev.Event:
-    return ev.NewChannel(r.ts(), r.chan())
+    return ev.Newchannel(r.ts(), r.chan())
 
 
 def _newexten(r: _Reader) -> ev.Event:
-    return ev.NewExten(r.ts(), r.chan(), r.req("Application"), r.opt("AppData"))
+    return ev.Newexten(r.ts(), r.chan(), r.req("Application"), r.opt("AppData"))
 
 
 def _varset(r: _Reader) -> ev.Event | None:
@@ -129,15 +130,15 @@ def _hangup(r: _Reader) -> ev.Event:
 
 
 def _join(r: _Reader) -> ev.Event:
-    return ev.CallerJoin(r.ts(), r.chan(), r.req_nonempty("Queue"), r.int_("Position", 0), r.int_("Count", 0))
+    return ev.QueueCallerJoin(r.ts(), r.chan(), r.req_nonempty("Queue"), r.int_("Position", 0), r.int_("Count", 0))
 
 
 def _leave(r: _Reader) -> ev.Event:
-    return ev.CallerLeave(r.ts(), r.chan(), r.req_nonempty("Queue"), r.int_("Position", 0), r.int_("Count", 0))
+    return ev.QueueCallerLeave(r.ts(), r.chan(), r.req_nonempty("Queue"), r.int_("Position", 0), r.int_("Count", 0))
 
 
 def _abandon(r: _Reader) -> ev.Event:
-    return ev.CallerAbandon(
+    return ev.QueueCallerAbandon(
         r.ts(), r.chan(), r.req_nonempty("Queue"), r.int_("Position", 0), r.int_("OriginalPosition", 0),
         r.int_("HoldTime"),
     )
@@ -146,7 +147,7 @@ def _abandon(r: _Reader) -> ev.Event:
 def _agent_base(r: _Reader) -> tuple[float | None, ev.Chan, str, str, str, str, str]:
     member = r.opt("MemberName") or r.opt("Interface")
     if not member:
-        raise _Missing(f"missing:{r.event}.MemberName")
+        raise _Missing(skip_reason(SkipReason.MISSING, f"{r.event}.MemberName"))
     return (
         r.ts(), r.chan(), r.req_nonempty("Queue"), member, r.opt("Interface"),
         r.opt("DestUniqueid"), r.opt("DestChannel"),
@@ -213,7 +214,7 @@ def _member(kind: str) -> Callable[[_Reader], ev.Event]:
     def build(r: _Reader) -> ev.Event:
         member = r.opt("MemberName") or r.opt("Name") or r.opt("Interface") or r.opt("Location")
         if not member:
-            raise _Missing(f"missing:{r.event}.MemberName")
+            raise _Missing(skip_reason(SkipReason.MISSING, f"{r.event}.MemberName"))
         paused = r.opt("Paused", "0").strip().lower() in ("1", "true", "yes")
         return ev.MemberEvent(
             r.ts(), kind, r.req_nonempty("Queue"), member, r.opt("Interface") or r.opt("Location"),
@@ -232,7 +233,7 @@ def _entry(r: _Reader) -> ev.Event:
 
 
 def _listed(r: _Reader) -> ev.Event:
-    return ev.ChannelListed(r.ts(), r.chan(), r.opt("Application"), r.opt("ApplicationData"))
+    return ev.CoreShowChannel(r.ts(), r.chan(), r.opt("Application"), r.opt("ApplicationData"))
 
 
 def _complete(name: str) -> Callable[[_Reader], ev.Event]:

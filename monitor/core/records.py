@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-#: Segment outcomes, in queue_log vocabulary (``unknown`` only when the event stream had a gap).
-OUTCOMES = (
-    "answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "join_empty", "exit_key", "unknown",
-)
-UNANSWERED_FOR_VOICEMAIL = frozenset({"timeout", "exit_empty", "join_empty", "exit_key"})
+from monitor.core.vocab import SEGMENT_OUTCOMES, VOICEMAIL_REASONS
+
+#: Segment outcomes, in queue_log vocabulary (``unknown`` only when the event stream had a gap); the
+#: vocabulary itself is :class:`monitor.core.vocab.Outcome`.
+OUTCOMES = SEGMENT_OUTCOMES
+#: Outcomes after which a call may fall through to VoiceMail.
+UNANSWERED_FOR_VOICEMAIL = frozenset(VOICEMAIL_REASONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +38,7 @@ class Segment:
     end_ts: float | None
     position: int
     exit_position: int
-    outcome: str
+    outcome: str  # an Outcome value
     wait_s: float | None
     agent: str | None = None
     agent_uniqueid: str | None = None
@@ -62,13 +64,13 @@ class Voicemail:
     """The call left a queue unanswered and reached VoiceMail."""
 
     queue: str
-    reason: str  # timeout | exit_empty | join_empty | exit_key
+    reason: str  # one of VOICEMAIL_REASONS: timeout | exit_empty | join_empty | exit_key
     ts: float
 
 
 @dataclass(frozen=True, slots=True)
 class Survey:
-    """A post-call survey answer; ``status`` is OK, INVALID, NOINPUT or a survey-server status."""
+    """A post-call survey answer; ``status`` is a CsatStatus (OK, INVALID, NOINPUT) or an upper-cased survey status."""
 
     queue: str | None
     agent: str | None
@@ -97,8 +99,8 @@ class CallRecord:
     voicemail: Voicemail | None = None
     survey: Survey | None = None
     repeat_windows: tuple[str, ...] = ()
-    outcome: str = "unknown"
-    closed_by: str = "hangup"  # hangup | gap | eof | shutdown | stale
+    outcome: str = "unknown"  # answered (any segment), voicemail, else the last segment's outcome
+    closed_by: str = "hangup"  # a ClosedBy value: hangup | gap | eof | shutdown | stale (open: a live snapshot)
     pbx: str = "default"
     ping_pong: bool = False
     extra: dict[str, Any] = field(default_factory=dict)

@@ -1,4 +1,10 @@
-"""The replay/summary report: the public JSON contract, computed from call records."""
+"""The replay/summary report: the public JSON contract, computed from call records.
+
+Naming: the report's ``abandoned`` key is every abandon (``abandoned_total`` in the code: the Outcome values
+``abandoned`` + ``abandoned_short``), while ``abandoned_short`` is the short ones alone. The metric label
+``abandoned`` of ``qmon_queue_calls_total`` is the long ones only (the Outcome). The JSON keys stay as they are:
+they are a public contract (tests/fixtures/golden, the OpenAPI schema, dashboards).
+"""
 
 from __future__ import annotations
 
@@ -6,17 +12,20 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from monitor.core.records import CallRecord
+from monitor.core.records import CallRecord, Segment
+from monitor.core.vocab import ABANDONED_ANY, CSAT_SATISFIED, CSAT_SCORES, CsatStatus, Outcome
 
+#: Per-queue counters of the report, in output order. ``abandoned`` = abandoned_total (includes abandoned_short).
 COUNT_KEYS = (
     "entered", "answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "join_empty", "exit_key",
     "ring_no_answer", "completed_by_agent", "completed_by_caller", "transfers_blind", "transfers_attended",
     "voicemail", "repeat_calls",
 )
+_ABANDONED_TOTAL = "abandoned"  # the report key of abandoned_total
 
 
 def percentile(values: list[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default)."""
+    """Linear interpolation between closest ranks (numpy's default); None for no values."""
     if not values:
         return None
     xs = sorted(values)
@@ -35,10 +44,37 @@ def _queue_block() -> dict[str, Any]:
         "_invalid": 0, "_noinput": 0}
 
 
+def _count_segment(b: dict[str, Any], s: Segment, sl_threshold_s: float) -> None:
+    if s.entered:
+        b["entered"] += 1
+    b["ring_no_answer"] += len(s.ring_no_answers)
+    o = s.outcome
+    if o == Outcome.ANSWERED:
+        b["answered"] += 1
+        if s.wait_s is not None:
+            b["_wa"].append(s.wait_s)
+            if s.wait_s <= sl_threshold_s:
+                b["_sl"] += 1
+        if s.talk_s is not None:
+            b["_talk"].append(s.talk_s)
+        if s.completion == "agent":
+            b["completed_by_agent"] += 1
+        elif s.completion == "caller":
+            b["completed_by_caller"] += 1
+    elif o in ABANDONED_ANY:
+        b[_ABANDONED_TOTAL] += 1
+        if o == Outcome.ABANDONED_SHORT:
+            b["abandoned_short"] += 1
+        if s.wait_s is not None:
+            b["_wab"].append(s.wait_s)
+    elif o in b:
+        b[o] += 1
+
+
 def build_report(
     records: Iterable[CallRecord], events: int, sl_threshold_s: float = 20.0, queues: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """Aggregate records into the report (``abandoned`` includes ``abandoned_short``)."""
+    """Aggregate records into the report (waits in s; ``abandoned`` is abandoned_total, short ones included)."""
     qs: dict[str, dict[str, Any]] = {q: _queue_block() for q in queues}
     calls = 0
     voicemail_calls = 0
@@ -57,42 +93,18 @@ def build_report(
             if first is not None:
                 qs.setdefault(first, _queue_block())["repeat_calls"] += 1
         for s in r.segments:
-            b = qs.setdefault(s.queue, _queue_block())
-            if s.entered:
-                b["entered"] += 1
-            b["ring_no_answer"] += len(s.ring_no_answers)
-            o = s.outcome
-            if o == "answered":
-                b["answered"] += 1
-                if s.wait_s is not None:
-                    b["_wa"].append(s.wait_s)
-                    if s.wait_s <= sl_threshold_s:
-                        b["_sl"] += 1
-                if s.talk_s is not None:
-                    b["_talk"].append(s.talk_s)
-                if s.completion == "agent":
-                    b["completed_by_agent"] += 1
-                elif s.completion == "caller":
-                    b["completed_by_caller"] += 1
-            elif o in ("abandoned", "abandoned_short"):
-                b["abandoned"] += 1
-                if o == "abandoned_short":
-                    b["abandoned_short"] += 1
-                if s.wait_s is not None:
-                    b["_wab"].append(s.wait_s)
-            elif o in b:
-                b[o] += 1
+            _count_segment(qs.setdefault(s.queue, _queue_block()), s, sl_threshold_s)
         for t in r.transfers:
             if t.queue is not None:
                 qs.setdefault(t.queue, _queue_block())[f"transfers_{t.type}"] += 1
         sv = r.survey
         if sv is not None and sv.queue is not None:
             b = qs.setdefault(sv.queue, _queue_block())
-            if sv.status == "OK" and sv.score is not None:
+            if sv.status == CsatStatus.OK and sv.score is not None:
                 b["_csat"].append(sv.score)
-            elif sv.status == "NOINPUT":
+            elif sv.status == CsatStatus.NOINPUT:
                 b["_noinput"] += 1
-            elif sv.status == "INVALID":
+            elif sv.status == CsatStatus.INVALID:
                 b["_invalid"] += 1
     return {
         "events": events,
@@ -112,14 +124,15 @@ def _finish(b: dict[str, Any]) -> dict[str, Any]:
     }
     out["wait_abandoned_s"] = {"n": len(b["_wab"]), "mean": _mean(b["_wab"])}
     out["talk_s"] = {"n": len(b["_talk"]), "mean": _mean(b["_talk"])}
+    # Service level = answered within the threshold / (entered - short abandons): misdials do not count.
     denom = b["entered"] - b["abandoned_short"]
     out["service_level"] = b["_sl"] / denom if denom > 0 else None
     scores: list[int] = b["_csat"]
     out["csat"] = {
         "responses": len(scores),
         "mean": _mean([float(s) for s in scores]),
-        "satisfied_ratio": sum(1 for s in scores if s >= 4) / len(scores) if scores else None,
-        "scores": {str(i): sum(1 for s in scores if s == i) for i in range(1, 6)},
+        "satisfied_ratio": sum(1 for s in scores if s >= CSAT_SATISFIED) / len(scores) if scores else None,
+        "scores": {label: sum(1 for s in scores if s == int(label)) for label in CSAT_SCORES},
         "invalid": b["_invalid"],
         "no_input": b["_noinput"],
     }

@@ -1,23 +1,46 @@
-"""Mutable per-call state inside the tracker (never leaves it: records are frozen copies)."""
+"""The tracker's explicit state: per-call, per-segment and per-channel records, and the whole :class:`TrackerState`.
+
+Mutable, and never leaves the tracker: records are frozen copies. Handlers (:mod:`monitor.core.handlers`) and
+call operations (:mod:`monitor.core.calls`) receive a :class:`TrackerState` and use its public fields only.
+"""
 
 from __future__ import annotations
 
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
+from monitor.core import events as ev
+from monitor.core.members import Members
 from monitor.core.records import RingNoAnswer, Segment, Survey, Transfer, Voicemail
+from monitor.core.repeat import RepeatIndex
+from monitor.core.segments import OPEN_STATES, SegmentState
+from monitor.core.transfers import TransferTargets
+from monitor.core.vocab import Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerConfig:
+    """Tracker knobs (the defaults are qmon's documented definitions); durations in seconds."""
+
+    abandon_short_s: float = 5.0
+    repeat_windows: tuple[str, ...] = ("24h",)
+    repeat_max_entries: int = 500_000
+    max_channels: int = 200_000
+    max_call_age_s: float = 86_400.0  # a call open longer lost its Hangup (filtered AMI user?): closed as stale
+    pbx: str = "default"
 
 
 @dataclass(slots=True)
 class SegState:
-    """One queue visit in progress."""
+    """One queue visit in progress; ``outcome`` is None exactly while ``state`` is in ``OPEN_STATES``."""
 
     queue: str
     uid: str
     join_ts: float
     position: int
     entered: bool = True
-    state: str = "waiting"  # waiting | left | abandon_pending | answered | done
-    outcome: str | None = None
+    state: SegmentState = SegmentState.WAITING
+    outcome: Outcome | None = None
     end_ts: float | None = None
     wait_s: float | None = None
     exit_position: int = 0
@@ -32,12 +55,17 @@ class SegState:
     rna: list[RingNoAnswer] = field(default_factory=list)
     ringing: set[str] = field(default_factory=set)
 
+    @property
+    def is_open(self) -> bool:
+        """No outcome yet (waiting, left or abandon pending)."""
+        return self.state in OPEN_STATES
+
     def freeze(self) -> Segment:
-        """The immutable segment."""
+        """The immutable segment (outcome ``unknown`` if still open)."""
         return Segment(
             self.queue, self.entered, self.join_ts, self.end_ts, self.position, self.exit_position,
-            self.outcome or "unknown", self.wait_s, self.agent, self.agent_uid, self.ring_s, self.talk_s,
-            self.completion, tuple(self.rna),
+            (self.outcome or Outcome.UNKNOWN).value, self.wait_s, self.agent, self.agent_uid, self.ring_s,
+            self.talk_s, self.completion, tuple(self.rna),
         )
 
 
@@ -66,6 +94,10 @@ class CallState:
                 return s
         return None
 
+    def answered(self) -> list[SegState]:
+        """Segments answered by a member, oldest first."""
+        return [s for s in self.segments if s.outcome == Outcome.ANSWERED]
+
 
 @dataclass(slots=True)
 class ChanState:
@@ -79,3 +111,55 @@ class ChanState:
 
 
 NO_CHAN = ChanState("", "", "", "")
+
+
+@dataclass(slots=True)
+class TrackerState:
+    """Everything the tracker knows; the bounded maps evict their oldest entries (sizes in ``config``)."""
+
+    config: TrackerConfig
+    repeats: RepeatIndex
+    members: Members = field(default_factory=Members)
+    queues: set[str] = field(default_factory=set)
+    calls: dict[str, CallState] = field(default_factory=dict)  # linkedid -> open call
+    by_uid: dict[str, str] = field(default_factory=dict)  # caller channel uniqueid -> linkedid
+    chans: OrderedDict[str, ChanState] = field(default_factory=OrderedDict)
+    closed: OrderedDict[str, float] = field(default_factory=OrderedDict)  # recently closed linkedid -> ts
+    targets: TransferTargets = field(default_factory=TransferTargets)
+    resync_alive: set[str] | None = None  # uniqueids listed since resync_begin (None: no resync running)
+    resync_waiting: list[ev.QueueEntry] = field(default_factory=list)
+    now: float = 0.0  # the latest event time seen (PBX clock, epoch s)
+    pbx_offset: float = 0.0  # PBX clock minus the daemon clock (s), from the last sane Timestamp
+    absurd_run: int = 0  # consecutive Timestamps a day ahead of the stream, ignored so far
+    stats: dict[str, int] = field(default_factory=lambda: {"events": 0, "evicted_channels": 0, "late_events": 0})
+    skips: Counter[str] = field(default_factory=Counter)  # skip reasons not yet handed to the ingest counters
+
+    def call_for(self, uid: str, linkedid: str) -> CallState | None:
+        """The open call of a caller channel Uniqueid, else of a Linkedid."""
+        lid = self.by_uid.get(uid)
+        if lid is not None and lid in self.calls:
+            return self.calls[lid]
+        return self.calls.get(linkedid)
+
+    def caller_call(self, c: ev.Chan) -> CallState | None:
+        """The open call whose caller channel this is (None for agent legs and unknown channels)."""
+        lid = self.by_uid.get(c.uniqueid)
+        return self.calls.get(lid) if lid is not None else None
+
+    def chan(self, c: ev.Chan) -> ChanState:
+        """The channel's state, created or refreshed from this snapshot (the oldest is evicted past the cap)."""
+        ch = self.chans.get(c.uniqueid)
+        if ch is None:
+            ch = ChanState(c.linkedid, c.channel, c.caller_num, c.caller_name)
+            self.chans[c.uniqueid] = ch
+            if len(self.chans) > self.config.max_channels:
+                old_uid, _ = self.chans.popitem(last=False)
+                self.stats["evicted_channels"] += 1
+                self.by_uid.pop(old_uid, None)
+        else:
+            if c.caller_num:
+                ch.caller_num = c.caller_num
+                ch.caller_name = c.caller_name
+            if c.channel:
+                ch.channel = c.channel
+        return ch

@@ -14,12 +14,14 @@ from datetime import time as dtime
 from typing import Protocol
 
 from monitor.core.records import CallRecord, Survey
+from monitor.core.vocab import CES_MAX, CES_MIN, CORE_STATUS, CSAT_MAX, CSAT_MIN, NPS_MAX, NPS_MIN, SurveyStatus
 
-STATUSES = ("completed", "partial", "no_input", "invalid", "hangup", "declined", "not_eligible", "unreachable")
-"""Survey outcomes; ``unreachable`` only for callback surveys whose originate failed every attempt."""
-
-# Core Survey.status vocabulary shared with dialplan-only UserEvent surveys, so reports count both alike.
-_CORE_STATUS = {"completed": "OK", "partial": "OK", "no_input": "NOINPUT", "invalid": "INVALID"}
+STATUSES: tuple[str, ...] = tuple(v.value for v in SurveyStatus)
+"""Survey outcomes (:class:`~monitor.core.vocab.SurveyStatus`); ``unreachable`` only for failed callbacks."""
+_COMPLETED, _PARTIAL, _NO_INPUT, _INVALID, _HANGUP, _DECLINED = (
+    SurveyStatus.COMPLETED.value, SurveyStatus.PARTIAL.value, SurveyStatus.NO_INPUT.value,
+    SurveyStatus.INVALID.value, SurveyStatus.HANGUP.value, SurveyStatus.DECLINED.value,
+)
 
 PROMPT_KEYS = ("csat", "nps", "ces", "invalid", "noinput", "thanks", "goodbye", "callback_intro")
 DEFAULT_PROMPT_FILES = {
@@ -166,11 +168,11 @@ class SurveyPolicy:
     def questions(self) -> tuple[Question, ...]:
         """The questions asked, in order: CSAT first (required), then the optional ones."""
         t = self.config.digit_timeout_ms
-        qs = [Question("csat", 1, 5, 1, t, True)]
+        qs = [Question("csat", CSAT_MIN, CSAT_MAX, 1, t, True)]
         if self.config.ask_nps:
-            qs.append(Question("nps", 0, 10, 2, t, False))
+            qs.append(Question("nps", NPS_MIN, NPS_MAX, 2, t, False))
         if self.config.ask_ces:
-            qs.append(Question("ces", 1, 5, 1, t, False))
+            qs.append(Question("ces", CES_MIN, CES_MAX, 1, t, False))
         return tuple(qs)
 
 
@@ -308,14 +310,14 @@ class Conversation:
         q = self._qs[self._qi]
         self.typed.setdefault(q.key, []).append(digits)
         if digits.startswith(DECLINE_KEY):
-            self._close("partial" if "csat" in self.answers else "declined", "goodbye")
+            self._close(_PARTIAL if "csat" in self.answers else _DECLINED, "goodbye")
             return
         value = q.parse(digits)
         if value is not None:
             self.answers[q.key] = value
             self._advance()
             return
-        self._last_fail = "invalid" if digits else "no_input"
+        self._last_fail = _INVALID if digits else _NO_INPUT
         if self._attempt == 0:
             self._attempt = 1
             self._pending.append(Play(self.policy.prompt(self.lang, "invalid" if digits else "noinput")))
@@ -335,8 +337,8 @@ class Conversation:
 
     def _final_status(self, hangup: bool | None) -> str:
         if "csat" not in self.answers:
-            return "hangup" if hangup else (self._last_fail or "no_input")
-        return "completed" if all(q.key in self.answers for q in self._qs) else "partial"
+            return _HANGUP if hangup else (self._last_fail or _NO_INPUT)
+        return _COMPLETED if all(q.key in self.answers for q in self._qs) else _PARTIAL
 
     def _close(self, status: str, farewell: str) -> None:
         # Variables first: they must be set even if the caller hangs up during the farewell.
@@ -384,7 +386,7 @@ class SurveyResultRecord:
 
     def to_survey(self) -> Survey:
         """The core :class:`Survey` attached to the call (status in the UserEvent vocabulary)."""
-        status = _CORE_STATUS.get(self.status, self.status.upper())
+        status = CORE_STATUS.get(self.status, self.status.upper())
         return Survey(self.queue, self.agent, status, self.csat, self.raw, self.source, self.ended_ts,
                       self.nps, self.ces, self.status)
 
