@@ -67,7 +67,7 @@ def test_budget_is_the_longest_real_conversation(lang: str, nps: bool, ces: bool
 def test_budget_cli_prints_the_shipped_timeouts() -> None:
     run = [sys.executable, str(AST / "budget.py")]
     assert subprocess.run(run, capture_output=True, text=True, timeout=30, check=True).stdout.strip() == "53"
-    out = subprocess.run(run + ["--callback"], capture_output=True, text=True, timeout=30, check=True).stdout
+    out = subprocess.run([*run, "--callback"], capture_output=True, text=True, timeout=30, check=True).stdout
     assert out.strip() == "62"
-    bad = subprocess.run(run + ["--languages", "xx"], capture_output=True, text=True, timeout=30)
+    bad = subprocess.run([*run, "--languages", "xx"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "xx" in bad.stderr
