@@ -250,6 +250,18 @@ def test_language_falls_back_to_the_default_unless_installed(lang: str, expected
     assert f"Playback(qmon/{expected}/goodbye)" in w.trace
 
 
+def test_dialplan_prompts_are_where_qmon_plays_its_own() -> None:
+    from monitor.settings import SurveySettings
+
+    sounds = _globals()["QMON_SOUNDS"]
+    assert SurveySettings().prompt_path.format(lang="en", name="goodbye") == f"{sounds}/en/goodbye"
+    w = Walk(BASE | {"QMON_SOUNDS": "/usr/local/share/qmon/sounds"}, {"AGI": {"AGISTATUS": "FAILURE"}})
+    w.run("qmon-survey", "s", ("support",))
+    assert "Playback(/usr/local/share/qmon/sounds/pl/goodbye)" in w.trace
+    text = (AST / "extensions_qmon.conf").read_text()
+    assert "Playback(qmon/" not in text  # every Playback follows QMON_SOUNDS
+
+
 @pytest.mark.parametrize("agi", [{"AGISTATUS": "FAILURE"}, {"AGISTATUS": "SUCCESS"}, {"AGISTATUS": "NOTFOUND"}])
 def test_qmon_down_or_silent_means_goodbye_then_hangup(agi: dict[str, str]) -> None:
     w = Walk(BASE, ANSWERED | {"AGI": agi})
