@@ -151,7 +151,8 @@ class Walk:
                 return self._exec(name, rest[:-1])
             return None
         if app == "Set":
-            return self._set(*args.split("=", 1))
+            self._set(*args.split("=", 1))
+            return None
         if app == "GotoIf":
             cond, _, target = args.partition("?")
             dest = target.split(":")[0 if cond == "1" else 1] if ":" in target else (target if cond == "1" else "")
