@@ -106,5 +106,5 @@ def test_deploy_doc_covers_the_administrators_questions() -> None:
     # The timeouts quoted in the doc are the ones the dialplan ships.
     ext = (ROOT / "asterisk" / "extensions_qmon.conf").read_text()
     for var in ("QMON_SURVEY_TIMEOUT", "QMON_CALLBACK_TIMEOUT"):
-        value = re.search(rf"^{var}=(\d+)$", ext, re.M)
+        value = re.search(rf"Set\({var}=(\d+)\)", ext)
         assert value and f"{value.group(1)} s" in doc, var

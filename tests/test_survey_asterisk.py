@@ -43,8 +43,13 @@ def parse_conf(path: Path, templates: bool = False) -> dict[str, list[tuple[str,
     return out
 
 
-def _globals() -> dict[str, str]:
-    return dict(parse_conf(AST / "extensions_qmon.conf")["globals"])
+def _defaults() -> dict[str, str]:
+    """The QMON_* defaults [qmon-defaults] fills in (the file has no [globals]: see test_no_globals_section)."""
+    out = {}
+    for _, value in parse_conf(AST / "extensions_qmon.conf")["qmon-defaults"]:
+        if m := re.search(r"Set\((QMON_\w+)=([^)]*)\)", value):
+            out[m.group(1)] = m.group(2)
+    return out
 
 
 # -- a small dialplan interpreter: enough to walk our contexts with a scripted outcome per application --
@@ -118,7 +123,7 @@ class Walk:
     keys ``_hangup`` (the caller hangs up during it) and ``_timeout`` (TIMEOUT(absolute) fires during it)."""
 
     def __init__(self, v: dict[str, str], apps: dict[str, dict[str, Any]]) -> None:
-        self.v = _globals() | dict(v)
+        self.v = dict(v)  # the defaults come from the dialplan's own [qmon-defaults]
         self.apps = apps
         self.trace: list[str] = []
         self.handlers: list[str] = []
@@ -251,10 +256,27 @@ def test_language_falls_back_to_the_default_unless_installed(lang: str, expected
     assert f"Playback(qmon/{expected}/goodbye)" in w.trace
 
 
+def test_no_globals_section_defaults_yield_to_the_sites_globals() -> None:
+    """A second [globals] in an #included file does not merge into the site's: the file carries none."""
+    assert "globals" not in parse_conf(AST / "extensions_qmon.conf")
+    assert set(_defaults()) >= {"QMON_AGI", "QMON_LANGS", "QMON_DEFAULT_LANG", "QMON_SOUNDS", "QMON_SURVEY_TIMEOUT",
+                                "QMON_CALLBACK_TIMEOUT", "QMON_CDR_FIELD", "QMON_QUEUE_MAXWAIT"}
+    w = Walk(BASE, COMPLETED)
+    w.run("qmon-survey", "s", ("support",))
+    assert w.v["QMON_AGI"] == "agi://127.0.0.1:4573" and w.v["QMON_CDR_FIELD"] == "userfield"
+    site = {"QMON_AGI": "agi://10.0.0.5:4573", "QMON_SURVEY_TIMEOUT": "95", "QMON_LANGS": "en/de"}
+    w = Walk(BASE | site | {"CHANNEL(language)": "de"}, COMPLETED)
+    w.run("qmon-survey", "s", ("support",))
+    assert "AGI(agi://10.0.0.5:4573/csat,L1,support,de)" in w.trace and "Set(TIMEOUT(absolute)=95)" in w.trace
+    for ctx in ("qmon-survey", "qmon-queue", "qmon-survey-callback"):  # every entry point loads the defaults
+        first = next(iter(dialplan()[ctx].values()))
+        assert ("Gosub", "qmon-defaults,s,1") in [(a, x) for _, a, x in first[:2]], ctx
+
+
 def test_dialplan_prompts_are_where_qmon_plays_its_own() -> None:
     from monitor.settings import SurveySettings
 
-    sounds = _globals()["QMON_SOUNDS"]
+    sounds = _defaults()["QMON_SOUNDS"]
     assert SurveySettings().prompt_path.format(lang="en", name="goodbye") == f"{sounds}/en/goodbye"
     w = Walk(BASE | {"QMON_SOUNDS": "/usr/local/share/qmon/sounds"}, {"AGI": {"AGISTATUS": "FAILURE"}})
     w.run("qmon-survey", "s", ("support",))
@@ -295,7 +317,7 @@ def test_caller_hangs_up_mid_survey_the_hangup_handler_writes_the_cdr() -> None:
 def test_every_agi_exits_on_hangup_under_a_short_absolute_timeout() -> None:
     budget = _budget_module()
     durations = json.loads((AST / "sounds" / "durations.json").read_text())
-    g = _globals()
+    g = _defaults()
     limits = {"csat": int(g["QMON_SURVEY_TIMEOUT"]), "csat-callback": int(g["QMON_CALLBACK_TIMEOUT"])}
     assert limits == {"csat": budget.budget_s(durations, ["csat"], 5000),
                       "csat-callback": budget.budget_s(durations, ["csat"], 5000, callback=True)}
@@ -410,7 +432,7 @@ def test_every_language_has_every_prompt_as_8khz_mono_wav() -> None:
                 assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
                 assert 0.5 < w.getnframes() / 8000 < 20  # a real, short prompt
     assert "espeak-ng" in (AST / "sounds" / "generate.sh").read_text()
-    assert _globals()["QMON_LANGS"].split("/") == list(LANGS)
+    assert _defaults()["QMON_LANGS"].split("/") == list(LANGS)
 
 
 def test_durations_file_matches_the_wav_files() -> None:
