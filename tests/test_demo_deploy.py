@@ -87,23 +87,74 @@ def _compose() -> dict[str, Any]:
 
 
 def test_compose_services_volumes_and_ports() -> None:
-    services = _compose()["services"]
-    assert set(services) == {"qmon", "prometheus", "grafana", "postgres"}
+    compose = _compose()
+    services = compose["services"]
+    assert set(services) == {"qmon", "qmon-demo", "prometheus", "grafana", "postgres"}
     assert services["qmon"]["build"] == "." and (ROOT / "Dockerfile").is_file()
-    assert "9465:9465" in services["qmon"]["ports"]
     mounts = {}
     for svc in services.values():
         for vol in svc.get("volumes", []):
             src, dst = vol.split(":")[:2]
+            if src == "./qmon":  # the site's own config directory, created from qmon.example.toml (docs/deploy.md)
+                continue
             if src.startswith("./"):
                 assert (ROOT / src).exists(), src
                 mounts[dst] = src
     assert mounts["/etc/grafana/provisioning/datasources"] == "./grafana/provisioning/datasources"
     assert mounts["/var/lib/grafana/dashboards"] == "./grafana/dashboards"
     assert mounts["/etc/prometheus/alerts.yml"] == "./prometheus/alerts.yml"
-    cmd = services["qmon"]["command"]
-    assert cmd[0] == "demo" and cmd[cmd.index("--http-bind") + 1] == "0.0.0.0"
-    assert "postgresql+asyncpg://" in cmd[cmd.index("--db") + 1]
+    demo = services["qmon-demo"]["command"]
+    assert demo[0] == "demo" and demo[demo.index("--http-bind") + 1] == "0.0.0.0"
+    assert "postgresql+asyncpg://" in demo[demo.index("--db") + 1]
+    assert services["qmon-demo"]["networks"]["default"]["aliases"] == ["qmon"]  # Prometheus' target either way
+
+
+def _published(svc: dict[str, Any]) -> dict[int, str]:
+    """{container port: host address} of a service's published ports ("[addr:]host:container")."""
+    out = {}
+    for spec in svc.get("ports", []):
+        parts = str(spec).split(":")
+        out[int(parts[-1])] = parts[0] if len(parts) == 3 else "0.0.0.0"
+    return out
+
+
+def test_compose_never_publishes_the_api_without_a_token() -> None:
+    services = _compose()["services"]
+    text = (ROOT / "docker-compose.yml").read_text()
+    for name, svc in services.items():
+        published = _published(svc)
+        if 9465 not in published:
+            continue
+        token = (svc.get("environment") or {}).get("QMON_HTTP_TOKEN", "")
+        # ${VAR:?message}: compose refuses to start at all when the token is unset or empty.
+        assert re.fullmatch(r"\$\{QMON_HTTP_TOKEN:\?[^}]+\}", token), name
+        assert svc["command"][0] == "run", name  # `qmon demo` ignores the token: it must never be published
+    assert 9465 not in _published(services["qmon-demo"])
+    assert "${QMON_HTTP_TOKEN:?" in text
+
+
+def test_compose_real_pbx_mounts_config_publishes_agi_and_reaches_the_host() -> None:
+    qmon = _compose()["services"]["qmon"]
+    assert qmon["command"] == ["run", "--config", "/etc/qmon/qmon.toml"]
+    assert "./qmon:/etc/qmon:ro" in qmon["volumes"]
+    assert _published(qmon) == {9465: "127.0.0.1", 4573: "127.0.0.1"}  # FastAGI has no auth: loopback only
+    assert qmon["environment"]["QMON_SURVEY_BIND"] == "0.0.0.0" == qmon["environment"]["QMON_HTTP_BIND"]
+    assert "host.docker.internal:host-gateway" in qmon["extra_hosts"]
+    # The example config's secret_file is where compose puts the AMI secret.
+    assert "qmon-ami" in qmon["secrets"] and 'secret_file = "/run/secrets/qmon-ami"' in (
+        ROOT / "qmon.example.toml").read_text()
+    subnet = _compose()["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert subnet == "172.30.0.0/24" and "172.30.0.0/255.255.255.0" in (ROOT / "docs" / "deploy.md").read_text()
+
+
+def test_prometheus_sends_the_token_compose_gives_it() -> None:
+    compose = _compose()
+    cfg = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
+    (job,) = cfg["scrape_configs"]
+    path = job["authorization"]["credentials_file"]
+    assert path == "/run/secrets/qmon_http_token"
+    assert "qmon_http_token" in compose["services"]["prometheus"]["secrets"]
+    assert compose["secrets"]["qmon_http_token"] == {"environment": "QMON_HTTP_TOKEN"}
 
 
 def test_prometheus_scrapes_qmon_and_loads_alerts() -> None:
@@ -122,7 +173,9 @@ def test_prometheus_scrapes_qmon_and_loads_alerts() -> None:
 def test_promtool_accepts_the_scrape_config(tmp_path: Path) -> None:
     text = (ROOT / "prometheus/prometheus.yml").read_text()
     shutil.copy(ROOT / "prometheus/alerts.yml", tmp_path / "alerts.yml")
+    (tmp_path / "token").write_text("t0ken")
     cfg = tmp_path / "prometheus.yml"
-    cfg.write_text(text.replace("/etc/prometheus/alerts.yml", str(tmp_path / "alerts.yml")))
+    cfg.write_text(text.replace("/etc/prometheus/alerts.yml", str(tmp_path / "alerts.yml"))
+                   .replace("/run/secrets/qmon_http_token", str(tmp_path / "token")))
     res = subprocess.run(["promtool", "check", "config", str(cfg)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
