@@ -29,7 +29,8 @@ def run(
     cmds: list[Command] = [cmd]
     replies = list(script)
     while not isinstance(cmd, Done):
-        now += step_s
+        if not isinstance(cmd, SetVar):  # SET VARIABLE answers at once; prompts take time
+            now += step_s
         if isinstance(cmd, Ask):
             r = replies.pop(0) if replies else Reply(timeout=True)
         else:
@@ -86,7 +87,7 @@ def test_hangup_before_and_after_csat() -> None:
 def test_nps_two_digits_hash_or_timeout_and_ces() -> None:
     out, cmds = run([Reply(digits="5"), Reply(digits="10"), Reply(digits="2")], ask_nps=True, ask_ces=True)
     assert (out.status, out.csat, out.nps, out.ces) == ("completed", 5, 10, 2)
-    assert [c.max_digits for c in cmds if isinstance(c, Ask)] == [1, 2, 1]
+    assert [c.max_digits for c in cmds if isinstance(c, Ask)] == [1, 3, 1]
     # "7#": GET DATA returns 7 (the # ends input); "8" then the inter-digit timeout also counts.
     assert run([Reply(digits="5"), Reply(digits="7")], ask_nps=True)[0].nps == 7
     assert run([Reply(digits="5"), Reply(digits="8", timeout=True)], ask_nps=True)[0].nps == 8
