@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from monitor.core.conversation import PromptDurations
 from monitor.core.records import CallRecord
-from monitor.core.survey import PolicyConfig, PromptDurations, SurveyPolicy, SurveyResultRecord
+from monitor.core.survey import PolicyConfig, SurveyPolicy, SurveyResultRecord
 from monitor.survey.durations import default_durations, load_durations, parse_durations
 from monitor.survey.server import CallbackTarget, SurveyServer
 from tests.agi_peer import (

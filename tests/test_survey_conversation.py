@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
-from monitor.core.survey import (
-    Ask,
-    Command,
-    Conversation,
-    Done,
-    Outcome,
-    Play,
-    PolicyConfig,
-    Reply,
-    SetVar,
-    SurveyPolicy,
-    SurveyResultRecord,
-)
+from monitor.core.conversation import Ask, Command, Conversation, Done, Outcome, Play, Reply, SetVar
+from monitor.core.survey import PolicyConfig, SurveyPolicy, SurveyResultRecord
 
 HANG = Reply(hangup=True)
 

@@ -11,7 +11,7 @@ import asyncio
 import re
 from dataclasses import dataclass
 
-from monitor.core.survey import Ask, Play, Reply, SetVar
+from monitor.core.conversation import Ask, Play, Reply, SetVar
 
 _REPLY = re.compile(r"^(\d{3})[ -](?:result=(-?[^\s(]*))?\s*(?:\((.*?)\))?\s*(.*)$")
 

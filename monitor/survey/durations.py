@@ -1,7 +1,7 @@
 """Prompt lengths for the survey's time budget: ``asterisk/sounds/durations.json`` (``{"en": {"thanks": 2.91}}``).
 
 The file is written beside the prompts when they are generated (each prompt's length in seconds). Where it is
-missing, or lacks a prompt (a site's own recording), :class:`~monitor.core.survey.PromptDurations` answers with
+missing, or lacks a prompt (a site's own recording), :class:`~monitor.core.conversation.PromptDurations` answers with
 conservative defaults (longer than any shipped prompt), so qmon stops asking early rather than late.
 """
 
@@ -12,7 +12,7 @@ import logging
 from importlib import resources
 from pathlib import Path
 
-from monitor.core.survey import PromptDurations
+from monitor.core.conversation import PromptDurations
 
 log = logging.getLogger("qmon.survey")
 

@@ -25,22 +25,10 @@ from datetime import datetime
 from datetime import time as dtime
 from typing import Protocol, TypeVar
 
+from monitor.core.conversation import Ask, Conversation, Done, Play, PromptDurations, Reply, SetVar
 from monitor.core.records import CallRecord
 from monitor.core.repeat import normalize_number
-from monitor.core.survey import (
-    Ask,
-    Conversation,
-    CooldownState,
-    Decision,
-    Done,
-    OptOutList,
-    Play,
-    PromptDurations,
-    Reply,
-    SetVar,
-    SurveyPolicy,
-    SurveyResultRecord,
-)
+from monitor.core.survey import CooldownState, Decision, OptOutList, SurveyPolicy, SurveyResultRecord
 from monitor.survey.agi import AgiChannel, AgiError, AgiHangup, quote, read_headers, render, to_reply
 from monitor.survey.durations import default_durations
 
