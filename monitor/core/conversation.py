@@ -151,14 +151,6 @@ class Conversation:
             self._answer(reply.digits.strip(), reply.timeout)
         return self._next(now)
 
-    def give_up(self, now: float) -> Command:
-        """qmon itself is too slow to go on: keep what was answered, say goodbye, end."""
-        self._awaiting = None
-        if self._status is None:
-            self._pending.clear()
-            self._close(self._final_status(None), "goodbye")
-        return self._next(now)
-
     def trace(self) -> str:
         """The one-line result for Asterisk's records: ``qmon:csat=5;nps=10;status=completed``."""
         parts = [f"{k}={self.answers[k]}" for k in ("csat", "nps", "ces") if k in self.answers]
