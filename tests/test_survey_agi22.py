@@ -11,7 +11,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import time as dtime
 from pathlib import Path
@@ -47,7 +47,7 @@ HEADERS = A_CSAT4.header_chunks
 class Claims:
     """The callback scheduler's side the server needs: token -> the original call, once."""
 
-    def __init__(self, recs: list[Recorded]) -> None:
+    def __init__(self, recs: Sequence[Recorded]) -> None:
         self.targets = {
             r.headers["agi_arg_1"]: CallbackTarget(answered(r.headers["agi_arg_1"], r.headers["agi_callerid"]),
                                                    r.headers["agi_callerid"], "en")
@@ -60,7 +60,7 @@ class Claims:
 class Rig:
     """A real SurveyServer on a free port; calls known by linkedid; results collected."""
 
-    def __init__(self, recs: list[Recorded] = (), *, calls: dict[str, CallRecord] | None = None,  # type: ignore[assignment]
+    def __init__(self, recs: Sequence[Recorded] = (), *, calls: dict[str, CallRecord] | None = None,
                  cfg: PolicyConfig | None = None, **kw: object) -> None:
         self.calls = dict(calls or {})
         for r in recs:
@@ -71,7 +71,7 @@ class Rig:
         self._more = asyncio.Event()
         kw.setdefault("durations", DURATIONS)
         self.server = SurveyServer(SurveyPolicy(cfg or PolicyConfig()), lookup=self.lookup,
-                                   on_result=self._on_result, callbacks=Claims(list(recs)), port=0,
+                                   on_result=self._on_result, callbacks=Claims(recs), port=0,
                                    local=lambda ts: dtime(12), **kw)  # type: ignore[arg-type]
 
     def lookup(self, uid: str | None, lid: str | None) -> CallRecord | None:
@@ -91,7 +91,7 @@ class Rig:
 
 
 @asynccontextmanager
-async def rig(recs: list[Recorded] = (), **kw: object) -> AsyncIterator[Rig]:  # type: ignore[assignment]
+async def rig(recs: Sequence[Recorded] = (), **kw: object) -> AsyncIterator[Rig]:
     r = Rig(recs, **kw)  # type: ignore[arg-type]
     await r.server.start()
     try:

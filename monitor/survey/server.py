@@ -1,7 +1,7 @@
 """The FastAGI survey server: ``AGI(agi://HOST:4573/csat,...)`` after ``Queue(...,c)``.
 
 Each connection: request headers (deadline + byte limit), policy decision, then the pure
-:class:`~monitor.core.survey.Conversation` driven command by command. The call is found through an injected
+:class:`~monitor.core.conversation.Conversation` driven command by command. The call is found through an injected
 synchronous ``lookup`` (the tracker's ``find_call``), results leave through an injected ``on_result`` callable
 (storage, metrics, webhook are someone else's). Dialplan arguments: ``csat,<linkedid>,<queue>,<language>`` and
 ``csat-callback,<token>``.
