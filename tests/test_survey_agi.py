@@ -27,7 +27,7 @@ class Harness:
     def __init__(self, calls: dict[str, CallRecord] | None = None, **kw: object) -> None:
         self.calls = calls or {}
         self.results: list[SurveyResultRecord] = []
-        policy = SurveyPolicy(PolicyConfig(max_duration_s=30))
+        policy = SurveyPolicy(PolicyConfig())
         self.server = SurveyServer(policy, lookup=self.lookup, on_result=self.results.append, port=0,
                                    local=lambda ts: dtime(12), **kw)  # type: ignore[arg-type]
 
@@ -56,7 +56,8 @@ async def test_a_four_with_the_real_tracker() -> None:
     assert s.closed_by_server
     assert s.prompts() == ["qmon/en/csat-question", "qmon/en/thanks"]
     assert s.commands[1] == "GET DATA qmon/en/csat-question 5000 1"
-    assert s.variables == {"QMON_SURVEY_STATUS": "completed", "QMON_CSAT": "4"}
+    assert s.variables == {"QMON_SURVEY_STATUS": "completed", "QMON_CSAT": "4",
+                           "CDR(userfield)": "qmon:csat=4;status=completed"}
     (r,) = results
     assert (r.status, r.csat, r.queue, r.agent, r.caller, r.linkedid, r.uniqueid) == (
         "completed", 4, "support", "agent1", "5551001", lid, uid)
@@ -77,7 +78,7 @@ async def test_no_input_twice() -> None:
     async with Harness({"L1": answered("L1")}) as h:
         s = await run_caller(h.server.port, agi_headers("U1", "L1"), [TIMEOUT, TIMEOUT])
     assert s.prompts()[-1] == "qmon/en/goodbye"
-    assert s.variables == {"QMON_SURVEY_STATUS": "no_input"}
+    assert s.variables == {"QMON_SURVEY_STATUS": "no_input", "CDR(userfield)": "qmon:status=no_input"}
     assert h.results[0].status == "no_input" and h.results[0].csat is None
 
 
@@ -86,8 +87,10 @@ async def test_hangup_in_the_middle_of_a_prompt() -> None:
         s = await run_caller(h.server.port, agi_headers("U1", "L1"), [HANGUP])
     assert s.closed_by_server
     assert not any(c.startswith("511") for c in s.commands)
-    # Nothing is sent after the hang-up except possibly nothing at all: the server just closes.
-    assert s.commands[-1].startswith("GET DATA")
+    # After the hang-up only what Asterisk allows on a dead channel (SET VARIABLE: the status and the CDR
+    # trace); this caller answers them 511, and the server just closes.
+    after = s.commands[s.commands.index("GET DATA qmon/en/csat-question 5000 1") + 1:]
+    assert after and all(c.startswith("SET VARIABLE") for c in after)
     assert h.results[0].status == "hangup"
 
 
@@ -136,7 +139,7 @@ async def test_partial_headers_then_close_or_silence_times_out_without_spinning(
 async def test_unknown_call_is_not_eligible_but_hears_goodbye() -> None:
     async with Harness() as h:
         s = await run_caller(h.server.port, agi_headers("U9", "L9"), [])
-    assert s.variables == {"QMON_SURVEY_STATUS": "not_eligible"}
+    assert s.variables == {"QMON_SURVEY_STATUS": "not_eligible", "CDR(userfield)": "qmon:status=not_eligible"}
     assert s.prompts() == ["qmon/en/goodbye"]
     assert (h.results[0].status, h.results[0].reason) == ("not_eligible", "unknown_call")
 
