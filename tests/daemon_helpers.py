@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from monitor.app import Daemon, run_daemon
+from monitor.daemon import Daemon, run_daemon
 from monitor.settings import AmiSettings, HttpSettings, Settings, StoreSettings, SurveySettings, TrackerSettings
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -74,7 +74,7 @@ async def test_promql_matches_replay_report(tmp_path: Path) -> None:
             srv.secret = "secret"
             await srv.wait_streamed(30)
             pbx = d.pbxs["default"]
-            await until(lambda: pbx.tracker.open_calls == 0, what="every call closed")
+            await until(lambda: pbx.ingest.tracker.open_calls == 0, what="every call closed")
             for _ in range(200):
                 # Re-read each time: the tail of the stream (member status, list answers) may still be arriving.
                 events = pbx.ingest.events

@@ -52,7 +52,7 @@ async def test_agi_survey_and_callback_through_the_daemon(tmp_path: Path) -> Non
         async with running(settings) as d:
             assert d.survey_port
             await srv.wait_streamed()
-            await until(lambda: d.pbxs["default"].tracker.find_call("1795380955.1") is not None, what="open call")
+            await until(lambda: d.pbxs["default"].ingest.find_call("1795380955.1", None) is not None, what="open call")
             session = await run_caller(d.survey_port, agi_headers("1795380955.1", "1795380955.0"), ["5"])
             assert session.variables.get("QMON_SURVEY_STATUS") == "completed"
             for m in tail + caller_hangs_up:

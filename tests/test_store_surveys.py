@@ -15,7 +15,7 @@ from monitor.core.records import CallRecord
 from monitor.core.survey import SurveyResultRecord
 from monitor.store import Store
 from monitor.store.models import SurveyResult
-from monitor.survey.api import SurveyQuery, add_survey_routes
+from monitor.web.surveys import SurveyQuery, add_survey_routes
 from tests import store_fixtures
 from tests.store_fixtures import DB, outage_control
 from tests.test_store_engines import replay

@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import time as dtime
 from typing import Protocol
 
-from monitor.core.records import CallRecord, Survey
-
-STATUSES = ("completed", "partial", "no_input", "invalid", "hangup", "declined", "not_eligible", "unreachable")
-"""Survey outcomes; ``unreachable`` only for callback surveys whose originate failed every attempt."""
-
-# Core Survey.status vocabulary shared with dialplan-only UserEvent surveys, so reports count both alike.
-_CORE_STATUS = {"completed": "OK", "partial": "OK", "no_input": "NOINPUT", "invalid": "INVALID"}
+from monitor.core.records import STATUSES as STATUSES  # the one vocabulary and answer type live with the records
+from monitor.core.records import CallRecord
+from monitor.core.records import SurveyResultRecord as SurveyResultRecord
 
 PROMPT_KEYS = ("csat", "nps", "ces", "invalid", "noinput", "thanks", "goodbye", "callback_intro")
 DEFAULT_PROMPT_FILES = {
@@ -357,37 +353,3 @@ class Conversation:
         done = Done(out)
         self._awaiting = done
         return done
-
-
-# -- results ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SurveyResultRecord:
-    """One survey attempt, ready for storage, metrics and the webhook (caller number included: no labels!)."""
-
-    linkedid: str | None
-    uniqueid: str | None
-    caller: str | None
-    queue: str | None
-    agent: str | None
-    status: str
-    csat: int | None
-    nps: int | None
-    ces: int | None
-    raw: str
-    language: str
-    source: str  # agi | callback
-    started_ts: float
-    ended_ts: float
-    reason: str = "ok"  # the policy reason when not_eligible, else ok / the failure detail
-
-    def to_survey(self) -> Survey:
-        """The core :class:`Survey` attached to the call (status in the UserEvent vocabulary)."""
-        status = _CORE_STATUS.get(self.status, self.status.upper())
-        return Survey(self.queue, self.agent, status, self.csat, self.raw, self.source, self.ended_ts,
-                      self.nps, self.ces, self.status)
-
-    def with_status(self, status: str, reason: str) -> SurveyResultRecord:
-        """A copy with another status (e.g. a callback that never connected)."""
-        return replace(self, status=status, reason=reason)

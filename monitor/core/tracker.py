@@ -23,6 +23,7 @@ from monitor.core.records import (
     SegmentNote,
     Survey,
     SurveyNote,
+    SurveyResultRecord,
 )
 from monitor.core.repeat import RepeatIndex, normalize_number
 from monitor.core.state import NO_CHAN, CallState, ChanState, SegState
@@ -53,6 +54,8 @@ class CallTracker:
         self._by_uid: dict[str, str] = {}  # caller channel uniqueid -> linkedid
         self._chans: OrderedDict[str, ChanState] = OrderedDict()
         self._closed: OrderedDict[str, float] = OrderedDict()  # recently closed linkedids
+        # Linkedid and call id of recently closed calls -> (queue, agent) a late survey answer is counted under.
+        self._recent: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
         self._targets = TransferTargets()
         self._resync_alive: set[str] | None = None
         self._resync_waiting: list[ev.QueueEntry] = []
@@ -104,12 +107,34 @@ class CallTracker:
         limit = now - self.config.max_call_age_s
         return [self._close(c, now, "stale") for c in list(self._calls.values()) if c.start_ts < limit]
 
-    def add_survey(self, uid_or_linkedid: str, survey: Survey) -> list[Note]:
-        """Attach a survey answer (from the AGI server) to an open call; False-y list if unknown."""
-        call = self._call_for(uid_or_linkedid, uid_or_linkedid)
-        if call is None:
-            return []
-        return self._attach_survey(call, survey)
+    def survey_answer(self, answer: SurveyResultRecord) -> list[Note]:
+        """One survey-server answer (any status) -> exactly one note, the answer's queue/agent filled from its call.
+
+        An open call (by Linkedid, else call id) gets the answer attached (unless the caller was not eligible);
+        a recently closed call only places it (queue, agent); an unknown call leaves it as it came.
+        """
+        queue, agent = answer.queue, answer.agent
+        for key in (answer.linkedid, answer.uniqueid):
+            if not key:
+                continue
+            call = self._call_for(key, key)
+            if call is not None:
+                if answer.status != "not_eligible":
+                    self._attach_survey(call, answer.to_survey())
+                    if call.survey is not None:
+                        queue, agent = call.survey.queue, call.survey.agent
+                break
+            if key in self._recent:
+                q, a = self._recent[key]
+                queue, agent = queue or q, agent or a
+                break
+        if (queue, agent) != (answer.queue, answer.agent):
+            answer = replace(answer, queue=queue, agent=agent)
+        return [SurveyNote.of_answer(answer, queue, agent)]
+
+    def knows(self, uid_or_linkedid: str) -> bool:
+        """Whether this tracker has (or recently had) the call with this caller-channel Uniqueid or Linkedid."""
+        return self._call_for(uid_or_linkedid, uid_or_linkedid) is not None or uid_or_linkedid in self._recent
 
     def find_call(self, uid_or_linkedid: str) -> CallRecord | None:
         """A snapshot record of an open call by caller-channel Uniqueid or Linkedid."""
@@ -262,6 +287,7 @@ class CallTracker:
             self._resolve(call, seg, "exit_key", ts, out)
 
     def _attach_survey(self, call: CallState, survey: Survey) -> list[Note]:
+        """Make ``survey`` the call's, its queue/agent (when it names none) those of the answered segment."""
         seg = call.last_seg(queue=survey.queue) if survey.queue else None
         answered = [s for s in call.segments if s.outcome == "answered"]
         if seg is None or seg.outcome != "answered":
@@ -269,7 +295,7 @@ class CallTracker:
         queue = survey.queue or (seg.queue if seg else None)
         agent = survey.agent or (seg.agent if seg else None)
         call.survey = replace(survey, queue=queue, agent=agent)
-        return [SurveyNote(queue, agent, survey.status, survey.score, survey.ts, survey.source)]
+        return [SurveyNote.of_userevent(call.survey)]
 
     def _freeze(self, call: CallState, ts: float, closed_by: str) -> CallRecord:
         segs = tuple(s.freeze() for s in call.segments)
@@ -307,7 +333,13 @@ class CallTracker:
         self._closed[call.linkedid] = ts
         while len(self._closed) > 10_000:
             self._closed.popitem(last=False)
-        return CallClosed(self._freeze(call, ts, closed_by))
+        record = self._freeze(call, ts, closed_by)
+        answered = [s for s in record.segments if s.outcome == "answered"]
+        place = (answered[-1].queue, answered[-1].agent) if answered else (None, None)
+        self._recent[record.linkedid] = self._recent[record.call_id] = place
+        while len(self._recent) > 20_000:
+            self._recent.popitem(last=False)
+        return CallClosed(record)
 
 
 
