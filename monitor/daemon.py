@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -187,6 +188,11 @@ def _signals(stop: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
+def _why(exc: OSError) -> str:
+    """"Address already in use", not asyncio's wrapping of it."""
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
 async def _bounded(close: Callable[[], Coroutine[Any, Any, Any]], timeout_s: float) -> None:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(close(), timeout_s)
@@ -221,14 +227,14 @@ async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None =
         try:
             runner, d.http_port = await start_http(app, h.bind, h.port)
         except OSError as exc:
-            raise StartupError(f"cannot listen for HTTP on {h.bind}:{h.port}: {exc.strerror or exc}") from exc
+            raise StartupError(f"cannot listen for HTTP on {h.bind}:{h.port}: {_why(exc)}") from exc
         listeners.push_async_callback(_bounded, runner.cleanup, 5.0)
         if survey is not None:
             try:
                 await survey.server.start()
             except OSError as exc:
                 raise StartupError(f"cannot listen for FastAGI on {settings.survey.bind}:{settings.survey.port}: "
-                                   f"{exc.strerror or exc}") from exc
+                                   f"{_why(exc)}") from exc
             listeners.push_async_callback(_bounded, survey.server.close, 5.0)
             d.survey_port = survey.server.port
         await _serve(d, listeners, survey, ready_cb)
