@@ -146,7 +146,9 @@ def _build_survey(d: Daemon, stack: contextlib.ExitStack) -> SurveyParts | None:
         source = pbxs[0].source  # callbacks originate through the first [[ami]] connection
 
         def send(action: dict[str, Any]) -> Coroutine[Any, Any, Any]:
-            return source.send_action(action)
+            # The Originate's Response only: whether the callee answers arrives later as an OriginateResponse
+            # event (on_originate_response below), not by holding this call for the whole ring time.
+            return source.send_action(action, response_only=True)
 
         callbacks = CallbackScheduler(callback_config(s), policy, send, on_answer, cooldown=state, optout=state)
         cb = callbacks

@@ -9,8 +9,9 @@ import aiohttp
 import jsonschema
 import pytest
 
-from tests.amiserver import AmiTestServer, transcript_messages
-from tests.daemon_helpers import SCENARIOS, daemon_settings, running, until
+from tests.support.amiserver import AmiTestServer, transcript_messages
+from tests.support.daemon import SCENARIOS, daemon_settings, running
+from tests.support.helpers import until
 
 pytestmark = pytest.mark.usefixtures("year_after_recordings")  # the wall clock is far from PBX time
 

@@ -14,8 +14,9 @@ import aiohttp
 import pytest
 
 from monitor.replay import replay_files
-from tests.amiserver import AmiTestServer, transcript_messages
-from tests.daemon_helpers import FIXTURES, SCENARIOS, daemon_settings, free_port, running, until
+from tests.support.amiserver import AmiTestServer, transcript_messages
+from tests.support.daemon import FIXTURES, SCENARIOS, daemon_settings, running
+from tests.support.helpers import free_port, until
 
 DOC = Path(__file__).parent.parent / "docs" / "metrics.md"
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None or shutil.which("promtool") is None,

@@ -12,7 +12,8 @@ import pytest
 from monitor.app import cmd_run
 from monitor.daemon import StartupError, run_daemon
 from monitor.settings import HttpSettings, SurveySettings
-from tests.daemon_helpers import daemon_settings, free_port
+from tests.support.daemon import daemon_settings
+from tests.support.helpers import free_port
 
 
 def open_files_under(path: Path) -> list[str]:

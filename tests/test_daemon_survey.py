@@ -11,9 +11,10 @@ import pytest
 
 from monitor.ami.wire import WireParser
 from monitor.settings import SurveySettings
-from tests.amiserver import AmiTestServer, transcript_messages
-from tests.daemon_helpers import daemon_settings, running, until
-from tests.survey_agiclient import agi_headers, run_caller
+from tests.support.agiclient import agi_headers, run_caller
+from tests.support.amiserver import AmiTestServer, transcript_messages
+from tests.support.daemon import daemon_settings, running
+from tests.support.helpers import until
 
 pytestmark = pytest.mark.usefixtures("year_after_recordings")  # the wall clock is far from PBX time
 

@@ -10,7 +10,7 @@ from monitor.core.records import Survey, SurveyNote, TransferNote
 from monitor.core.survey import SurveyResultRecord
 from monitor.core.tracker import CallTracker
 from monitor.web.metrics import QmonMetrics
-from tests.factcheck import FIXTURES
+from tests.support.factcheck import FIXTURES
 
 
 def _value(reg: CollectorRegistry, name: str, **labels: str) -> float:

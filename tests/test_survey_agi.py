@@ -17,8 +17,8 @@ from monitor.core.records import CallRecord, SurveyNote
 from monitor.core.survey import PolicyConfig, SurveyPolicy, SurveyResultRecord
 from monitor.survey.server import SurveyServer
 from monitor.survey.state import SurveyState
-from tests.survey_agiclient import HANGUP, TIMEOUT, agi_headers, run_caller
-from tests.survey_calls import answered, tracker_at_survey
+from tests.support.agiclient import HANGUP, TIMEOUT, agi_headers, run_caller
+from tests.support.calls import answered, tracker_at_survey
 
 
 class Harness:
@@ -171,7 +171,7 @@ async def test_200_surveys_at_once(capsys: pytest.CaptureFixture[str]) -> None:
         for think in (0.0, 0.3):
             h.results.clear()
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tests.survey_agiclient", str(h.server.port), str(n), str(think),
+                sys.executable, "-m", "tests.support.agiclient", str(h.server.port), str(n), str(think),
                 stdout=asyncio.subprocess.PIPE, cwd=str(Path(__file__).parent.parent))
             out, _ = await asyncio.wait_for(proc.communicate(), 30)
             report = json.loads(out)

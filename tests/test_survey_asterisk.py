@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor.core.survey import DEFAULT_PROMPT_FILES
-from tests.survey_calls import FIXTURES
+from tests.support.calls import FIXTURES
 
 AST = Path(__file__).parent.parent / "asterisk"
 

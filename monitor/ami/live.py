@@ -222,16 +222,22 @@ class AmiSource:
         """Wait until logged in and resynced (tests, and callers that need an answer from Asterisk)."""
         await asyncio.wait_for(self._ready.wait(), timeout_s)
 
-    async def send_action(self, action: Mapping[str, str | list[str]], timeout_s: float = 30.0
-                          ) -> list[Headers] | Headers:
-        """Send an action; its response (or the list of response + events for list actions) as plain dicts."""
+    async def send_action(self, action: Mapping[str, str | list[str]], timeout_s: float = 30.0, *,
+                          response_only: bool = False) -> list[Headers] | Headers:
+        """Send an action; its response (or the list of response + events for list actions) as plain dicts.
+
+        ``response_only``: the first Response only, never a list (events answering it go to the listeners).
+        """
         if not self.connected:
             raise AmiNotConnected(f"AMI {self.name} is not connected")
         act: dict[str, Any] = dict(action)
         if str(act.get("Action", "")).lower() == "originate" and not any(k.lower() == "async" for k in act):
             # panoramisk reads action['async'] (KeyError) when it sees "successfully queued"; false is the default.
             act["Async"] = "false"
-        result = await asyncio.wait_for(self._manager.send_action(act), timeout_s)
+        # An Async Originate's answer is a list (the Response, then its OriginateResponse event when the callee
+        # answers or not); response_only takes the Response alone, and the event then goes to on_event listeners.
+        as_list = False if response_only else None
+        result = await asyncio.wait_for(self._manager.send_action(act, as_list=as_list), timeout_s)
         if isinstance(result, list):
             return [_headers(m) for m in result]
         return _headers(result)

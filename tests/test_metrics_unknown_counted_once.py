@@ -1,5 +1,5 @@
-"""Review regression: a segment resolved as ``unknown`` by a second QueueCallerJoin is counted twice in
-``qmon_queue_calls_total{outcome="unknown"}``: once from its SegmentNote, once again from CallClosed."""
+"""A segment resolved as ``unknown`` by a second QueueCallerJoin counts once in
+``qmon_queue_calls_total{outcome="unknown"}`` (from its SegmentNote, not again from CallClosed)."""
 
 from __future__ import annotations
 
