@@ -169,7 +169,7 @@ def _offer(callbacks: CallbackScheduler, ingest: Ingest, clock: Callable[[], flo
             if isinstance(n, CallClosed):
                 # The call's age is measured on the PBX clock (its last event), its expiry on ours.
                 now = clock()
-                callbacks.offer(n.record, now, pbx_now=ingest.pbx_now(now))
+                callbacks.offer(n.record, now, pbx_now=ingest.pbx_time(now))
 
     return offer
 

@@ -86,6 +86,11 @@ class Ingest:
             return now - (self.last_event_at - self.tracker.now)
         return now
 
+    def pbx_time(self, now: float) -> float:
+        """Daemon time ``now`` (epoch s) on the PBX's clock through the tracker's offset from the last sane
+        Timestamp (the callback's age; :meth:`pbx_now` serves the gauges, as before)."""
+        return self.tracker.pbx_time(now)
+
     def live(self, now: float) -> LiveState:
         """A snapshot of the live state at daemon time ``now`` (epoch s), for scrapes and the API."""
         tr = self.tracker
