@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from monitor.demo.scenario import generate
-from tests.demo_scripts import (
+from tests.support.demo_scripts import (
     RACES,
     SCAFFOLDING,
     SCRIPTS,

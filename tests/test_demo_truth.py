@@ -11,7 +11,7 @@ from monitor.ami.wire import WireParser, encode
 from monitor.core.records import CallRecord
 from monitor.demo.scenario import CallIntent, generate
 from monitor.replay import replay_messages
-from tests.demo_scripts import T0
+from tests.support.demo_scripts import T0
 
 
 def _check(intent: CallIntent, rec: CallRecord) -> None:

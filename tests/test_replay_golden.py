@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import main
-from tests.factcheck import FIXTURES, SCENARIOS
+from tests.support.factcheck import FIXTURES, SCENARIOS
 
 GOLDEN = FIXTURES / "golden"
 

@@ -17,12 +17,8 @@ from monitor.store.engine import make_engine
 from monitor.store.models import Base, Call
 from monitor.store.queue_log import cmd_import, parse_queue_log
 from monitor.store.report_cli import cmd_report
-from tests import store_fixtures
-from tests.store_fixtures import DB, FIXTURES
+from tests.support.store import DB, FIXTURES
 from tests.test_store_engines import replay
-
-db = store_fixtures.db
-pg_database = store_fixtures.pg_database
 
 QL_KEYS = ("entered", "answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "ring_no_answer",
            "completed_by_agent", "completed_by_caller", "transfers_blind", "transfers_attended", "repeat_calls")

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from monitor.core.records import CallRecord
+from monitor.core.ingest import Ingest
+from monitor.core.records import CallRecord, SurveyNote
 from monitor.core.survey import PolicyConfig, SurveyPolicy, SurveyResultRecord
-from monitor.survey.results import ResultFanout
 from monitor.survey.server import SurveyServer
 from monitor.survey.state import SurveyState
-from tests.survey_agiclient import HANGUP, TIMEOUT, agi_headers, run_caller
-from tests.survey_calls import answered, tracker_at_survey
+from tests.support.agiclient import HANGUP, TIMEOUT, agi_headers, run_caller
+from tests.support.calls import answered, tracker_at_survey
 
 
 class Harness:
@@ -45,9 +45,10 @@ class Harness:
 async def test_a_four_with_the_real_tracker() -> None:
     tracker, uid, lid = tracker_at_survey("answered_agent_hangup")
     results: list[SurveyResultRecord] = []
-    fanout = ResultFanout(attach=tracker.add_survey, sinks=[results.append])
-    server = SurveyServer(SurveyPolicy(PolicyConfig()), lookup=lambda u, lid: tracker.find_call(u or lid or ""),
-                          on_result=fanout, port=0, local=lambda ts: dtime(12))
+    ingest = Ingest(tracker, [lambda notes: results.extend(n.answer for n in notes
+                                                           if isinstance(n, SurveyNote) and n.answer)])
+    server = SurveyServer(SurveyPolicy(PolicyConfig()), lookup=ingest.find_call, on_result=ingest.survey, port=0,
+                          local=lambda ts: dtime(12))
     await server.start()
     try:
         s = await run_caller(server.port, agi_headers(uid, lid), ["4"])
@@ -173,7 +174,7 @@ async def test_200_surveys_at_once(capsys: pytest.CaptureFixture[str]) -> None:
         for think in (0.0, 0.3):
             h.results.clear()
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tests.survey_agiclient", str(h.server.port), str(n), str(think),
+                sys.executable, "-m", "tests.support.agiclient", str(h.server.port), str(n), str(think),
                 stdout=asyncio.subprocess.PIPE, cwd=str(Path(__file__).parent.parent))
             out, _ = await asyncio.wait_for(proc.communicate(), 30)
             report = json.loads(out)

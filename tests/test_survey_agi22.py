@@ -1,6 +1,6 @@
 """qmon's survey server against Asterisk 22's recorded FastAGI behaviour (issue 12), over real TCP.
 
-The peer (:mod:`tests.agi_peer`) answers as the live Asterisk 22 did; the first test proves that on every
+The peer (:mod:`tests.support.agi_peer`) answers as the live Asterisk 22 did; the first test proves that on every
 recorded command. Then: every recorded conversation ends with the outcome the recording says; a slow peer is
 waited for while a slow qmon says goodbye at once; NPS "10#"; the time limit kept by each command; the CDR trace.
 """
@@ -23,7 +23,7 @@ from monitor.core.records import CallRecord
 from monitor.core.survey import PolicyConfig, SurveyPolicy, SurveyResultRecord
 from monitor.survey.durations import default_durations, load_durations, parse_durations
 from monitor.survey.server import CallbackTarget, SurveyServer
-from tests.agi_peer import (
+from tests.support.agi_peer import (
     DEAD,
     FIXTURES,
     SCENARIOS,
@@ -37,7 +37,7 @@ from tests.agi_peer import (
     load,
     run_peer,
 )
-from tests.survey_calls import answered
+from tests.support.calls import answered
 
 DURATIONS = load_durations(FIXTURES / "durations.json")
 A_CSAT4 = load("a_csat4")[0]

@@ -7,12 +7,13 @@ surveyed, then drives a :class:`~monitor.core.conversation.Conversation` (the di
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import time as dtime
 from typing import Protocol
 
-from monitor.core.records import CallRecord, Survey
-from monitor.core.vocab import CES_MAX, CES_MIN, CORE_STATUS, CSAT_MAX, CSAT_MIN, NPS_MAX, NPS_MIN, SurveyStatus
+from monitor.core.records import CallRecord
+from monitor.core.records import SurveyResultRecord as SurveyResultRecord  # the one answer type
+from monitor.core.vocab import CES_MAX, CES_MIN, CSAT_MAX, CSAT_MIN, NPS_MAX, NPS_MIN, SurveyStatus
 
 STATUSES: tuple[str, ...] = tuple(v.value for v in SurveyStatus)
 """Survey outcomes (:class:`~monitor.core.vocab.SurveyStatus`); ``unreachable`` only for failed callbacks."""
@@ -198,35 +199,3 @@ class Question:
         return v if self.low <= v <= self.high else None
 
 
-# -- results ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SurveyResultRecord:
-    """One survey attempt, ready for storage, metrics and the webhook (caller number included: no labels!)."""
-
-    linkedid: str | None
-    uniqueid: str | None
-    caller: str | None
-    queue: str | None
-    agent: str | None
-    status: str
-    csat: int | None
-    nps: int | None
-    ces: int | None
-    raw: str
-    language: str
-    source: str  # agi | callback
-    started_ts: float
-    ended_ts: float
-    reason: str = "ok"  # the policy reason when not_eligible, else ok / the failure detail
-
-    def to_survey(self) -> Survey:
-        """The core :class:`Survey` attached to the call (status in the UserEvent vocabulary)."""
-        status = CORE_STATUS.get(self.status, self.status.upper())
-        return Survey(self.queue, self.agent, status, self.csat, self.raw, self.source, self.ended_ts,
-                      self.nps, self.ces, self.status)
-
-    def with_status(self, status: str, reason: str) -> SurveyResultRecord:
-        """A copy with another status (e.g. a callback that never connected)."""
-        return replace(self, status=status, reason=reason)

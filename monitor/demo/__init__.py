@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import logging
 import signal
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from monitor.demo.scenario import DEFAULT_QUEUES, Simulation
 from monitor.demo.server import AmiSimServer
@@ -99,11 +97,8 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 async def _daemon(settings: Settings, stop: asyncio.Event) -> int:
-    try:
-        app: Any = importlib.import_module("monitor.app")  # written alongside; imported lazily
-    except ImportError as exc:
-        print(f"qmon demo: the daemon is not available ({exc}); run with --no-daemon", file=sys.stderr)
-        return 1
+    from monitor.daemon import run_daemon
+
     base = f"http://{settings.http.bind}:{settings.http.port}"
 
     def ready(*_: object) -> None:
@@ -112,5 +107,4 @@ async def _daemon(settings: Settings, stop: asyncio.Event) -> int:
         print(f"qmon demo: metrics at {base}/metrics, API at {base}/api/v1/queues and {base}/api/v1/calls, "
               f"records in {where}; Ctrl-C to stop", flush=True)
 
-    result = await app.run_daemon(settings, stop=stop, ready_cb=ready)
-    return int(result) if isinstance(result, int) else 0
+    return await run_daemon(settings, stop=stop, ready_cb=ready)

@@ -1,7 +1,7 @@
-"""Review regression: one event with an absurd Timestamp must not poison the tracker clock for good.
+"""One event with an absurd Timestamp must not poison the tracker clock for good.
 
 ``CallTracker.now`` is ``max(now, ts)`` forever; ``sweep`` (every 4096 events) then closes every open call as
-``stale`` — in a live daemon, until it is restarted. The wait gauges use the same clock (``pbx_clock``).
+``stale`` — in a live daemon, until it is restarted. The wait gauges use the same clock (``Ingest.pbx_now``).
 """
 
 from __future__ import annotations

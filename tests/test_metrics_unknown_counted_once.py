@@ -1,5 +1,5 @@
-"""Review regression: a segment resolved as ``unknown`` by a second QueueCallerJoin is counted twice in
-``qmon_queue_calls_total{outcome="unknown"}``: once from its SegmentNote, once again from CallClosed."""
+"""A segment resolved as ``unknown`` by a second QueueCallerJoin counts once in
+``qmon_queue_calls_total{outcome="unknown"}`` (from its SegmentNote, not again from CallClosed)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry
 
 from monitor.core.ingest import Ingest
 from monitor.core.tracker import CallTracker
-from monitor.metrics import QmonMetrics
+from monitor.web.metrics import QmonMetrics
 
 
 def _ev(event: str, ts: float, **h: str) -> dict[str, str]:
@@ -20,7 +20,7 @@ def test_unknown_segment_counted_once() -> None:
     metrics = QmonMetrics(reg)
     tracker = CallTracker()
     ingest = Ingest(tracker, [metrics.sink("default")])
-    metrics.add_pbx("default", tracker, ingest)
+    metrics.add_pbx("default", ingest)
     # The QueueCallerLeave of the first visit was lost (e.g. a filtered event): the next join settles it.
     for h in (_ev("QueueCallerJoin", 100, Queue="sales", Position="1", Count="1"),
               _ev("QueueCallerJoin", 110, Queue="support", Position="1", Count="1"),

@@ -1,38 +1,27 @@
-"""Fixtures for the storage tests: a throwaway PostgreSQL database per session, SQLite files, outages.
+"""Storage test helpers: the database under test (SQLite file or PostgreSQL), real outages.
 
-Import the fixtures into a test module by assignment (``db = store_fixtures.db``).
+The ``db`` and ``pg_database`` fixtures are in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
 import sqlite3
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from monitor.settings import StoreSettings
+from tests.support.helpers import free_port
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 TABLES = "ring_no_answers, transfers, surveys, survey_results, call_segments, calls, agent_events"
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on (bound then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pg(sql: str, database: str = "postgres") -> None:
+def pg(sql: str, database: str = "postgres") -> None:
     import asyncpg  # type: ignore[import-untyped]
 
     async def go() -> None:
@@ -43,22 +32,6 @@ def _pg(sql: str, database: str = "postgres") -> None:
             await conn.close()
 
     asyncio.run(go())
-
-
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database, migrated with ``qmon db upgrade``, dropped at the end of the session."""
-    name = f"qmon_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    try:
-        _pg(f'CREATE DATABASE "{name}"')
-    except Exception as exc:  # no server: the PostgreSQL half of the suite cannot run here
-        pytest.skip(f"PostgreSQL unreachable at {PG_HOST}:{PG_PORT} as {PG_USER} ({exc}); start it (scripts/test.sh)")
-    from monitor.store.cli import cmd_db
-
-    url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
-    assert cmd_db(["upgrade", "--db", url], {}) == 0
-    yield name
-    _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass
@@ -80,17 +53,6 @@ class DB:
     def url_with_port(self, port: int) -> str:
         """The same database through another TCP port (PostgreSQL only)."""
         return self.url.replace(f":{PG_PORT}/", f":{port}/")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DB]:
-    """The same tests on SQLite (a WAL file) and on PostgreSQL (emptied before each test)."""
-    if request.param == "sqlite":
-        yield DB("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'qmon.db'}", tmp_path)
-        return
-    name = request.getfixturevalue("pg_database")
-    _pg(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE", name)
-    yield DB("postgresql", f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}", tmp_path)
 
 
 class Outage:

@@ -8,7 +8,7 @@ from typing import Any
 
 from monitor.core.records import CallRecord
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 SCENARIOS = sorted(p.name.removesuffix(".facts.json") for p in FIXTURES.glob("*.facts.json"))
 
 

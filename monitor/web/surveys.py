@@ -1,8 +1,7 @@
 """``GET /api/v1/surveys?from=&to=&queue=&agent=&max_score=&limit=``: who to call back, for supervisors.
 
-The HTTP engineer mounts it with :func:`add_survey_routes` (auth is their middleware); the data comes from
-an injected :class:`SurveyQuery` (storage implements it; :class:`~monitor.survey.results.MemorySurveyLog`
-too).
+:func:`monitor.web.server.make_app` mounts it with :func:`add_survey_routes` (behind its auth middleware); the
+data comes from an injected :class:`SurveyQuery` (the store implements it).
 """
 
 from __future__ import annotations

@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from monitor.core.ingest import Ingest
-from monitor.core.tracker import CallTracker
-from monitor.metrics import QmonMetrics, pbx_clock
-from monitor.openapi import openapi_document
+from monitor.core.members import MEMBER_STATES
+from monitor.web.metrics import LiveSource, QmonMetrics
+from monitor.web.openapi import openapi_document
+from monitor.web.surveys import SurveyQuery, add_survey_routes
 
 log = logging.getLogger("qmon.http")
 MAX_LIMIT = 1000
@@ -62,8 +62,7 @@ class SourceApi(Protocol):
 class LivePbx:
     """One AMI connection's live state."""
 
-    tracker: CallTracker
-    ingest: Ingest
+    live: LiveSource
     source: SourceApi | None = None
 
 
@@ -125,7 +124,7 @@ async def _errors_and_auth(request: web.Request, handler: Callable[[web.Request]
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition of the injected registry."""
-    body = generate_latest(request.app[CTX].metrics.registry)
+    body = request.app[CTX].metrics.expose()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -165,21 +164,20 @@ async def queues(request: web.Request) -> web.Response:
     now = ctx.clock()
     out: list[dict[str, Any]] = []
     for name, p in sorted(ctx.pbxs.items()):
-        tr = p.tracker
-        pbx_now = pbx_clock(tr, now)
-        joins = tr.waiting()
+        st = p.live.live(now)
         members: dict[str, list[dict[str, Any]]] = {}
-        for (q, _), m in sorted(tr.members.by_key.items()):
-            members.setdefault(q, []).append({"name": m.name, "interface": m.interface, "state": m.state,
-                                              "paused_reason": m.paused_reason})
-        known = set(joins) | set(members) | tr.queues | set(ctx.metrics.queues)
+        for m in st.members:
+            members.setdefault(m.queue, []).append({"name": m.name, "interface": m.interface, "state": m.state,
+                                                    "paused_reason": m.paused_reason})
+        known = set(st.waiting) | set(members) | set(ctx.metrics.queues)
         for q in sorted(known):
-            waits = sorted((max(0.0, pbx_now - j), j) for j in joins.get(q, []))[::-1]
+            waits = sorted((max(0.0, st.pbx_now - j), j) for j in st.waiting.get(q, ()))[::-1]
             out.append({
                 "pbx": name, "queue": q, "waiting_calls": len(waits),
                 "longest_wait_s": round(waits[0][0], 3) if waits else 0.0,
                 "waiting": [{"join_ts": j, "wait_s": round(w, 3)} for w, j in waits],
-                "members": members.get(q, []), "member_counts": tr.members.counts(q),
+                "members": members.get(q, []),
+                "member_counts": st.member_counts.get(q) or dict.fromkeys(MEMBER_STATES, 0),
             })
     ami = {n: bool(p.source is not None and p.source.connected) for n, p in sorted(ctx.pbxs.items())}
     return web.json_response({"queues": out, "ami": ami})
@@ -245,8 +243,8 @@ async def summary(request: web.Request) -> web.Response:
     return web.json_response({"from": from_ts, "to": to_ts, "sl_threshold_s": ctx.sl_threshold_s, **rep})
 
 
-def make_app(ctx: ApiContext, survey_query: Any = None) -> web.Application:
-    """The aiohttp application; ``survey_query`` mounts ``/api/v1/surveys`` when the survey package is present."""
+def make_app(ctx: ApiContext, survey_query: SurveyQuery | None = None) -> web.Application:
+    """The aiohttp application; ``survey_query`` (surveys enabled) mounts ``/api/v1/surveys``."""
     app = web.Application(middlewares=[_errors_and_auth])
     app[CTX] = ctx
     app.router.add_get("/metrics", metrics)
@@ -255,16 +253,9 @@ def make_app(ctx: ApiContext, survey_query: Any = None) -> web.Application:
     app.router.add_get("/api/v1/queues", queues)
     app.router.add_get("/api/v1/calls", calls)
     app.router.add_get("/api/v1/summary", summary)
-    surveys = False
     if survey_query is not None:
-        try:
-            from monitor.survey.api import add_survey_routes
-        except ImportError:
-            log.info("survey package not installed: /api/v1/surveys not mounted")
-        else:
-            add_survey_routes(app, survey_query)
-            surveys = True
-    doc = openapi_document(surveys=surveys)
+        add_survey_routes(app, survey_query)
+    doc = openapi_document(surveys=survey_query is not None)
 
     async def openapi(request: web.Request) -> web.Response:
         return web.json_response(doc)

@@ -11,12 +11,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from monitor.core.clock import pbx_clock as pbx_clock  # re-export: app and http import it from here for now
-from monitor.core.ingest import Ingest
+from monitor.core.ingest import LiveState
+from monitor.core.members import MEMBER_STATES
 from monitor.core.records import (
     CallClosed,
     Note,
@@ -28,8 +28,7 @@ from monitor.core.records import (
     TransferNote,
     VoicemailNote,
 )
-from monitor.core.survey import SurveyResultRecord
-from monitor.core.tracker import CallTracker
+from monitor.core.vocab import ANSWERED_SURVEY, nps_bucket, valid_ces, valid_csat, valid_nps
 
 CALL_OUTCOMES = ("answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "join_empty", "exit_key",
                  "transferred", "unknown")
@@ -39,11 +38,7 @@ CSAT_SCORES = ("1", "2", "3", "4", "5")
 SURVEY_RESULTS = ("completed", "no_input", "invalid")
 WAIT_BUCKETS = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
 TALK_BUCKETS = (15, 30, 60, 120, 180, 300, 600, 900, 1800, 3600)
-# Every result label value (those of SURVEY_RESULTS exist at 0 from the start).
-ALL_SURVEY_RESULTS = frozenset({"completed", "partial", "no_input", "invalid", "hangup", "declined", "not_eligible",
-                                "unreachable"})
-# UserEvent CSAT statuses -> result label.
-_SURVEY_RESULT = {"OK": "completed", "NOINPUT": "no_input", "INVALID": "invalid"}
+_NO_MEMBERS = dict.fromkeys(MEMBER_STATES, 0)
 
 
 class SourceState(Protocol):
@@ -60,10 +55,26 @@ class SourceState(Protocol):
         ...
 
 
+class LiveSource(Protocol):
+    """What the collector reads of one PBX's calls, queues and members (:class:`~monitor.core.ingest.Ingest`)."""
+
+    def live(self, now: float) -> LiveState:
+        """A snapshot at daemon time ``now`` (epoch s)."""
+        ...
+
+
+class StoreStats(Protocol):
+    """What the collector reads from the store (:class:`~monitor.store.store.Store`)."""
+
+    @property
+    def stats(self) -> Mapping[str, Any]:
+        """Writer counters and gauges (see ``_store_families`` for the keys read)."""
+        ...
+
+
 @dataclass
 class _Pbx:
-    tracker: CallTracker
-    ingest: Ingest
+    live: LiveSource
     source: SourceState | None
 
 
@@ -71,18 +82,17 @@ class QmonMetrics:
     """Every qmon metric in one injected registry."""
 
     def __init__(self, registry: CollectorRegistry | None = None, *, queues: Iterable[str] = (),
-                 repeat_windows: Iterable[str] = ("24h",), clock: Callable[[], float] = time.time) -> None:
+                 repeat_windows: Iterable[str] = ("24h",), clock: Callable[[], float] = time.time,
+                 store: StoreStats | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.queues = tuple(queues)
         self.repeat_windows = tuple(repeat_windows)
         self.clock = clock
         self.started = clock()
         self.pbxs: dict[str, _Pbx] = {}
-        self.store_stats: Callable[[], Mapping[str, Any]] | None = None
+        self.store = store
         self._known: set[tuple[str, str]] = set()
         self._known_agents: set[tuple[str, str, str]] = set()
-        # The scrape-time collector is registered first: its collect() pre-creates series for queues discovered
-        # since the last scrape, so they appear at 0 in this very scrape (the registry collects in order).
         self.registry.register(_StateCollector(self))
         r = self.registry
         self.calls = Counter("qmon_queue_calls", "Queue segments by outcome (abandoned and abandoned_short are "
@@ -113,15 +123,27 @@ class QmonMetrics:
 
     # -- wiring ----------------------------------------------------------------------------------------
 
-    def add_pbx(self, name: str, tracker: CallTracker, ingest: Ingest, source: SourceState | None = None) -> None:
+    def add_pbx(self, name: str, live: LiveSource, source: SourceState | None = None) -> None:
         """Register one AMI connection's state for the scrape-time gauges; configured queues appear at 0."""
-        self.pbxs[name] = _Pbx(tracker, ingest, source)
+        self.pbxs[name] = _Pbx(live, source)
         for q in self.queues:
             self.ensure_queue(name, q)
 
-    def set_source(self, name: str, source: SourceState) -> None:
-        """Attach the live AMI source of a PBX once it exists."""
-        self.pbxs[name].source = source
+    def known_queues(self, pbx: str) -> set[str]:
+        """Queues whose series exist for ``pbx`` (configured, counted or discovered)."""
+        return {q for (p, q) in self._known if p == pbx}
+
+    def expose(self) -> bytes:
+        """The Prometheus text exposition: series of queues and members learned since the last scrape are
+        created first (at 0), so they appear in this very scrape; collecting itself changes nothing."""
+        now = self.clock()
+        for name, p in self.pbxs.items():
+            st = p.live.live(now)
+            for q in st.queues:
+                self.ensure_queue(name, q)
+            for m in st.members:
+                self.ensure_agent(name, m.queue, m.name)
+        return bytes(generate_latest(self.registry))
 
     def ensure_queue(self, pbx: str, queue: str) -> None:
         """Create every per-queue series of ``queue`` at 0 (idempotent)."""
@@ -152,14 +174,6 @@ class QmonMetrics:
         self._known_agents.add(key)
         for c in (self.agent_calls, self.agent_rna, self.agent_talk):
             c.labels(pbx, queue, agent)
-
-    def refresh_known(self) -> None:
-        """Pre-create series for queues and members the trackers learned about (QueueStatus, events)."""
-        for name, p in self.pbxs.items():
-            for q in p.tracker.queues | p.tracker.members.queues:
-                self.ensure_queue(name, q)
-            for q, member in list(p.tracker.members.by_key):
-                self.ensure_agent(name, q, member)
 
     # -- the notes sink --------------------------------------------------------------------------------
 
@@ -206,10 +220,7 @@ class QmonMetrics:
                 for w in n.windows:
                     self.repeats.labels(pbx, n.queue, w).inc()
         elif isinstance(n, SurveyNote):
-            # AGI/callback results are counted once from the survey server's result sink (survey_result),
-            # including those that never attach to a call; notes count only dialplan UserEvent surveys.
-            if n.queue is not None and n.source == "userevent":
-                self._survey(pbx, n)
+            self._survey(pbx, n)
         elif isinstance(n, CallClosed):
             # Segments closed without an outcome (stream gap, shutdown) never produced a SegmentNote.
             for s in n.record.segments:
@@ -218,25 +229,16 @@ class QmonMetrics:
                     self.calls.labels(pbx, s.queue, "unknown").inc()
 
     def _survey(self, pbx: str, n: SurveyNote) -> None:
-        assert n.queue is not None
-        self.ensure_queue(pbx, n.queue)
-        # Any other Status a dialplan may send is "invalid": label values stay a fixed, small set.
-        self.survey.labels(pbx, n.queue, _SURVEY_RESULT.get(n.status, "invalid")).inc()
-        if n.status == "OK" and n.score is not None and 1 <= n.score <= 5:
-            self.csat.labels(pbx, n.queue, str(n.score)).inc()
-
-    def survey_result(self, pbx: str, rec: SurveyResultRecord) -> None:
-        """Count one survey-server result (AGI or callback), attached to a call or not."""
-        queue = rec.queue or "unknown"
+        """Count one survey answer of any source (dialplan UserEvent, AGI, callback), attached to a call or not."""
+        queue = n.queue or "unknown"
         self.ensure_queue(pbx, queue)
-        self.survey.labels(pbx, queue, rec.status if rec.status in ALL_SURVEY_RESULTS else "invalid").inc()
-        if rec.status in ("completed", "partial") and rec.csat is not None and 1 <= rec.csat <= 5:
-            self.csat.labels(pbx, queue, str(rec.csat)).inc()
-        if rec.nps is not None and 0 <= rec.nps <= 10:
-            bucket = "promoter" if rec.nps >= 9 else "passive" if rec.nps >= 7 else "detractor"
-            self.nps.labels(pbx, queue, bucket).inc()
-        if rec.ces is not None and 1 <= rec.ces <= 5:
-            self.ces.labels(pbx, queue, str(rec.ces)).inc()
+        self.survey.labels(pbx, queue, n.result).inc()
+        if n.result in ANSWERED_SURVEY and valid_csat(n.csat):
+            self.csat.labels(pbx, queue, str(n.csat)).inc()
+        if n.nps is not None and valid_nps(n.nps):
+            self.nps.labels(pbx, queue, nps_bucket(n.nps)).inc()
+        if valid_ces(n.ces):
+            self.ces.labels(pbx, queue, str(n.ces)).inc()
 
 
 class _StateCollector(Collector):
@@ -252,7 +254,6 @@ class _StateCollector(Collector):
     def collect(self) -> Iterator[Any]:
         """One consistent snapshot per scrape."""
         m = self.m
-        m.refresh_known()
         now = m.clock()
         waiting = GaugeMetricFamily("qmon_queue_waiting_calls", "Callers waiting in the queue now",
                                     labels=["pbx", "queue"])
@@ -268,27 +269,24 @@ class _StateCollector(Collector):
         skipped = CounterMetricFamily("qmon_ami_skipped_events", "AMI messages that could not be used",
                                       labels=["pbx", "reason"])
         for name, p in sorted(m.pbxs.items()):
-            tr, ing = p.tracker, p.ingest
-            pbx_now = pbx_clock(tr, now)
-            queues = set(tr.queues) | tr.members.queues | {q for (pb, q) in m._known if pb == name}
-            joins = tr.waiting()
-            for q in sorted(queues | set(joins)):
-                ts = joins.get(q, [])
+            st = p.live.live(now)
+            for q in sorted(st.queues | m.known_queues(name)):
+                ts = st.waiting.get(q, ())
                 waiting.add_metric([name, q], len(ts))
-                longest.add_metric([name, q], max(0.0, pbx_now - min(ts)) if ts else 0.0)
-                for state, count in tr.members.counts(q).items():
+                longest.add_metric([name, q], max(0.0, st.pbx_now - min(ts)) if ts else 0.0)
+                for state, count in st.member_counts.get(q, _NO_MEMBERS).items():
                     members.add_metric([name, q, state], count)
             src = p.source
             up.add_metric([name], 1.0 if src is not None and src.connected else 0.0)
-            last = ing.last_event_at
+            last = st.last_event_at
             age.add_metric([name], max(0.0, now - (last if last is not None else m.started)))
-            open_calls.add_metric([name], tr.open_calls)
-            events.add_metric([name], ing.events)
+            open_calls.add_metric([name], st.open_calls)
+            events.add_metric([name], st.events)
             reconnects.add_metric([name], src.reconnects if src is not None else 0)
-            for reason, count in sorted(ing.skipped.items()):
+            for reason, count in sorted(st.skipped.items()):
                 skipped.add_metric([name, reason], count)
         yield from (waiting, longest, members, up, age, open_calls, events, reconnects, skipped)
-        yield from _store_families(m.store_stats() if m.store_stats is not None else None)
+        yield from _store_families(m.store.stats if m.store is not None else None)
 
 
 def _store_families(stats: Mapping[str, Any] | None) -> Iterator[Any]:

@@ -12,7 +12,7 @@ from monitor.demo import after, flows, talk
 from monitor.demo.emit import Emitter
 from monitor.demo.live import Live
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 T0 = 1795380000.0
 Msg = dict[str, Any]
 #: Dialplan applications whose Newexten matters to qmon (the rest is the lab's or the demo's own dialplan).

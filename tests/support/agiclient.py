@@ -116,7 +116,7 @@ async def _many(port: int, n: int, think_s: float) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    # python -m tests.survey_agiclient PORT N THINK_S: N concurrent callers from their own process (like Asterisk).
+    # python -m tests.support.agiclient PORT N THINK_S: N concurrent callers from their own process (like Asterisk).
     import json
     import sys
 

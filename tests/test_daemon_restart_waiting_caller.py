@@ -1,4 +1,4 @@
-"""Review regression: a caller waiting across a daemon restart (SIGTERM -> `shutdown` record -> start -> resync).
+"""A caller waiting across a daemon restart (SIGTERM -> `shutdown` record -> start -> resync).
 
 The old process writes the call as closed_by=shutdown (segment outcome unknown). The new process adopts the same
 Linkedid from QueueEntry at its first resync and later sees the answer, but the store is idempotent on

@@ -1,4 +1,4 @@
-"""Review regression: Store.submit* must never do disk I/O on the AMI read path (CONTRIBUTING: never blocks)."""
+"""Store.submit* must never do disk I/O on the AMI read path (CONTRIBUTING: never blocks)."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from monitor.ami.wire import Headers, WireParser, encode, first
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 #: Handler of an extra action: gets the action headers, returns the reply messages (ActionID is added).
 ActionHandler = Callable[[Headers], list[Headers]]

@@ -9,7 +9,7 @@ from monitor.core.ingest import Ingest
 from monitor.core.records import CallRecord, Segment
 from monitor.core.tracker import CallTracker
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 
 def answered(linkedid: str = "1700000000.1", caller: str | None = "5551001", queue: str = "support",

@@ -1,25 +1,17 @@
-"""Shared helpers of the daemon tests: free ports, settings for a test run, the daemon in-process."""
+"""The daemon under test: settings for a test run, the daemon in-process."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from monitor.app import Daemon, run_daemon
+from monitor.daemon import Daemon, run_daemon
 from monitor.settings import AmiSettings, HttpSettings, Settings, StoreSettings, SurveySettings, TrackerSettings
+from tests.support.helpers import FIXTURES as FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 SCENARIOS = ("concurrent", "repeat_caller", "overflow")
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def daemon_settings(tmp: Path, ami_port: int, token: str = "", queues: tuple[str, ...] = ("support", "sales"),
@@ -50,13 +42,3 @@ async def running(settings: Settings) -> AsyncIterator[Daemon]:
     finally:
         stop.set()
         assert await asyncio.wait_for(task, 30) == 0
-
-
-async def until(cond: object, limit_s: float = 20.0, what: str = "condition") -> None:
-    """Poll a callable until it returns true."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit_s
-    while not cond():  # type: ignore[operator]
-        if loop.time() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)

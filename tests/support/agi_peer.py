@@ -28,7 +28,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FIXTURES = Path(__file__).parent / "fixtures" / "agi22"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "agi22"
 DEAD = "511 Command Not Permitted on a dead channel or intercept routine"
 RATE = 8000  # endpos is in samples; the prompts are 8 kHz
 PRESS_S = 1.75  # recorded: a key typed during a prompt arrived ~1.75 s after GET DATA was sent

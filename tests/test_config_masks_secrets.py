@@ -1,4 +1,4 @@
-"""Review regression: `qmon check-config` (and the logs that use the same masking) must not print secrets."""
+"""`qmon check-config` (and the logs that use the same masking) must not print secrets."""
 
 from __future__ import annotations
 
