@@ -14,7 +14,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,19 +171,3 @@ async def _shutdown(d: Daemon, runner: web.AppRunner, survey: Any, ami_tasks: li
     if not writer.done():
         writer.cancel()
     await d.store.close()
-
-
-def cmd_run(argv: list[str], env: Mapping[str, str]) -> int:
-    """``qmon run [--config FILE] [flags]``: load settings (exit 2 on any problem), run until SIGTERM."""
-    from monitor.config import load_or_report
-
-    settings = load_or_report(argv, env)
-    if settings is None:
-        return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    def ready(d: Daemon) -> None:
-        log.info("qmon ready: http://%s:%d/metrics, AMI %s", settings.http.bind, d.http_port,
-                 ", ".join(f"{a.name}={a.host}:{a.port}" for a in settings.ami))
-
-    return asyncio.run(run_daemon(settings, ready_cb=ready))

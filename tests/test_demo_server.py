@@ -11,8 +11,8 @@ import time
 import urllib.request
 
 from monitor.ami.wire import Headers, WireParser, encode
-from monitor.demo.scenario import Simulation
-from monitor.demo.server import AmiSimServer
+from monitor.sim.scenario import Simulation
+from monitor.sim.server import AmiSimServer
 
 
 class _Conn:
