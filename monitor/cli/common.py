@@ -37,6 +37,13 @@ class Parser(argparse.ArgumentParser):
         raise CliError(f"{message} (see {self.prog} --help)", prog=self.prog)
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception as one short line: the driver's own error (not SQLAlchemy's wrapper and its "Background" link)."""
+    inner = getattr(exc, "orig", None) or exc
+    text = (str(inner).strip().splitlines() or [""])[0][:200]
+    return f"{type(inner).__name__}: {text}" if text else type(inner).__name__
+
+
 def add_config_arg(p: argparse.ArgumentParser) -> None:
     """``--config FILE`` (default ``$QMON_CONFIG``)."""
     p.add_argument("--config", "-c", metavar="FILE", help="TOML config file (default: $QMON_CONFIG)")

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Mapping
 from typing import Any
 
-from monitor.cli.common import CliError, add_db_args, check_store_paths, require_database, store_settings
+from monitor.cli.common import CliError, add_db_args, check_store_paths, one_line, require_database, store_settings
 from monitor.settings import StoreSettings
 
 
@@ -70,6 +70,6 @@ async def _run(action: str, s: StoreSettings, older_than_days: float | None) -> 
     except CliError:
         raise
     except Exception as exc:
-        raise CliError(f"{action}: {masked(s.url)}: {type(exc).__name__}: {str(exc)[:200]}", 1) from None
+        raise CliError(f"{action}: {masked(s.url)}: {one_line(exc)}", 1) from None
     finally:
         await engine.dispose()

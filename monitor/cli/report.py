@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from monitor.cli.common import CliError, add_db_args, require_database, store_settings
+from monitor.cli.common import CliError, add_db_args, one_line, require_database, store_settings
 from monitor.settings import StoreSettings
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ async def _load(s: StoreSettings, from_ts: float, to_ts: float) -> list[CallReco
         try:
             rev = await schema_revision(engine)
         except Exception as exc:
-            raise CliError(f"{masked(s.url)}: cannot read: {type(exc).__name__}: {str(exc)[:200]}", 1) from None
+            raise CliError(f"{masked(s.url)}: cannot read: {one_line(exc)}", 1) from None
         if rev is None:
             raise CliError(f"{masked(s.url)}: not a qmon database (no schema)", 1)
         if rev != head_revision():
