@@ -68,7 +68,7 @@ async def test_process_collectors_and_build_info(tmp_path: Path) -> None:
             stop.set()
             assert await asyncio.wait_for(task, 30) == 0
     for series in ("process_resident_memory_bytes", "process_start_time_seconds", "python_info",
-                   "python_gc_collections_total", f'qmon_build_info{{python_version="', f'version="{__version__}"'):
+                   "python_gc_collections_total", 'qmon_build_info{python_version="', f'version="{__version__}"'):
         assert series in text, series
 
 
