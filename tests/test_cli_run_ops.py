@@ -90,3 +90,36 @@ def test_report_by_pbx(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert calls["east"][0] == calls["west"][0] == 1 and calls[None][0] == 2
     assert main(["report", "--from", "2020-01-01", "--to", "2030-01-01", "--pbx", "nowhere", "--db", db], {}) == 0
     assert "calls 0" in capsys.readouterr().out
+
+
+def test_web_listen_address_is_an_alias(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", "--web.listen-address", "[::1]:9100"], {"QMON_AMI_SECRET": "x"}) == 0
+    out = capsys.readouterr().out
+    assert 'bind = "::1"\nport = 9100\n' in out
+
+
+async def test_demo_on_a_public_address_with_a_token(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With QMON_HTTP_TOKEN the demo may listen on every address, and its API then wants the token."""
+    port = free_port()
+    argv = ["demo", "--duration", "4", "--http-port", str(port), "--http-bind", "0.0.0.0",
+            "--db", str(tmp_path / "d.db")]
+    assert main(argv, {}) == 2
+    assert "no token is set" in capsys.readouterr().err
+    demo = asyncio.create_task(asyncio.to_thread(main, argv, {"QMON_HTTP_TOKEN": "t0ken"}))
+    url = f"http://127.0.0.1:{port}/api/v1/queues"
+    statuses: list[int] = []
+    async with aiohttp.ClientSession() as http:
+        async def get(headers: dict[str, str]) -> int:
+            try:
+                async with http.get(url, headers=headers) as r:
+                    return r.status
+            except aiohttp.ClientConnectionError:
+                return 0
+
+        for _ in range(60):  # until the demo listens (bounded: 3 s)
+            if demo.done() or await get({}):
+                break
+            await asyncio.sleep(0.05)
+        statuses += [await get({}), await get({"Authorization": "Bearer t0ken"})]
+    assert await demo == 0
+    assert statuses == [401, 200]
