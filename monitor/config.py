@@ -32,8 +32,7 @@ from monitor.settings import (
 SECTIONS: dict[str, type[Any]] = {
     "tracker": TrackerSettings, "http": HttpSettings, "store": StoreSettings, "survey": SurveySettings,
 }
-#: (section, secret field, file field): secrets come from env or the file, never from the TOML itself.
-SECRETS = (("ami", "secret", "secret_file"), ("http", "token", "token_file"), ("store", "hash_salt", None))
+#: Secrets come from env or a *_file, never from the TOML itself.
 SECRET_FIELDS = frozenset({"secret", "token", "hash_salt"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -396,50 +395,3 @@ def mask_webhook(url: str) -> str:
     if not sep:
         return "***" if url else ""
     return f"{scheme}://{rest.split('/', 1)[0].rsplit('@', 1)[-1]}/***"
-
-
-def masked(s: Settings) -> dict[str, Any]:
-    """The settings as plain data with every secret masked (safe to print or log)."""
-    def one(obj: Any) -> dict[str, Any]:
-        d: dict[str, Any] = {}
-        for f in dataclasses.fields(obj):
-            v = getattr(obj, f.name)
-            if f.name in SECRET_FIELDS:
-                v = "***" if v else ""
-            elif f.name == "url" and isinstance(v, str):
-                v = mask_url(v)
-            elif f.name == "webhook_url" and isinstance(v, str):
-                v = mask_webhook(v)
-            elif isinstance(v, tuple) and not (v and dataclasses.is_dataclass(v[0])):
-                v = list(v)
-            d[f.name] = v
-        return d
-
-    out = {k: v for k, v in one(s).items() if k not in SECTIONS and k != "ami"}
-    out["ami"] = [one(a) for a in s.ami]
-    out |= {name: one(getattr(s, name)) for name in SECTIONS}
-    return out
-
-
-def to_toml(data: Mapping[str, Any]) -> str:
-    """A small TOML writer for :func:`masked` output (scalars, lists of strings, tables, arrays of tables)."""
-    def val(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int | float):
-            return repr(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(val(x) for x in v) + "]"
-        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-    lines: list[str] = []
-    tables = {k: v for k, v in data.items() if isinstance(v, dict | list) and v and isinstance(
-        v if isinstance(v, dict) else v[0], dict)}
-    for k, v in data.items():
-        if k not in tables:
-            lines.append(f"# {k} = (not set)" if v is None else f"{k} = {val(v)}")
-    for k, v in tables.items():
-        for t in v if isinstance(v, list) else [v]:
-            lines += ["", f"[[{k}]]" if isinstance(v, list) else f"[{k}]"]
-            lines += [f"# {kk} = (not set)" if vv is None else f"{kk} = {val(vv)}" for kk, vv in t.items()]
-    return "\n".join(lines) + "\n"

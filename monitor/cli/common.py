@@ -117,7 +117,8 @@ def check_writable_file(path: str, what: str) -> None:
     p = Path(path).expanduser()
     parent = p.parent
     if not parent.is_dir():
-        raise CliError(f"{what}: directory {parent} does not exist (for {p})")
+        state = "is not a directory" if parent.exists() else "does not exist"
+        raise CliError(f"{what}: directory {parent} {state} (for {p})")
     if p.exists() and not os.access(p, os.W_OK):
         raise CliError(f"{what}: {p} is not writable")
     if not p.exists() and not os.access(parent, os.W_OK | os.X_OK):

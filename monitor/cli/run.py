@@ -70,7 +70,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None,
     """The daemon with the exporter's standard collectors and the operator's log lines ("ready", status)."""
     from prometheus_client import CollectorRegistry
 
-    from monitor.app import run_daemon  # monitor.daemon once the wiring moves there
+    from monitor.app import Daemon, run_daemon  # monitor.daemon once the wiring moves there
     from monitor.exporter import register_process_collectors
     from monitor.status import start_watch
 
@@ -78,7 +78,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None,
     register_process_collectors(registry)
     tasks: list[asyncio.Task[None]] = []
 
-    def ready(d: Any) -> None:
+    def ready(d: Daemon) -> None:
         amis = ", ".join(f"{a.name}={a.host}:{a.port}" for a in settings.ami)
         msg = (ready_line(d.http_port) if ready_line is not None else
                f"qmon ready: AMI logged in ({amis}), http://{settings.http.bind}:{d.http_port}/metrics")
