@@ -15,10 +15,9 @@ import tomllib
 import types
 import typing
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.core.repeat import parse_window
-from monitor.core.tracker import TrackerConfig
 from monitor.settings import (
     WAIT_BUCKETS_S,
     AmiSettings,
@@ -28,6 +27,9 @@ from monitor.settings import (
     SurveySettings,
     TrackerSettings,
 )
+
+if TYPE_CHECKING:
+    from monitor.core.tracker import TrackerConfig
 
 SECTIONS: dict[str, type[Any]] = {
     "tracker": TrackerSettings, "http": HttpSettings, "store": StoreSettings, "survey": SurveySettings,
@@ -242,6 +244,8 @@ def _section_of(problem: str) -> str:
 
 def tracker_config(t: TrackerSettings, pbx: str = "default") -> TrackerConfig:
     """The core tracker's knobs from the ``[tracker]`` settings of one PBX (the only place they are copied)."""
+    from monitor.core.tracker import TrackerConfig  # lazy: `qmon --help` need not load the tracker
+
     return TrackerConfig(abandon_short_s=t.abandon_short_s, repeat_windows=t.repeat_windows,
                          repeat_max_entries=t.repeat_max_entries, pbx=pbx)
 
