@@ -123,3 +123,14 @@ async def test_demo_on_a_public_address_with_a_token(tmp_path: Path, capsys: pyt
         statuses += [await get({}), await get({"Authorization": "Bearer t0ken"})]
     assert await demo == 0
     assert statuses == [401, 200]
+
+
+def test_replay_counts_unreadable_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A capture with some broken lines is replayed, and the skip is said (never silent)."""
+    good = (Path(__file__).parent / "fixtures" / "abandoned.jsonl").read_text()
+    f = tmp_path / "half.jsonl"
+    f.write_text(good + "not json\n{\n")
+    assert main(["replay", str(f)], {}) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["calls"] == 1
+    assert f"{f}: 2 unreadable line(s) skipped" in cap.err

@@ -47,8 +47,10 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             r = replay_messages(read_capture(path, stats), tracker=tracker)
             if r.events == 0:
                 bad = sum(stats.values())
-                raise CliError(f"{path}: no AMI event in it ({bad} unreadable line(s)): not an .ami/.jsonl "
-                               "capture?", 1)
+                why = f" ({bad} unreadable line(s))" if bad else ""
+                raise CliError(f"{path}: no AMI event in it{why}: not a capture of an AMI event stream?", 1)
+            if sum(stats.values()):
+                print(f"qmon replay: {path}: {sum(stats.values())} unreadable line(s) skipped", file=sys.stderr)
             total.records.extend(r.records)
             total.events += r.events
             for k, v in r.skipped.items():
