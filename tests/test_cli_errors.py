@@ -178,12 +178,12 @@ def test_help_names_the_command(command: str) -> None:
 
 
 def test_output_piped_to_head(tmp_path: Path) -> None:
-    """The reader closing the pipe early (``| head -1``) is not an error of ours: no traceback, SIGPIPE's status."""
-    files = [str(p) for p in sorted(FIXTURES.glob("*.ami"))] * 8  # well over a pipe buffer of JSON
+    """The reader closing the pipe early (``| head``) is not an error of ours: no traceback, SIGPIPE's status."""
+    files = [str(p) for p in sorted(FIXTURES.glob("*.ami"))]
     p = subprocess.Popen([sys.executable, "-m", "monitor", "replay", *files, "--records"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=_env({}), cwd=tmp_path)
     assert p.stdout is not None and p.stderr is not None
-    assert p.stdout.readline().strip() == b"{"
+    # Closed before the child (still importing) writes anything: its output (30 kB) would fit in the pipe's buffer.
     p.stdout.close()
     err = p.stderr.read().decode()
     assert p.wait(timeout=60) == 141
