@@ -86,6 +86,8 @@ async def watch(d: Running, interval_s: float, ready_msg: str, clock: Callable[[
         if not ready and all(s.connected for s in d.sources.values()):
             ready = True
             log.info("%s", ready_msg)
+            if interval_s <= 0:
+                return
         now = clock()
         if interval_s > 0 and now - last_t >= interval_s:
             counts = {n: p.ingest.events for n, p in d.pbxs.items()}
