@@ -51,6 +51,8 @@ CASES = [
          "no token is set"),
     Case("run: bad --web.listen-address", ("run", "--web.listen-address", "9465"), 2,
          "--web.listen-address: expected HOST:PORT, got '9465'", NO_SURVEY),
+    Case("run: --web.listen-address and --http-port", ("run", "--web.listen-address", ":9100", "--http-port", "1"),
+         2, "--web.listen-address sets the bind address and the port", NO_SURVEY),
     Case("run: SQLite file in a directory that does not exist", ("run", "--store-url", "nodir/q.db"), 2,
          "store.url: directory nodir does not exist", NO_SURVEY),
     Case("demo: SQLite file in a directory that does not exist", ("demo", "--db", "nodir/d.db"), 2,
@@ -82,6 +84,8 @@ CASES = [
     Case("report: default database missing", ("report",), 1, "no database at qmon.db: nothing to read (qmon demo "
          "writes qmon-demo.db", cwd="empty"),
     Case("report: plain path missing", ("report", "--db", "nope.db"), 1, "no database at nope.db"),
+    Case("report: in a directory that does not exist", ("report", "--db", "nodir/r.db"), 1,
+         "no database at nodir/r.db"),
     Case("report: bad --from", ("report", "--from", "yesterday", "--db", "nope.db"), 2, "bad time 'yesterday'"),
     Case("report: bad --tz", ("report", "--tz", "Mars/Olympus"), 2, "--tz: unknown time zone 'Mars/Olympus'"),
     Case("report: a file that is not a database", ("report", "--db", "bad.toml"), 1, "bad.toml: cannot read"),

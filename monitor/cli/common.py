@@ -88,6 +88,8 @@ def settings_flags(args: argparse.Namespace) -> dict[str, str | None]:
     """The dotted settings keys the flags of :func:`add_settings_flags` set."""
     bind, port = args.http_bind, args.http_port
     if args.listen_address is not None:
+        if bind is not None or port is not None:
+            raise CliError("--web.listen-address sets the bind address and the port: drop --http-bind/--http-port")
         bind, port = split_listen_address(args.listen_address)
     return {"http.bind": bind, "http.port": port, "store.url": args.store_url, "log_level": args.log_level}
 
