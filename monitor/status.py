@@ -32,11 +32,11 @@ class _Tracker(Protocol):
 class _Ingest(Protocol):
     @property
     def events(self) -> int: ...
+    @property
+    def tracker(self) -> _Tracker: ...
 
 
 class _Pbx(Protocol):
-    @property
-    def tracker(self) -> _Tracker: ...
     @property
     def ingest(self) -> _Ingest: ...
 
@@ -66,8 +66,8 @@ def status_line(d: Running, events_per_s: Mapping[str, float]) -> str:
         + ("" if src.connected or not src.last_error else f" ({src.last_error})")
         + f" {events_per_s.get(name, 0.0):.1f} ev/s"
         for name, src in sorted(d.sources.items()))
-    open_calls = sum(p.tracker.open_calls for p in d.pbxs.values())
-    waiting = sum(len(w) for p in d.pbxs.values() for w in p.tracker.waiting().values())
+    open_calls = sum(p.ingest.tracker.open_calls for p in d.pbxs.values())
+    waiting = sum(len(w) for p in d.pbxs.values() for w in p.ingest.tracker.waiting().values())
     st = d.store.stats
     store = (f"store queue {st.get('queue_depth', 0)} journal {st.get('journal_lines', 0)} "
              f"db {'up' if st.get('db_up', True) else 'DOWN'}")
