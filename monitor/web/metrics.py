@@ -29,6 +29,7 @@ from monitor.core.records import (
     VoicemailNote,
 )
 from monitor.core.vocab import ANSWERED_SURVEY, nps_bucket, valid_ces, valid_csat, valid_nps
+from monitor.settings import WAIT_BUCKETS_S
 
 CALL_OUTCOMES = ("answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "join_empty", "exit_key",
                  "transferred", "unknown")
@@ -36,7 +37,7 @@ VOICEMAIL_REASONS = ("timeout", "exit_empty", "join_empty", "exit_key")
 TRANSFER_TYPES = ("blind", "attended")
 CSAT_SCORES = ("1", "2", "3", "4", "5")
 SURVEY_RESULTS = ("completed", "no_input", "invalid")
-WAIT_BUCKETS = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
+WAIT_BUCKETS = WAIT_BUCKETS_S  # one definition (monitor.settings): config checks sl_threshold_s against it
 TALK_BUCKETS = (15, 30, 60, 120, 180, 300, 600, 900, 1800, 3600)
 _NO_MEMBERS = dict.fromkeys(MEMBER_STATES, 0)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from monitor.demo.emit import UNKNOWN, Bridge, Chan
-from monitor.demo.flows import AGENTS, ENTRY, XFER, Call, Leg, member_vars, queue_vars
+from monitor.sim.emit import UNKNOWN, Bridge, Chan
+from monitor.sim.flows import AGENTS, ENTRY, XFER, Call, Leg, member_vars, queue_vars
 
 
 def connect(call: Call, leg: Leg, t: float, hold_s: float, ring_s: float) -> Bridge:

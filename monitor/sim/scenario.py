@@ -1,7 +1,7 @@
 """The simulated call center: a pure, seeded planner of calls (time passed in) and its ground truth.
 
 :class:`Simulation` plans each call when it arrives (who answers, when, what happens next) and turns the
-plan into AMI events with :mod:`monitor.demo.flows`; :meth:`Simulation.advance` returns the events up to a
+plan into AMI events with :mod:`monitor.sim.flows`; :meth:`Simulation.advance` returns the events up to a
 given time in wire order. Same seed and start time, same stream: tests are reproducible.
 """
 
@@ -11,9 +11,9 @@ import heapq
 import random
 from dataclasses import dataclass, field
 
-from monitor.demo import after, flows, talk
-from monitor.demo.emit import Bridge, Emitter, Event
-from monitor.demo.live import Live
+from monitor.sim import after, flows, talk
+from monitor.sim.emit import Bridge, Emitter, Event
+from monitor.sim.live import Live
 
 
 @dataclass(frozen=True)

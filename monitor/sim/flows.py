@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from monitor.demo.emit import Chan, Emitter
+from monitor.sim.emit import Chan, Emitter
 
 CALLERS, ENTRY, AGENTS = "demo-callers", "demo-entry", "demo-agents"
 AFTER, SURVEY, VOICEMAIL, XFER = "demo-after-queue", "demo-survey", "demo-voicemail", "demo-xfer"

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from contextlib import suppress
 
 from monitor.ami.wire import WireParser, encode, first
-from monitor.demo.emit import SNAPSHOT
-from monitor.demo.live import MEMBER_FIELDS, Live
-from monitor.demo.scenario import Simulation
+from monitor.sim.emit import SNAPSHOT
+from monitor.sim.live import MEMBER_FIELDS, Live
+from monitor.sim.scenario import Simulation
 
 log = logging.getLogger(__name__)
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.demo.flows import AFTER, ENTRY, MAILBOX, SURVEY, VOICEMAIL, Call
+from monitor.sim.flows import AFTER, ENTRY, MAILBOX, SURVEY, VOICEMAIL, Call
 
 #: Survey answers: a digit 1-5 (OK), another digit (INVALID), nothing (NOINPUT), or the caller hangs up.
 SURVEY_KINDS = ("OK", "INVALID", "NOINPUT", "HANGUP")

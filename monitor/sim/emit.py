@@ -1,7 +1,7 @@
 """Event building blocks of the simulator: channel snapshots and AMI events shaped like Asterisk 22's.
 
 Uniqueids and Local channel sequence numbers are written as placeholders (``@U7@``, ``@L3@``) while a call
-is planned, because calls are planned one at a time but their events interleave: :mod:`monitor.demo.live`
+is planned, because calls are planned one at a time but their events interleave: :mod:`monitor.sim.live`
 numbers them in wire order, as Asterisk does (``<epoch>.<n>``, ``-0000000n``).
 """
 
