@@ -23,6 +23,13 @@ class _BuildInfo(Collector):
         return [g]
 
 
+def exporter_registry() -> CollectorRegistry:
+    """A registry for the daemon's metrics that already holds the standard collectors below."""
+    registry = CollectorRegistry(auto_describe=True)
+    register_process_collectors(registry)
+    return registry
+
+
 def register_process_collectors(registry: CollectorRegistry) -> None:
     """Add ``process_*`` (CPU s, memory bytes, fds, start time), ``python_*`` (GC, platform) and
     ``qmon_build_info{version,python_version}`` to ``registry``."""

@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,8 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         args.http_port = int(port)
     # The demo takes the HTTP token and the log level from the environment like `qmon run`; the rest is its own.
     base = settings_from(None, {k: v for k, v in env.items() if k != "QMON_CONFIG"}, {"http"})
-    settings = demo_settings(0, args.http_port, args.db, args.http_bind, base.http.token, base.log_level)
+    settings = replace(demo_settings(0, args.http_port, args.db, args.http_bind, base.http.token, base.log_level),
+                       status_interval_s=base.status_interval_s)
     if not args.no_daemon:
         check_exposure(args.http_bind, settings.http.token, args.insecure_no_token, "qmon demo")
         check_store_paths(settings)
@@ -90,8 +92,6 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 async def _main(args: argparse.Namespace, settings: Settings) -> int:
-    from dataclasses import replace
-
     from monitor.sim import DEMO_SECRET, DEMO_USER
     from monitor.sim.scenario import Simulation
     from monitor.sim.server import AmiSimServer

@@ -68,14 +68,11 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 async def serve(settings: Settings, stop: asyncio.Event | None = None,
                 ready_line: Callable[[int], str] | None = None) -> int:
     """The daemon with the exporter's standard collectors and the operator's log lines ("ready", status)."""
-    from prometheus_client import CollectorRegistry
-
     from monitor.app import Daemon, run_daemon  # monitor.daemon once the wiring moves there
-    from monitor.exporter import register_process_collectors
+    from monitor.exporter import exporter_registry
     from monitor.status import start_watch
 
-    registry = CollectorRegistry(auto_describe=True)
-    register_process_collectors(registry)
+    registry = exporter_registry()
     tasks: list[asyncio.Task[None]] = []
 
     def ready(d: Daemon) -> None:
