@@ -24,10 +24,11 @@ from typing import Any
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from monitor.ami.live import AmiSource
+from monitor.config import tracker_config
 from monitor.core.ingest import Ingest
 from monitor.core.records import CallClosed, CallRecord, MemberNote, Note, SurveyNote
 from monitor.core.survey import SurveyPolicy, SurveyResultRecord
-from monitor.core.tracker import CallTracker, TrackerConfig
+from monitor.core.tracker import CallTracker
 from monitor.settings import Settings
 from monitor.store.store import Store
 from monitor.survey.callback import CallbackScheduler
@@ -106,8 +107,7 @@ async def _build_pbx(d: Daemon, index: int) -> None:
         log.info("AMI %s: repeat-caller index warmed with %d stored call(s)", ami.name, warmed)
     except Exception as exc:
         log.warning("AMI %s: repeat-caller index not warmed (%s)", ami.name, type(exc).__name__)
-    tracker = CallTracker(TrackerConfig(abandon_short_s=t.abandon_short_s, repeat_windows=t.repeat_windows,
-                                        repeat_max_entries=t.repeat_max_entries, pbx=ami.name), repeats)
+    tracker = CallTracker(tracker_config(t, ami.name), repeats)
     tracker.queues.update(t.queues)
     ingest = Ingest(tracker, [d.metrics.sink(ami.name), _store_sink(d.store, ami.name)], pbx=ami.name)
     source = AmiSource(ami, ingest, clock=d.clock)
