@@ -3,14 +3,17 @@
 ``put`` (the AMI read path) only appends to an in-memory list. A writer thread appends what has accumulated as
 JSON lines every ``interval_s`` at most (group commit: one ``write`` for everything since the last one), then
 hands the entries, with their byte offsets, to the event loop. A second thread ``fdatasync``s behind it, so a slow
-disk never delays the ``write`` that protects against a process crash. Once the database has committed
-everything up to the end of the file (:meth:`Journal.commit`), the writer thread truncates it (a new
-*generation*). On start, whatever a crash left in the file is replayed (idempotently) before anything else.
+disk never delays the ``write`` that protects against a process crash. Positions are logical byte offsets
+(LSNs) that never go back. Once the database has committed everything (:meth:`Journal.commit`) the writer
+thread truncates the file; under steady traffic, when more than ``COMPACT_BYTES`` are committed, it copies the
+uncommitted tail to a new file and renames it over (so the file stays small without a quiet moment). On start,
+whatever a crash left in the file is replayed (idempotently) before anything else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -26,14 +29,17 @@ from monitor.store.files import open_private
 log = logging.getLogger("qmon.store.journal")
 
 
+COMPACT_BYTES = 1 << 20
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """An object appended at ``[start, end)`` of generation ``gen`` of the file (``gen`` -1: the write failed)."""
+    """An object appended at logical offsets ``[start, end)`` (``durable`` False: the write failed)."""
 
     obj: Any
-    gen: int
     start: int
     end: int
+    durable: bool = True
 
 
 def _line(d: dict[str, Any]) -> bytes:
@@ -53,13 +59,16 @@ class Journal:
         self.corrupt = 0  # unparseable lines (moved to .rejected)
         self.write_errors = 0
         self._fd = open_private(self.path, os.O_RDWR | os.O_APPEND)
+        with contextlib.suppress(FileNotFoundError):  # a compaction a crash interrupted: the journal is intact
+            self.path.with_name(self.path.name + ".compact").unlink()
         self._terminate_torn_line()
         # Shared with the threads; the lock is only ever held for a few assignments, never across I/O.
         self._lock = threading.Lock()
         self._pending: list[Any] = []
-        self._gen = 0
-        self._end = os.fstat(self._fd).st_size  # bytes written (all complete lines)
-        self._done = 0  # bytes the database has committed, in this generation
+        self._io = threading.Lock()  # the file descriptor against compaction (reads, the swap)
+        self._base = 0  # logical offset of the file's first byte
+        self._end = os.fstat(self._fd).st_size  # logical offset after the last written (complete) line
+        self._done = 0  # logical offset up to which the database has committed
         self._synced = self._end
         self._stop = False
         self._sync_stop = False
@@ -161,10 +170,10 @@ class Journal:
                 self._idle.notify_all()
 
     def _write(self, objs: Sequence[Any]) -> list[Entry]:
-        """Append ``objs`` in one write; on a disk error they are returned with ``gen`` -1 (not durable)."""
+        """Append ``objs`` in one write; on a disk error they are returned not ``durable``."""
         lines = [_line(self.encode(o)) for o in objs]
         with self._lock:
-            gen, start = self._gen, self._end
+            base, start = self._base, self._end
         data = b"".join(lines)
         try:
             view = memoryview(data)
@@ -177,13 +186,13 @@ class Journal:
                 log.error("cannot append to the journal %s (%s, %d time(s)): %d record(s) only in memory",
                           self.path, type(exc).__name__, self.write_errors, len(objs))
             try:
-                os.ftruncate(self._fd, start)  # no torn line in front of the next append
+                os.ftruncate(self._fd, start - base)  # no torn line in front of the next append
             except OSError:
                 pass
-            return [Entry(o, -1, 0, 0) for o in objs]
+            return [Entry(o, 0, 0, durable=False) for o in objs]
         out, pos = [], start
         for o, line in zip(objs, lines, strict=True):
-            out.append(Entry(o, gen, pos, pos + len(line)))
+            out.append(Entry(o, pos, pos + len(line)))
             pos += len(line)
         with self._lock:
             self._end = pos
@@ -191,14 +200,44 @@ class Journal:
         return out
 
     def _maybe_truncate(self) -> None:
-        """Empty the file once the database holds everything in it (a new generation starts at offset 0)."""
+        """Drop what the database holds: truncate when it holds everything, else compact past COMPACT_BYTES."""
         with self._lock:
-            if not self._end or self._done < self._end:
-                return
-        os.ftruncate(self._fd, 0)
+            base, done, end = self._base, self._done, self._end
+        if done <= base:
+            return
+        if done >= end:
+            with self._io:
+                os.ftruncate(self._fd, 0)
+        elif done - base >= COMPACT_BYTES:
+            self._compact(base, done, end)
+        else:
+            return
         with self._lock:
-            self._gen += 1
-            self._end = self._done = self._synced = 0
+            self._base = done
+            self._synced = max(self._synced, done)
+
+    def _compact(self, base: int, done: int, end: int) -> None:
+        # The uncommitted tail into a new file (0600), made durable, then renamed over the journal.
+        tmp = self.path.with_name(self.path.name + ".compact")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        fd = open_private(tmp, os.O_RDWR | os.O_APPEND)
+        try:
+            tail = os.pread(self._fd, end - done, done - base)
+            os.write(fd, tail)
+            os.fsync(fd)
+            with self._io:
+                os.replace(tmp, self.path)
+                old, self._fd = self._fd, fd
+            os.close(old)
+        except BaseException:
+            os.close(fd)
+            raise
+        dfd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)  # the rename itself
+        finally:
+            os.close(dfd)
 
     # -- the fsync thread --------------------------------------------------------------------------------
 
@@ -210,7 +249,8 @@ class Journal:
                 end, synced, stop = self._end, self._synced, self._sync_stop
             if end != synced and self.fsync:
                 try:
-                    os.fdatasync(self._fd)
+                    with self._io:  # not while compaction swaps the file
+                        os.fdatasync(self._fd)
                 except OSError as exc:
                     log.error("cannot fsync the journal %s (%s)", self.path, type(exc).__name__)
             with self._lock:
@@ -220,16 +260,16 @@ class Journal:
 
     # -- the event loop's side ---------------------------------------------------------------------------
 
-    def position(self) -> tuple[int, int, int]:
-        """(generation, bytes committed, bytes written) of the file."""
+    def position(self) -> tuple[int, int]:
+        """(logical offset committed to the database, logical offset written)."""
         with self._lock:
-            return self._gen, self._done, self._end
+            return self._done, self._end
 
     @property
     def size(self) -> int:
         """Bytes in the file (0 once everything is in the database and the writer truncated it)."""
         with self._lock:
-            return self._end
+            return self._end - self._base
 
     @property
     def pending(self) -> bool:
@@ -237,32 +277,29 @@ class Journal:
         with self._lock:
             return self._done < self._end
 
-    def commit(self, gen: int, offset: int, lines: int) -> None:
-        """The database holds everything of generation ``gen`` before ``offset`` (``lines`` more lines)."""
+    def commit(self, offset: int, lines: int) -> None:
+        """The database holds everything before logical ``offset`` (``lines`` more lines than before)."""
         with self._lock:
-            if gen != self._gen or offset <= self._done:
+            if offset <= self._done:
                 return
             self._done = offset
-            caught_up = self._done >= self._end
+            wake = self._done >= self._end or self._done - self._base >= COMPACT_BYTES
         self.lines = max(0, self.lines - lines)
-        if caught_up:
-            self._wake.set()  # the writer thread truncates
+        if wake:
+            self._wake.set()  # the writer thread truncates or compacts
 
-    def read(self, gen: int, offset: int, end: int, max_entries: int) -> tuple[list[dict[str, Any]], int, int]:
+    def read(self, offset: int, end: int, max_entries: int) -> tuple[list[dict[str, Any]], int, int]:
         """Up to ``max_entries`` entries of ``[offset, end)``: (entries, offset after them, lines). Blocking I/O:
         run it in a thread. Unparseable lines go to ``.rejected`` (counted in ``corrupt``)."""
         out: list[dict[str, Any]] = []
         nlines = 0
-        with self._lock:
-            if gen != self._gen:
-                return out, offset, 0
-        data = os.pread(self._fd, min(end - offset, max_entries * 8192), offset)
+        data = self._pread(offset, min(end - offset, max_entries * 8192))
         pos = 0
         while len(out) < max_entries:
             nl = data.find(b"\n", pos)
             if nl < 0:
                 if pos == 0 and len(data) < end - offset:  # one line longer than the chunk: read it whole
-                    data = os.pread(self._fd, end - offset, offset)
+                    data = self._pread(offset, end - offset)
                     continue
                 break
             line, pos = data[pos:nl + 1], nl + 1
@@ -280,6 +317,14 @@ class Journal:
                 continue
             out.append(entry)
         return out, offset + pos, nlines
+
+    def _pread(self, offset: int, n: int) -> bytes:
+        with self._io:
+            with self._lock:
+                base = self._base
+            if offset < base:
+                raise ValueError(f"journal offset {offset} already dropped (file starts at {base})")
+            return os.pread(self._fd, n, offset - base)
 
     def added(self, n: int) -> None:
         """Count ``n`` lines written (called on the loop with each batch of entries)."""
@@ -323,7 +368,7 @@ class Journal:
         if not objs:
             return 0
         entries = self._write(objs)
-        if entries and entries[0].gen < 0:
+        if entries and not entries[0].durable:
             raise OSError(f"cannot append to the journal {self.path}")
         if self.fsync:
             os.fdatasync(self._fd)

@@ -174,7 +174,7 @@ class Store(StoreReads):
         """On the loop, after each journal write: queue the entries for the database."""
         durable = 0
         for e in entries:
-            if e.gen < 0:
+            if not e.durable:
                 if len(self._volatile) < self._overflow_max:
                     self._volatile.append(e.obj)
                 else:
@@ -256,11 +256,11 @@ class Store(StoreReads):
 
     async def _write_entries(self, batch: list[Entry]) -> None:
         """Write the batch straight from memory when it continues the journal; else catch up from the file."""
-        gen, done, end = self.journal.position()
+        done, end = self.journal.position()
         run: list[Entry] = []
         cur, gap = done, False
         for e in batch:
-            if e.gen < gen or e.end <= done:
+            if e.end <= done:
                 continue  # already in the database (read back from the file)
             if e.start != cur:
                 gap = True  # entries were dropped from memory (queue full, outage): the file has them
@@ -272,16 +272,15 @@ class Store(StoreReads):
             return
         if run:
             await self.write_items([e.obj for e in run])
-            self.journal.commit(gen, cur, len(run))
+            self.journal.commit(cur, len(run))
 
     async def _catch_up(self) -> None:
         """Journal lines into the database in file order; idempotent, so a crash midway replays harmlessly."""
         while True:
-            gen, done, end = self.journal.position()
+            done, end = self.journal.position()
             if done >= end:
                 return
-            entries, off, nlines = await asyncio.to_thread(self.journal.read, gen, done, end,
-                                                           self.settings.batch_size)
+            entries, off, nlines = await asyncio.to_thread(self.journal.read, done, end, self.settings.batch_size)
             if off <= done:
                 return
             items: list[Item] = []
@@ -294,7 +293,7 @@ class Store(StoreReads):
             if items:
                 await self.write_items(items)
             self._stats["journal_replayed"] += len(items)
-            self.journal.commit(gen, off, nlines)
+            self.journal.commit(off, nlines)
 
     async def write_items(self, items: Sequence[Item]) -> None:
         """Write one batch in one transaction (idempotent). A batch with bad data is retried row by row; a row
