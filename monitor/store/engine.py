@@ -11,6 +11,8 @@ from typing import Any
 
 # Alembic logs its plugin set-up at INFO when imported; only the migrations themselves are worth a line.
 logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+# aiosqlite logs every statement with its parameters (caller numbers, names) at DEBUG: never, even at debug level.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 from alembic import command
 from alembic.config import Config

@@ -20,6 +20,7 @@ from monitor.core.records import (
     Voicemail,
 )
 from monitor.core.survey import SurveyResultRecord
+from monitor.core.text import clean_text
 from monitor.store.engine import cut as _cut
 from monitor.store.engine import dialect_insert as _insert
 from monitor.store.fit import fit_rows
@@ -55,8 +56,19 @@ def call_row(r: CallRecord) -> dict[str, Any]:
         "repeat_windows": ",".join(r.repeat_windows), "ping_pong": r.ping_pong,
         "vm_queue": vm.queue if vm else None, "vm_reason": vm.reason if vm else None,
         "vm_ts": vm.ts if vm else None,
-        "extra": json.dumps(r.extra, sort_keys=True, default=str) if r.extra else None,
+        "extra": json.dumps(_clean(r.extra), sort_keys=True, default=str) if r.extra else None,
     }
+
+
+def _clean(v: Any) -> Any:
+    """JSON-ready data with control characters removed from every string (keys included)."""
+    if isinstance(v, str):
+        return clean_text(v)
+    if isinstance(v, dict):
+        return {clean_text(str(k)): _clean(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_clean(x) for x in v]
+    return v
 
 
 def child_rows(pk: int, r: CallRecord) -> dict[str, list[dict[str, Any]]]:
