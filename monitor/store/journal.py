@@ -46,16 +46,27 @@ def _line(d: dict[str, Any]) -> bytes:
     return (json.dumps(d, separators=(",", ":"), default=str) + "\n").encode("utf-8", "surrogatepass")
 
 
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # a rename is durable once its directory is
+    finally:
+        os.close(fd)
+
+
 class Journal:
     """The WAL file ``path`` (0600) and its two threads; ``encode`` turns a queued object into a JSON dict."""
 
     def __init__(self, path: str | os.PathLike[str], encode: Callable[[Any], dict[str, Any]] = dict,
-                 fsync: bool = True, interval_s: float = 0.05, max_pending: int = 100_000) -> None:
+                 fsync: bool = True, interval_s: float = 0.05, max_pending: int = 100_000,
+                 compact_bytes: int = COMPACT_BYTES) -> None:
         self.path = Path(path)
         self.encode = encode
         self.fsync = fsync
         self.interval_s = interval_s
         self.max_pending = max_pending
+        self.compact_bytes = compact_bytes
+        self.compactions = 0
         self.corrupt = 0  # unparseable lines (moved to .rejected)
         self.write_errors = 0
         self._fd = open_private(self.path, os.O_RDWR | os.O_APPEND)
@@ -72,6 +83,7 @@ class Journal:
         self._synced = self._end
         self._stop = False
         self._sync_stop = False
+        self._dir_dirty = False
         self._wake = threading.Event()
         self._sync_wake = threading.Event()
         self._idle = threading.Condition(self._lock)
@@ -208,16 +220,19 @@ class Journal:
         if done >= end:
             with self._io:
                 os.ftruncate(self._fd, 0)
-        elif done - base >= COMPACT_BYTES:
+        elif done - base >= self.compact_bytes:
             self._compact(base, done, end)
+            self.compactions += 1
         else:
             return
         with self._lock:
             self._base = done
-            self._synced = max(self._synced, done)
+            if done >= end:
+                self._synced = max(self._synced, done)
 
     def _compact(self, base: int, done: int, end: int) -> None:
-        # The uncommitted tail into a new file (0600), made durable, then renamed over the journal.
+        # The uncommitted tail into a new file (0600), renamed over the journal. No fsync here (this thread must
+        # never wait for the disk): the fsync thread syncs the new file and the directory right after.
         tmp = self.path.with_name(self.path.name + ".compact")
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -225,7 +240,6 @@ class Journal:
         try:
             tail = os.pread(self._fd, end - done, done - base)
             os.write(fd, tail)
-            os.fsync(fd)
             with self._io:
                 os.replace(tmp, self.path)
                 old, self._fd = self._fd, fd
@@ -233,11 +247,9 @@ class Journal:
         except BaseException:
             os.close(fd)
             raise
-        dfd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)  # the rename itself
-        finally:
-            os.close(dfd)
+        with self._lock:
+            self._dir_dirty = True
+        self._sync_wake.set()
 
     # -- the fsync thread --------------------------------------------------------------------------------
 
@@ -246,11 +258,14 @@ class Journal:
             self._sync_wake.wait()
             self._sync_wake.clear()
             with self._lock:
-                end, synced, stop = self._end, self._synced, self._sync_stop
-            if end != synced and self.fsync:
+                end, synced, stop, dir_dirty = self._end, self._synced, self._sync_stop, self._dir_dirty
+                self._dir_dirty = False
+            if self.fsync and (end != synced or dir_dirty):
                 try:
                     with self._io:  # not while compaction swaps the file
                         os.fdatasync(self._fd)
+                    if dir_dirty:
+                        _fsync_dir(self.path.parent)
                 except OSError as exc:
                     log.error("cannot fsync the journal %s (%s)", self.path, type(exc).__name__)
             with self._lock:
@@ -283,7 +298,7 @@ class Journal:
             if offset <= self._done:
                 return
             self._done = offset
-            wake = self._done >= self._end or self._done - self._base >= COMPACT_BYTES
+            wake = self._done >= self._end or self._done - self._base >= self.compact_bytes
         self.lines = max(0, self.lines - lines)
         if wake:
             self._wake.set()  # the writer thread truncates or compacts
