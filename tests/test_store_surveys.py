@@ -58,9 +58,9 @@ async def run_store(db: DB, submit: Any, **settings: Any) -> Store:
 
 
 async def reader(db: DB, **settings: Any) -> Store:
-    """A started store used only to read."""
+    """A started store used only to read (it leaves the journal to the writing stores)."""
     store = Store(db.settings(**settings))
-    await store.start()
+    await store.start(journal=False)
     return store
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -54,6 +55,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class JournalBusy(RuntimeError):
+    """Another process holds the journal (a second daemon with the same ``journal_path``)."""
+
+
 class Journal:
     """The WAL file ``path`` (0600) and its two threads; ``encode`` turns a queued object into a JSON dict."""
 
@@ -69,16 +74,13 @@ class Journal:
         self.compactions = 0
         self.corrupt = 0  # unparseable lines (moved to .rejected)
         self.write_errors = 0
-        self._fd = open_private(self.path, os.O_RDWR | os.O_APPEND)
-        with contextlib.suppress(FileNotFoundError):  # a compaction a crash interrupted: the journal is intact
-            self.path.with_name(self.path.name + ".compact").unlink()
-        self._terminate_torn_line()
+        self._fd = -1  # opened by start() (or a write after close): a reading tool never creates the file
         # Shared with the threads; the lock is only ever held for a few assignments, never across I/O.
         self._lock = threading.Lock()
         self._pending: list[Any] = []
         self._io = threading.Lock()  # the file descriptor against compaction (reads, the swap)
         self._base = 0  # logical offset of the file's first byte
-        self._end = os.fstat(self._fd).st_size  # logical offset after the last written (complete) line
+        self._end = self._file_size()  # logical offset after the last written (complete) line
         self._done = 0  # logical offset up to which the database has committed
         self._synced = self._end
         self._stop = False
@@ -100,18 +102,47 @@ class Journal:
         size = os.fstat(self._fd).st_size
         if size and os.pread(self._fd, 1, size - 1) != b"\n":
             os.write(self._fd, b"\n")
+            with self._lock:
+                self._end = self._synced = self._base + size + 1
+            self.lines += 1
+
+    def _lock_file(self) -> None:
+        # Two qmon processes appending to and truncating one journal would corrupt it (and double records).
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise JournalBusy(f"the journal {self.path} is in use by another qmon process "
+                              "(give each daemon its own store.journal_path)") from None
+
+    def _file_size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def _count_lines(self) -> int:
-        n, off = 0, 0
-        while chunk := os.pread(self._fd, 1 << 20, off):
-            n += chunk.count(b"\n")
-            off += len(chunk)
-        return n
+        try:
+            with self.path.open("rb") as f:
+                return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+        except FileNotFoundError:
+            return 0
+
+    def _open(self) -> None:
+        if self._fd >= 0:
+            return
+        self._fd = open_private(self.path, os.O_RDWR | os.O_APPEND)
+        with contextlib.suppress(FileNotFoundError):  # a compaction a crash interrupted: the journal is intact
+            self.path.with_name(self.path.name + ".compact").unlink()
+        with self._lock:  # the file as it is now (a tool may have been started long after __init__)
+            self._base = self._end - os.fstat(self._fd).st_size
 
     def start(self, loop: asyncio.AbstractEventLoop, on_written: Callable[[list[Entry]], None]) -> None:
         """Start the writer and fsync threads; ``on_written(entries)`` is called on ``loop`` after each write."""
         if self._threads:
             return
+        self._open()
+        self._lock_file()
+        self._terminate_torn_line()
 
         def notify(entries: list[Entry]) -> None:
             try:
@@ -334,6 +365,7 @@ class Journal:
         return out, offset + pos, nlines
 
     def _pread(self, offset: int, n: int) -> bytes:
+        self._open()
         with self._io:
             with self._lock:
                 base = self._base
@@ -359,7 +391,8 @@ class Journal:
         return True
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Write what is queued, truncate if all is committed, fsync, stop the threads. Blocking: run in a thread."""
+        """Write what is queued, truncate if all is committed, fsync, stop the threads, close the file.
+        Blocking: run it in a thread."""
         writer, syncer = [*self._threads, None, None][:2]
         with self._lock:
             self._stop = True
@@ -376,9 +409,11 @@ class Journal:
         with self._lock:
             rest, self._pending = self._pending, []
         self.append_now(rest)
+        self.close()  # releases the lock: the next daemon (or a test's next store) may take the journal
 
     def append_now(self, objs: Sequence[Any]) -> int:
         """Write ``objs`` synchronously (after :meth:`stop`: shutdown, no read path left); returns how many."""
+        self._open()  # after close(): the file again, for these few
         self._maybe_truncate()
         if not objs:
             return 0

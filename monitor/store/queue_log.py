@@ -211,7 +211,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _run(s: StoreSettings, files: list[Path], pbx: str, short: float, windows: tuple[str, ...]) -> int:
     store = Store(s)
-    await store.start()
+    await store.start(journal=False)  # the daemon's journal is not ours
     try:
         ok, why = await store.writable()
         if not ok:

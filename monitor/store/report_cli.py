@@ -106,7 +106,7 @@ def format_csv(rep: dict[str, Any]) -> str:
 
 async def _load(s: StoreSettings, from_ts: float, to_ts: float) -> Any:
     store = Store(s)
-    await store.start()
+    await store.start(journal=False)  # the daemon's journal is not ours
     try:
         ok, why = await store.writable()
         if not ok:

@@ -89,10 +89,12 @@ class Store(StoreReads, BatchWriter):
         assert self.engine is not None, "Store.start() first"
         return self.engine.dialect.name
 
-    async def start(self) -> None:
+    async def start(self, journal: bool = True) -> None:
         """Create the engines, start the journal threads, migrate (SQLite, or ``auto_migrate``).
 
-        A dead database is not an error here: records wait in the journal.
+        A dead database is not an error here: records wait in the journal. ``journal`` False: a tool that
+        only reads or writes directly (``qmon report``, ``import-queue-log``) leaves the daemon's journal alone.
+        Raises :class:`~monitor.store.journal.JournalBusy` when another process holds the journal.
         """
         s = self.settings
         self.engine = make_engine(s.url, s.connect_timeout_s, s.sqlite_busy_timeout_s)
@@ -101,7 +103,8 @@ class Store(StoreReads, BatchWriter):
         self._wengine = (self.engine if is_sqlite(s.url) else
                          make_engine(s.url, s.connect_timeout_s, command_timeout_s=s.connect_timeout_s, pool_size=2))
         self._wsessions = async_sessionmaker(self._wengine, expire_on_commit=False)
-        self.journal.start(asyncio.get_running_loop(), self._on_written)
+        if journal:
+            self.journal.start(asyncio.get_running_loop(), self._on_written)
         try:
             await bounded(self._ensure_schema(), self.deadline_s)
         except Exception as exc:
@@ -124,6 +127,7 @@ class Store(StoreReads, BatchWriter):
         """Stop the journal and dispose of the engines (call :meth:`drain` first)."""
         if self.journal.running:
             await asyncio.to_thread(self.journal.stop)
+        self.journal.close()
         for engine in {e for e in (self._wengine, self.engine) if e is not None}:
             await engine.dispose()
 

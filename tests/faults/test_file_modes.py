@@ -76,14 +76,33 @@ def test_survey_state_private_under_umask_022(tmp_path: Path, umask_022: None) -
     assert oct(mode(path.parent)) == "0o700"
 
 
-def test_existing_group_readable_file_is_reported(tmp_path: Path, umask_022: None,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+async def test_existing_group_readable_file_is_reported(tmp_path: Path, umask_022: None,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
     """A journal left 0644 by an older version is not silently trusted: one warning naming the file."""
-    from monitor.store.journal import Journal
-
     path = tmp_path / "old.jsonl"
     path.write_text("")
     os.chmod(path, 0o644)
-    Journal(path).close()
+    store = Store(StoreSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'q.db'}", journal_path=str(path)))
+    await store.start()
+    await store.close()
     assert any("readable by group/others" in r.getMessage() and "old.jsonl" in r.getMessage()
                for r in caplog.records)
+
+
+async def test_second_process_on_the_same_journal_is_refused(tmp_path: Path) -> None:
+    """Two daemons on one journal would corrupt it: the second start fails with a message naming the file;
+    tools that only read (``qmon report``) do not touch it."""
+    from monitor.store.journal import JournalBusy
+
+    settings = StoreSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'q.db'}", journal_path=str(tmp_path / "j.jsonl"))
+    first = Store(settings)
+    await first.start()
+    second = Store(settings)
+    with pytest.raises(JournalBusy, match=r"j\.jsonl"):
+        await second.start()
+    await second.close()
+    reader = Store(settings)
+    await reader.start(journal=False)
+    assert await reader.writable() == (True, "ok")
+    await reader.close()
+    await first.close()
