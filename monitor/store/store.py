@@ -171,7 +171,6 @@ class Store(StoreReads, BatchWriter):
 
     def _lost(self, n: int, why: str) -> None:
         self._stats["lost"] += n
-        self.dropped["lost"] += n
         log.error("%d record(s) LOST: %s (journal %s)", n, why, self.journal.path)
 
     def _on_written(self, entries: list[Entry]) -> None:

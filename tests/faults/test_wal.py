@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import replace
+from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
+from monitor.settings import StoreSettings
 from monitor.store import Store
 from monitor.store.models import Call
 from tests import store_fixtures
@@ -43,3 +47,25 @@ async def test_steady_traffic_compacts_the_journal(db: DB) -> None:
     assert store.journal.compactions >= 1
     assert biggest < 150 * 1000  # 300 records of ~1 kB each would be ~300 kB uncompacted
     assert line == 0 and not store.journal.path.with_name("journal.jsonl.compact").exists()
+
+
+async def test_journal_disk_error_records_still_stored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The journal cannot be written (ENOSPC from /dev/full): records go on to the database from memory,
+    the error is logged (without values) and counted, nothing is lost."""
+    if not os.access("/dev/full", os.W_OK):
+        pytest.skip("no writable /dev/full")
+    store = Store(StoreSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'q.db'}", journal_path="/dev/full",
+                               flush_interval_s=0.02))
+    await store.start()
+    task = asyncio.create_task(store.run())
+    for i in range(10):
+        store.submit(replace(TEMPLATE, linkedid=f"d-{i}", call_id=f"d-{i}.1"))
+    assert await store.drain(10) is True
+    await task
+    assert store.engine is not None
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(select(func.count()).select_from(Call))).scalar_one()
+    await store.close()
+    assert rows == 10 and store.stats["lost"] == 0 and store.stats["journal_write_errors"] >= 1
+    errors = [r.getMessage() for r in caplog.records if "cannot append to the journal" in r.getMessage()]
+    assert len(errors) == 1 and "OSError" in errors[0] and "+1555" not in errors[0]
