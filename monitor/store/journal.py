@@ -202,11 +202,11 @@ class Journal:
             objs, self._pending = self._pending, []
             self._busy = True
         try:
-            self._maybe_truncate()
             if objs:
                 entries = self._write(objs)
                 if self._notify is not None:
                     self._notify(entries)
+            self._maybe_truncate()  # after the write: what waits for it is never delayed by the disk's metadata
         except Exception:  # a bug here must not kill the thread silently
             log.exception("journal writer failed")
         finally:
@@ -295,8 +295,14 @@ class Journal:
                 self._dir_dirty = False
             if self.fsync and (end != synced or dir_dirty):
                 try:
-                    with self._io:  # not while compaction swaps the file
-                        os.fdatasync(self._fd)
+                    # A duplicate of the descriptor, so that neither a truncation nor a compaction's swap
+                    # waits for this fsync (the writer thread must never wait for the disk).
+                    with self._io:
+                        fd = os.dup(self._fd)
+                    try:
+                        os.fdatasync(fd)
+                    finally:
+                        os.close(fd)
                     if dir_dirty:
                         _fsync_dir(self.path.parent)
                 except OSError as exc:

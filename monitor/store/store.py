@@ -37,7 +37,7 @@ from monitor.store.writer import BatchWriter
 log = logging.getLogger("qmon.store")
 
 # The exposure window: a record submitted longer ago than this (plus one write) is in the journal file.
-WAL_INTERVAL_S = 0.05
+WAL_INTERVAL_S = 0.02
 
 
 class SchemaNotReady(RuntimeError):
