@@ -170,8 +170,11 @@ class Store(StoreReads, BatchWriter):
             self._lost(len(items), f"cannot write the journal ({describe(exc)})")
 
     def _lost(self, n: int, why: str) -> None:
+        before = self._stats["lost"]
         self._stats["lost"] += n
-        log.error("%d record(s) LOST: %s (journal %s)", n, why, self.journal.path)
+        if before == 0 or before // 1000 != self._stats["lost"] // 1000:  # the first, then one line per 1000
+            log.error("%d record(s) LOST (%d in all): %s (journal %s)", n, self._stats["lost"], why,
+                      self.journal.path)
 
     def _on_written(self, entries: list[Entry]) -> None:
         """On the loop, after each journal write: queue the entries for the database."""
