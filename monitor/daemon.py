@@ -30,6 +30,7 @@ from monitor.core.records import CallClosed, CallRecord, MemberNote, Note, Surve
 from monitor.core.survey import SurveyPolicy, SurveyResultRecord
 from monitor.core.tracker import CallTracker
 from monitor.settings import Settings
+from monitor.store.journal import JournalBusy
 from monitor.store.store import Store
 from monitor.survey.callback import CallbackScheduler
 from monitor.survey.config import callback_config, policy_config
@@ -216,7 +217,10 @@ async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None =
     d = Daemon(settings, metrics, store, clock=clock, stop=stop or asyncio.Event())
     async with contextlib.AsyncExitStack() as stack:
         stack.enter_context(_signals(d.stop))
-        await store.start()
+        try:
+            await store.start()
+        except JournalBusy as exc:  # a second daemon on the same journal would interleave two WALs
+            raise StartupError(f"journal {settings.store.journal_path} is in use by another qmon ({exc})") from exc
         stack.push_async_callback(store.close)
         for i in range(len(settings.ami)):
             await _build_pbx(d, i)

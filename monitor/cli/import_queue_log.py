@@ -81,7 +81,7 @@ async def _import(s: Settings, logs: list[tuple[Path, QueueLog]], pbx: str) -> i
     from monitor.store.store import Store
 
     store = Store(s.store)
-    await store.start()
+    await store.start(journal=False)  # the daemon's journal is not ours
     try:
         ok, why = await store.writable()
         if not ok:

@@ -105,7 +105,7 @@ async def _load(s: StoreSettings, from_ts: float, to_ts: float) -> list[CallReco
     from monitor.store.engine import head_revision, make_engine, masked, schema_revision
     from monitor.store.queries import records_between
 
-    engine = make_engine(s.url, s.connect_timeout_s, s.sqlite_busy_timeout_s)
+    engine = make_engine(s.url, s.connect_timeout_s, s.sqlite_busy_timeout_s, read_only=True)
     try:
         try:
             rev = await schema_revision(engine)

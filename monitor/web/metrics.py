@@ -297,6 +297,14 @@ def _store_families(stats: Mapping[str, Any] | None) -> Iterator[Any]:
     for reason in sorted({"queue_full", *by_reason}):
         dropped.add_metric([reason], by_reason.get(reason, 0))
     yield dropped
+    for key, name, doc in (
+        ("rejected", "qmon_store_rejected",
+         "Records the database refused as they were; stored with free-text fields blanked (original in .rejected)"),
+        ("lost", "qmon_store_lost",
+         "Records neither in the database nor in the journal (kept in .rejected when there is something to keep)"),
+        ("journal_replayed", "qmon_store_journal_replayed", "Records written to the database from the journal file"),
+    ):  # present at 0 from the start: an alert on increase() needs the series before the first loss
+        yield CounterMetricFamily(name, doc, value=float((stats or {}).get(key, 0)))
     if stats is None:
         return
     for key, name, doc in (("batches", "qmon_store_batches", "Batches written"),
@@ -305,8 +313,9 @@ def _store_families(stats: Mapping[str, Any] | None) -> Iterator[Any]:
         if key in stats:
             yield CounterMetricFamily(name, doc, value=float(stats[key]))
     for key, name, doc in (("queue_depth", "qmon_store_queue_depth", "Records waiting for the writer"),
-                           ("journal_bytes", "qmon_store_journal_bytes", "Size of the outage journal"),
-                           ("journal_lines", "qmon_store_journal_records", "Records in the outage journal"),
+                           ("journal_bytes", "qmon_store_journal_bytes", "Size of the write-ahead journal"),
+                           ("journal_lines", "qmon_store_journal_records",
+                            "Records journaled but not yet committed to the database"),
                            ("db_up", "qmon_store_up", "1 when the database accepts writes")):
         if key in stats:
             yield GaugeMetricFamily(name, doc, value=float(stats[key]))
