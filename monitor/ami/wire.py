@@ -3,10 +3,17 @@
 Asterisk sends ``Key: Value`` lines ended by CRLF, one blank line between messages, after a one-line
 banner (``Asterisk Call Manager/11.0.0``). The parser accepts any chunking of the byte stream (a message
 may arrive split anywhere, even inside a CRLF) and bare LF line ends.
+
+Speed (see docs/performance.md): framing is one ``bytes.split`` per chunk when the chunk has CRLF framing only;
+a well-formed message is parsed by ``str.split`` + ``dict`` and checked with two C-level scans, falling back to
+the line-by-line parser (the reference semantics) on anything unusual. With a :class:`Selection`, events the
+consumer has no use for are recognised from their first line (and, for ``VarSet``, the ``Variable`` line) and
+counted in :attr:`WireParser.dropped_events` without being decoded or parsed.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 Headers = dict[str, str | list[str]]
@@ -14,54 +21,162 @@ Headers = dict[str, str | list[str]]
 #: A message larger than this is garbage (or an attack): it is dropped and counted, never buffered forever.
 MAX_MESSAGE_BYTES = 1 << 20
 
+_SEP = b"\r\n\r\n"
+_BAD_KEYS = re.compile(r"[\s:]")  # a key the reference parser would strip, split differently or reject
+_BAD_VALUE_END = re.compile(r"\s(?:\x00|\Z)")  # a value the reference parser would rstrip
+#: Past this many dropped messages in a row the gap keeps only its last time-stamped one (bounded memory).
+_GAP_MAX = 64
+
+
+class Selection:
+    """The events a consumer uses; every other event is counted, never parsed.
+
+    ``events``: event names kept (``Event:`` value as Asterisk spells it). ``varset_variables``: if given, a
+    ``VarSet`` is kept only when ``Variable.lstrip('_').upper()`` is one of them. ``gap_clock``: remember, for
+    each kept message without a usable ``Timestamp``, the last ``Timestamp`` among the messages dropped just
+    before it (``qmon replay`` derives its clock from every message; see :attr:`WireParser.gap_clocks`).
+    Responses (no ``Event`` first line), events carrying an ``ActionID`` (answers to our own actions) and
+    anything not plainly recognisable are always kept: keeping too much is only slower, never wrong.
+    """
+
+    __slots__ = ("_names", "events", "gap_clock", "varset_variables")
+
+    def __init__(self, events: Iterable[str], varset_variables: Iterable[str] | None = None,
+                 gap_clock: bool = False) -> None:
+        self.events = frozenset(events)
+        self.varset_variables = frozenset(varset_variables) if varset_variables is not None else None
+        self.gap_clock = gap_clock
+        self._names = frozenset(e.encode() for e in self.events)
+
+    def keeps(self, message: bytes) -> bool:
+        """False if ``message`` (one raw message, CRLF lines, no terminator) is an event outside the selection."""
+        if not message.startswith(b"Event: "):
+            return True
+        nl = message.find(b"\r\n")
+        name = message[7:nl] if nl >= 0 else message[7:]
+        if name in self._names:
+            return name != b"VarSet" or self.varset_variables is None or not self._other_variable(message)
+        # Only plain names are decided here: anything else is parsed and left to the consumer.
+        return not name.isalnum() or b"ActionID" in message
+
+    def _other_variable(self, message: bytes) -> bool:
+        """True if this VarSet sets exactly one ``Variable`` and it is not one of ``varset_variables``."""
+        i = message.find(b"\r\nVariable: ")
+        if i < 0 or message.count(b"Variable") != 1:
+            return False  # no such header, or a lookalike: let the full parse and the normaliser decide
+        j = message.find(b"\r\n", i + 12)
+        raw = message[i + 12:] if j < 0 else message[i + 12:j]
+        if not raw.isascii() or b"\n" in raw:
+            return False
+        assert self.varset_variables is not None
+        return raw.decode().rstrip().lstrip("_").upper() not in self.varset_variables
+
 
 class WireParser:
     """Turns AMI bytes into header dicts; duplicate keys become lists, as in the ``.jsonl`` captures."""
 
-    def __init__(self, expect_banner: bool = True, max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
+    def __init__(self, expect_banner: bool = True, max_message_bytes: int = MAX_MESSAGE_BYTES,
+                 select: Selection | None = None) -> None:
         self._buf = bytearray()
         self._expect_banner = expect_banner
         self._max = max_message_bytes
+        self._select = select
+        self._gap: list[bytes] = []
         self.banner: str | None = None
         self.oversized = 0
         self.bad_lines = 0
+        #: Events left out by the selection (counted, never parsed); cumulative.
+        self.dropped_events = 0
+        #: With ``Selection(gap_clock=True)``: one entry per message returned by the last :meth:`feed`, the
+        #: ``Timestamp`` (float) of the last dropped message before it when it has no usable one itself, else None.
+        self.gap_clocks: list[float | None] = []
 
     def feed(self, data: bytes) -> list[Headers]:
-        """Add bytes; return every message completed by them, in order."""
+        """Add bytes; return every message completed by them (those the selection keeps), in order."""
         buf = self._buf
-        buf += data
-        out: list[Headers] = []
-        pos = 0
+        if buf or b"\n" not in data:
+            buf += data
+            if b"\n" not in data:  # no line end: nothing can have completed
+                self._check_size()
+                return []
+            whole = bytes(buf)
+            buf.clear()
+        else:
+            whole = bytes(data)
         if self._expect_banner and self.banner is None:
-            nl = buf.find(b"\n")
-            if nl < 0:
-                return out
-            self.banner = buf[:nl].decode("utf-8", "replace").strip()
-            pos = nl + 1
-        # Each terminator is searched for once per feed and remembered: a multi-megabyte chunk stays linear
-        # (searching from the start for every message, or deleting from the front each time, is quadratic).
-        crlf = lf = -2
-        while True:
-            if -1 < crlf < pos or crlf == -2:
-                crlf = buf.find(b"\r\n\r\n", pos)
-            if -1 < lf < pos or lf == -2:
-                lf = buf.find(b"\n\n", pos)
-            if crlf < 0 and lf < 0:
-                break
-            if lf < 0 or (0 <= crlf < lf):
-                end, nxt = crlf, crlf + 4
-            else:
-                end, nxt = lf, lf + 2
-            msg = self._parse(bytes(buf[pos:end]))
-            pos = nxt
-            if msg:
-                out.append(msg)
-        del buf[:pos]
-        if len(buf) > self._max:
+            nl = whole.find(b"\n")
+            self.banner = whole[:nl].decode("utf-8", "replace").strip()
+            whole = whole[nl + 1:]
+        if b"\n\n" in whole:
+            raws, rest = _frame_mixed(whole)
+        else:
+            raws = whole.split(_SEP)
+            rest = raws.pop()
+        buf += rest
+        self._check_size()
+        return self._messages(raws)
+
+    def _check_size(self) -> None:
+        if len(self._buf) > self._max:
             # No message boundary within the limit: drop what we have, keep reading.
             self.oversized += 1
-            buf.clear()
+            self._buf.clear()
+
+    def _messages(self, raws: list[bytes]) -> list[Headers]:
+        out: list[Headers] = []
+        sel = self._select
+        if sel is None:
+            for raw in raws:
+                msg = self._parse_fast(raw)
+                if msg:
+                    out.append(msg)
+            return out
+        clocks: list[float | None] = []
+        self.gap_clocks = clocks
+        gap = self._gap
+        for raw in raws:
+            if not sel.keeps(raw):
+                self.dropped_events += 1
+                if sel.gap_clock:
+                    gap.append(raw)
+                    if len(gap) > _GAP_MAX:
+                        gap[:] = self._last_stamped(gap)
+                continue
+            msg = self._parse_fast(raw)
+            if not msg:
+                continue
+            out.append(msg)
+            if sel.gap_clock:
+                clocks.append(self._gap_clock(msg) if gap else None)
+                gap.clear()
         return out
+
+    def _last_stamped(self, gap: list[bytes]) -> list[bytes]:
+        for raw in reversed(gap):
+            if _clock(self._parse(raw)) is not None:
+                return [raw]
+        return []
+
+    def _gap_clock(self, msg: Headers) -> float | None:
+        if _clock(msg) is not None:
+            return None
+        last = self._last_stamped(self._gap)
+        return _clock(self._parse(last[0])) if last else None
+
+    def _parse_fast(self, raw: bytes) -> Headers:
+        """:meth:`_parse`, for the common well-formed message in a few C-level passes (same result, always)."""
+        text = raw.decode("utf-8", "replace")
+        lines = text.split("\r\n")
+        if text.count("\n") == len(lines) - 1:  # no bare LF inside
+            try:
+                flat: dict[str, str] = dict([ln.split(": ", 1) for ln in lines])
+            except ValueError:  # a line without ": " (empty, garbage, or "Key:" with nothing after)
+                pass
+            else:
+                if (len(flat) == len(lines) and "" not in flat and not _BAD_KEYS.search("\x00".join(flat))
+                        and not _BAD_VALUE_END.search("\x00".join(flat.values()))):
+                    return flat  # type: ignore[return-value]  # dict is invariant; no list values here
+        return self._parse(raw)
 
     def _parse(self, raw: bytes) -> Headers:
         msg: Headers = {}
@@ -88,6 +203,39 @@ class WireParser:
             else:
                 msg[key] = [old, value]
         return msg
+
+
+def _frame_mixed(buf: bytes) -> tuple[list[bytes], bytes]:
+    """Split on CRLF CRLF or LF LF, whichever comes first (bare-LF peers); the unterminated rest."""
+    out: list[bytes] = []
+    pos = 0
+    # Each terminator is searched for once and remembered: a multi-megabyte chunk stays linear.
+    crlf = lf = -2
+    while True:
+        if -1 < crlf < pos or crlf == -2:
+            crlf = buf.find(_SEP, pos)
+        if -1 < lf < pos or lf == -2:
+            lf = buf.find(b"\n\n", pos)
+        if crlf < 0 and lf < 0:
+            break
+        if lf < 0 or (0 <= crlf < lf):
+            end, nxt = crlf, crlf + 4
+        else:
+            end, nxt = lf, lf + 2
+        out.append(buf[pos:end])
+        pos = nxt
+    return out, buf[pos:]
+
+
+def _clock(msg: Headers) -> float | None:
+    """The message's ``Timestamp`` as ``qmon replay`` reads it (any float() string), else None."""
+    ts = msg.get("Timestamp")
+    if isinstance(ts, str):
+        try:
+            return float(ts)
+        except ValueError:
+            return None
+    return None
 
 
 def encode(headers: Mapping[str, str | list[str] | int | float] | Iterable[tuple[str, str]]) -> bytes:

@@ -1,0 +1,110 @@
+"""The wire parser's fast path (selection + fast framing/parsing) changes nothing qmon reports or records."""
+
+from __future__ import annotations
+
+import gzip
+import random
+from pathlib import Path
+
+import pytest
+
+from monitor.ami.selection import tracker_selection
+from monitor.ami.wire import Headers, Selection, WireParser
+from monitor.core.normalize import TRACKED_VARIABLES, normalize
+from monitor.replay import replay_files
+from tests.factcheck import FIXTURES
+
+CAPTURES = sorted(FIXTURES.glob("*.ami")) + sorted((FIXTURES / "transcripts").glob("*/*.ami.gz"))
+
+
+def _name(p: Path) -> str:
+    return str(p.relative_to(FIXTURES))
+
+
+def _raw(p: Path) -> bytes:
+    data = p.read_bytes()
+    return gzip.decompress(data) if p.suffix == ".gz" else data
+
+
+def test_every_transcript_set_is_there() -> None:
+    assert len(CAPTURES) == 17 + 9 + 26
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=_name)
+def test_fast_replay_same_report_and_records(path: Path) -> None:
+    full, fast = replay_files([path], fast=False), replay_files([path], fast=True)
+    assert fast.events == full.events > 0
+    assert fast.skipped == full.skipped
+    assert fast.report() == full.report()
+    assert [r.to_dict() for r in fast.records] == [r.to_dict() for r in full.records]
+
+
+def test_fast_replay_of_all_captures_in_one_tracker() -> None:
+    full, fast = replay_files(CAPTURES, fast=False), replay_files(CAPTURES, fast=True)
+    assert fast.report() == full.report() and len(full.records) > 50
+    assert [r.to_dict() for r in fast.records] == [r.to_dict() for r in full.records]
+
+
+def _tracker_uses(h: Headers) -> bool:
+    """What the selection must keep: whatever normalises to an event or a counted skip, and every response."""
+    return "Event" not in h or normalize(h) is not None
+
+
+@pytest.mark.parametrize("path", CAPTURES[::5], ids=_name)
+def test_selection_keeps_exactly_what_the_tracker_uses_under_any_chunking(path: Path) -> None:
+    raw = _raw(path)
+    everything = WireParser().feed(raw)
+    want = [h for h in everything if _tracker_uses(h) or "ActionID" in h]
+    rng = random.Random(path.name)
+    for mode in ("whole", "random"):
+        p = WireParser(select=tracker_selection(extra=()))
+        got: list[Headers] = []
+        i = 0
+        while i < len(raw):
+            n = len(raw) if mode == "whole" else rng.randint(1, 3000)
+            got.extend(p.feed(raw[i:i + n]))
+            i += n
+        assert got == want, mode
+        assert p.dropped_events == sum(1 for h in everything if "Event" in h) - sum(1 for h in want if "Event" in h)
+        assert p.dropped_events > len(want)  # the point: most of the stream is never parsed
+
+
+def test_selection_drops_only_plainly_recognised_events() -> None:
+    sel = Selection({"Hangup", "VarSet"}, TRACKED_VARIABLES)
+    p = WireParser(expect_banner=False, select=sel)
+    stream = (b"Event: Newstate\r\nUniqueid: 1\r\n\r\n"                      # dropped
+              b"Event: Newstate\r\nActionID: 7\r\n\r\n"                      # kept: answers our action
+              b"Event: VarSet\r\nVariable: __LAB_X\r\nValue: 1\r\n\r\n"      # dropped
+              b"Event: VarSet\r\nVariable: __queuestatus\r\nValue: T\r\n\r\n"  # kept (normalised name)
+              b"Event: VarSet\r\nValue: 1\r\n\r\n"                           # kept: normaliser counts the skip
+              b"Event: VarSet\r\nVariable: A\r\nVariable: B\r\n\r\n"         # kept: duplicate header
+              b"Event: New state \r\n\r\n"                                   # kept: not a plain name
+              b"Response: Success\r\nActionID: 8\r\n\r\n")                   # kept: responses always
+    got = p.feed(stream)
+    assert [h.get("Variable") or h.get("Event") or h["Response"] for h in got] == [
+        "Newstate", "__queuestatus", "VarSet", ["A", "B"], "New state", "Success"]
+    assert p.dropped_events == 2
+
+
+def test_gap_clock_is_the_last_timestamp_dropped_before_a_message_without_one() -> None:
+    p = WireParser(expect_banner=False, select=Selection({"QueueParams", "Hangup"}, gap_clock=True))
+    got = p.feed(b"Event: Newstate\r\nTimestamp: 10.5\r\n\r\n"
+                 b"Event: Newstate\r\nTimestamp: bad\r\n\r\n"
+                 b"Event: QueueParams\r\nQueue: q\r\n\r\n"          # no Timestamp: clock 10.5
+                 b"Event: Hangup\r\nTimestamp: 12\r\n\r\n"          # own Timestamp: no clock
+                 + b"".join(b"Event: Newstate\r\nTimestamp: %d\r\n\r\n" % i for i in range(100, 300))
+                 + b"Response: Success\r\n\r\n")                     # after a long gap: the last one
+    assert [h.get("Event") for h in got] == ["QueueParams", "Hangup", None]
+    assert p.gap_clocks == [10.5, None, 299.0]
+    assert len(p._gap) == 0
+
+
+@pytest.mark.parametrize("text", [
+    "Key:  two spaces\r\nX: y", "Key: trailing \r\nX: y", "A:B: c\r\nX: y", " Lead: v", "Tab\tKey: v",
+    "K: v\r\rX: y", "K: v\nX: y", "Dup: 1\r\nDup: 2", "Empty:\r\nX: y", "K: v\r\n\r\nX: y", "K: v\r",
+    ": nokey", "K: v\x00 \r\nX: y", "Caf\u00e9: cr\u00e8me", "Bad \xff: x",
+])
+def test_fast_parse_equals_reference_parse(text: str) -> None:
+    raw = text.encode("utf-8", "surrogateescape") if "\xff" not in text else text.encode("latin-1")
+    p = WireParser(expect_banner=False)
+    assert p._parse_fast(raw) == p._parse(raw)
