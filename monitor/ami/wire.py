@@ -28,6 +28,11 @@ _BAD_VALUE_END = re.compile(r"\s(?:\x00|\Z)")  # a value the reference parser wo
 _GAP_MAX = 64
 
 
+KEEP, DROP, VARSET = 0, 1, 2
+#: Bound of the per-parser caches of first lines and VarSet variable names (garbage must not grow them).
+_CACHE_MAX = 1024
+
+
 class Selection:
     """The events a consumer uses; every other event is counted, never parsed.
 
@@ -50,26 +55,41 @@ class Selection:
 
     def keeps(self, message: bytes) -> bool:
         """False if ``message`` (one raw message, CRLF lines, no terminator) is an event outside the selection."""
-        if not message.startswith(b"Event: "):
-            return True
         nl = message.find(b"\r\n")
-        name = message[7:nl] if nl >= 0 else message[7:]
-        if name in self._names:
-            return name != b"VarSet" or self.varset_variables is None or not self._other_variable(message)
-        # Only plain names are decided here: anything else is parsed and left to the consumer.
-        return not name.isalnum() or b"ActionID" in message
+        kind = self.classify(message[:nl] if nl >= 0 else message)
+        if kind == DROP:
+            return b"ActionID" in message
+        return kind == KEEP or not self.other_variable(message)
 
-    def _other_variable(self, message: bytes) -> bool:
+    def classify(self, first_line: bytes) -> int:
+        """KEEP, DROP (unless it carries an ActionID) or VARSET (look at the variable) from a first line."""
+        if not first_line.startswith(b"Event: "):
+            return KEEP
+        name = first_line[7:]
+        if name in self._names:
+            return VARSET if name == b"VarSet" and self.varset_variables is not None else KEEP
+        # Only plain names are decided here: anything else is parsed and left to the consumer.
+        return DROP if name.isalnum() else KEEP
+
+    def other_variable(self, message: bytes) -> bool:
         """True if this VarSet sets exactly one ``Variable`` and it is not one of ``varset_variables``."""
-        i = message.find(b"\r\nVariable: ")
-        if i < 0 or message.count(b"Variable") != 1:
-            return False  # no such header, or a lookalike: let the full parse and the normaliser decide
-        j = message.find(b"\r\n", i + 12)
-        raw = message[i + 12:] if j < 0 else message[i + 12:j]
-        if not raw.isascii() or b"\n" in raw:
+        name = _variable(message)
+        return name is not None and self.untracked_variable(name)
+
+    def untracked_variable(self, raw: bytes) -> bool:
+        """True if the raw ``Variable`` value names none of ``varset_variables`` (as the normaliser reads it)."""
+        if self.varset_variables is None or not raw.isascii() or b"\n" in raw:
             return False
-        assert self.varset_variables is not None
         return raw.decode().rstrip().lstrip("_").upper() not in self.varset_variables
+
+
+def _variable(message: bytes) -> bytes | None:
+    """The raw value of the one ``Variable`` line of a message; None if absent or possibly repeated."""
+    i = message.find(b"\r\nVariable: ")
+    if i < 0 or message.count(b"Variable") != 1:
+        return None  # no such header, or a lookalike: let the full parse and the normaliser decide
+    j = message.find(b"\r\n", i + 12)
+    return message[i + 12:] if j < 0 else message[i + 12:j]
 
 
 class WireParser:
@@ -82,6 +102,8 @@ class WireParser:
         self._max = max_message_bytes
         self._select = select
         self._gap: list[bytes] = []
+        self._heads: dict[bytes, int] = {}
+        self._variables: dict[bytes, bool] = {}
         self.banner: str | None = None
         self.oversized = 0
         self.bad_lines = 0
@@ -133,11 +155,36 @@ class WireParser:
             return out
         clocks: list[float | None] = []
         self.gap_clocks = clocks
-        gap = self._gap
+        gap, gap_clock, dropped = self._gap, sel.gap_clock, 0
+        heads, variables = self._heads, self._variables
         for raw in raws:
-            if not sel.keeps(raw):
-                self.dropped_events += 1
-                if sel.gap_clock:
+            # The hot loop (most of the stream is dropped here): decisions cached per distinct first line and
+            # per distinct VarSet variable, so a dropped message costs a few C-level scans.
+            nl = raw.find(b"\r\n")
+            head = raw[:nl] if nl >= 0 else raw
+            kind = heads.get(head)
+            if kind is None:
+                kind = sel.classify(head)
+                if len(heads) < _CACHE_MAX:
+                    heads[head] = kind
+            if kind == DROP:
+                drop = b"ActionID" not in raw
+            elif kind == VARSET:
+                name = _variable(raw)
+                if name is None:
+                    drop = False
+                else:
+                    cached = variables.get(name)
+                    if cached is None:
+                        cached = sel.untracked_variable(name)
+                        if len(variables) < _CACHE_MAX:
+                            variables[name] = cached
+                    drop = cached
+            else:
+                drop = False
+            if drop:
+                dropped += 1
+                if gap_clock:
                     gap.append(raw)
                     if len(gap) > _GAP_MAX:
                         gap[:] = self._last_stamped(gap)
@@ -146,9 +193,10 @@ class WireParser:
             if not msg:
                 continue
             out.append(msg)
-            if sel.gap_clock:
+            if gap_clock:
                 clocks.append(self._gap_clock(msg) if gap else None)
                 gap.clear()
+        self.dropped_events += dropped
         return out
 
     def _last_stamped(self, gap: list[bytes]) -> list[bytes]:
