@@ -38,7 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.stream import BANNER, Stream, captures  # noqa: E402
+from bench.stream import BANNER, Stream, captures
 
 SECRET = "bench"
 STAGES = ("panoramisk-bare", "panoramisk-tcp", "replay", "replay-full", "daemon", "amisource", "wire+track",
