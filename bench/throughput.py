@@ -3,22 +3,27 @@
     python bench/throughput.py [--repeat N] [--captures N] [--rounds K] [--stages a,b,...]
 
 The stream is :mod:`bench.stream` (every recorded transcript, ids renumbered per repetition) repeated N
-times; ``events/s`` always counts every event of that full, unfiltered stream. Each stage runs in its own
-process (peak RSS is the stage's own; the stream held in memory included), the TCP stages against their own
-test AMI server process that streams everything right after Login. Best of K rounds (the machine is shared).
+times; rates always count every event of that full, unfiltered stream. Each stage runs in its own process
+(peak RSS is the stage's own; the stream held in memory included), the TCP stages against their own test AMI
+server process that streams everything right after Login. Rates are per CPU-second of the measured process
+(and, for ``replay``, of the ``qmon`` child): on a shared machine wall time mostly measures the neighbours.
+Best of K rounds, the rounds interleaving the stages.
 
 * ``panoramisk-bare``  stock panoramisk ``AMIProtocol.data_received`` + ``Manager.dispatch`` to a no-op callback
   for every event, bytes fed in 64 KiB pieces, no I/O: the baseline of the targets
 * ``panoramisk-tcp``   a stock panoramisk Manager over TCP, no-op callback per event
 * ``replay``           ``python -m monitor replay FILE`` on the stream as an ``.ami`` file: the whole process,
   interpreter start and imports included (fast path)
-* ``replay-full``      in-process ``replay_files(fast=False)`` (every message parsed, the reference parser's
-  semantics): the before/after of the fast path
+* ``replay-full``      the same with ``--full-parse`` (every message parsed): the before/after of the fast path
 * ``daemon``           the whole live path: ``run_daemon`` (AMI over TCP -> normalise -> tracker -> metrics, SQLite
   store writer attached), from start until every event was ingested
 * ``amisource``        ``AmiSource`` -> ``Ingest`` -> ``CallTracker`` over TCP (no metrics, no store)
 * ``wire+track``       ``WireParser`` (tracker selection) over the bytes -> ``Ingest`` -> ``CallTracker``, no I/O
 * ``tracker``          ``Ingest`` -> ``CallTracker`` over already parsed header dicts, no I/O
+* ``frame-*``, ``parse-*``  the wire parser alone, one optimisation at a time (each must pay): framing only by
+  the terminator-search loop (before issue 15) or one ``bytes.split`` per chunk; ``parse-line`` = the parser
+  with the line-by-line parse (before issue 15), ``parse-fast`` = with the dict parse, ``parse-select`` = plus
+  the tracker's selection (untracked events counted, never parsed)
 """
 
 from __future__ import annotations
@@ -42,8 +47,22 @@ from bench.stream import BANNER, Stream, captures
 
 SECRET = "bench"
 STAGES = ("panoramisk-bare", "panoramisk-tcp", "replay", "replay-full", "daemon", "amisource", "wire+track",
-          "tracker")
+          "tracker", "frame-loop", "frame-split", "parse-line", "parse-fast", "parse-select")
+PARSE_STAGES = ("frame-loop", "frame-split", "parse-line", "parse-fast", "parse-select")
 TCP_STAGES = ("panoramisk-tcp", "daemon", "amisource")
+
+
+Timing = tuple[float, float]  # (wall seconds, CPU seconds of this process and the children it waited for)
+
+
+def _now() -> Timing:
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.perf_counter(), time.process_time() + kids.ru_utime + kids.ru_stime
+
+
+def _since(t0: Timing) -> Timing:
+    t1 = _now()
+    return t1[0] - t0[0], t1[1] - t0[1]
 
 
 def _rss_mb() -> float:
@@ -66,7 +85,7 @@ class _NullTransport:
         pass
 
 
-async def stage_panoramisk_bare(data: bytes, expected: int) -> float:
+async def stage_panoramisk_bare(data: bytes, expected: int) -> Timing:
     """Seconds for panoramisk to frame, parse and dispatch every event (no-op callback), no I/O."""
     from panoramisk import Manager
     from panoramisk.ami_protocol import AMIProtocol
@@ -81,16 +100,16 @@ async def stage_panoramisk_bare(data: bytes, expected: int) -> float:
     proto = AMIProtocol()
     proto.connection_made(_NullTransport())
     proto.factory = m
-    t0 = time.perf_counter()
+    t0 = _now()
     for i in range(0, len(data), 65536):
         proto.data_received(data[i:i + 65536])
-    dt = time.perf_counter() - t0
+    dt = _since(t0)
     if seen[0] < expected:
         raise RuntimeError(f"panoramisk dispatched {seen[0]} of {expected} events")
     return dt
 
 
-async def stage_panoramisk_tcp(port: int, expected: int) -> float:
+async def stage_panoramisk_tcp(port: int, expected: int) -> Timing:
     """Seconds for a stock panoramisk Manager to log in and dispatch every event to a no-op callback."""
     from panoramisk import Manager
 
@@ -102,15 +121,15 @@ async def stage_panoramisk_tcp(port: int, expected: int) -> float:
     m = Manager(host="127.0.0.1", port=port, username="qmon", secret=SECRET, ping_delay=3600,
                 loop=asyncio.get_running_loop())
     m.register_event("*", on_event)
-    t0 = time.perf_counter()
+    t0 = _now()
     await m.connect()
     await _wait_count(lambda: seen[0], expected)
-    dt = time.perf_counter() - t0
+    dt = _since(t0)
     m.close()
     return dt
 
 
-async def stage_amisource(port: int, expected: int) -> float:
+async def stage_amisource(port: int, expected: int) -> Timing:
     """Seconds for AmiSource to log in and ingest the stream (+ its own resync answers)."""
     from monitor.ami.live import AmiSource
     from monitor.core.ingest import Ingest
@@ -121,16 +140,16 @@ async def stage_amisource(port: int, expected: int) -> float:
     # The resync answers queue behind the whole stream here (the server sends it all at once): wait for them.
     cfg = AmiSettings(port=port, username="qmon", secret=SECRET, ping_interval_s=3600, resync_timeout_s=600)
     src = AmiSource(cfg, ingest)
-    t0 = time.perf_counter()
+    t0 = _now()
     task = asyncio.create_task(src.run())
     await _wait_count(lambda: ingest.events, expected)
-    dt = time.perf_counter() - t0
+    dt = _since(t0)
     await src.close()
     await task
     return dt
 
 
-async def stage_daemon(port: int, expected: int) -> float:
+async def stage_daemon(port: int, expected: int) -> Timing:
     """Seconds from daemon start (store ready, metrics built) until every event of the stream was ingested."""
     from monitor.app import Daemon, run_daemon
     from tests.daemon_helpers import daemon_settings
@@ -142,31 +161,26 @@ async def stage_daemon(port: int, expected: int) -> float:
         ready: asyncio.Future[Daemon] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(run_daemon(s, stop=stop, ready_cb=ready.set_result))
         d = await asyncio.wait_for(ready, 60)
-        t0 = time.perf_counter()
+        t0 = _now()
         pbx = next(iter(d.pbxs.values()))
         await _wait_count(lambda: pbx.ingest.events, expected)
-        dt = time.perf_counter() - t0
+        dt = _since(t0)
         stop.set()
         await asyncio.wait_for(task, 120)
     return dt
 
 
-def stage_replay(path: Path, full: bool) -> float:
-    """Seconds of ``qmon replay`` on the file: a whole process (fast path), or in-process with every message parsed."""
-    if full:
-        from monitor.replay import replay_files
-
-        t0 = time.perf_counter()
-        replay_files([path], fast=False).report()
-        return time.perf_counter() - t0
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "monitor", "replay", str(path)], check=True, stdout=subprocess.DEVNULL,
+def stage_replay(path: Path, full: bool) -> Timing:
+    """Seconds of ``qmon replay`` on the file, a whole process (``full``: with ``--full-parse``)."""
+    t0 = _now()
+    subprocess.run([sys.executable, "-m", "monitor", "replay", str(path), *(["--full-parse"] if full else [])],
+                   check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, cwd=Path(__file__).resolve().parent.parent,
                    env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
-    return time.perf_counter() - t0
+    return _since(t0)
 
 
-def stage_local(data: bytes, parse: bool) -> float:
+def stage_local(data: bytes, parse: bool) -> Timing:
     """Seconds for the tracker alone (parse=False: parsed beforehand; True: fast WireParser included)."""
     from monitor.ami.selection import tracker_selection
     from monitor.ami.wire import WireParser
@@ -176,17 +190,38 @@ def stage_local(data: bytes, parse: bool) -> float:
     ingest = Ingest(CallTracker())
     if not parse:
         headers = WireParser().feed(data)
-        t0 = time.perf_counter()
+        t0 = _now()
         for h in headers:
             ingest.feed(h, 0.0)
-        return time.perf_counter() - t0
-    t0 = time.perf_counter()
+        return _since(t0)
+    t0 = _now()
     p = WireParser(select=tracker_selection())
     for i in range(0, len(data), 65536):
         for h in p.feed(data[i:i + 65536]):
             ingest.feed(h, 0.0)
     ingest.events += p.dropped_events
-    return time.perf_counter() - t0
+    return _since(t0)
+
+
+def stage_parse(data: bytes, variant: str) -> Timing:
+    """Seconds for the wire parser alone over the bytes in 64 KiB pieces (see the module doc for variants)."""
+    from monitor.ami.selection import tracker_selection
+    from monitor.ami.wire import WireParser, _frame_mixed
+
+    p = WireParser(expect_banner=False, select=tracker_selection() if variant == "parse-select" else None)
+    if variant == "parse-line":
+        p._parse_fast = p._parse  # type: ignore[method-assign]
+    t0 = _now()
+    rest = b""
+    for i in range(0, len(data), 65536):
+        if variant == "frame-loop":
+            _, rest = _frame_mixed(rest + data[i:i + 65536])
+        elif variant == "frame-split":
+            raws = (rest + data[i:i + 65536]).split(b"\r\n\r\n")
+            rest = raws.pop()
+        else:
+            p.feed(data[i:i + 65536])
+    return _since(t0)
 
 
 async def serve(messages: list[bytes]) -> None:
@@ -237,7 +272,7 @@ def measure(args: argparse.Namespace, stages: list[str], rounds: int) -> tuple[i
     for _ in range(rounds):
         for stage in stages:
             r = run_stage(args, stage)
-            if stage not in best or r["seconds"] < best[stage]["seconds"]:
+            if stage not in best or r["cpu"] < best[stage]["cpu"]:
                 best[stage] = r
     return events, size, best
 
@@ -257,12 +292,14 @@ def _stage_main(args: argparse.Namespace) -> None:
     elif args.stage == "panoramisk-bare":
         data = BANNER + b"".join(s.reps(args.repeat))
         dt = asyncio.run(stage_panoramisk_bare(data, events))
+    elif args.stage in PARSE_STAGES:
+        dt = stage_parse(b"".join(s.reps(args.repeat)), args.stage)
     elif args.stage in ("wire+track", "tracker"):
         dt = stage_local(b"".join(s.reps(args.repeat)), parse=args.stage == "wire+track")
     else:
         runner = {"panoramisk-tcp": stage_panoramisk_tcp, "amisource": stage_amisource, "daemon": stage_daemon}
         dt = asyncio.run(runner[args.stage](args.port, events))
-    print(json.dumps({"seconds": dt, "rss_mb": _rss_mb()}))
+    print(json.dumps({"seconds": dt[0], "cpu": dt[1], "rss_mb": _rss_mb()}))
 
 
 def main() -> None:
@@ -282,11 +319,11 @@ def main() -> None:
     events, size, best = measure(args, stages, args.rounds)
     print(f"stream: {len(captures()) if not args.captures else args.captures} captures x {args.repeat} = "
           f"{events} events, {size / 1e6:.1f} MB")
-    print(f"{'stage':<16} {'events/s':>12} {'MB/s':>8} {'seconds':>8} {'peak RSS MB':>12}")
+    print(f"{'stage':<16} {'events/CPU-s':>12} {'MB/CPU-s':>8} {'CPU s':>6} {'wall s':>6} {'peak RSS MB':>11}")
     for stage in stages:
         r = best[stage]
-        print(f"{stage:<16} {events / r['seconds']:>12,.0f} {size / 1e6 / r['seconds']:>8.1f} "
-              f"{r['seconds']:>8.2f} {r['rss_mb']:>12.0f}")
+        print(f"{stage:<16} {events / r['cpu']:>12,.0f} {size / 1e6 / r['cpu']:>8.1f} {r['cpu']:>6.2f} "
+              f"{r['seconds']:>6.2f} {r['rss_mb']:>11.0f}")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat-window", action="append", default=None,
                    help="repeat-caller window, repeatable (default 24h)")
     p.add_argument("--records", action="store_true", help="also print every call record (json report only)")
+    p.add_argument("--full-parse", action="store_true",
+                   help="parse every .ami message, even events the tracker never reads (slower; same report)")
     return p
 
 
@@ -46,7 +48,7 @@ def cmd_replay(argv: list[str], env: Mapping[str, str]) -> int:
         return 2
     config = TrackerConfig(abandon_short_s=args.abandon_short_s, repeat_windows=windows)
     try:
-        result = replay_files(args.files, config)
+        result = replay_files(args.files, config, fast=not args.full_parse)
     except CaptureError as exc:
         print(f"qmon replay: {exc}", file=sys.stderr)
         return 2

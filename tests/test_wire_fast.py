@@ -79,11 +79,17 @@ def test_selection_drops_only_plainly_recognised_events() -> None:
               b"Event: VarSet\r\nValue: 1\r\n\r\n"                           # kept: normaliser counts the skip
               b"Event: VarSet\r\nVariable: A\r\nVariable: B\r\n\r\n"         # kept: duplicate header
               b"Event: New state \r\n\r\n"                                   # kept: not a plain name
+              b"Event: VarSet\r\nVariable: QUEUESTATUSX\r\nValue: 1\r\n\r\n"    # dropped
+              b"Event: VarSet\r\nVariable: QUEUESTATUS \r\nValue: 1\r\n\r\n"    # kept: trailing space
+              b"Event: VarSet\r\nValue: 1\r\nVariable: VmStatus\r\n\r\n"        # kept: last line, any case
+              b"Event: VarSet\r\nChanVariable: X\r\nVariable: Y\r\n\r\n"        # kept: a lookalike key
+              b"Event: VarSet\r\nVariable: \xc4\xb1\r\n\r\n"                    # kept: not ASCII
               b"Response: Success\r\nActionID: 8\r\n\r\n")                   # kept: responses always
     got = p.feed(stream)
     assert [h.get("Variable") or h.get("Event") or h["Response"] for h in got] == [
-        "Newstate", "__queuestatus", "VarSet", ["A", "B"], "New state", "Success"]
-    assert p.dropped_events == 2
+        "Newstate", "__queuestatus", "VarSet", ["A", "B"], "New state", "QUEUESTATUS", "VmStatus", "Y", "\u0131",
+        "Success"]
+    assert p.dropped_events == 3
 
 
 def test_gap_clock_is_the_last_timestamp_dropped_before_a_message_without_one() -> None:
