@@ -23,7 +23,8 @@ Best of K rounds, the rounds interleaving the stages.
 * ``frame-*``, ``parse-*``  the wire parser alone, one optimisation at a time (each must pay): framing only by
   the terminator-search loop (before issue 15) or one ``bytes.split`` per chunk; ``parse-line`` = the parser
   with the line-by-line parse (before issue 15), ``parse-fast`` = with the dict parse, ``parse-select`` = plus
-  the tracker's selection (untracked events counted, never parsed)
+  the tracker's selection (untracked events counted, never parsed), ``parse-subset`` = plus only the headers
+  the normaliser reads parsed
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ from bench.stream import BANNER, Stream, captures
 
 SECRET = "bench"
 STAGES = ("panoramisk-bare", "panoramisk-tcp", "replay", "replay-full", "daemon", "amisource", "wire+track",
-          "tracker", "frame-loop", "frame-split", "parse-line", "parse-fast", "parse-select")
-PARSE_STAGES = ("frame-loop", "frame-split", "parse-line", "parse-fast", "parse-select")
+          "tracker", "frame-loop", "frame-split", "parse-line", "parse-fast", "parse-select", "parse-subset")
+PARSE_STAGES = ("frame-loop", "frame-split", "parse-line", "parse-fast", "parse-select", "parse-subset")
 TCP_STAGES = ("panoramisk-tcp", "daemon", "amisource")
 
 
@@ -208,7 +209,8 @@ def stage_parse(data: bytes, variant: str) -> Timing:
     from monitor.ami.selection import tracker_selection
     from monitor.ami.wire import WireParser, _frame_mixed
 
-    p = WireParser(expect_banner=False, select=tracker_selection() if variant == "parse-select" else None)
+    select = {"parse-select": tracker_selection(subset=False), "parse-subset": tracker_selection()}.get(variant)
+    p = WireParser(expect_banner=False, select=select)
     if variant == "parse-line":
         p._parse_fast = p._parse  # type: ignore[method-assign]
     t0 = _now()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.ami.selection import tracker_selection
-from monitor.ami.wire import Headers, Selection, WireParser
+from monitor.ami.selection import headers_read, tracker_selection
+from monitor.ami.wire import Headers, Selection, WireParser, _parse_subset
 from monitor.core.normalize import TRACKED_VARIABLES, normalize
 from monitor.replay import replay_files
 from tests.factcheck import FIXTURES
@@ -64,7 +64,11 @@ def test_selection_keeps_exactly_what_the_tracker_uses_under_any_chunking(path: 
             n = len(raw) if mode == "whole" else rng.randint(1, 3000)
             got.extend(p.feed(raw[i:i + n]))
             i += n
-        assert got == want, mode
+        assert len(got) == len(want), mode
+        for g, w in zip(got, want, strict=True):
+            # Subset-parsed events carry the headers the normaliser reads: what it makes of them is the same.
+            assert (g.get("Event"), g.get("Timestamp"), normalize(g)) == (w.get("Event"), w.get("Timestamp"),
+                                                                          normalize(w)), w
         assert p.dropped_events == sum(1 for h in everything if "Event" in h) - sum(1 for h in want if "Event" in h)
         assert p.dropped_events > len(want)  # the point: most of the stream is never parsed
 
@@ -103,6 +107,45 @@ def test_gap_clock_is_the_last_timestamp_dropped_before_a_message_without_one() 
     assert [h.get("Event") for h in got] == ["QueueParams", "Hangup", None]
     assert p.gap_clocks == [10.5, None, 299.0]
     assert len(p._gap) == 0
+
+
+class _Spy(dict[str, "str | list[str]"]):
+    """A header dict recording the keys read through get()."""
+
+    read: set[str] = set()
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        _Spy.read.add(key)
+        return super().get(key, default)
+
+
+def test_the_normaliser_reads_only_headers_the_selection_parses() -> None:
+    keys, generic = headers_read()
+    for path in CAPTURES:
+        for h in WireParser().feed(_raw(path)):
+            _Spy.read = set()
+            normalize(_Spy(h))
+            if h.get("Event") not in generic:
+                assert _Spy.read <= keys, (h.get("Event"), _Spy.read - keys)
+    assert generic == {"UserEvent"}
+
+
+SUBSET_CASES = [
+    "Event: Hangup\r\nUniqueid: 1\r\nUniqueid : 2\r\n Linkedid:3 \r\nChannel:  x \r\nChannelState: 6",
+    "Event: Hangup\nUniqueid: 1\n\tCause:\t16\t\r\nX Queue: no\r\nQueue: a:b\r\nQueue",
+    "Event: Hangup\r\n\x1cLanguage\x1c: en\r\nContext: caf\u00e9 \u00a0\r\nExten: \xff",
+]
+
+
+@pytest.mark.parametrize("text", SUBSET_CASES)
+def test_subset_parse_equals_the_line_parser_on_every_selected_header(text: str) -> None:
+    keys, _ = headers_read()
+    sel = Selection({"Hangup"}, headers=keys)
+    assert sel._subset is not None
+    raw = text.encode("utf-8", "surrogateescape")
+    full = WireParser(expect_banner=False)._parse(raw)
+    sub = _parse_subset(raw, sel._subset)
+    assert {k: v for k, v in full.items() if k in keys} == sub
 
 
 @pytest.mark.parametrize("text", [

@@ -6,10 +6,12 @@ Used by the wire parser's fast path (:class:`monitor.ami.wire.Selection`) and by
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import types
+from collections.abc import Callable, Iterable
 
 from monitor.ami.wire import Selection
-from monitor.core.normalize import TRACKED_VARIABLES, tracked_events
+from monitor.core import normalize
+from monitor.core.normalize import TRACKED_VARIABLES, event_builders, tracked_events
 
 #: Events qmon uses outside the tracker: survey callbacks wait for the answer to their Originate.
 DAEMON_EVENTS = frozenset({"OriginateResponse"})
@@ -20,6 +22,60 @@ def tracker_events(extra: Iterable[str] = DAEMON_EVENTS) -> frozenset[str]:
     return tracked_events() | frozenset(extra)
 
 
-def tracker_selection(extra: Iterable[str] = DAEMON_EVENTS, gap_clock: bool = False) -> Selection:
-    """The parser selection for the tracker: its events, and ``VarSet`` only of the variables it reads."""
-    return Selection(tracker_events(extra), TRACKED_VARIABLES, gap_clock=gap_clock)
+#: Attribute names through which a function reads headers generically (every key): ``r.h.items()`` etc.
+_GENERIC = frozenset({"items", "keys", "values", "__iter__"})
+
+
+def _module_functions() -> dict[str, types.FunctionType]:
+    """The normaliser's functions and its classes' methods (``_Reader.chan`` ...), by name."""
+    out: dict[str, types.FunctionType] = {}
+    for name, obj in vars(normalize).items():
+        if isinstance(obj, types.FunctionType) and obj.__module__ == normalize.__name__:
+            out[name] = obj
+        elif isinstance(obj, type) and obj.__module__ == normalize.__name__:
+            out.update((n, m) for n, m in vars(obj).items() if isinstance(m, types.FunctionType))
+    return out
+
+
+def _code_tree(fn: Callable[..., object], functions: dict[str, types.FunctionType]) -> list[types.CodeType]:
+    """The code of ``fn``, its nested functions, and the normaliser's functions/methods it names."""
+    seen: set[types.CodeType] = set()
+    stack, out = [fn.__code__], []
+    while stack:
+        code = stack.pop()
+        if code in seen:
+            continue
+        seen.add(code)
+        out.append(code)
+        stack += [c for c in code.co_consts if isinstance(c, types.CodeType)]
+        stack += [functions[n].__code__ for n in code.co_names if n in functions]
+    return out
+
+
+def headers_read() -> tuple[frozenset[str], frozenset[str]]:
+    """(header names the normaliser may read, events whose builder reads every header).
+
+    Derived from the normaliser's code, not listed by hand: every identifier-like string constant of each
+    builder and of every normaliser function or ``_Reader`` method it names (a superset: a constant that is no
+    header name costs nothing), and the builders that iterate the headers (``UserEvent`` keeps all its fields).
+    ``Event`` and ``Timestamp`` are always included (``Ingest`` and ``qmon replay`` read them).
+    """
+    functions = _module_functions()
+    keys = {"Event", "Timestamp"}
+    generic: set[str] = set()
+    for name, fn in event_builders().items():
+        for code in _code_tree(fn, functions):
+            keys.update(c for c in code.co_consts if isinstance(c, str) and c.isidentifier())
+            if _GENERIC & set(code.co_names):
+                generic.add(name)
+    return frozenset(keys), frozenset(generic)
+
+
+def tracker_selection(extra: Iterable[str] = DAEMON_EVENTS, gap_clock: bool = False,
+                      subset: bool = True) -> Selection:
+    """The parser selection for the tracker: its events, ``VarSet`` only of the variables it reads, and (with
+    ``subset``) only the headers it reads parsed, except for ``extra`` events and generic readers (parsed whole)."""
+    keys, generic = headers_read()
+    events = tracker_events(extra)
+    return Selection(events, TRACKED_VARIABLES, gap_clock=gap_clock, headers=keys if subset else None,
+                     whole=generic | (events - tracked_events()))

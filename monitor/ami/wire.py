@@ -28,7 +28,7 @@ _BAD_VALUE_END = re.compile(r"\s(?:\x00|\Z)")  # a value the reference parser wo
 _GAP_MAX = 64
 
 
-KEEP, DROP, VARSET = 0, 1, 2
+KEEP, DROP, VARSET, SUBSET = 0, 1, 2, 3
 #: Bound of the per-parser caches of first lines and VarSet variable names (garbage must not grow them).
 _CACHE_MAX = 1024
 
@@ -42,16 +42,26 @@ class Selection:
     before it (``qmon replay`` derives its clock from every message; see :attr:`WireParser.gap_clocks`).
     Responses (no ``Event`` first line), events carrying an ``ActionID`` (answers to our own actions) and
     anything not plainly recognisable are always kept: keeping too much is only slower, never wrong.
+    ``headers``: if given, a kept event (not in ``whole``) is parsed for these header names only, with the
+    line parser's exact semantics for each (first value first, repeated keys as lists); others parsed whole.
     """
 
-    __slots__ = ("_names", "events", "gap_clock", "varset_variables")
+    __slots__ = ("_names", "_subset", "_whole", "events", "gap_clock", "headers", "varset_variables")
 
     def __init__(self, events: Iterable[str], varset_variables: Iterable[str] | None = None,
-                 gap_clock: bool = False) -> None:
+                 gap_clock: bool = False, headers: Iterable[str] | None = None, whole: Iterable[str] = ()) -> None:
         self.events = frozenset(events)
         self.varset_variables = frozenset(varset_variables) if varset_variables is not None else None
         self.gap_clock = gap_clock
+        self.headers = frozenset(headers) if headers is not None else None
         self._names = frozenset(e.encode() for e in self.events)
+        self._whole = frozenset(e.encode() for e in whole)
+        self._subset: re.Pattern[str] | None = None
+        if self.headers:
+            # A line whose key, stripped as the line parser strips it, is one of ours: after any \n (the text
+            # gets one in front), as it splits; the value after one optional space, rstripped by the caller.
+            alt = "|".join(re.escape(h) for h in sorted(self.headers, key=len, reverse=True))
+            self._subset = re.compile(rf"\n[^\S\n]*({alt})[^\S\n]*:(?: )?([^\n]*)")
 
     def keeps(self, message: bytes) -> bool:
         """False if ``message`` (one raw message, CRLF lines, no terminator) is an event outside the selection."""
@@ -59,7 +69,7 @@ class Selection:
         kind = self.classify(message[:nl] if nl >= 0 else message)
         if kind == DROP:
             return b"ActionID" in message
-        return kind == KEEP or not self.other_variable(message)
+        return kind != VARSET or not self.other_variable(message)
 
     def classify(self, first_line: bytes) -> int:
         """KEEP, DROP (unless it carries an ActionID) or VARSET (look at the variable) from a first line."""
@@ -67,7 +77,9 @@ class Selection:
             return KEEP
         name = first_line[7:]
         if name in self._names:
-            return VARSET if name == b"VarSet" and self.varset_variables is not None else KEEP
+            if name == b"VarSet" and self.varset_variables is not None:
+                return VARSET
+            return SUBSET if self._subset is not None and name not in self._whole else KEEP
         # Only plain names are decided here: anything else is parsed and left to the consumer.
         return DROP if name.isalnum() else KEEP
 
@@ -189,7 +201,11 @@ class WireParser:
                     if len(gap) > _GAP_MAX:
                         gap[:] = self._last_stamped(gap)
                 continue
-            msg = self._parse_fast(raw)
+            subset = sel._subset
+            if subset is not None and kind != KEEP and b"ActionID" not in raw:
+                msg = _parse_subset(raw, subset)
+            else:
+                msg = self._parse_fast(raw)
             if not msg:
                 continue
             out.append(msg)
@@ -251,6 +267,21 @@ class WireParser:
             else:
                 msg[key] = [old, value]
         return msg
+
+
+def _parse_subset(raw: bytes, subset: re.Pattern[str]) -> Headers:
+    """Only the headers ``subset`` names, each as the line parser would give it (see :class:`Selection`)."""
+    msg: Headers = {}
+    for key, value in subset.findall("\n" + raw.decode("utf-8", "replace")):
+        value = value.rstrip()
+        old = msg.get(key)
+        if old is None:
+            msg[key] = value
+        elif isinstance(old, list):
+            old.append(value)
+        else:
+            msg[key] = [old, value]
+    return msg
 
 
 def _frame_mixed(buf: bytes) -> tuple[list[bytes], bytes]:
