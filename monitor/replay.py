@@ -47,7 +47,9 @@ def replay_messages(
                 now = float(ts)
             except ValueError:
                 pass
-        res.records.extend(closed_records(ing.feed(headers, now)))
+        notes = ing.feed(headers, now)
+        if notes:
+            res.records.extend(closed_records(notes))
     res.records.extend(closed_records(tr.close_all(tr.now or now, "eof")))
     res.events = ing.events
     res.skipped = dict(ing.skipped)
