@@ -270,8 +270,13 @@ class WireParser:
 
 def _parse_subset(raw: bytes, subset: re.Pattern[str]) -> Headers:
     """Only the headers ``subset`` names, each as the line parser would give it (see :class:`Selection`)."""
+    # CR LF -> LF first: the line parser drops that CR anyway, and values then rarely need an rstrip.
+    pairs = subset.findall("\n" + raw.decode("utf-8", "replace").replace("\r\n", "\n"))
+    flat: dict[str, str] = dict(pairs)
+    if len(flat) == len(pairs) and not _BAD_VALUE_END.search("\x00".join(flat.values())):
+        return flat  # type: ignore[return-value]  # dict is invariant; no list values here
     msg: Headers = {}
-    for key, value in subset.findall("\n" + raw.decode("utf-8", "replace")):
+    for key, value in pairs:
         value = value.rstrip()
         old = msg.get(key)
         if old is None:
