@@ -128,15 +128,12 @@ class WireParser:
     def feed(self, data: bytes) -> list[Headers]:
         """Add bytes; return every message completed by them (those the selection keeps), in order."""
         buf = self._buf
-        if buf or b"\n" not in data:
+        if b"\n" not in data:  # no line end: nothing can have completed
             buf += data
-            if b"\n" not in data:  # no line end: nothing can have completed
-                self._check_size()
-                return []
-            whole = bytes(buf)
-            buf.clear()
-        else:
-            whole = bytes(data)
+            self._check_size()
+            return []
+        whole = bytes(buf) + data if buf else bytes(data)
+        buf.clear()
         if self._expect_banner and self.banner is None:
             nl = whole.find(b"\n")
             self.banner = whole[:nl].decode("utf-8", "replace").strip()
