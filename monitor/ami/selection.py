@@ -52,30 +52,29 @@ def _code_tree(fn: Callable[..., object], functions: dict[str, types.FunctionTyp
     return out
 
 
-def headers_read() -> tuple[frozenset[str], frozenset[str]]:
-    """(header names the normaliser may read, events whose builder reads every header).
+def headers_read() -> dict[str, frozenset[str] | None]:
+    """Event name -> the header names its normaliser builder may read (None: it reads every header).
 
-    Derived from the normaliser's code, not listed by hand: every identifier-like string constant of each
-    builder and of every normaliser function or ``_Reader`` method it names (a superset: a constant that is no
-    header name costs nothing), and the builders that iterate the headers (``UserEvent`` keeps all its fields).
+    Derived from the normaliser's code, not listed by hand: every identifier-like string constant of the builder
+    and of every normaliser function or ``_Reader`` method it names (a superset: a constant that is no header
+    name costs nothing); a builder that iterates the headers (``UserEvent`` keeps all its fields) gets None.
     ``Event`` and ``Timestamp`` are always included (``Ingest`` and ``qmon replay`` read them).
     """
     functions = _module_functions()
-    keys = {"Event", "Timestamp"}
-    generic: set[str] = set()
+    out: dict[str, frozenset[str] | None] = {}
     for name, fn in event_builders().items():
+        keys = {"Event", "Timestamp"}
+        generic = False
         for code in _code_tree(fn, functions):
             keys.update(c for c in code.co_consts if isinstance(c, str) and c.isidentifier())
-            if _GENERIC & set(code.co_names):
-                generic.add(name)
-    return frozenset(keys), frozenset(generic)
+            generic = generic or bool(_GENERIC & set(code.co_names))
+        out[name] = None if generic else frozenset(keys)
+    return out
 
 
 def tracker_selection(extra: Iterable[str] = DAEMON_EVENTS, gap_clock: bool = False,
                       subset: bool = True) -> Selection:
     """The parser selection for the tracker: its events, ``VarSet`` only of the variables it reads, and (with
-    ``subset``) only the headers it reads parsed, except for ``extra`` events and generic readers (parsed whole)."""
-    keys, generic = headers_read()
-    events = tracker_events(extra)
-    return Selection(events, TRACKED_VARIABLES, gap_clock=gap_clock, headers=keys if subset else None,
-                     whole=generic | (events - tracked_events()))
+    ``subset``) of each tracked event only the headers its builder reads; ``extra`` events are parsed whole."""
+    read = {e: h for e, h in headers_read().items() if h is not None} if subset else None
+    return Selection(tracker_events(extra), TRACKED_VARIABLES, gap_clock=gap_clock, headers=read)

@@ -42,26 +42,24 @@ class Selection:
     before it (``qmon replay`` derives its clock from every message; see :attr:`WireParser.gap_clocks`).
     Responses (no ``Event`` first line), events carrying an ``ActionID`` (answers to our own actions) and
     anything not plainly recognisable are always kept: keeping too much is only slower, never wrong.
-    ``headers``: if given, a kept event (not in ``whole``) is parsed for these header names only, with the
-    line parser's exact semantics for each (first value first, repeated keys as lists); others parsed whole.
+    ``headers``: event name -> the header names its consumer reads; such an event is parsed for those only,
+    with the line parser's exact semantics for each (repeated keys as lists). Other kept messages are parsed whole.
     """
 
-    __slots__ = ("_names", "_subset", "_whole", "events", "gap_clock", "headers", "varset_variables")
+    __slots__ = ("_names", "_patterns", "events", "gap_clock", "headers", "varset_variables")
 
     def __init__(self, events: Iterable[str], varset_variables: Iterable[str] | None = None,
-                 gap_clock: bool = False, headers: Iterable[str] | None = None, whole: Iterable[str] = ()) -> None:
+                 gap_clock: bool = False, headers: Mapping[str, Iterable[str]] | None = None) -> None:
         self.events = frozenset(events)
         self.varset_variables = frozenset(varset_variables) if varset_variables is not None else None
         self.gap_clock = gap_clock
-        self.headers = frozenset(headers) if headers is not None else None
+        self.headers = {e: frozenset(h) for e, h in (headers or {}).items() if e in self.events}
         self._names = frozenset(e.encode() for e in self.events)
-        self._whole = frozenset(e.encode() for e in whole)
-        self._subset: re.Pattern[str] | None = None
-        if self.headers:
-            # A line whose key, stripped as the line parser strips it, is one of ours: after any \n (the text
-            # gets one in front), as it splits; the value after one optional space, rstripped by the caller.
-            alt = "|".join(re.escape(h) for h in sorted(self.headers, key=len, reverse=True))
-            self._subset = re.compile(rf"\n[^\S\n]*({alt})[^\S\n]*:(?: )?([^\n]*)")
+        self._patterns = {e.encode(): _subset_pattern(h) for e, h in self.headers.items() if h}
+
+    def pattern(self, first_line: bytes) -> re.Pattern[str] | None:
+        """The header-subset regex for a message starting with this line, None = parse it whole."""
+        return self._patterns.get(first_line[7:]) if first_line.startswith(b"Event: ") else None
 
     def keeps(self, message: bytes) -> bool:
         """False if ``message`` (one raw message, CRLF lines, no terminator) is an event outside the selection."""
@@ -79,7 +77,7 @@ class Selection:
         if name in self._names:
             if name == b"VarSet" and self.varset_variables is not None:
                 return VARSET
-            return SUBSET if self._subset is not None and name not in self._whole else KEEP
+            return SUBSET if name in self._patterns else KEEP
         # Only plain names are decided here: anything else is parsed and left to the consumer.
         return DROP if name.isalnum() else KEEP
 
@@ -115,6 +113,7 @@ class WireParser:
         self._select = select
         self._gap: list[bytes] = []
         self._heads: dict[bytes, int] = {}
+        self._patterns: dict[bytes, re.Pattern[str] | None] = {}
         self._variables: dict[bytes, bool] = {}
         self.banner: str | None = None
         self.oversized = 0
@@ -161,7 +160,7 @@ class WireParser:
         clocks: list[float | None] = []
         self.gap_clocks = clocks
         gap, gap_clock, dropped = self._gap, sel.gap_clock, 0
-        heads, variables = self._heads, self._variables
+        heads, variables, patterns = self._heads, self._variables, self._patterns
         for raw in raws:
             # The hot loop (most of the stream is dropped here): decisions cached per distinct first line and
             # per distinct VarSet variable, so a dropped message costs a few C-level scans.
@@ -172,6 +171,7 @@ class WireParser:
                 kind = sel.classify(head)
                 if len(heads) < _CACHE_MAX:
                     heads[head] = kind
+                    patterns[head] = sel.pattern(head)
             if kind == DROP:
                 drop = b"ActionID" not in raw
             elif kind == VARSET:
@@ -197,9 +197,9 @@ class WireParser:
                     if len(gap) > _GAP_MAX:
                         gap[:] = self._last_stamped(gap)
                 continue
-            subset = sel._subset
-            if subset is not None and kind != KEEP and b"ActionID" not in raw:
-                msg = _parse_subset(raw, subset)
+            pattern = patterns.get(head) if kind != KEEP else None
+            if pattern is not None and b"ActionID" not in raw:
+                msg = _parse_subset(raw, pattern)
             else:
                 msg = self._parse_fast(raw)
             if not msg:
@@ -263,6 +263,13 @@ class WireParser:
             else:
                 msg[key] = [old, value]
         return msg
+
+
+def _subset_pattern(headers: Iterable[str]) -> re.Pattern[str]:
+    """A line whose key, stripped as the line parser strips it, is one of ``headers``: after any \\n (the text
+    gets one in front), as the line parser splits; the value after one optional space."""
+    alt = "|".join(re.escape(h) for h in sorted(headers, key=len, reverse=True))
+    return re.compile(rf"\n[^\S\n]*({alt})[^\S\n]*:(?: )?([^\n]*)")
 
 
 def _parse_subset(raw: bytes, subset: re.Pattern[str]) -> Headers:
