@@ -107,6 +107,7 @@ def test_gap_clock_is_the_last_timestamp_dropped_before_a_message_without_one() 
     assert [h.get("Event") for h in got] == ["QueueParams", "Hangup", None]
     assert p.gap_clocks == [10.5, None, 299.0]
     assert len(p._gap) == 0
+    assert p.feed(b"Event: Newstate\r") == [] and p.gap_clocks == []  # one entry per message returned
 
 
 class _Spy(dict[str, "str | list[str]"]):

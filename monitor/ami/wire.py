@@ -8,7 +8,8 @@ Speed (see docs/performance.md): framing is one ``bytes.split`` per chunk when t
 a well-formed message is parsed by ``str.split`` + ``dict`` and checked with two C-level scans, falling back to
 the line-by-line parser (the reference semantics) on anything unusual. With a :class:`Selection`, events the
 consumer has no use for are recognised from their first line (and, for ``VarSet``, the ``Variable`` line) and
-counted in :attr:`WireParser.dropped_events` without being decoded or parsed.
+counted in :attr:`WireParser.dropped_events` without being decoded or parsed, and a kept event may be parsed for
+the headers its consumer reads only.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ class Selection:
         return kind != VARSET or not self.other_variable(message)
 
     def classify(self, first_line: bytes) -> int:
-        """KEEP, DROP (unless it carries an ActionID) or VARSET (look at the variable) from a first line."""
+        """KEEP (parse whole), SUBSET (parse its headers), DROP (unless it carries an ActionID) or VARSET (look at
+        the variable) from a message's first line."""
         if not first_line.startswith(b"Event: "):
             return KEEP
         name = first_line[7:]
@@ -117,6 +119,8 @@ class WireParser:
         self._variables: dict[bytes, bool] = {}
         self.banner: str | None = None
         self.oversized = 0
+        #: Lines the line parser could not read (messages parsed whole only: a dropped or subset-parsed event
+        #: is never looked at line by line).
         self.bad_lines = 0
         #: Events left out by the selection (counted, never parsed); cumulative.
         self.dropped_events = 0
@@ -127,6 +131,7 @@ class WireParser:
     def feed(self, data: bytes) -> list[Headers]:
         """Add bytes; return every message completed by them (those the selection keeps), in order."""
         buf = self._buf
+        self.gap_clocks = []
         if b"\n" not in data:  # no line end: nothing can have completed
             buf += data
             self._check_size()
