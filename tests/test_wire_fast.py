@@ -161,3 +161,13 @@ def test_fast_parse_equals_reference_parse(text: str) -> None:
     raw = text.encode("utf-8", "surrogateescape") if "\xff" not in text else text.encode("latin-1")
     p = WireParser(expect_banner=False)
     assert p._parse_fast(raw) == p._parse(raw)
+
+
+def test_replay_cli_full_parse_prints_the_same_report(capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.cli import main
+
+    path = str(FIXTURES / "concurrent.ami")
+    assert main(["replay", path, "--records"]) == 0
+    fast = capsys.readouterr().out
+    assert main(["replay", path, "--records", "--full-parse"]) == 0
+    assert capsys.readouterr().out == fast and '"calls": 6' in fast
