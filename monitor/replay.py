@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.ami.files import read_capture
+from monitor.ami.selection import tracker_selection
 from monitor.core.ingest import Ingest, closed_records
 from monitor.core.records import CallRecord
 from monitor.core.report import build_report
@@ -46,7 +47,9 @@ def replay_messages(
                 now = float(ts)
             except ValueError:
                 pass
-        res.records.extend(closed_records(ing.feed(headers, now)))
+        notes = ing.feed(headers, now)
+        if notes:
+            res.records.extend(closed_records(notes))
     res.records.extend(closed_records(tr.close_all(tr.now or now, "eof")))
     res.events = ing.events
     res.skipped = dict(ing.skipped)
@@ -54,14 +57,20 @@ def replay_messages(
     return res
 
 
-def replay_files(paths: Iterable[Path], config: TrackerConfig | None = None) -> ReplayResult:
-    """Replay capture files one after another through one tracker (repeat callers span files)."""
+def replay_files(paths: Iterable[Path], config: TrackerConfig | None = None, fast: bool = True) -> ReplayResult:
+    """Replay capture files one after another through one tracker (repeat callers span files).
+
+    ``fast``: ``.ami`` events the tracker has no use for are counted but never parsed (same records and report
+    as ``fast=False``, which parses every message; tests/test_wire_fast.py holds them equal).
+    """
     tr = CallTracker(config)
     total = ReplayResult()
+    select = tracker_selection(extra=(), gap_clock=True) if fast else None
     for p in paths:
-        r = replay_messages(read_capture(p), tracker=tr)
+        stats: dict[str, int] = {}
+        r = replay_messages(read_capture(p, stats, select), tracker=tr)
         total.records.extend(r.records)
-        total.events += r.events
+        total.events += r.events + stats.get("dropped_events", 0)
         for k, v in r.skipped.items():
             total.skipped[k] = total.skipped.get(k, 0) + v
         total.queues |= r.queues

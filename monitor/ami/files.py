@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, cast
 
-from monitor.ami.wire import Headers, WireParser
+from monitor.ami.wire import Headers, Selection, WireParser
 
 CHUNK = 64 * 1024
 
@@ -30,6 +30,13 @@ def _open(path: Path) -> IO[bytes]:
     return f
 
 
+def _chunks(f: IO[bytes]) -> Iterator[bytes]:
+    """The file in CHUNK pieces, then a terminator for a last message without its blank line."""
+    while chunk := f.read(CHUNK):
+        yield chunk
+    yield b"\r\n\r\n"
+
+
 def capture_kind(path: Path) -> str:
     """``ami`` or ``jsonl`` from the file name (``.gz`` allowed)."""
     name = path.name[:-3] if path.name.endswith(".gz") else path.name
@@ -40,20 +47,31 @@ def capture_kind(path: Path) -> str:
     raise CaptureError(f"{path}: unknown capture format (expected .ami, .jsonl, optionally .gz)")
 
 
-def read_capture(path: Path, stats: dict[str, int] | None = None) -> Iterator[tuple[Headers, float | None]]:
-    """Yield (headers, receive time or None) for every message of a capture, in wire order."""
+def read_capture(path: Path, stats: dict[str, int] | None = None, select: Selection | None = None,
+                 ) -> Iterator[tuple[Headers, float | None]]:
+    """Yield (headers, clock or None) for every message of a capture, in wire order.
+
+    The clock is the receive time (``.jsonl``), or, for an ``.ami`` message read with a ``select`` that has
+    ``gap_clock``, the last ``Timestamp`` of the events dropped just before it when it has none itself.
+    ``select`` (``.ami`` only) leaves out the events it does not keep; they are counted in
+    ``stats["dropped_events"]`` once the capture is read to its end.
+    """
     kind = capture_kind(path)
     stats = stats if stats is not None else {}
     with _open(path) as f:
         try:
             if kind == "ami":
-                parser = WireParser(expect_banner=True)
-                while chunk := f.read(CHUNK):
-                    for msg in parser.feed(chunk):
-                        yield msg, None
-                for msg in parser.feed(b"\r\n\r\n"):
-                    yield msg, None
+                parser = WireParser(expect_banner=True, select=select)
+                clocked = select is not None and select.gap_clock
+                for chunk in _chunks(f):
+                    msgs = parser.feed(chunk)
+                    if clocked:
+                        yield from zip(msgs, parser.gap_clocks, strict=True)
+                    else:
+                        for msg in msgs:
+                            yield msg, None
                 stats["bad_lines"] = stats.get("bad_lines", 0) + parser.bad_lines
+                stats["dropped_events"] = stats.get("dropped_events", 0) + parser.dropped_events
             else:
                 for line in f:
                     if not line.strip():

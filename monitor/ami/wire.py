@@ -3,10 +3,18 @@
 Asterisk sends ``Key: Value`` lines ended by CRLF, one blank line between messages, after a one-line
 banner (``Asterisk Call Manager/11.0.0``). The parser accepts any chunking of the byte stream (a message
 may arrive split anywhere, even inside a CRLF) and bare LF line ends.
+
+Speed (see docs/performance.md): framing is one ``bytes.split`` per chunk when the chunk has CRLF framing only;
+a well-formed message is parsed by ``str.split`` + ``dict`` and checked with two C-level scans, falling back to
+the line-by-line parser (the reference semantics) on anything unusual. With a :class:`Selection`, events the
+consumer has no use for are recognised from their first line (and, for ``VarSet``, the ``Variable`` line) and
+counted in :attr:`WireParser.dropped_events` without being decoded or parsed, and a kept event may be parsed for
+the headers its consumer reads only.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 Headers = dict[str, str | list[str]]
@@ -14,54 +22,226 @@ Headers = dict[str, str | list[str]]
 #: A message larger than this is garbage (or an attack): it is dropped and counted, never buffered forever.
 MAX_MESSAGE_BYTES = 1 << 20
 
+_SEP = b"\r\n\r\n"
+_BAD_KEYS = re.compile(r"[\s:]")  # a key the reference parser would strip, split differently or reject
+_BAD_VALUE_END = re.compile(r"\s(?:\x00|\Z)")  # a value the reference parser would rstrip
+#: Past this many dropped messages in a row the gap keeps only its last time-stamped one (bounded memory).
+_GAP_MAX = 64
+
+
+KEEP, DROP, VARSET, SUBSET = 0, 1, 2, 3
+#: Bound of the per-parser caches of first lines and VarSet variable names (garbage must not grow them).
+_CACHE_MAX = 1024
+
+
+class Selection:
+    """The events a consumer uses; every other event is counted, never parsed.
+
+    ``events``: event names kept (``Event:`` value as Asterisk spells it). ``varset_variables``: if given, a
+    ``VarSet`` is kept only when ``Variable.lstrip('_').upper()`` is one of them. ``gap_clock``: remember, for
+    each kept message without a usable ``Timestamp``, the last ``Timestamp`` among the messages dropped just
+    before it (``qmon replay`` derives its clock from every message; see :attr:`WireParser.gap_clocks`).
+    Responses (no ``Event`` first line), events carrying an ``ActionID`` (answers to our own actions) and
+    anything not plainly recognisable are always kept: keeping too much is only slower, never wrong.
+    ``headers``: event name -> the header names its consumer reads; such an event is parsed for those only,
+    with the line parser's exact semantics for each (repeated keys as lists). Other kept messages are parsed whole.
+    """
+
+    __slots__ = ("_names", "_patterns", "events", "gap_clock", "headers", "varset_variables")
+
+    def __init__(self, events: Iterable[str], varset_variables: Iterable[str] | None = None,
+                 gap_clock: bool = False, headers: Mapping[str, Iterable[str]] | None = None) -> None:
+        self.events = frozenset(events)
+        self.varset_variables = frozenset(varset_variables) if varset_variables is not None else None
+        self.gap_clock = gap_clock
+        self.headers = {e: frozenset(h) for e, h in (headers or {}).items() if e in self.events}
+        self._names = frozenset(e.encode() for e in self.events)
+        self._patterns = {e.encode(): _subset_pattern(h) for e, h in self.headers.items() if h}
+
+    def pattern(self, first_line: bytes) -> re.Pattern[str] | None:
+        """The header-subset regex for a message starting with this line, None = parse it whole."""
+        return self._patterns.get(first_line[7:]) if first_line.startswith(b"Event: ") else None
+
+    def keeps(self, message: bytes) -> bool:
+        """False if ``message`` (one raw message, CRLF lines, no terminator) is an event outside the selection."""
+        nl = message.find(b"\r\n")
+        kind = self.classify(message[:nl] if nl >= 0 else message)
+        if kind == DROP:
+            return b"ActionID" in message
+        return kind != VARSET or not self.other_variable(message)
+
+    def classify(self, first_line: bytes) -> int:
+        """KEEP (parse whole), SUBSET (parse its headers), DROP (unless it carries an ActionID) or VARSET (look at
+        the variable) from a message's first line."""
+        if not first_line.startswith(b"Event: "):
+            return KEEP
+        name = first_line[7:]
+        if name in self._names:
+            if name == b"VarSet" and self.varset_variables is not None:
+                return VARSET
+            return SUBSET if name in self._patterns else KEEP
+        # Only plain names are decided here: anything else is parsed and left to the consumer.
+        return DROP if name.isalnum() else KEEP
+
+    def other_variable(self, message: bytes) -> bool:
+        """True if this VarSet sets exactly one ``Variable`` and it is not one of ``varset_variables``."""
+        name = _variable(message)
+        return name is not None and self.untracked_variable(name)
+
+    def untracked_variable(self, raw: bytes) -> bool:
+        """True if the raw ``Variable`` value names none of ``varset_variables`` (as the normaliser reads it)."""
+        if self.varset_variables is None or not raw.isascii() or b"\n" in raw:
+            return False
+        return raw.decode().rstrip().lstrip("_").upper() not in self.varset_variables
+
+
+def _variable(message: bytes) -> bytes | None:
+    """The raw value of the one ``Variable`` line of a message; None if absent or possibly repeated."""
+    i = message.find(b"\r\nVariable: ")
+    if i < 0 or message.count(b"Variable") != 1:
+        return None  # no such header, or a lookalike: let the full parse and the normaliser decide
+    j = message.find(b"\r\n", i + 12)
+    return message[i + 12:] if j < 0 else message[i + 12:j]
+
 
 class WireParser:
     """Turns AMI bytes into header dicts; duplicate keys become lists, as in the ``.jsonl`` captures."""
 
-    def __init__(self, expect_banner: bool = True, max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
+    def __init__(self, expect_banner: bool = True, max_message_bytes: int = MAX_MESSAGE_BYTES,
+                 select: Selection | None = None) -> None:
         self._buf = bytearray()
         self._expect_banner = expect_banner
         self._max = max_message_bytes
+        self._select = select
+        self._gap: list[bytes] = []
+        self._heads: dict[bytes, int] = {}
+        self._patterns: dict[bytes, re.Pattern[str] | None] = {}
+        self._variables: dict[bytes, bool] = {}
         self.banner: str | None = None
         self.oversized = 0
+        #: Lines the line parser could not read (messages parsed whole only: a dropped or subset-parsed event
+        #: is never looked at line by line).
         self.bad_lines = 0
+        #: Events left out by the selection (counted, never parsed); cumulative.
+        self.dropped_events = 0
+        #: With ``Selection(gap_clock=True)``: one entry per message returned by the last :meth:`feed`, the
+        #: ``Timestamp`` (float) of the last dropped message before it when it has no usable one itself, else None.
+        self.gap_clocks: list[float | None] = []
 
     def feed(self, data: bytes) -> list[Headers]:
-        """Add bytes; return every message completed by them, in order."""
+        """Add bytes; return every message completed by them (those the selection keeps), in order."""
         buf = self._buf
-        buf += data
-        out: list[Headers] = []
-        pos = 0
+        self.gap_clocks = []
+        if b"\n" not in data:  # no line end: nothing can have completed
+            buf += data
+            self._check_size()
+            return []
+        whole = bytes(buf) + data if buf else bytes(data)
+        buf.clear()
         if self._expect_banner and self.banner is None:
-            nl = buf.find(b"\n")
-            if nl < 0:
-                return out
-            self.banner = buf[:nl].decode("utf-8", "replace").strip()
-            pos = nl + 1
-        # Each terminator is searched for once per feed and remembered: a multi-megabyte chunk stays linear
-        # (searching from the start for every message, or deleting from the front each time, is quadratic).
-        crlf = lf = -2
-        while True:
-            if -1 < crlf < pos or crlf == -2:
-                crlf = buf.find(b"\r\n\r\n", pos)
-            if -1 < lf < pos or lf == -2:
-                lf = buf.find(b"\n\n", pos)
-            if crlf < 0 and lf < 0:
-                break
-            if lf < 0 or (0 <= crlf < lf):
-                end, nxt = crlf, crlf + 4
-            else:
-                end, nxt = lf, lf + 2
-            msg = self._parse(bytes(buf[pos:end]))
-            pos = nxt
-            if msg:
-                out.append(msg)
-        del buf[:pos]
-        if len(buf) > self._max:
+            nl = whole.find(b"\n")
+            self.banner = whole[:nl].decode("utf-8", "replace").strip()
+            whole = whole[nl + 1:]
+        if b"\n\n" in whole:
+            raws, rest = _frame_mixed(whole)
+        else:
+            raws = whole.split(_SEP)
+            rest = raws.pop()
+        buf += rest
+        self._check_size()
+        return self._messages(raws)
+
+    def _check_size(self) -> None:
+        if len(self._buf) > self._max:
             # No message boundary within the limit: drop what we have, keep reading.
             self.oversized += 1
-            buf.clear()
+            self._buf.clear()
+
+    def _messages(self, raws: list[bytes]) -> list[Headers]:
+        sel = self._select
+        if sel is None:
+            return [msg for msg in map(self._parse_fast, raws) if msg]
+        out: list[Headers] = []
+        clocks: list[float | None] = []
+        self.gap_clocks = clocks
+        gap, gap_clock, dropped = self._gap, sel.gap_clock, 0
+        heads, variables, patterns = self._heads, self._variables, self._patterns
+        for raw in raws:
+            # The hot loop (most of the stream is dropped here): decisions cached per distinct first line and
+            # per distinct VarSet variable, so a dropped message costs a few C-level scans.
+            nl = raw.find(b"\r\n")
+            head = raw[:nl] if nl >= 0 else raw
+            kind = heads.get(head)
+            if kind is None:
+                kind = sel.classify(head)
+                if len(heads) < _CACHE_MAX:
+                    heads[head] = kind
+                    patterns[head] = sel.pattern(head)
+            if kind == DROP:
+                drop = b"ActionID" not in raw
+            elif kind == VARSET:
+                # _variable(), inlined: this branch runs for about half of a typical stream.
+                i = raw.find(b"\r\nVariable: ")
+                if i < 0 or raw.count(b"Variable") != 1:
+                    drop = False
+                else:
+                    j = raw.find(b"\r\n", i + 12)
+                    name = raw[i + 12:] if j < 0 else raw[i + 12:j]
+                    cached = variables.get(name)
+                    if cached is None:
+                        cached = sel.untracked_variable(name)
+                        if len(variables) < _CACHE_MAX:
+                            variables[name] = cached
+                    drop = cached
+            else:
+                drop = False
+            if drop:
+                dropped += 1
+                if gap_clock:
+                    gap.append(raw)
+                    if len(gap) > _GAP_MAX:
+                        gap[:] = self._last_stamped(gap)
+                continue
+            pattern = patterns.get(head) if kind != KEEP else None
+            if pattern is not None and b"ActionID" not in raw:
+                msg = _parse_subset(raw, pattern)
+            else:
+                msg = self._parse_fast(raw)
+            if not msg:
+                continue
+            out.append(msg)
+            if gap_clock:
+                clocks.append(self._gap_clock(msg) if gap else None)
+                gap.clear()
+        self.dropped_events += dropped
         return out
+
+    def _last_stamped(self, gap: list[bytes]) -> list[bytes]:
+        for raw in reversed(gap):
+            if _clock(self._parse(raw)) is not None:
+                return [raw]
+        return []
+
+    def _gap_clock(self, msg: Headers) -> float | None:
+        if _clock(msg) is not None:
+            return None
+        last = self._last_stamped(self._gap)
+        return _clock(self._parse(last[0])) if last else None
+
+    def _parse_fast(self, raw: bytes) -> Headers:
+        """:meth:`_parse`, for the common well-formed message in a few C-level passes (same result, always)."""
+        text = raw.decode("utf-8", "replace")
+        lines = text.split("\r\n")
+        if text.count("\n") == len(lines) - 1:  # no bare LF inside
+            try:
+                flat: dict[str, str] = dict([ln.split(": ", 1) for ln in lines])
+            except ValueError:  # a line without ": " (empty, garbage, or "Key:" with nothing after)
+                pass
+            else:
+                if (len(flat) == len(lines) and "" not in flat and not _BAD_KEYS.search("\x00".join(flat))
+                        and not _BAD_VALUE_END.search("\x00".join(flat.values()))):
+                    return flat  # type: ignore[return-value]  # dict is invariant; no list values here
+        return self._parse(raw)
 
     def _parse(self, raw: bytes) -> Headers:
         msg: Headers = {}
@@ -88,6 +268,66 @@ class WireParser:
             else:
                 msg[key] = [old, value]
         return msg
+
+
+def _subset_pattern(headers: Iterable[str]) -> re.Pattern[str]:
+    """A line whose key, stripped as the line parser strips it, is one of ``headers``: after any \\n (the text
+    gets one in front), as the line parser splits; the value after one optional space."""
+    alt = "|".join(re.escape(h) for h in sorted(headers, key=len, reverse=True))
+    return re.compile(rf"\n[^\S\n]*({alt})[^\S\n]*:(?: )?([^\n]*)")
+
+
+def _parse_subset(raw: bytes, subset: re.Pattern[str]) -> Headers:
+    """Only the headers ``subset`` names, each as the line parser would give it (see :class:`Selection`)."""
+    # CR LF -> LF first: the line parser drops that CR anyway, and values then rarely need an rstrip.
+    pairs = subset.findall("\n" + raw.decode("utf-8", "replace").replace("\r\n", "\n"))
+    flat: dict[str, str] = dict(pairs)
+    if len(flat) == len(pairs) and not _BAD_VALUE_END.search("\x00".join(flat.values())):
+        return flat  # type: ignore[return-value]  # dict is invariant; no list values here
+    msg: Headers = {}
+    for key, value in pairs:
+        value = value.rstrip()
+        old = msg.get(key)
+        if old is None:
+            msg[key] = value
+        elif isinstance(old, list):
+            old.append(value)
+        else:
+            msg[key] = [old, value]
+    return msg
+
+
+def _frame_mixed(buf: bytes) -> tuple[list[bytes], bytes]:
+    """Split on CRLF CRLF or LF LF, whichever comes first (bare-LF peers); the unterminated rest."""
+    out: list[bytes] = []
+    pos = 0
+    # Each terminator is searched for once and remembered: a multi-megabyte chunk stays linear.
+    crlf = lf = -2
+    while True:
+        if -1 < crlf < pos or crlf == -2:
+            crlf = buf.find(_SEP, pos)
+        if -1 < lf < pos or lf == -2:
+            lf = buf.find(b"\n\n", pos)
+        if crlf < 0 and lf < 0:
+            break
+        if lf < 0 or (0 <= crlf < lf):
+            end, nxt = crlf, crlf + 4
+        else:
+            end, nxt = lf, lf + 2
+        out.append(buf[pos:end])
+        pos = nxt
+    return out, buf[pos:]
+
+
+def _clock(msg: Headers) -> float | None:
+    """The message's ``Timestamp`` as ``qmon replay`` reads it (any float() string), else None."""
+    ts = msg.get("Timestamp")
+    if isinstance(ts, str):
+        try:
+            return float(ts)
+        except ValueError:
+            return None
+    return None
 
 
 def encode(headers: Mapping[str, str | list[str] | int | float] | Iterable[tuple[str, str]]) -> bytes:

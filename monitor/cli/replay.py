@@ -23,6 +23,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--repeat-window", action="append", default=None, metavar="W",
                    help="repeat-caller window, repeatable (default 24h)")
     p.add_argument("--records", action="store_true", help="also print every call record (json report only)")
+    p.add_argument("--full-parse", action="store_true",
+                   help="parse every .ami message, even events the tracker never reads (slower; same report)")
     add_config_arg(p)
     p.set_defaults(func=run)
 
@@ -32,6 +34,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     import sys
 
     from monitor.ami.files import CaptureError, read_capture
+    from monitor.ami.selection import tracker_selection
     from monitor.config import tracker_config
     from monitor.core.tracker import CallTracker
     from monitor.replay import ReplayResult, replay_messages
@@ -41,10 +44,13 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         "tracker.repeat_windows": ",".join(args.repeat_window) if args.repeat_window else None}).tracker
     tracker = CallTracker(tracker_config(t))  # one tracker: repeat callers span files
     total = ReplayResult()
+    # Fast path: .ami events the tracker never reads are counted, never parsed (same report: tests/test_wire_fast.py).
+    select = None if args.full_parse else tracker_selection(extra=(), gap_clock=True)
     try:
         for path in args.files:
             stats: dict[str, int] = {}
-            r = replay_messages(read_capture(path, stats), tracker=tracker)
+            r = replay_messages(read_capture(path, stats, select), tracker=tracker)
+            r.events += stats.pop("dropped_events", 0)
             if r.events == 0:
                 bad = sum(stats.values())
                 why = f" ({bad} unreadable line(s))" if bad else ""

@@ -276,6 +276,16 @@ _BUILDERS: dict[str, Callable[[_Reader], ev.Event | None]] = {
 }
 
 
+def tracked_events() -> frozenset[str]:
+    """Every AMI event name the normaliser turns into a tracker event (all others normalise to None)."""
+    return frozenset(_BUILDERS)
+
+
+def event_builders() -> dict[str, Callable[..., object]]:
+    """Event name -> the function building its tracker event (read-only use: the wire fast path inspects them)."""
+    return dict(_BUILDERS)
+
+
 def event_name(headers: HeaderMap) -> str | None:
     """The ``Event`` header, or None for responses and garbage."""
     v = headers.get("Event")

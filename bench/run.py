@@ -1,0 +1,108 @@
+"""Every qmon benchmark in one command, one table: figure, measured, target, result.
+
+    python -m bench            # full: ~61 k-event stream, best of 3, 2 M-event memory run (a few minutes)
+    python -m bench --quick    # the same code paths on a tiny stream (the test suite's smoke test)
+
+Ratios are taken within one run (the machine may be shared: absolute figures are noisy, ratios less so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import throughput, wirefilter
+
+HERE = Path(__file__).resolve().parent
+Row = tuple[str, str, str, str]
+NOT_MEASURED = "not measured yet"
+
+
+def _throughput_rows(args: argparse.Namespace) -> list[Row]:
+    ns = argparse.Namespace(repeat=args.repeat, captures=args.captures)
+    events, size, best = throughput.measure(ns, list(throughput.STAGES), args.rounds)
+    rate = {s: events / r["cpu"] for s, r in best.items()}
+    base = rate["panoramisk-bare"]
+    rows: list[Row] = [("stream", f"{events} events, {size / 1e6:.1f} MB", "", "")]
+    for stage in throughput.STAGES:
+        r = best[stage]
+        rows.append((f"{stage} events/CPU-s", f"{rate[stage]:,.0f} ({size / 1e6 / r['cpu']:.1f} MB/CPU-s, wall "
+                     f"{events / r['seconds']:,.0f}/s, peak RSS {r['rss_mb']:.0f} MB)", "", "figure"))
+    for stage, what in (("replay", "qmon replay (whole process) / panoramisk bare"),
+                        ("daemon", "live path (TCP, metrics, store) / panoramisk bare")):
+        ratio = rate[stage] / base
+        rows.append((what, f"{ratio:.2f}x", ">= 2x", "PASS" if ratio >= 2 else "FAIL"))
+    fast = rate["wire+track"] / rate["tracker"]
+    rows.append(("wire+track / tracker alone", f"{fast:.2f}", "", "figure"))
+    for slow, quick, what in (("replay-full", "replay", "replay: fast path vs --full-parse"),
+                              ("frame-loop", "frame-split", "framing: bytes.split vs search loop"),
+                              ("parse-line", "parse-fast", "parser: dict parse vs line parser"),
+                              ("parse-fast", "parse-select", "parser: selection vs parse all"),
+                              ("parse-select", "parse-subset", "parser: only headers read vs whole events")):
+        gain = rate[quick] / rate[slow]
+        rows.append((f"{what} (speed-up)", f"{gain:.2f}x", "> 1 (pays)", "PASS" if gain > 1 else "FAIL"))
+    return rows
+
+
+def _wire_rows() -> list[Row]:
+    seconds, out = wirefilter.measure()
+    rows: list[Row] = []
+    base = out["captured"]
+    for name, w in out.items():
+        bps, eps = w.rate(seconds)
+        rows.append((f"AMI wire, {name}", f"{bps:,.0f} B/s, {eps:.1f} events/s ({w.bytes / base.bytes:.0%} of bytes)",
+                     "", "figure"))
+    kept = out["read + eventfilter"].bytes / out["read classes"].bytes
+    rows.append(("eventfilter: bytes left / read classes alone", f"{kept:.0%}", "< 100% (lighter)",
+                 "PASS" if kept < 1 else "FAIL"))
+    return rows
+
+
+def _memory_rows(events: int) -> list[Row]:
+    out = subprocess.run([sys.executable, str(HERE / "memory.py"), "--events", str(events)], check=True,
+                         capture_output=True, text=True).stdout
+    m: dict[str, Any] = json.loads(out)
+    flat = m["rss_spread"] <= 0.10
+    return [
+        (f"RSS over {m['events']:,} events after warm-up",
+         f"median {m['rss_median_mb']:.1f} MB, max deviation {m['rss_spread']:.1%} ({m['samples']} samples)",
+         "flat, +-10%", "PASS" if flat else "FAIL"),
+        ("bytes per open call (waiting in queue)", f"{m['bytes_per_open_call']:,.0f}", "", "figure"),
+        ("bytes per caller in the repeat index", f"{m['bytes_per_caller']:,.0f}", "", "figure"),
+    ]
+
+
+def table(rows: list[Row]) -> str:
+    """Fixed-width table of (figure, measured, target, result)."""
+    widths = [max(len(r[i]) for r in [("figure", "measured", "target", "result"), *rows]) for i in range(4)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format("figure", "measured", "target", "result"), fmt.format(*("-" * w for w in widths))]
+    return "\n".join([*lines, *(fmt.format(*r) for r in rows)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run everything, print the table; exit 1 if a target failed."""
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--quick", action="store_true", help="tiny stream, one round, 20 k-event memory run")
+    ap.add_argument("--repeat", type=int, default=4)
+    ap.add_argument("--captures", type=int, default=0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--memory-events", type=int, default=2_000_000)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.repeat, args.captures, args.rounds, args.memory_events = 1, 2, 1, 20_000
+    rows = _throughput_rows(args) + _wire_rows() + _memory_rows(args.memory_events)
+    rows += [("/metrics scrape time", "-", "", NOT_MEASURED), ("survey (FastAGI) sessions/s", "-", "", NOT_MEASURED),
+             ("store writer records/s", "-", "", NOT_MEASURED)]
+    print(table(rows))
+    return 1 if any(r[3] == "FAIL" for r in rows) and not args.quick else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
