@@ -32,6 +32,7 @@ class Live:
     ingest: Ingest
     tracker: CallTracker
     records: list[CallRecord] = field(default_factory=list)
+    answers: int = 0  # events fed that carry an ActionID (the resync lists; the driver's own in the stream)
 
     def finish(self) -> list[CallRecord]:
         """Close what is still open (like the end of a replay) and return every record."""
@@ -49,6 +50,13 @@ async def live_source(server: AmiTestServer, **settings: Any) -> AsyncIterator[L
         live.records.extend(closed_records(notes))
 
     live.ingest = Ingest(tracker, [sink])
+    feed = live.ingest.feed
+
+    def counting_feed(headers: Any, now: float) -> list[Note]:
+        live.answers += "Event" in headers and "ActionID" in headers
+        return feed(headers, now)
+
+    live.ingest.feed = counting_feed  # type: ignore[method-assign]
     cfg = AmiSettings(port=server.port, secret=SECRET, **settings)
     # The clock follows the stream (events carry their own Timestamp; list answers do not).
     live.source = AmiSource(cfg, live.ingest, clock=lambda: tracker.now or time.time())
@@ -72,6 +80,10 @@ async def _replay_over_tcp(scenario: str, mode: str) -> None:
         await live.source.wait_ready()
         await _drain(live, srv)
         assert live.ingest.skipped == {}
+        # Events the tracker never reads went by unparsed, yet the counter covers the whole stream.
+        stream = [m for m in srv.messages if m.startswith(b"Event:")]
+        assert live.ingest.events - live.answers == sum(b"ActionID" not in m for m in stream)
+        assert live.source._proto is not None and live.source._proto.parser.dropped_events > 0
         assert_facts(live.finish(), load_facts(scenario))
         assert live.source.bytes_received > sum(len(m) for m in srv.messages)
 
@@ -212,3 +224,20 @@ async def test_async_originate_response_only_then_the_event_to_listeners() -> No
         assert isinstance(res, dict) and res["Response"] == "Success"
         await live.source.send_action({"Action": "Ping"})  # the event was written before the Ping's answer
         assert [(e["Event"], e["Response"]) for e in seen] == [("OriginateResponse", "Success")]
+
+
+async def test_a_listener_gets_events_the_tracker_never_reads() -> None:
+    """The wire parser leaves untracked events unparsed, except those a listener asked for (even mid-session)."""
+    async with AmiTestServer(secret=SECRET) as srv, live_source(srv) as live:
+        await live.source.wait_ready()
+        seen: list[dict[str, object]] = []
+        await live.source.send_action({"Action": "Ping"})
+        before = live.ingest.events
+        await srv.push({"Event": "PeerStatus", "Peer": "PJSIP/1", "PeerStatus": "Reachable"})
+        await live.source.send_action({"Action": "Ping"})
+        live.source.on_event("PeerStatus", seen.append)
+        await srv.push({"Event": "PeerStatus", "Peer": "PJSIP/2", "PeerStatus": "Unreachable"})
+        await live.source.send_action({"Action": "Ping"})
+        assert [e["Peer"] for e in seen] == ["PJSIP/2"]
+        assert live.ingest.events - before == 2  # both counted, the one nobody listened to unparsed
+        assert live.source._proto is not None and live.source._proto.parser.dropped_events == 1

@@ -34,6 +34,7 @@ from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
+from monitor.ami.selection import DAEMON_EVENTS, tracker_selection
 from monitor.ami.wire import Headers, WireParser
 from monitor.core.ingest import Ingest
 from monitor.settings import AmiSettings
@@ -62,11 +63,19 @@ def _headers(msg: Message) -> Headers:
 class _Protocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
     """panoramisk's AMIProtocol with wire.py framing and no re-queueing of actions on close."""
 
-    def __init__(self, manager: _Manager, on_event: Callable[[Headers], None]) -> None:
+    def __init__(self, manager: _Manager, on_event: Callable[[Headers], None], on_dropped: Callable[[int], None],
+                 events: frozenset[str]) -> None:
         super().__init__()
         self._manager = manager
         self._on_event = on_event
-        self.parser = WireParser(expect_banner=True)
+        self._on_dropped = on_dropped
+        # Events outside the tracker's selection and ``events`` are counted, never parsed (docs/performance.md);
+        # responses and events carrying an ActionID (answers to our actions) are always kept and parsed whole.
+        self.parser = WireParser(expect_banner=True, select=tracker_selection(extra=events))
+
+    def listen(self, events: frozenset[str]) -> None:
+        """Keep (parse and hand on) these events too, from the next message on."""
+        self.parser.reselect(tracker_selection(extra=events))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -79,11 +88,15 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
         self._manager.bytes_received += len(data)
         if self._manager.tap is not None:
             self._manager.tap(data)
-        for headers in self.parser.feed(data):
+        parser = self.parser
+        dropped = parser.dropped_events
+        for headers in parser.feed(data):
             try:
                 self._route(headers)
             except Exception:  # one bad message (or a listener bug) must not kill the connection
                 log.exception("AMI %s: failed to handle %s", self._manager.name, headers.get("Event") or "response")
+        if parser.dropped_events != dropped:
+            self._on_dropped(parser.dropped_events - dropped)
 
     def _route(self, headers: Headers) -> None:
         """An answer to a pending action -> panoramisk; any other event -> our read path, as parsed."""
@@ -243,8 +256,16 @@ class AmiSource:
         return _headers(result)
 
     def on_event(self, name: str, callback: Callable[[Headers], None]) -> None:
-        """Also hand events named ``name`` (e.g. OriginateResponse) to a plain, synchronous callback."""
+        """Also hand events named ``name`` (e.g. OriginateResponse) to a plain, synchronous callback (from now on:
+        the wire parser of the current connection starts keeping them)."""
+        new = name not in self._listeners
         self._listeners[name].append(callback)
+        if new and self._proto is not None and not self._proto.is_closed:
+            self._proto.listen(self._listened())  # the parser would otherwise leave this event out unparsed
+
+    def _listened(self) -> frozenset[str]:
+        """Events the tracker does not read but the daemon or a listener does."""
+        return DAEMON_EVENTS | frozenset(self._listeners)
 
     # -- internals -------------------------------------------------------------------------------------
 
@@ -253,8 +274,10 @@ class AmiSource:
         loop = asyncio.get_running_loop()
         self._lost_event.clear()
         self._attempts += 1
+        events = self._listened()
         _, proto = await asyncio.wait_for(
-            loop.create_connection(lambda: _Protocol(self._manager, self._on_event), s.host, s.port),
+            loop.create_connection(lambda: _Protocol(self._manager, self._on_event, self._on_dropped, events),
+                                   s.host, s.port),
             s.connect_timeout_s)
         self._proto = proto
         m = self._manager
@@ -355,6 +378,12 @@ class AmiSource:
                 callback(headers)
             except Exception:  # a listener bug must never break the read path
                 log.exception("AMI %s: %s listener failed", self.name, event)
+
+    def _on_dropped(self, n: int) -> None:
+        """``n`` events nobody reads went by unparsed: they still count (the events counter covers the stream)."""
+        now = self._clock()
+        self.last_event_at = now
+        self.ingest.count_unparsed(n, now)
 
     def _feed(self, headers: Headers) -> None:
         now = self._clock()

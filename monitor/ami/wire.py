@@ -128,6 +128,13 @@ class WireParser:
         #: ``Timestamp`` (float) of the last dropped message before it when it has no usable one itself, else None.
         self.gap_clocks: list[float | None] = []
 
+    def reselect(self, select: Selection | None) -> None:
+        """Use ``select`` from the next message on (the per-first-line decisions of the old one are forgotten)."""
+        self._select = select
+        self._heads.clear()
+        self._patterns.clear()
+        self._variables.clear()
+
     def feed(self, data: bytes) -> list[Headers]:
         """Add bytes; return every message completed by them (those the selection keeps), in order."""
         buf = self._buf

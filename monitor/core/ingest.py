@@ -86,6 +86,12 @@ class Ingest:
         self.emit(notes)
         return notes
 
+    def count_unparsed(self, n: int, now: float) -> None:
+        """``n`` events the wire parser left out unparsed (no use to the tracker) at daemon time ``now`` (s): counted
+        in ``events`` as :meth:`feed` counts them, so the counter covers the whole stream."""
+        self.events += n
+        self.last_event_at = now
+
     def pbx_now(self, now: float) -> float:
         """Daemon time ``now`` (epoch s) on this PBX's clock (:func:`monitor.core.clock.pbx_clock`)."""
         return pbx_clock(self.tracker, now)
