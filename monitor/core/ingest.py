@@ -104,7 +104,7 @@ class Ingest:
         queues = frozenset(tr.queues | tr.members.queues | set(joins))
         return LiveState(
             self.pbx_now(now), tr.open_calls, self.events, dict(self.skipped), self.last_event_at, queues,
-            {q: tuple(ts) for q, ts in joins.items()}, {q: tr.members.counts(q) for q in queues},
+            {q: tuple(ts) for q, ts in joins.items()}, tr.members.counts_by_queue(queues),
             tuple(MemberView(q, m.name, m.interface, m.state, m.paused_reason) for (q, _), m in by_key),
         )
 

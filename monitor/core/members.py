@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from monitor.core import events as ev
@@ -108,6 +109,16 @@ class Members:
         for (q, _), m in self.by_key.items():
             if q == queue:
                 out[m.state] += 1
+        return out
+
+    def counts_by_queue(self, queues: Iterable[str]) -> dict[str, dict[str, int]]:
+        """Members of each of ``queues`` by state, in one pass over the members (``counts`` per queue would walk
+        them all once per queue: 200 queues x 10,000 members is 2 M steps per scrape)."""
+        out = {q: dict.fromkeys(MEMBER_STATES, 0) for q in queues}
+        for (q, _), m in self.by_key.items():
+            c = out.get(q)
+            if c is not None:
+                c[m.state] += 1
         return out
 
     def reset_call_state(self) -> None:

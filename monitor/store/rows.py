@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from sqlalchemy import delete, insert, tuple_
@@ -71,12 +71,15 @@ def _clean(v: Any) -> Any:
     return v
 
 
+_SEGMENT_FIELDS = tuple(f.name for f in fields(Segment) if f.name != "ring_no_answers")
+
+
 def child_rows(pk: int, r: CallRecord) -> dict[str, list[dict[str, Any]]]:
     """Segment, ring-no-answer, transfer and survey rows of a record whose call row has id ``pk``."""
     segs, rnas = [], []
     for i, s in enumerate(r.segments):
-        d = asdict(s)
-        d.pop("ring_no_answers")
+        # Scalars only (ring_no_answers has its own table): a shallow copy, not asdict's recursive deep copy.
+        d = {f: getattr(s, f) for f in _SEGMENT_FIELDS}
         segs.append({**d, "call_pk": pk, "seq": i, "agent": _cut(s.agent, 128)})
         rnas += [{"call_pk": pk, "segment_seq": i, "queue": s.queue, "agent": _cut(x.agent, 128),
                   "ring_ms": x.ring_ms, "ts": x.ts} for x in s.ring_no_answers]
@@ -169,10 +172,13 @@ async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item]
         if final:
             await session.execute(delete(Call).where(tuple_(Call.pbx, Call.linkedid).in_(final),
                                                      Call.closed_by.in_(PROVISIONAL)))
-        stmt = (_insert(dialect, Call).values(fit_rows(Call.__table__, [call_row(r) for r in calls.values()], scrub))
-                .on_conflict_do_nothing(index_elements=["pbx", "linkedid"])
-                .returning(Call.id, Call.pbx, Call.linkedid))
-        inserted = (await session.execute(stmt)).all()
+        # One statement executed for many parameter sets (SQLAlchemy's "insertmanyvalues": compiled once, cached),
+        # not a multi-VALUES construct rebuilt and compiled for every batch (3x slower, on the event loop).
+        stmt = (_insert(dialect, Call.__table__).on_conflict_do_nothing(index_elements=["pbx", "linkedid"])
+                .returning(Call.__table__.c.id, Call.__table__.c.pbx, Call.__table__.c.linkedid))
+        conn = await session.connection()
+        inserted = (await conn.execute(stmt, fit_rows(Call.__table__, [call_row(r) for r in calls.values()],
+                                                      scrub))).all()
         res.calls = len(inserted)
         res.duplicates += len(calls) - len(inserted)
         children: dict[str, list[dict[str, Any]]] = {"segments": [], "rnas": [], "transfers": [], "surveys": []}

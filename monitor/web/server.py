@@ -124,7 +124,7 @@ async def _errors_and_auth(request: web.Request, handler: Callable[[web.Request]
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition of the injected registry."""
-    body = request.app[CTX].metrics.expose()
+    body = await request.app[CTX].metrics.expose_async()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -1,0 +1,402 @@
+"""Latency and capacity under load: the AMI read path with a slow database, scrapes, FastAGI, the store writer.
+
+    python bench/load.py latency [--rate 5000] [--seconds 10] [--db-delay-s 0.2]
+    python bench/load.py scrape [--queues 200] [--members 50] [--scrapes 30] [--rate 1000]
+    python bench/load.py agi [--sessions 500]
+    python bench/load.py store [--rate 2000] [--seconds 10] [--engine sqlite|postgresql]
+
+Each prints one JSON object (``bench/run.py`` turns them into table rows). ``latency`` and ``scrape`` run the
+whole daemon (``run_daemon``, SQLite store) in this process against a paced AMI sender in another process: the
+sender notes ``time.monotonic()`` when it writes each message to the socket, the daemon when the tracker has
+processed it (``Ingest.feed`` returned), both on the same system-wide monotonic clock (never the PBX
+``Timestamp``); the k-th message the wire parser keeps is the k-th event fed (answers to our own actions aside).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.stream import Stream, captures
+
+SECRET = "bench"
+ROOT = Path(__file__).resolve().parent.parent
+TICK_S = 0.01  # the sender writes every 10 ms what is due
+
+
+def pct(xs: list[float], q: float) -> float:
+    """The q-quantile (0..1) of xs, nearest rank; 0.0 for an empty list."""
+    if not xs:
+        return 0.0
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(q * (len(s) - 1) + 0.5))]
+
+
+def _kept(messages: list[bytes]) -> list[int]:
+    """Indexes of the messages the live wire parser keeps and hands to ``Ingest.feed`` without an ActionID."""
+    from monitor.ami.selection import DAEMON_EVENTS, tracker_selection
+    from monitor.ami.wire import WireParser
+
+    p = WireParser(expect_banner=False, select=tracker_selection(extra=DAEMON_EVENTS))
+    return [i for i, m in enumerate(messages) if p.feed(m) and b"\r\nActionID:" not in m]
+
+
+def member_events(queues: int, members: int) -> list[bytes]:
+    """``QueueMemberAdded`` for every member of every queue (as Asterisk 22 spells it)."""
+    out = []
+    for q in range(queues):
+        for m in range(members):
+            iface = f"PJSIP/q{q}-a{m}"
+            out.append((f"Event: QueueMemberAdded\r\nPrivilege: agent,all\r\nQueue: q{q}\r\nMemberName: a{m}\r\n"
+                        f"Interface: {iface}\r\nStateInterface: {iface}\r\nMembership: dynamic\r\nPenalty: 0\r\n"
+                        f"CallsTaken: 0\r\nLastCall: 0\r\nLastPause: 0\r\nLoginTime: 1\r\nInCall: 0\r\nStatus: 1\r\n"
+                        f"Paused: {m % 3 == 0:d}\r\nPausedReason: \r\nRinginuse: 0\r\nWrapuptime: 0\r\n\r\n").encode())
+    return out
+
+
+# -- the paced AMI sender (its own process) ----------------------------------------------------------------
+
+
+async def _sender(port_out: Callable[[int], None], preload: list[bytes], stream: list[bytes], rate: float,
+                  out: Path) -> None:
+    """Accept one AMI client: banner, Login, answer every action; after ``preload`` (at once) pace ``stream``."""
+    done = asyncio.Event()
+    sent: list[float] = []
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
+        started = False
+        while not reader.at_eof():
+            try:
+                raw = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            h = dict(line.split(": ", 1) for line in raw.decode().strip().split("\r\n") if ": " in line)
+            aid, action = h.get("ActionID", ""), h.get("Action", "").lower()
+            if action in ("queuestatus", "coreshowchannels"):
+                done_event = "QueueStatusComplete" if action == "queuestatus" else "CoreShowChannelsComplete"
+                writer.write(f"Response: Success\r\nActionID: {aid}\r\nEventList: start\r\nMessage: ok\r\n\r\n"
+                             f"Event: {done_event}\r\nActionID: {aid}\r\nX-Bench: answer\r\nEventList: Complete\r\n"
+                             "ListItems: 0\r\n\r\n".encode())
+            else:
+                writer.write(f"Response: Success\r\nActionID: {aid}\r\nMessage: ok\r\n\r\n".encode())
+            if action == "login" and not started:
+                started = True
+                tasks.add(asyncio.create_task(pace(writer)))
+
+    async def pace(writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.5)  # the resync answers first
+        if preload:
+            writer.write(b"".join(preload))
+            await writer.drain()
+            await asyncio.sleep(4.0)  # the daemon ingests them and its first scrape creates their series
+        per_tick = rate * TICK_S
+        t0 = time.monotonic()
+        i, k = 0, 0
+        while i < len(stream):
+            k += 1
+            j = min(len(stream), int(k * per_tick))
+            now = time.monotonic()
+            writer.write(b"".join(stream[i:j]))
+            sent.extend([now] * (j - i))
+            i = j
+            await asyncio.sleep(max(0.0, t0 + k * TICK_S - time.monotonic()))
+        await writer.drain()
+        done.set()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port_out(server.sockets[0].getsockname()[1])
+    await done.wait()
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(sent))
+    tmp.rename(out)  # whole or absent
+    await asyncio.sleep(3600)  # until killed: the client may still read
+
+
+def _sender_main(args: argparse.Namespace) -> None:
+    preload, stream = _workload(args)
+    asyncio.run(_sender(lambda p: print(p, flush=True), preload, stream, args.rate, Path(args.out)))
+
+
+def _workload(args: argparse.Namespace) -> tuple[list[bytes], list[bytes]]:
+    s = Stream(captures())
+    want = int(args.rate * args.seconds)
+    reps = -(-want // s.events_per_rep)
+    stream = s.messages(reps)[:want]
+    preload = member_events(args.queues, args.members) if args.queues else []
+    return preload, stream
+
+
+# -- the daemon under load ---------------------------------------------------------------------------------
+
+
+async def _loop_lag(lags: list[float], busy: list[float], stop: asyncio.Event, period_s: float = 0.005) -> None:
+    """Event-loop lag (s): how late a 5 ms sleep wakes up; ``busy``: the loop thread's own CPU s in that time (the
+    rest of a lag is waiting: for the GIL held by another thread, or for a CPU on a loaded machine)."""
+    while not stop.is_set():
+        t, c = time.monotonic(), time.thread_time()
+        await asyncio.sleep(period_s)
+        lags.append(time.monotonic() - t - period_s)
+        busy.append(time.thread_time() - c)
+
+
+def _scraper(port: int, stop: threading.Event, times: list[float], n: int) -> None:
+    """Scrape /metrics ``n`` times, 0.2 s apart, from another thread (the scrape seconds into ``times``)."""
+    for _ in range(n):
+        if stop.is_set():
+            return
+        t = time.perf_counter()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+            body = r.read()
+        times.append(time.perf_counter() - t)
+        assert b"qmon_queue_members" in body or body
+        stop.wait(0.1)
+
+
+async def run_daemon_under_load(args: argparse.Namespace) -> dict[str, Any]:
+    """The daemon against the paced sender: per-message latency, loop lag, drops; scrapes if ``args.scrapes``."""
+    from monitor.daemon import Daemon, run_daemon
+    from tests.support.daemon import daemon_settings
+
+    preload, stream = _workload(args)
+    kept = _kept(stream)
+    times_file = Path(tempfile.mkdtemp()) / "sent.json"
+    sender = subprocess.Popen([  # noqa: ASYNC220 (before anything is measured)
+        sys.executable, __file__, "send", "--rate", str(args.rate), "--seconds",
+                               str(args.seconds), "--queues", str(args.queues), "--members", str(args.members),
+                               "--out", str(times_file)], stdout=subprocess.PIPE, text=True)
+    assert sender.stdout is not None
+    port = int(sender.stdout.readline())
+    done: list[float] = []
+    lags: list[float] = []
+    busy: list[float] = []
+    stop_lag = asyncio.Event()
+    scrape_times: list[float] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            queues = tuple(f"q{q}" for q in range(args.queues)) or ("support", "sales")
+            s = daemon_settings(Path(tmp), port, queues=queues)
+            s = replace(s, ami=(replace(s.ami[0], secret=SECRET, ping_interval_s=3600, resync_timeout_s=30),))
+            stop = asyncio.Event()
+            ready: asyncio.Future[Daemon] = asyncio.get_running_loop().create_future()
+            task = asyncio.create_task(run_daemon(s, stop=stop, ready_cb=ready.set_result))
+            d = await asyncio.wait_for(ready, 60)
+            pbx = next(iter(d.pbxs.values()))
+            ing = pbx.ingest
+            feed = ing.feed
+            skip_first = len(preload)
+
+            answers = [0]
+
+            def timed_feed(headers: Any, now: float) -> Any:
+                out = feed(headers, now)
+                if "ActionID" not in headers:
+                    done.append(time.monotonic())
+                elif "X-Bench" in headers:  # the sender's own answers to the resync (not stream events)
+                    answers[0] += 1
+                return out
+
+            ing.feed = timed_feed  # type: ignore[method-assign]
+            write = d.store.write_items
+
+            async def slow_write(items: Any) -> None:
+                await asyncio.sleep(args.db_delay_s)  # a slow database: every batch waits this long
+                await write(items)
+
+            d.store.write_items = slow_write  # type: ignore[method-assign]
+            while len(done) < skip_first:  # noqa: ASYNC110 (polls a plain list) the preloaded members come first
+                await asyncio.sleep(0.05)
+            first_scrape = 0.0
+            if args.scrapes:  # the first scrape after the members appeared creates their series: not measured
+                warm: list[float] = []
+                await asyncio.to_thread(_scraper, d.http_port, threading.Event(), warm, 1)
+                first_scrape = warm[0]
+            lag_task = asyncio.create_task(_loop_lag(lags, busy, stop_lag))
+            scrape_stop = threading.Event()
+            scraper = None
+            total = len(preload) + sum(m.startswith(b"Event:") for m in stream)
+            deadline = time.monotonic() + args.seconds * 3 + 60
+            while ((len(done) < skip_first + len(kept) or ing.events - answers[0] < total)
+                   and time.monotonic() < deadline):
+                if scraper is None and args.scrapes:
+                    scraper = threading.Thread(target=_scraper, args=(d.http_port, scrape_stop, scrape_times,
+                                                                      args.scrapes), daemon=True)
+                    scraper.start()
+                await asyncio.sleep(0.05)
+            stop_lag.set()
+            await lag_task
+            scrape_stop.set()
+            if scraper is not None:
+                await asyncio.to_thread(scraper.join, 60)
+            events = ing.events - answers[0]
+            members = len(ing.tracker.members.by_key)
+            stop.set()
+            code = await asyncio.wait_for(task, 120)
+            stats = d.store.stats
+            for _ in range(100):  # the sender writes its times once it wrote the last message
+                if times_file.exists():
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        sender.kill()
+        sender.wait()
+    sent: list[float] = json.loads(times_file.read_text()) if times_file.exists() else []
+    times_file.unlink(missing_ok=True)
+    times_file.parent.rmdir()
+    sent_kept = [sent[i] for i in kept]
+    recv = done[skip_first:]
+    lat = [r - t for r, t in zip(recv, sent_kept, strict=False)]
+    return {
+        "rate": args.rate, "messages": len(stream), "events_counted": events, "events_sent": total,
+        "kept": len(kept), "processed": len(recv), "members": members,
+        "latency_p50_ms": pct(lat, 0.5) * 1000, "latency_p99_ms": pct(lat, 0.99) * 1000,
+        "latency_max_ms": max(lat, default=0.0) * 1000,
+        "lag_p99_ms": pct(lags, 0.99) * 1000, "lag_max_ms": max(lags, default=0.0) * 1000,
+        "busy_max_ms": max(busy, default=0.0) * 1000, "load_avg": os.getloadavg()[0],
+        "lost": stats.get("lost", 0), "exit_code": code, "batches": stats.get("batches", 0),
+        "calls_written": stats.get("calls_written", 0), "scrapes": len(scrape_times),
+        "scrape_median_ms": statistics.median(scrape_times) * 1000 if scrape_times else 0.0,
+        "scrape_max_ms": max(scrape_times, default=0.0) * 1000, "first_scrape_ms": first_scrape * 1000,
+    }
+
+
+# -- FastAGI -------------------------------------------------------------------------------------------------
+
+
+async def run_agi(args: argparse.Namespace) -> dict[str, Any]:
+    """``args.sessions`` concurrent surveys from another process (as Asterisk would be): command round trips."""
+    from datetime import time as dtime
+
+    from monitor.core.survey import PolicyConfig, SurveyPolicy
+    from monitor.survey.server import SurveyServer
+    from tests.support.calls import answered
+
+    calls = {f"L{i}": answered(f"L{i}", caller=f"555{i:04d}") for i in range(args.sessions)}
+    results: list[Any] = []
+    server = SurveyServer(SurveyPolicy(PolicyConfig()), lookup=lambda u, lid: calls.get(lid or ""),
+                          on_result=results.append, port=0, local=lambda ts: dtime(12))
+    await server.start()
+    out: dict[str, Any] = {"sessions": args.sessions}
+    try:
+        for think in (0.3, 0.0):
+            results.clear()
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "tests.support.agiclient", str(server.port), str(args.sessions), str(think),
+                stdout=asyncio.subprocess.PIPE, cwd=str(ROOT))
+            raw, _ = await asyncio.wait_for(proc.communicate(), 120)
+            rep = json.loads(raw)
+            lat: list[float] = rep["latencies"]
+            key = "think" if think else "lockstep"
+            out[key] = {"round_trips": len(lat), "p50_ms": pct(lat, 0.5) * 1000, "p99_ms": pct(lat, 0.99) * 1000,
+                        "max_ms": max(lat, default=0.0) * 1000, "completed": sum(r.status == "completed"
+                                                                                 for r in results),
+                        "wall_s": rep["wall"]}
+    finally:
+        await server.close()
+    return out
+
+
+# -- the store writer ----------------------------------------------------------------------------------------
+
+
+async def run_store(args: argparse.Namespace) -> dict[str, Any]:
+    """Submit call records at ``args.rate``/s for ``args.seconds``; the writer's queue depth sampled meanwhile."""
+    from monitor.settings import StoreSettings
+    from monitor.store import Store
+    from tests.support.calls import answered
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.engine == "postgresql":
+            from tests.support.store import pg
+
+            await asyncio.to_thread(pg, "DROP DATABASE IF EXISTS qmon_bench")
+            await asyncio.to_thread(pg, "CREATE DATABASE qmon_bench")
+            url = "postgresql+asyncpg://postgres@127.0.0.1:5432/qmon_bench"
+        else:
+            url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        store = Store(StoreSettings(url=url, journal_path=str(Path(tmp) / "journal.jsonl"), auto_migrate=True,
+                                    flush_interval_s=0.1, batch_size=args.batch_size))
+        await store.start()
+        writer = asyncio.create_task(store.run())
+        n = int(args.rate * args.seconds)
+        depth: list[int] = []
+        t0 = time.monotonic()
+        per_tick = args.rate * TICK_S
+        i, k = 0, 0
+        while i < n:
+            k += 1
+            j = min(n, int(k * per_tick))
+            for x in range(i, j):
+                store.submit(answered(f"B{x}", caller=f"555{x % 10000:04d}", end_ts=1_700_000_100.0 + x))
+            i = j
+            if k % 10 == 0:
+                depth.append(store.stats["queue_depth"] + store.journal.pending)
+            await asyncio.sleep(max(0.0, t0 + k * TICK_S - time.monotonic()))
+        submitted_s = time.monotonic() - t0
+        await store.drain(60)
+        total_s = time.monotonic() - t0
+        writer.cancel()
+        stats = store.stats
+        await store.close()
+        if args.engine == "postgresql":
+            from tests.support.store import pg
+
+            await asyncio.to_thread(pg, "DROP DATABASE IF EXISTS qmon_bench")
+    q = max(1, len(depth) // 4)
+    return {"engine": args.engine, "batch_size": args.batch_size, "records": n, "written": stats["calls_written"],
+            "lost": stats["lost"], "submit_s": submitted_s, "total_s": total_s,
+            "rate": stats["calls_written"] / total_s,
+            "depth_first_quarter_max": max(depth[:q], default=0), "depth_last_quarter_max": max(depth[-q:], default=0),
+            "depth_max": max(depth, default=0)}
+
+
+def main() -> None:
+    """Run one measurement, print its JSON."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("what", choices=("latency", "scrape", "agi", "store", "send"))
+    ap.add_argument("--rate", type=float, default=0.0)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--db-delay-s", type=float, default=0.2)
+    ap.add_argument("--queues", type=int, default=0)
+    ap.add_argument("--members", type=int, default=0)
+    ap.add_argument("--scrapes", type=int, default=0)
+    ap.add_argument("--sessions", type=int, default=500)
+    ap.add_argument("--engine", default="sqlite")
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--batch-size", type=int, default=200, help="store: records per transaction (default: qmon's)")
+    args = ap.parse_args()
+    if args.what == "send":
+        _sender_main(args)
+        return
+    if args.what == "latency":
+        args.rate = args.rate or 5000
+    elif args.what == "scrape":
+        args.rate = args.rate or 1000
+        args.queues, args.members = args.queues or 200, args.members or 50
+        args.scrapes = args.scrapes or 30
+        args.db_delay_s = 0.0
+    elif args.what == "store":
+        args.rate = args.rate or 2000
+    runner = {"latency": run_daemon_under_load, "scrape": run_daemon_under_load, "agi": run_agi,
+              "store": run_store}[args.what]
+    print(json.dumps(asyncio.run(runner(args))))
+
+
+if __name__ == "__main__":
+    main()
