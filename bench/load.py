@@ -105,7 +105,7 @@ async def _sender(port_out: Callable[[int], None], preload: list[bytes], stream:
         if preload:
             writer.write(b"".join(preload))
             await writer.drain()
-            await asyncio.sleep(4.0)  # the daemon ingests them and its first scrape creates their series
+            await asyncio.sleep(0.5 + len(preload) / 2500)  # ingested, then the first scrape creates their series
         per_tick = rate * TICK_S
         t0 = time.monotonic()
         i, k = 0, 0

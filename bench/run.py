@@ -21,7 +21,6 @@ from bench import throughput, wirefilter
 
 HERE = Path(__file__).resolve().parent
 Row = tuple[str, str, str, str]
-NOT_MEASURED = "not measured yet"
 
 
 def _throughput_rows(args: argparse.Namespace) -> list[Row]:
@@ -78,6 +77,72 @@ def _memory_rows(events: int) -> list[Row]:
     ]
 
 
+def _load(what: str, *flags: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, str(HERE / "load.py"), what, *flags], check=True, capture_output=True,
+                         text=True).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def _ok(good: bool) -> str:
+    return "PASS" if good else "FAIL"
+
+
+def _latency_rows(quick: bool) -> list[Row]:
+    r = _load("latency", "--rate", "5000", "--seconds", "0.5" if quick else "10", "--db-delay-s", "0.2")
+    lost = r["events_sent"] - r["events_counted"] + r["lost"]
+    return [
+        (f"AMI latency at {r['rate']:,.0f} events/s, database +200 ms/batch (socket -> tracker, monotonic)",
+         f"p50 {r['latency_p50_ms']:.1f} ms, p99 {r['latency_p99_ms']:.1f} ms, max {r['latency_max_ms']:.0f} ms "
+         f"({r['processed']:,} tracked of {r['events_sent']:,} events)", "p99 < 50 ms",
+         _ok(r["latency_p99_ms"] < 50)),
+        ("latency run: nothing dropped (events, records)", f"{lost} missing ({r['events_counted']:,} counted, "
+         f"{r['calls_written']} records in {r['batches']} batches)", "0",
+         _ok(lost == 0 and r["processed"] == r["kept"])),
+        ("latency run: event-loop lag", f"p99 {r['lag_p99_ms']:.1f} ms, max {r['lag_max_ms']:.0f} ms (loop thread busy "
+         f"<= {r['busy_max_ms']:.0f} ms of it; load average {r['load_avg']:.1f})", "", "figure"),
+    ]
+
+
+def _scrape_rows(quick: bool) -> list[Row]:
+    flags = ["--queues", "10", "--members", "5", "--scrapes", "3", "--seconds", "1"] if quick else \
+        ["--queues", "200", "--members", "50", "--scrapes", "30", "--seconds", "10"]
+    r = _load("scrape", "--rate", "1000", *flags)
+    return [
+        (f"/metrics, {r['members']:,} members, {r['scrapes']} scrapes during 1,000 events/s",
+         f"median {r['scrape_median_ms']:.0f} ms, max {r['scrape_max_ms']:.0f} ms (first, creating the series: "
+         f"{r['first_scrape_ms']:.0f} ms)", "median < 100 ms", _ok(r["scrape_median_ms"] < 100)),
+        ("/metrics run: AMI reader meanwhile (socket -> tracker)", f"p50 {r['latency_p50_ms']:.1f} ms, p99 "
+         f"{r['latency_p99_ms']:.1f} ms; loop lag max {r['lag_max_ms']:.0f} ms (busy {r['busy_max_ms']:.0f} ms)",
+         "p99 < 50 ms (no stall)", _ok(r["latency_p99_ms"] < 50)),
+    ]
+
+
+def _agi_rows(quick: bool) -> list[Row]:
+    r = _load("agi", "--sessions", "10" if quick else "500")
+    rows: list[Row] = []
+    for key, what in (("think", "keys within 0.3 s"), ("lockstep", "all in lock-step")):
+        x = r[key]
+        rows.append((f"FastAGI, {r['sessions']} concurrent surveys ({what}), command round trip",
+                     f"p50 {x['p50_ms']:.1f} ms, p99 {x['p99_ms']:.1f} ms ({x['round_trips']:,} round trips, "
+                     f"{x['completed']} completed)", "p99 < 10 ms", _ok(x["p99_ms"] < 10)))
+    return rows
+
+
+def _store_rows(quick: bool) -> list[Row]:
+    rows: list[Row] = []
+    for engine in ("sqlite", "postgresql"):
+        r = _load("store", "--engine", engine, "--rate", "2000", "--seconds", "0.5" if quick else "10")
+        drained = r["total_s"] - r["submit_s"]
+        flat = r["depth_last_quarter_max"] <= r["depth_first_quarter_max"] + r["batch_size"]
+        rows.append((f"store writer, {engine}, 2,000 records/s offered for {r['submit_s']:.0f} s",
+                     f"{r['written']:,} written, {r['written'] / r['total_s']:,.0f}/s incl. drain "
+                     f"({drained:.2f} s after the last); queue depth max {r['depth_max']} (first quarter "
+                     f"{r['depth_first_quarter_max']}, last {r['depth_last_quarter_max']})",
+                     ">= 2,000/s, queue flat", _ok(flat and drained < 1.0 and r["lost"] == 0)))
+    return rows
+
+
 def table(rows: list[Row]) -> str:
     """Fixed-width table of (figure, measured, target, result)."""
     widths = [max(len(r[i]) for r in [("figure", "measured", "target", "result"), *rows]) for i in range(4)]
@@ -98,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.repeat, args.captures, args.rounds, args.memory_events = 1, 2, 1, 20_000
     rows = _throughput_rows(args) + _wire_rows() + _memory_rows(args.memory_events)
-    rows += [("/metrics scrape time", "-", "", NOT_MEASURED), ("survey (FastAGI) sessions/s", "-", "", NOT_MEASURED),
-             ("store writer records/s", "-", "", NOT_MEASURED)]
+    rows += _latency_rows(args.quick) + _scrape_rows(args.quick) + _agi_rows(args.quick) + _store_rows(args.quick)
     print(table(rows))
     return 1 if any(r[3] == "FAIL" for r in rows) and not args.quick else 0
 

@@ -20,3 +20,9 @@ def test_bench_runs_and_prints_the_table() -> None:
                    "eventfilter: bytes left / read classes alone", "bytes per open call (waiting in queue)"):
         assert figure in rows, figure
     assert any(k.startswith("RSS over") for k in rows)
+    for prefix in ("AMI latency at 5,000 events/s", "/metrics, ", "FastAGI, 10 concurrent surveys",
+                   "store writer, sqlite", "store writer, postgresql"):
+        assert any(k.startswith(prefix) for k in rows), prefix
+    assert "not measured" not in out
+    # The load rows ran for real: nothing lost, every record written (their speed is for the full run to judge).
+    assert rows["latency run: nothing dropped (events, records)"].rstrip().endswith("PASS")

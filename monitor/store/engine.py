@@ -18,7 +18,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, FromClause, event
+from sqlalchemy import Connection, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -139,8 +139,8 @@ def cut(s: str | None, n: int) -> str | None:
     return s if s is None or len(s) <= n else s[:n]
 
 
-def dialect_insert(dialect: str, model: type[Any] | FromClause) -> Any:
-    """An INSERT (into an ORM model or a Core table) with ``on_conflict_do_nothing`` for the dialect."""
+def dialect_insert(dialect: str, model: type[Any]) -> Any:
+    """An INSERT with ``on_conflict_do_nothing`` for the dialect (sqlite or postgresql)."""
     if dialect == "postgresql":
         return pg_insert(model)
     if dialect == "sqlite":

@@ -174,8 +174,8 @@ async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item]
                                                      Call.closed_by.in_(PROVISIONAL)))
         # One statement executed for many parameter sets (SQLAlchemy's "insertmanyvalues": compiled once, cached),
         # not a multi-VALUES construct rebuilt and compiled for every batch (3x slower, on the event loop).
-        stmt = (_insert(dialect, Call.__table__).on_conflict_do_nothing(index_elements=["pbx", "linkedid"])
-                .returning(Call.__table__.c.id, Call.__table__.c.pbx, Call.__table__.c.linkedid))
+        stmt = (_insert(dialect, Call).on_conflict_do_nothing(index_elements=["pbx", "linkedid"])
+                .returning(Call.id, Call.pbx, Call.linkedid))
         conn = await session.connection()
         inserted = (await conn.execute(stmt, fit_rows(Call.__table__, [call_row(r) for r in calls.values()],
                                                       scrub))).all()
