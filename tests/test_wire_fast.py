@@ -175,3 +175,18 @@ def test_replay_cli_full_parse_prints_the_same_report(capsys: pytest.CaptureFixt
     fast = capsys.readouterr().out
     assert main(["replay", path, "--records", "--full-parse"]) == 0
     assert capsys.readouterr().out == fast and '"calls": 6' in fast
+
+
+def test_qmon_replay_imports_no_event_loop_database_or_panoramisk() -> None:
+    """Start-up is a fifth of a replay: the CLI imports what other commands need only when they run."""
+    import subprocess
+    import sys
+
+    path = str(FIXTURES / "concurrent.ami")
+    code = ("import sys, io, contextlib\nfrom monitor.cli import main\n"
+            f"with contextlib.redirect_stdout(io.StringIO()):\n    main(['replay', {path!r}])\n"
+            "print(sorted(m for m in ('asyncio', 'sqlalchemy', 'panoramisk', 'aiohttp', 'prometheus_client')"
+            " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent).stdout
+    assert out.strip() == "[]"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import signal
 import sys
@@ -11,10 +10,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.cli.common import CliError, check_exposure, check_listen, check_store_paths, split_listen_address
 from monitor.settings import AmiSettings, HttpSettings, Settings, StoreSettings, SurveySettings, TrackerSettings
+
+if TYPE_CHECKING:
+    import asyncio  # annotations only: the event loop is imported when a command runs, not by qmon replay
 
 
 def add_parser(sub: Any) -> None:
@@ -65,6 +67,8 @@ def demo_settings(ami_port: int, http_port: int, db: str, http_bind: str = "127.
 
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Check the flags and the host, then run the simulator (and the daemon) until ^C or ``--duration``."""
+    import asyncio
+
     from monitor.cli.common import settings_from
     from monitor.cli.run import setup_logging
 
@@ -94,6 +98,8 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 async def _main(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
     from monitor.sim import DEMO_SECRET, DEMO_USER
     from monitor.sim.scenario import Simulation
     from monitor.sim.server import AmiSimServer

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import signal
 import sys
@@ -37,6 +36,8 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Connect, log in, write until ``--duration`` or a signal; exit 1 when AMI refuses or cannot be reached."""
+    import asyncio
+
     from monitor.ami.recorder import RecordError, record
 
     secret: str | None = None

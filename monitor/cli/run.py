@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.cli.common import (
     CliError,
@@ -19,6 +18,9 @@ from monitor.cli.common import (
     settings_from,
 )
 from monitor.settings import Settings
+
+if TYPE_CHECKING:
+    import asyncio  # annotations only: the event loop is imported when a command runs, not by qmon replay
 
 log = logging.getLogger("qmon")
 
@@ -56,6 +58,7 @@ def setup_logging(level: str) -> None:
 
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Load settings (exit 2 on any problem), check the host, run until SIGTERM."""
+    import asyncio
     settings = settings_from(args.config, env, {"ami", "tracker", "http", "store", "survey"}, settings_flags(args))
     preflight(settings, args.insecure_no_token, "qmon run")
     setup_logging(settings.log_level)
