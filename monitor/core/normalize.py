@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from monitor.core import events as ev
 from monitor.core.vocab import SkipReason, skip_reason
@@ -98,6 +99,18 @@ class _Reader:
         return ts if 0.0 < ts < _MAX_TS else None
 
     def chan(self, prefix: str = "") -> ev.Chan:
+        # The hot path of most events (Newexten alone is half of what the tracker reads): plain string values
+        # straight from the dict; anything else (a repeated header -> list, a missing Uniqueid) the careful way.
+        g = self.h.get
+        v = (g(prefix + "Uniqueid"), g(prefix + "Linkedid"), g(prefix + "Channel"), g(prefix + "CallerIDNum"),
+             g(prefix + "CallerIDName"), g(prefix + "Context"), g(prefix + "Exten"), g(prefix + "Language"))
+        uid = v[0]
+        if type(uid) is str and uid and list not in map(type, v):
+            w = cast("tuple[str | None, ...]", v)
+            return ev.Chan(uid, w[1] or uid, w[2] or "", w[3] or "", w[4] or "", w[5] or "", w[6] or "", w[7] or "")
+        return self._chan(prefix)
+
+    def _chan(self, prefix: str) -> ev.Chan:
         return ev.Chan(
             uniqueid=self.req_nonempty(prefix + "Uniqueid"),
             linkedid=self.opt(prefix + "Linkedid") or self.req_nonempty(prefix + "Uniqueid"),

@@ -96,6 +96,7 @@ class QmonMetrics:
         self.store = store
         self._known: set[tuple[str, str]] = set()
         self._known_agents: set[tuple[str, str, str]] = set()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}  # (id(metric), labels) -> its child
         self.registry.register(_StateCollector(self))
         r = self.registry
         self.calls = Counter("qmon_queue_calls", "Queue segments by outcome (abandoned and abandoned_short are "
@@ -213,25 +214,33 @@ class QmonMetrics:
 
         return feed
 
+    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered (prometheus-client validates and locks on every call)."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def observe(self, pbx: str, n: Note) -> None:
         """Count one note."""
         if isinstance(n, SegmentNote):
             self.ensure_queue(pbx, n.queue)
-            self.calls.labels(pbx, n.queue, n.outcome).inc()
+            self._child(self.calls, pbx, n.queue, n.outcome).inc()
             if n.wait_s is not None:
-                self.wait.labels(pbx, n.queue, n.outcome).observe(n.wait_s)
+                self._child(self.wait, pbx, n.queue, n.outcome).observe(n.wait_s)
             if n.outcome == "answered" and n.agent:
                 self.ensure_agent(pbx, n.queue, n.agent)
-                self.agent_calls.labels(pbx, n.queue, n.agent).inc()
+                self._child(self.agent_calls, pbx, n.queue, n.agent).inc()
         elif isinstance(n, RingNoAnswerNote):
             self.ensure_queue(pbx, n.queue)
             self.ensure_agent(pbx, n.queue, n.agent)
-            self.agent_rna.labels(pbx, n.queue, n.agent).inc()
+            self._child(self.agent_rna, pbx, n.queue, n.agent).inc()
         elif isinstance(n, TalkNote):
             self.ensure_queue(pbx, n.queue)
             self.ensure_agent(pbx, n.queue, n.agent)
-            self.agent_talk.labels(pbx, n.queue, n.agent).inc(max(0.0, n.talk_s))
-            self.talk.labels(pbx, n.queue).observe(max(0.0, n.talk_s))
+            self._child(self.agent_talk, pbx, n.queue, n.agent).inc(max(0.0, n.talk_s))
+            self._child(self.talk, pbx, n.queue).observe(max(0.0, n.talk_s))
         elif isinstance(n, TransferNote):
             if n.queue is not None:  # not a queue call: not ours to count
                 self.ensure_queue(pbx, n.queue)
