@@ -48,11 +48,15 @@ def local_time(ts: float) -> dtime:
 
 @dataclass(frozen=True, slots=True)
 class CallbackTarget:
-    """The original call a callback survey is about (handed over by the callback scheduler)."""
+    """The original call a callback survey is about (handed over by the callback scheduler).
+
+    ``decline`` non-empty: the job already ended that way (given up, claimed): say goodbye, record nothing.
+    """
 
     record: CallRecord
     caller: str
     language: str | None
+    decline: str = ""
 
 
 class CallbackClaims(Protocol):
@@ -106,7 +110,7 @@ class SurveyServer:
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qmon-survey")
         self.stats: dict[str, int] = {
             "connections": 0, "active": 0, "header_errors": 0, "early_hangups": 0, "errors": 0, "results": 0,
-            "qmon_slow": 0, "peer_stalled": 0,
+            "qmon_slow": 0, "peer_stalled": 0, "callbacks_declined": 0,
         }
 
     async def start(self) -> None:
@@ -174,6 +178,15 @@ class SurveyServer:
         source = "agi" if script == "csat" else "callback"
         # The scheduler's state lives on the loop: claim here; the lookups that may be slow go to a thread.
         target = self.callbacks.claim(args[0]) if source == "callback" and self.callbacks is not None else None
+        if target is not None and target.decline:
+            # A late answer of a callback already recorded: one record per job, so goodbye and nothing more.
+            self.stats["callbacks_declined"] += 1
+            lang = self.policy.language(None, headers.get("agi_language"), target.language)
+            await self._say(chan, lang, [
+                f"VERBOSE {quote('qmon survey: callback already ' + target.decline)} 3",
+                SetVar("QMON_SURVEY_STATUS", "not_eligible"), *self._trace("qmon:status=not_eligible"),
+            ])
+            return None, None
         hint = args[2] if source == "agi" else (target.language if target else None)
         lid_hint = args[0] if source == "agi" else ""
         try:
