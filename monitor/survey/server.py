@@ -179,13 +179,7 @@ class SurveyServer:
         # The scheduler's state lives on the loop: claim here; the lookups that may be slow go to a thread.
         target = self.callbacks.claim(args[0]) if source == "callback" and self.callbacks is not None else None
         if target is not None and target.decline:
-            # A late answer of a callback already recorded: one record per job, so goodbye and nothing more.
-            self.stats["callbacks_declined"] += 1
-            lang = self.policy.language(None, headers.get("agi_language"), target.language)
-            await self._say(chan, lang, [
-                f"VERBOSE {quote('qmon survey: callback already ' + target.decline)} 3",
-                SetVar("QMON_SURVEY_STATUS", "not_eligible"), *self._trace("qmon:status=not_eligible"),
-            ])
+            await self._decline(chan, headers, target)
             return None, None
         hint = args[2] if source == "agi" else (target.language if target else None)
         lid_hint = args[0] if source == "agi" else ""
@@ -221,6 +215,15 @@ class SurveyServer:
                            queue_hint=args[1], lid_hint=lid_hint, scores=(out.csat, out.nps, out.ces), raw=out.raw,
                            reason="agi_no_reply" if chan.stalled else "ok")
         return rec, prep.caller
+
+    async def _decline(self, chan: AgiChannel, headers: dict[str, str], target: CallbackTarget) -> None:
+        """A late answer of a callback already ended (and recorded): goodbye, no second record."""
+        self.stats["callbacks_declined"] += 1
+        lang = self.policy.language(None, headers.get("agi_language"), target.language)
+        await self._say(chan, lang, [
+            f"VERBOSE {quote('qmon survey: callback already ' + target.decline)} 3",
+            SetVar("QMON_SURVEY_STATUS", "not_eligible"), *self._trace("qmon:status=not_eligible"),
+        ])
 
     def _prepare(self, headers: dict[str, str], source: str, target: CallbackTarget | None,
                  started: float) -> _Prep:
