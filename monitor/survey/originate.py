@@ -19,6 +19,22 @@ The shutdown fingerprint: ``ast_begin_shutdown`` (``core restart now``) soft-han
 reason as the ``Cause`` of a ``SoftHangupRequest`` event. Recorded (g_restart): ``SoftHangupRequest`` ``Cause: 4``
 on the callers' channels, then ``AgentComplete`` ``Reason: caller`` and ordinary ``Hangup`` events: a call cut by
 the restart otherwise looks exactly like a caller hanging up on the agent.
+
+What the daemon's wiring gives :class:`~monitor.survey.callback.CallbackScheduler` (reference: ``Wiring`` in
+``tests/originate_peer.py``, panoramisk over TCP):
+
+* ``send_action(action: dict) -> Awaitable[Mapping]`` resolving with Asterisk's immediate reply to that action
+  only, never waiting for the ``OriginateResponse`` (panoramisk: ``manager.send_action(action, as_list=False)``;
+  its default keeps an ``Async`` Originate open until the event and folds both into a list, swallowing the
+  event). Raise ``ConnectionError`` only when nothing was written; never re-send an ``Originate`` after a
+  reconnect (panoramisk: ``"originate"`` in ``forgetable_actions``, or clear ``awaiting_actions`` on loss);
+* every ``OriginateResponse`` and ``SoftHangupRequest`` event, synchronously on the read path, to
+  ``scheduler.on_originate_response(headers, now)`` / ``scheduler.on_soft_hangup_request(headers, now)`` with
+  ``now`` = the daemon's clock (never the event's ``Timestamp``), from the connection that originates (events
+  of other connections are harmless: unknown ActionIDs are ignored);
+* each ``CallClosed`` note to ``scheduler.offer(record, now, pbx_now=tracker.pbx_time(now))`` *after* the events
+  of the same batch were routed (the ``SoftHangupRequest`` precedes the ``Hangup`` that closes the call);
+* ``SurveyServer(callbacks=scheduler)`` (``claim(token)``) and ``scheduler.run(clock)`` as a named task.
 """
 
 from __future__ import annotations
