@@ -32,8 +32,8 @@ What the daemon's wiring gives :class:`~monitor.survey.callback.CallbackSchedule
   ``scheduler.on_originate_response(headers, now)`` / ``scheduler.on_soft_hangup_request(headers, now)`` with
   ``now`` = the daemon's clock (never the event's ``Timestamp``), from the connection that originates (events
   of other connections are harmless: unknown ActionIDs are ignored);
-* each ``CallClosed`` note to ``scheduler.offer(record, now, pbx_now=tracker.pbx_time(now))`` *after* the events
-  of the same batch were routed (the ``SoftHangupRequest`` precedes the ``Hangup`` that closes the call);
+* each ``CallClosed`` note to ``scheduler.offer(record, now, pbx_now=tracker.pbx_time(now))`` (a shutdown's
+  ``SoftHangupRequest`` comes before the ``Hangup`` that closes the call; a job offered anyway is dropped);
 * ``SurveyServer(callbacks=scheduler)`` (``claim(token)``) and ``scheduler.run(clock)`` as a named task.
 """
 
