@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,8 +153,9 @@ def _build_survey(d: Daemon, stack: contextlib.ExitStack) -> SurveyParts | None:
 
         callbacks = CallbackScheduler(callback_config(s), policy, send, on_answer, cooldown=state, optout=state)
         cb = callbacks
-        source.on_event("OriginateResponse", lambda h: cb.on_originate_response(
-            {k: v if isinstance(v, str) else v[0] for k, v in h.items()}, d.clock()))
+        source.on_event("OriginateResponse", lambda h: cb.on_originate_response(_flat(h), d.clock()))
+        for p in pbxs:  # a call cut by `core restart` looks like a caller hang-up but for this (Cause 4)
+            p.source.on_event("SoftHangupRequest", lambda h: cb.on_soft_hangup_request(_flat(h), d.clock()))
         for p in pbxs:
             p.ingest.sinks.append(_offer(cb, p.ingest, d.clock))
         log.info("survey callbacks enabled through AMI %s", source.name)
@@ -162,6 +163,11 @@ def _build_survey(d: Daemon, stack: contextlib.ExitStack) -> SurveyParts | None:
                           callbacks=callbacks, bind=s.bind, port=s.port, header_timeout_s=s.header_timeout_s,
                           max_header_bytes=s.max_header_bytes, clock=d.clock)
     return SurveyParts(server, state, webhook, callbacks)
+
+
+def _flat(headers: Mapping[str, str | list[str]]) -> dict[str, str]:
+    """AMI headers with a repeated key reduced to its first value."""
+    return {k: v if isinstance(v, str) else v[0] for k, v in headers.items()}
 
 
 def _offer(callbacks: CallbackScheduler, ingest: Ingest, clock: Callable[[], float]) -> Callable[[list[Note]], None]:

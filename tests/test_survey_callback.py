@@ -174,7 +174,7 @@ async def test_no_answer_and_never_connected_count_as_failed_attempts(rig: Rig) 
 async def test_answered_but_the_survey_channel_never_connects(rig: Rig) -> None:
     rig.sched.offer(caller_hung_up(), T0)
     await rig.sched.tick(T0 + 60)
-    (o,) = rig.ami.originates()
+    (o,) = rig.originates()
     rig.sched.on_originate_response({"Event": "OriginateResponse", "ActionID": o["ActionID"],
                                      "Response": "Success", "Reason": "4"}, T0 + 65)
     await rig.sched.tick(T0 + 65 + 14)
@@ -182,7 +182,7 @@ async def test_answered_but_the_survey_channel_never_connects(rig: Rig) -> None:
     await rig.sched.tick(T0 + 65 + 15)  # answered, but no FastAGI connection within the grace: no retry
     assert [(r.status, r.reason) for r in rig.results] == [("unreachable", "answered; survey never connected")]
     await rig.sched.tick(T0 + 1000)
-    assert len(rig.ami.originates()) == 1
+    assert len(rig.originates()) == 1
 
 
 @pytest.mark.parametrize("rig", [{"rate_per_min": 2}], indirect=True)

@@ -1,7 +1,7 @@
 """Callback surveys against Asterisk 22's real Originate replies and OriginateResponse events (issue 12, item 2).
 
-Over real TCP: :class:`tests.originate_peer.OriginatePeer` answers as the recordings in ``fixtures/ami22`` show,
-panoramisk is the client wired as the daemon must wire it (:class:`tests.originate_peer.Wiring`), and the survey
+Over real TCP: :class:`tests.support.originate_peer.OriginatePeer` answers as the recordings in ``fixtures/ami22`` show,
+panoramisk is the client wired as the daemon must wire it (:class:`tests.support.originate_peer.Wiring`), and the survey
 channel's FastAGI connection is Asterisk 22's recorded one (``fixtures/agi22/e_callback*``) claiming the token.
 Time is a virtual daemon clock: the peer rings for the Originate's own ``Timeout`` on that clock.
 """
@@ -25,9 +25,10 @@ from monitor.replay import replay_files
 from monitor.survey.callback import CallbackConfig, CallbackScheduler
 from monitor.survey.server import SurveyServer
 from monitor.survey.state import SurveyState
-from tests.agi_peer import Asterisk22, Caller, PeerLog, caller_of, load, run_peer
-from tests.amiserver import AmiTestServer
-from tests.originate_peer import (
+from tests.support.agi_peer import Asterisk22, Caller, PeerLog, caller_of, load, run_peer
+from tests.support.amiserver import AmiTestServer
+from tests.support.calls import answered
+from tests.support.originate_peer import (
     AMI22,
     ANSWER,
     BUSY,
@@ -40,7 +41,6 @@ from tests.originate_peer import (
     read_ami,
     recorded_originate_responses,
 )
-from tests.survey_calls import answered
 
 T0 = 1_900_000_000.0  # the daemon's (virtual) clock; the recorded calls carry their own PBX time
 RETRY = 120.0

@@ -1,6 +1,6 @@
 """An AMI peer that answers ``Originate`` as Asterisk 22 did, and the wiring the daemon must give the scheduler.
 
-:class:`OriginatePeer` runs :class:`tests.amiserver.AmiTestServer` with an ``Originate`` handler:
+:class:`OriginatePeer` runs :class:`tests.support.amiserver.AmiTestServer` with an ``Originate`` handler:
 
 * the reply, at once, as ``astman_send_ack``/``astman_send_error`` write it: ``Response: Success`` /
   ``ActionID`` / ``Message: Originate successfully queued`` (``Response: Error`` / ``Message: Permission
@@ -37,9 +37,9 @@ from panoramisk import Manager
 
 from monitor.ami.wire import Headers, WireParser, first
 from monitor.survey.callback import CallbackScheduler
-from tests.amiserver import AmiTestServer
+from tests.support.amiserver import AmiTestServer
 
-AMI22 = Path(__file__).parent / "fixtures" / "ami22"
+AMI22 = Path(__file__).parent.parent / "fixtures" / "ami22"
 CALLBACK_RECORDINGS = ("e_callback", "e_callback_noanswer", "e_callback_late_answer")
 
 
