@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.ami.files import read_capture
-from monitor.core.ingest import Ingest, closed_records
+from monitor.core.ingest import Ingest, closed_records, merge_records
 from monitor.core.records import CallRecord
 from monitor.core.report import build_report
 from monitor.core.tracker import CallTracker, TrackerConfig
@@ -46,8 +46,8 @@ def replay_messages(
                 now = float(ts)
             except ValueError:
                 pass
-        res.records.extend(closed_records(ing.feed(headers, now)))
-    res.records.extend(closed_records(tr.close_all(tr.now or now, "eof")))
+        merge_records(res.records, closed_records(ing.feed(headers, now)))
+    merge_records(res.records, closed_records(tr.close_all(tr.now or now, "eof")))
     res.events = ing.events
     res.skipped = dict(ing.skipped)
     res.queues = set(tr.queues)

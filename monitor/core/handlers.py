@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from monitor.core import events as ev
-from monitor.core.calls import Out, attach_survey, close, entry_call, fire, resolve, step
+from monitor.core.calls import Out, amend_complete, attach_survey, entry_call, fire, hang_up, resolve, step
 from monitor.core.records import (
     RingNoAnswer,
     RingNoAnswerNote,
@@ -23,15 +23,19 @@ from monitor.core.records import (
     VoicemailNote,
 )
 from monitor.core.segments import SegmentInput as In
+from monitor.core.segments import SegmentState
 from monitor.core.state import CallState, SegState, TrackerState
 from monitor.core.transfers import describe_target
-from monitor.core.vocab import VOICEMAIL_REASONS, ClosedBy, CsatStatus, Outcome, parse_csat
+from monitor.core.vocab import VOICEMAIL_REASONS, CsatStatus, Outcome, SkipReason, parse_csat, skip_reason
 
-# QUEUESTATUS values (app_queue.c, queue_exec) -> segment input; any other value is In.STATUS.
+# QUEUESTATUS values (app_queue.c, queue_exec/set_queue_result) -> segment input; any other value is In.STATUS.
 _STATUS_INPUT = {
-    "TIMEOUT": In.TIMEOUT, "LEAVEEMPTY": In.LEAVE_EMPTY, "LEAVEUNAVAIL": In.LEAVE_EMPTY,
-    "JOINEMPTY": In.JOIN_EMPTY, "JOINUNAVAIL": In.JOIN_EMPTY,
+    "TIMEOUT": In.TIMEOUT, "LEAVEEMPTY": In.LEAVE_EMPTY, "LEAVEUNAVAIL": In.LEAVE_UNAVAIL,
+    "JOINEMPTY": In.JOIN_EMPTY, "JOINUNAVAIL": In.JOIN_UNAVAIL, "FULL": In.FULL, "WITHDRAW": In.WITHDRAW,
+    "CONTINUE": In.CONTINUE,
 }
+# Queue() refused the caller (join_queue() failed): no queue event at all, only the QUEUESTATUS VarSet.
+_REFUSED = frozenset({In.JOIN_EMPTY, In.JOIN_UNAVAIL, In.FULL})
 
 
 def _queue_seg(call: CallState, uid: str, queue: str) -> SegState | None:
@@ -69,7 +73,7 @@ def on_newexten(st: TrackerState, e: ev.Newexten, ts: float, out: Out) -> None:
 
 
 def on_varset(st: TrackerState, e: ev.VarSet, ts: float, out: Out) -> None:
-    """VarSet QUEUESTATUS (why Queue() returned; JOINEMPTY has no queue event at all) and ATTENDEDTRANSFER."""
+    """VarSet QUEUESTATUS (why Queue() returned; JOINEMPTY/JOINUNAVAIL/FULL have no queue event at all)."""
     if e.variable == "ATTENDEDTRANSFER":
         st.targets.remember(e.value, e.chan.channel)
         return
@@ -77,7 +81,7 @@ def on_varset(st: TrackerState, e: ev.VarSet, ts: float, out: Out) -> None:
         return
     inp = _STATUS_INPUT.get(e.value.upper(), In.STATUS)
     ch = st.chan(e.chan)
-    if inp is In.JOIN_EMPTY:  # Queue() refused the caller: no queue event at all, a segment that never entered
+    if inp in _REFUSED:  # Queue() refused the caller: no queue event at all, a segment that never entered
         call = entry_call(st, e.chan, ts, out)
         if call is None:
             return
@@ -92,7 +96,10 @@ def on_varset(st: TrackerState, e: ev.VarSet, ts: float, out: Out) -> None:
 
 
 def on_hangup(st: TrackerState, e: ev.Hangup, ts: float, out: Out) -> None:
-    """Hangup: a waiting caller abandoned; the call closes with the hang-up of its last caller channel."""
+    """Hangup: a waiting caller abandoned; the call ends with the hang-up of its last caller channel.
+
+    It is final ``late_grace_s`` later (:func:`monitor.core.calls.hang_up`): app_queue may still report on it.
+    """
     uid = e.chan.uniqueid
     st.chans.pop(uid, None)
     call = st.caller_call(e.chan)
@@ -105,7 +112,7 @@ def on_hangup(st: TrackerState, e: ev.Hangup, ts: float, out: Out) -> None:
     call.channels.discard(uid)
     st.by_uid.pop(uid, None)
     if not call.channels:
-        out.append(close(st, call, ts, ClosedBy.HANGUP))
+        hang_up(st, call, ts, out)
 
 
 def on_join(st: TrackerState, e: ev.QueueCallerJoin, ts: float, out: Out) -> None:
@@ -145,7 +152,31 @@ def on_abandon(st: TrackerState, e: ev.QueueCallerAbandon, ts: float, out: Out) 
         seg.end_ts = ts
 
 
+def _by_member(st: TrackerState, e: ev.AgentEvent, answered: bool) -> tuple[CallState, SegState] | None:
+    # No caller snapshot: the member's open visit in that queue (its answered one, or one ringing it), the one on
+    # the member channel named by Dest* first; the latest joined wins.
+    best: tuple[CallState, SegState] | None = None
+    for call in st.calls.values():
+        for seg in call.segments:
+            if seg.queue != e.queue:
+                continue
+            if answered:
+                ok = seg.state == SegmentState.ANSWERED and seg.agent == e.member and seg.talk_s is None
+            else:
+                ok = seg.is_open and (e.member in seg.ringing or not seg.ringing)
+            if not ok:
+                continue
+            if e.dest_uniqueid and seg.agent_uid == e.dest_uniqueid:
+                return call, seg
+            if best is None or seg.join_ts > best[1].join_ts:
+                best = (call, seg)
+    return best
+
+
 def _agent_seg(st: TrackerState, e: ev.AgentEvent, ts: float, out: Out, create: bool) -> SegState | None:
+    if not e.chan.uniqueid:
+        found = _by_member(st, e, answered=False)
+        return found[1] if found else None
     call = st.caller_call(e.chan)
     if call is None and create:
         call = entry_call(st, e.chan, ts, out)
@@ -182,7 +213,7 @@ def on_rna(st: TrackerState, e: ev.AgentRingNoAnswer, ts: float, out: Out) -> No
 def on_connect(st: TrackerState, e: ev.AgentConnect, ts: float, out: Out) -> None:
     """AgentConnect: answered after HoldTime s (adopts the call if its join was missed)."""
     seg = _agent_seg(st, e, ts, out, create=True)
-    if seg is None or st.caller_call(e.chan) is None or not fire(st, seg, In.CONNECT):
+    if seg is None or (e.chan.uniqueid and st.caller_call(e.chan) is None) or not fire(st, seg, In.CONNECT):
         return
     if seg.join_ts == ts and e.hold_time:
         seg.join_ts = ts - e.hold_time
@@ -193,14 +224,31 @@ def on_connect(st: TrackerState, e: ev.AgentConnect, ts: float, out: Out) -> Non
     st.members.adjust(e.queue, e.member, in_call=1)
 
 
+def _complete_target(st: TrackerState, e: ev.AgentComplete) -> tuple[CallState, SegState] | None:
+    call = st.call_for(e.chan.uniqueid, e.chan.linkedid) if e.chan.uniqueid else None
+    if call is not None:
+        seg = next((s for s in reversed(call.segments) if s.queue == e.queue and s.agent == e.member), None)
+        if seg is not None:
+            return call, seg
+    # No caller snapshot (or its call is not known by it): the member's answered visit in that queue.
+    return _by_member(st, e, answered=True)
+
+
 def on_complete(st: TrackerState, e: ev.AgentComplete, ts: float, out: Out) -> None:
-    """AgentComplete: talk time TalkTime s; the member is free again."""
-    call = st.caller_call(e.chan)
-    if call is None:
-        st.stats["late_events"] += 1
+    """AgentComplete: talk time TalkTime s; the member is free again.
+
+    Without the caller's snapshot it is correlated by queue + member (Interface/MemberName, Dest* when present);
+    after the call's record is final it amends the stored record (not the counters) and counts as a late skip.
+    """
+    found = _complete_target(st, e)
+    if found is None:
+        if amend_complete(st, e.queue, e.member, e.dest_uniqueid, float(e.talk_time), e.reason, out):
+            st.skips[skip_reason(SkipReason.LATE, "AgentComplete")] += 1
+        else:
+            st.stats["late_events"] += 1
         return
-    seg = next((s for s in reversed(call.segments) if s.queue == e.queue and s.agent == e.member), None)
-    if seg is None or seg.talk_s is not None or not step(st, seg, In.COMPLETE, ts, out):
+    _, seg = found
+    if seg.talk_s is not None or not step(st, seg, In.COMPLETE, ts, out):
         return
     seg.talk_s = float(e.talk_time)
     seg.completion = e.reason

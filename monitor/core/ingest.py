@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 
 from monitor.core.normalize import Skip, normalize
 from monitor.core.records import CallClosed as _Closed
-from monitor.core.records import CallRecord, Note
+from monitor.core.records import CallAmended, CallRecord, Note
 from monitor.core.tracker import CallTracker
 from monitor.core.vocab import SkipReason
 
@@ -58,6 +58,20 @@ class Ingest:
         self.emit(notes)
         return notes
 
+    def tick(self, now: float) -> list[Note]:
+        """Let time pass (``now``: the daemon's clock, epoch s): calls past their grace period become final.
+
+        The daemon calls this periodically (every second or so); the notes go to the sinks like any other.
+        """
+        try:
+            notes = self.tracker.tick(self.tracker.pbx_time(now))
+        except Exception:
+            log.exception("tracker tick failed")
+            self.skip(SkipReason.TRACKER_ERROR)
+            return []
+        self.emit(notes)
+        return notes
+
     def skip(self, reason: str, n: int = 1) -> None:
         """Count ``n`` (and log once per reason) messages we could not use; ``reason`` is a bounded label."""
         reason = str(reason)  # a SkipReason member counts under its plain string
@@ -77,5 +91,19 @@ class Ingest:
 
 
 def closed_records(notes: list[Note]) -> list[CallRecord]:
-    """The call records among notes."""
-    return [n.record for n in notes if isinstance(n, _Closed)]
+    """The call records among notes (final ones, and amended ones: see :func:`merge_records`)."""
+    return [n.record for n in notes if isinstance(n, (_Closed, CallAmended))]
+
+
+def merge_records(records: list[CallRecord], new: list[CallRecord]) -> None:
+    """Append ``new`` to ``records``; an amended record replaces the one of the same call (upsert by call id)."""
+    for r in new:
+        if r.extra.get("amended"):
+            for i in range(len(records) - 1, -1, -1):
+                if records[i].linkedid == r.linkedid and records[i].pbx == r.pbx:
+                    records[i] = r
+                    break
+            else:
+                records.append(r)
+        else:
+            records.append(r)

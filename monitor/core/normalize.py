@@ -25,6 +25,8 @@ _SNAPSHOT_PREFIXES = ("Dest", "Queue", "Member", "Transferer", "Transferee", "Br
 _USER_SKIP = frozenset({"Event", "Privilege", "Timestamp", "UserEvent", "SequenceNumber", "File", "Line", "Func"})
 
 
+#: The caller snapshot of an Agent* event that carries none (``uniqueid`` empty).
+NO_CALLER = ev.Chan("", "")
 _MAX_TS = 4_102_444_800.0  # 2100-01-01: no real Asterisk Timestamp is later
 
 
@@ -148,8 +150,11 @@ def _agent_base(r: _Reader) -> tuple[float | None, ev.Chan, str, str, str, str, 
     member = r.opt("MemberName") or r.opt("Interface")
     if not member:
         raise _Missing(skip_reason(SkipReason.MISSING, f"{r.event}.MemberName"))
+    # The caller's snapshot is absent when its channel was destroyed just before app_queue raised the event
+    # (seen on AgentComplete, Asterisk 20 and 22): the tracker then correlates by queue + member.
+    chan = r.chan() if r.opt("Uniqueid") else NO_CALLER
     return (
-        r.ts(), r.chan(), r.req_nonempty("Queue"), member, r.opt("Interface"),
+        r.ts(), chan, r.req_nonempty("Queue"), member, r.opt("Interface") or r.opt("Member"),
         r.opt("DestUniqueid"), r.opt("DestChannel"),
     )
 
