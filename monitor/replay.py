@@ -8,10 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from monitor.ami.files import read_capture
-from monitor.core.ingest import Ingest, closed_records, merge_records
+from monitor.core.ingest import UNSUPPORTED_MESSAGE, Ingest, closed_records, merge_records
 from monitor.core.records import CallRecord
 from monitor.core.report import build_report
 from monitor.core.tracker import CallTracker, TrackerConfig
+
+
+class UnsupportedStream(ValueError):
+    """The capture is from Asterisk 11 or older (AMI 1.x event names): refused rather than half counted."""
 
 
 @dataclass
@@ -47,6 +51,8 @@ def replay_messages(
             except ValueError:
                 pass
         merge_records(res.records, closed_records(ing.feed(headers, now)))
+    if ing.unsupported is not None:
+        raise UnsupportedStream(f"event {ing.unsupported!r} is from Asterisk 11 or older: {UNSUPPORTED_MESSAGE}")
     merge_records(res.records, closed_records(tr.close_all(tr.now or now, "eof")))
     res.events = ing.events
     res.skipped = dict(ing.skipped)

@@ -12,7 +12,7 @@ from typing import Any
 from monitor.ami.files import CaptureError
 from monitor.core.repeat import parse_window
 from monitor.core.tracker import TrackerConfig
-from monitor.replay import replay_files
+from monitor.replay import UnsupportedStream, replay_files
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,7 +47,7 @@ def cmd_replay(argv: list[str], env: Mapping[str, str]) -> int:
     config = TrackerConfig(abandon_short_s=args.abandon_short_s, repeat_windows=windows)
     try:
         result = replay_files(args.files, config)
-    except CaptureError as exc:
+    except (CaptureError, UnsupportedStream) as exc:
         print(f"qmon replay: {exc}", file=sys.stderr)
         return 2
     report = result.report(args.sl_threshold_s)

@@ -6,7 +6,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
 
-from monitor.core.normalize import Skip, normalize
+from monitor.core.normalize import Skip, UnsupportedAsterisk, normalize
 from monitor.core.records import CallClosed as _Closed
 from monitor.core.records import CallAmended, CallRecord, Note
 from monitor.core.tracker import CallTracker
@@ -15,6 +15,9 @@ from monitor.core.vocab import SkipReason
 log = logging.getLogger("qmon.ingest")
 
 Sink = Callable[[list[Note]], None]
+#: Why a stream of Asterisk 11 or older is refused (its numbers would be half right, silently).
+UNSUPPORTED_MESSAGE = ("qmon supports the AMI 2 event set of Asterisk 13 and later; this PBX sends the old "
+                       "(Asterisk 11 or older) event names, so its queue numbers cannot be counted")
 
 
 class Ingest:
@@ -27,6 +30,7 @@ class Ingest:
         self.events = 0
         self.skipped: Counter[str] = Counter()
         self.last_event_at: float | None = None
+        self.unsupported: str | None = None  # the first AMI 1.x event name seen (Asterisk 11 or older), if any
 
     def feed(self, headers: Mapping[str, str | list[str]], now: float) -> list[Note]:
         """Process one message; every Event (tracked or not) counts in ``events``."""
@@ -43,6 +47,10 @@ class Ingest:
         if event is None:
             return []
         if isinstance(event, Skip):
+            if isinstance(event, UnsupportedAsterisk) and self.unsupported is None:
+                self.unsupported = event.reason.partition(":")[2]
+                log.error("AMI %s: event %r is from Asterisk 11 or older: %s", self.pbx, self.unsupported,
+                          UNSUPPORTED_MESSAGE)
             self.skip(event.reason)
             return []
         try:

@@ -281,6 +281,16 @@ _BUILDERS: dict[str, Callable[[_Reader], ev.Event | None]] = {
 }
 
 
+#: Events only Asterisk 11 and older send (the AMI 1.x event set): their streams cannot be counted right here, so
+#: the first one is reported as ``unsupported:<Event>`` (qmon supports the AMI 2 event set, Asterisk 13 and later).
+#: Join/Leave became QueueCallerJoin/Leave, Link/Unlink/Bridge the Bridge* family, Dial DialBegin/DialEnd in 12.
+OLD_AMI_EVENTS = frozenset({"Join", "Leave", "Link", "Unlink", "Bridge", "Dial", "Masquerade", "Newcallerid"})
+
+
+class UnsupportedAsterisk(Skip):
+    """An event of the AMI 1.x generation (Asterisk 11 and older): the stream is not one qmon can count."""
+
+
 def event_name(headers: HeaderMap) -> str | None:
     """The ``Event`` header, or None for responses and garbage."""
     v = headers.get("Event")
@@ -296,6 +306,8 @@ def normalize(headers: HeaderMap) -> ev.Event | Skip | None:
         return None
     build = _BUILDERS.get(name)
     if build is None:
+        if name in OLD_AMI_EVENTS:
+            return UnsupportedAsterisk(skip_reason(SkipReason.UNSUPPORTED, name))
         return None
     try:
         return build(_Reader(name, headers))
