@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from monitor.ami.live import AmiSource
 from monitor.core.ingest import Ingest
-from monitor.core.records import CallClosed, MemberNote, Note
+from monitor.core.records import CallAmended, CallClosed, MemberNote, Note
 from monitor.core.tracker import CallTracker, TrackerConfig
 from monitor.http import ApiContext, LivePbx, make_app, start_http
 from monitor.metrics import QmonMetrics, pbx_clock
@@ -51,7 +51,7 @@ class Daemon:
 def _store_sink(store: Store, pbx: str) -> Callable[[list[Note]], None]:
     def sink(notes: list[Note]) -> None:
         for n in notes:
-            if isinstance(n, CallClosed):
+            if isinstance(n, (CallClosed, CallAmended)):  # an amended record replaces the stored one
                 store.submit(n.record)
             elif isinstance(n, MemberNote):
                 store.submit_member(n, pbx)
@@ -71,7 +71,10 @@ async def _build_pbx(d: Daemon, index: int) -> None:
     except Exception as exc:
         log.warning("AMI %s: repeat-caller index not warmed (%s)", ami.name, type(exc).__name__)
     tracker = CallTracker(TrackerConfig(abandon_short_s=t.abandon_short_s, repeat_windows=t.repeat_windows,
-                                        repeat_max_entries=t.repeat_max_entries, pbx=ami.name), repeats)
+                                        repeat_max_entries=t.repeat_max_entries, pbx=ami.name,
+                                        late_grace_s=t.late_grace_s, home_region=t.home_region,
+                                        trunk_prefixes=t.trunk_prefixes, withheld_numbers=t.withheld_numbers),
+                          repeats)
     tracker.queues.update(t.queues)
     ingest = Ingest(tracker, [d.metrics.sink(ami.name), _store_sink(d.store, ami.name)], pbx=ami.name)
     source = AmiSource(ami, ingest, clock=d.clock)
@@ -123,6 +126,7 @@ async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None =
         async with asyncio.TaskGroup() as tg:
             writer = tg.create_task(store.run(), name="store-writer")
             ami_tasks = [tg.create_task(src.run(), name=f"ami-{name}") for name, src in d.sources.items()]
+            ami_tasks.append(tg.create_task(_tick(d), name="tracker-tick"))
             if survey is not None:
                 survey.start_tasks(tg)
             if ready_cb is not None:
@@ -140,6 +144,14 @@ async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None =
         for sig in installed:
             loop.remove_signal_handler(sig)
     return 0 if store.stats.get("lost", 0) == 0 else 1
+
+
+async def _tick(d: Daemon, every_s: float = 0.5) -> None:
+    """Time passes without events: calls past their grace period after the caller's hang-up become final."""
+    while not d.stop.is_set():
+        await asyncio.sleep(every_s)
+        for p in d.pbxs.values():
+            p.ingest.tick(d.clock())
 
 
 async def _shutdown(d: Daemon, runner: web.AppRunner, survey: Any, ami_tasks: list[asyncio.Task[None]],
@@ -160,9 +172,10 @@ async def _shutdown(d: Daemon, runner: web.AppRunner, survey: Any, ami_tasks: li
     now = d.clock()
     for name, p in d.pbxs.items():
         # Nothing lost: calls still open are closed and written like any other (closed_by = shutdown).
-        notes = p.tracker.close_all(pbx_clock(p.tracker, now), "shutdown")
-        if notes:
-            log.info("AMI %s: %d open call(s) closed as shutdown", name, len(notes))
+        notes = p.tracker.close_all(pbx_clock(p.tracker, now), "shutdown")  # hung-up calls close as hangup
+        shut = sum(1 for n in notes if isinstance(n, CallClosed) and n.record.closed_by == "shutdown")
+        if shut:
+            log.info("AMI %s: %d open call(s) closed as shutdown", name, shut)
             p.ingest.emit(notes)
     all_written = await d.store.drain(s.store.drain_timeout_s)
     if not all_written:

@@ -263,6 +263,12 @@ def _resolve_secrets(amis: list[dict[str, Any]], sections: dict[str, Any], probl
         store["url"] = _read_secret("store.url", store["url_file"], problems)
 
 
+def _regions() -> frozenset[str]:
+    import phonenumbers
+
+    return frozenset(phonenumbers.SUPPORTED_REGIONS)
+
+
 def validate(s: Settings) -> list[str]:
     """Value checks across fields (ranges, names, URLs) once types are right."""
     from monitor.core.repeat import parse_window
@@ -280,6 +286,9 @@ def validate(s: Settings) -> list[str]:
     p += ["tracker.abandon_short_s: must be >= 0"] if t.abandon_short_s < 0 else []
     p += ["tracker.sl_threshold_s: must be > 0"] if t.sl_threshold_s <= 0 else []
     p += ["tracker.repeat_max_entries: must be > 0"] if t.repeat_max_entries <= 0 else []
+    p += ["tracker.late_grace_s: must be >= 0"] if t.late_grace_s < 0 else []
+    if t.home_region and t.home_region.upper() not in _regions():
+        p.append(f"tracker.home_region: {t.home_region!r} is not an ISO 3166 region phonenumbers knows (e.g. PL)")
     for w in t.repeat_windows:
         try:
             parse_window(w)

@@ -30,10 +30,9 @@ from monitor.core.records import (
 )
 from monitor.core.survey import SurveyResultRecord
 from monitor.core.tracker import CallTracker
+from monitor.core.vocab import CALL_OUTCOME_LABELS, VOICEMAIL_REASONS
 
-CALL_OUTCOMES = ("answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "join_empty", "exit_key",
-                 "transferred", "unknown")
-VOICEMAIL_REASONS = ("timeout", "exit_empty", "join_empty", "exit_key")
+CALL_OUTCOMES = CALL_OUTCOME_LABELS  # every outcome label, pre-created per queue (the last two: no wait histogram)
 TRANSFER_TYPES = ("blind", "attended")
 CSAT_SCORES = ("1", "2", "3", "4", "5")
 SURVEY_RESULTS = ("completed", "no_input", "invalid")

@@ -18,15 +18,21 @@ from typing import Any
 from monitor.core.records import CallRecord, Segment
 
 FIXTURES = Path(__file__).parent / "fixtures"
-#: Asterisk 22 recordings (the flat layout of the first ones), by scenario name.
+#: The first Asterisk 22 recordings (flat layout, every capture format), by scenario name.
 SCENARIOS = sorted(p.name.removesuffix(".facts.json") for p in FIXTURES.glob("*.facts.json"))
-#: Asterisk 20 recordings of the same lab (``.ami`` + facts only).
-AST20 = FIXTURES / "ast20"
-SCENARIOS_AST20 = sorted(p.name.removesuffix(".facts.json") for p in AST20.glob("*.facts.json"))
+#: The Asterisk 22 recordings added later (``ast22/``) and every scenario on Asterisk 20 (``ast20/``): ``.ami`` +
+#: facts only.
+AST22, AST20 = FIXTURES / "ast22", FIXTURES / "ast20"
+
+
+def _names(d: Path) -> list[str]:
+    return sorted(p.name.removesuffix(".facts.json") for p in d.glob("*.facts.json"))
+
+
 #: Every recording of both versions: (version, scenario, path without suffix).
-ALL_RECORDINGS: list[tuple[str, str, Path]] = [
-    *(("ast22", s, FIXTURES / s) for s in SCENARIOS), *(("ast20", s, AST20 / s) for s in SCENARIOS_AST20),
-]
+ALL_RECORDINGS: list[tuple[str, str, Path]] = sorted(
+    [*(("ast22", s, FIXTURES / s) for s in SCENARIOS), *(("ast22", s, AST22 / s) for s in _names(AST22)),
+     *(("ast20", s, AST20 / s) for s in _names(AST20))], key=lambda t: (t[0] != "ast22", t[1]))
 RECORDING_IDS = [f"{v}-{s}" for v, s, _ in ALL_RECORDINGS]
 
 _VISIT_OUTCOME = {"exitempty": "exit_empty", "exitwithkey": "exit_key", "exitwithtimeout": "timeout"}
@@ -43,8 +49,10 @@ REPORT_KEY = {
 
 def load_facts(scenario: str, version: str = "ast22") -> dict[str, Any]:
     """The facts file of one scenario of one Asterisk version."""
-    base = FIXTURES if version == "ast22" else FIXTURES / version
-    data: dict[str, Any] = json.loads((base / f"{scenario}.facts.json").read_text())
+    path = FIXTURES / f"{scenario}.facts.json"
+    if version != "ast22" or not path.exists():
+        path = FIXTURES / version / f"{scenario}.facts.json"
+    data: dict[str, Any] = json.loads(path.read_text())
     return data
 
 

@@ -52,8 +52,7 @@ def test_join_empty_counted_without_queue_log_line() -> None:
 @pytest.mark.parametrize("version", ["ast22", "ast20"])
 def test_queue_full_is_its_own_outcome_and_reaches_voicemail(version: str) -> None:
     """QUEUESTATUS=FULL has no queue event and no queue_log line: a visit that never entered, then VoiceMail."""
-    base = FIXTURES if version == "ast22" else FIXTURES / version
-    res = replay_files([base / "queue_full.ami"])
+    res = replay_files([FIXTURES / version / "queue_full.ami"])
     full = [r for r in res.records if r.voicemail is not None]
     assert len(full) == 1 and full[0].outcome == "voicemail" and full[0].voicemail is not None
     assert [(s.queue, s.entered, s.outcome) for s in full[0].segments] == [("support", False, "full")]
@@ -64,7 +63,7 @@ def test_queue_full_is_its_own_outcome_and_reaches_voicemail(version: str) -> No
 
 def test_agentcomplete_without_any_snapshot_completes_the_call() -> None:
     """caller_hangup_at_answer (Asterisk 22): AgentComplete carries only Queue/Interface/MemberName/times/Reason."""
-    res = replay_files([FIXTURES / "caller_hangup_at_answer.ami"])
+    res = replay_files([FIXTURES / "ast22" / "caller_hangup_at_answer.ami"])
     (rec,) = res.records
     (seg,) = rec.segments
     assert (seg.completion, seg.talk_s, rec.closed_by) == ("caller", 0.0, "hangup")

@@ -157,18 +157,23 @@ def freeze(st: TrackerState, call: CallState, ts: float, closed_by: str) -> Call
 
 
 def hang_up(st: TrackerState, call: CallState, ts: float, out: Out) -> None:
-    """The call's last caller channel hung up at ``ts``: final ``late_grace_s`` later (at once when it is 0)."""
+    """The call's last caller channel hung up at ``ts``: final ``late_grace_s`` later (at once when it is 0).
+
+    The grace is measured on the PBX clock and on the daemon's (``st.daemon_now``), whichever passes it first: a
+    stream whose Timestamps go back (a PBX clock change, concatenated captures) cannot keep a call open.
+    """
     if st.config.late_grace_s <= 0:
         out.append(close(st, call, ts, ClosedBy.HANGUP))
         return
     call.hangup_ts = ts
-    st.ending[call.linkedid] = ts
+    st.ending[call.linkedid] = (ts, st.daemon_now)
 
 
-def flush(st: TrackerState, now: float) -> list[Note]:
-    """Close, as ``hangup`` at their hang-up time, the calls whose grace period is over at ``now`` (PBX s)."""
+def flush(st: TrackerState, pbx_now: float, daemon_now: float) -> list[Note]:
+    """Close, as ``hangup`` at their hang-up time, the calls whose grace period is over (times in epoch s)."""
     grace = st.config.late_grace_s
-    due = sorted((ts, lid) for lid, ts in st.ending.items() if now >= ts + grace)
+    due = sorted((ts, lid) for lid, (ts, seen) in st.ending.items()
+                 if pbx_now >= ts + grace or daemon_now >= seen + grace)
     return [close(st, st.calls[lid], ts, ClosedBy.HANGUP) for ts, lid in due if lid in st.calls]
 
 

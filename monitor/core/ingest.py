@@ -72,7 +72,7 @@ class Ingest:
         The daemon calls this periodically (every second or so); the notes go to the sinks like any other.
         """
         try:
-            notes = self.tracker.tick(self.tracker.pbx_time(now))
+            notes = self.tracker.tick(now)
         except Exception:
             log.exception("tracker tick failed")
             self.skip(SkipReason.TRACKER_ERROR)

@@ -132,13 +132,15 @@ class TrackerState:
     by_uid: dict[str, str] = field(default_factory=dict)  # caller channel uniqueid -> linkedid
     chans: OrderedDict[str, ChanState] = field(default_factory=OrderedDict)
     closed: OrderedDict[str, float] = field(default_factory=OrderedDict)  # recently closed linkedid -> ts
-    ending: dict[str, float] = field(default_factory=dict)  # linkedid -> hang-up ts: open until the grace ends
+    # linkedid -> (hang-up time on the PBX clock, the daemon's clock then): open until the grace period ends
+    ending: dict[str, tuple[float, float]] = field(default_factory=dict)
     # recently final calls, amendable by a late event: linkedid -> (call, end ts, closed_by)
     final: OrderedDict[str, tuple[CallState, float, str]] = field(default_factory=OrderedDict)
     targets: TransferTargets = field(default_factory=TransferTargets)
     resync_alive: set[str] | None = None  # uniqueids listed since resync_begin (None: no resync running)
     resync_waiting: list[ev.QueueEntry] = field(default_factory=list)
     now: float = 0.0  # the latest event time seen (PBX clock, epoch s)
+    daemon_now: float = 0.0  # the daemon's clock at the latest event or tick (epoch s; never compared with PBX time)
     pbx_offset: float = 0.0  # PBX clock minus the daemon clock (s), from the last sane Timestamp
     absurd_run: int = 0  # consecutive Timestamps a day ahead of the stream, ignored so far
     stats: dict[str, int] = field(default_factory=lambda: {"events": 0, "evicted_channels": 0, "late_events": 0,

@@ -83,9 +83,10 @@ class CallTracker:
         st = self.state
         ts = self._event_time(event.ts, now)
         st.now = max(st.now, ts)
+        st.daemon_now = now
         st.stats["events"] += 1
         # Calls whose grace period is over are final before this event: if it is about one of them, it is late.
-        out: list[Note] = flush(st, ts) if st.ending else []
+        out: list[Note] = flush(st, ts, now) if st.ending else []
         handler = HANDLERS.get(type(event))
         if handler is not None:
             handler(st, event, ts, out)
@@ -94,14 +95,14 @@ class CallTracker:
         return out
 
     def tick(self, now: float) -> list[Note]:
-        """Time passes without events: close calls whose grace period is over at ``now`` (PBX clock, epoch s).
+        """Time passes without events: close calls whose grace period is over at ``now`` (the daemon's clock, s).
 
-        The daemon calls it periodically (through :meth:`monitor.core.ingest.Ingest.tick`, which converts its own
-        clock); each event does the same at its own time.
+        The daemon calls it periodically (through :meth:`monitor.core.ingest.Ingest.tick`); each event does the
+        same at its own time. ``now`` is placed on the PBX clock through the tracker's clock offset.
         """
         st = self.state
-        st.now = max(st.now, now)
-        return flush(st, now) if st.ending else []
+        st.daemon_now = max(st.daemon_now, now)
+        return flush(st, self.pbx_time(now), now) if st.ending else []
 
     def pbx_time(self, now: float) -> float:
         """The PBX's clock (epoch s) at daemon time ``now`` (s): the last event's Timestamp plus the time since."""
@@ -196,7 +197,7 @@ class CallTracker:
         Calls whose caller already hung up close first, as ``hangup`` at their hang-up time (their grace ends now).
         """
         st = self.state
-        out = flush(st, float("inf")) if st.ending else []
+        out = flush(st, float("inf"), float("inf")) if st.ending else []
         return out + [close(st, c, now, reason) for c in list(st.calls.values())]
 
     def waiting(self) -> dict[str, list[float]]:
