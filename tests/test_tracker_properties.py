@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from monitor.ami.files import read_capture
 from monitor.ami.wire import Headers, WireParser
-from monitor.core.ingest import Ingest, closed_records
+from monitor.core.ingest import Ingest, closed_records, merge_records
+from monitor.core.records import CallRecord
 from monitor.core.tracker import CallTracker
 from monitor.replay import ReplayResult, replay_messages
 from tests.factcheck import FIXTURES, SCENARIOS
@@ -176,7 +177,9 @@ def test_gap_with_resync_never_counts_twice(scenario: str, cut: int, seed: int, 
     notes += tracker.resync_end(tracker.now)
     notes += [n for m in msgs[b:] for n in ingest.feed(m, tracker.now)]
     notes += tracker.close_all(tracker.now, "eof")
-    res = ReplayResult(closed_records(notes), ingest.events, dict(ingest.skipped))
+    records: list[CallRecord] = []
+    merge_records(records, closed_records(notes))  # an amended record replaces its call's (upsert by call id)
+    res = ReplayResult(records, ingest.events, dict(ingest.skipped))
     check_invariants(res, tracker)
 
 
@@ -192,3 +195,54 @@ def test_member_call_state_after_a_lost_ring_no_answer() -> None:
     check_invariants(res, tracker)
     assert not member_call_state(tracker)
     assert sorted(tracker.members.by_key) == [("support", "agent2")]
+
+
+# -- identity changes and snapshot-less events (issue 11) ---------------------------------------------------
+
+_SNAPSHOT_KEYS = ("Channel", "ChannelState", "ChannelStateDesc", "CallerIDNum", "CallerIDName", "ConnectedLineNum",
+                  "ConnectedLineName", "Language", "AccountCode", "Context", "Exten", "Priority", "Uniqueid",
+                  "Linkedid")
+
+
+@st.composite
+def masqueraded(draw: st.DrawFn) -> tuple[str, list[Headers]]:
+    """A transcript with masquerade leftovers put in (a channel renamed ``<ZOMBIE>`` that then hangs up, as
+    channel.c's masquerade leaves one) and some AgentComplete events stripped of the caller's snapshot."""
+    scenario = draw(st.sampled_from(SCENARIOS))
+    msgs = list(MESSAGES[scenario])
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    chans = [m for m in msgs if m.get("Uniqueid") and m.get("Channel")]
+    for _ in range(draw(st.integers(1, 4))):
+        victim = rng.choice(chans)
+        at = rng.randrange(len(msgs) + 1)
+        name = str(victim["Channel"])
+        ts = msgs[min(at, len(msgs) - 1)].get("Timestamp", victim.get("Timestamp", "0"))
+        base = {"Uniqueid": victim["Uniqueid"], "Linkedid": victim.get("Linkedid", victim["Uniqueid"]),
+                "CallerIDNum": victim.get("CallerIDNum", ""), "Timestamp": ts}
+        msgs[at:at] = [{"Event": "Rename", "Channel": name, "Newname": name + "<ZOMBIE>", **base},
+                       {"Event": "Hangup", "Channel": name + "<ZOMBIE>", "Cause": "0", **base}]
+    strip = draw(st.booleans())
+    if strip:
+        msgs = [{k: v for k, v in m.items() if k not in _SNAPSHOT_KEYS} if m.get("Event") == "AgentComplete" else m
+                for m in msgs]
+    return scenario, msgs
+
+
+def _shape(res: ReplayResult) -> list[tuple[str, str, tuple[tuple[str, str, str | None], ...]]]:
+    return sorted((r.call_id, r.outcome, tuple((s.queue, s.outcome, s.completion) for s in r.segments))
+                  for r in res.records)
+
+
+@PROFILE
+@given(masqueraded())
+def test_zombies_and_snapshotless_events_change_no_number(case: tuple[str, list[Headers]]) -> None:
+    """A zombie's hang-up is never an abandon (nor the end of a call), no call is counted twice, no queue entry
+    appears that no QueueCallerJoin made, and a snapshot-less AgentComplete still completes its call."""
+    scenario, msgs = case
+    res, tracker = run(msgs)
+    check_invariants(res, tracker)
+    assert "late:AgentComplete" not in res.skipped
+    assert _shape(res) == _shape(run(MESSAGES[scenario])[0])
+    joins = sum(1 for m in msgs if m.get("Event") == "QueueCallerJoin")
+    assert sum(len(r.entered) for r in res.records) <= joins
+    assert member_call_state(tracker) == []

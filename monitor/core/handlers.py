@@ -48,6 +48,25 @@ def on_newchannel(st: TrackerState, e: ev.Newchannel, ts: float, out: Out) -> No
     st.chan(e.chan)
 
 
+ZOMBIE = "<ZOMBIE>"
+
+
+def is_zombie(channel: str) -> bool:
+    """A channel a masquerade left behind (channel.c names it ``<name><ZOMBIE>``): its identity moved on."""
+    return channel.endswith(ZOMBIE)
+
+
+def on_rename(st: TrackerState, e: ev.Rename, ts: float, out: Out) -> None:
+    """Rename: the channel keeps its Uniqueid under a new name; a ``<ZOMBIE>`` name leaves the caller role.
+
+    After a masquerade (an attended transfer into an application, asterisk/asterisk#759) the surviving channel
+    carries on under the caller's identity; the zombie only hangs up. It must never end or abandon the call.
+    """
+    ch = st.chans.get(e.chan.uniqueid)
+    if ch is not None and not is_zombie(e.new_name):
+        ch.channel = e.new_name
+
+
 def on_newexten(st: TrackerState, e: ev.Newexten, ts: float, out: Out) -> None:
     """Newexten: Queue() opens the call; another app on a caller channel: Queue() returned (VoiceMail: fallthrough)."""
     ch = st.chan(e.chan)
@@ -101,6 +120,8 @@ def on_hangup(st: TrackerState, e: ev.Hangup, ts: float, out: Out) -> None:
     It is final ``late_grace_s`` later (:func:`monitor.core.calls.hang_up`): app_queue may still report on it.
     """
     uid = e.chan.uniqueid
+    if is_zombie(e.chan.channel):
+        return  # a masquerade's leftover: the call lives on in the channel that took its identity
     st.chans.pop(uid, None)
     call = st.caller_call(e.chan)
     if call is None:
@@ -353,6 +374,7 @@ Handler = Callable[[TrackerState, Any, float, Out], None]
 HANDLERS: dict[type[ev.Event], Handler] = {
     ev.Newchannel: on_newchannel,
     ev.Newexten: on_newexten,
+    ev.Rename: on_rename,
     ev.VarSet: on_varset,
     ev.Hangup: on_hangup,
     ev.QueueCallerJoin: on_join,

@@ -116,6 +116,10 @@ def _newchannel(r: _Reader) -> ev.Event:
     return ev.Newchannel(r.ts(), r.chan())
 
 
+def _rename(r: _Reader) -> ev.Event:
+    return ev.Rename(r.ts(), r.chan(), r.req_nonempty("Newname"))
+
+
 def _newexten(r: _Reader) -> ev.Event:
     return ev.Newexten(r.ts(), r.chan(), r.req("Application"), r.opt("AppData"))
 
@@ -253,6 +257,7 @@ def _booted(r: _Reader) -> ev.Event:
 _BUILDERS: dict[str, Callable[[_Reader], ev.Event | None]] = {
     "Newchannel": _newchannel,
     "Newexten": _newexten,
+    "Rename": _rename,
     "VarSet": _varset,
     "Hangup": _hangup,
     "QueueCallerJoin": _join,
