@@ -12,6 +12,7 @@ from typing import Any
 
 from monitor.core import events as ev
 from monitor.core.calls import Out, amend_complete, attach_survey, entry_call, fire, hang_up, resolve, step
+from monitor.core.correlate import by_member, complete_target, is_zombie
 from monitor.core.records import (
     RingNoAnswer,
     RingNoAnswerNote,
@@ -23,7 +24,6 @@ from monitor.core.records import (
     VoicemailNote,
 )
 from monitor.core.segments import SegmentInput as In
-from monitor.core.segments import SegmentState
 from monitor.core.state import CallState, SegState, TrackerState
 from monitor.core.transfers import describe_target
 from monitor.core.vocab import VOICEMAIL_REASONS, CsatStatus, Outcome, SkipReason, parse_csat, skip_reason
@@ -46,14 +46,6 @@ def _queue_seg(call: CallState, uid: str, queue: str) -> SegState | None:
 def on_newchannel(st: TrackerState, e: ev.Newchannel, ts: float, out: Out) -> None:
     """Newchannel: remember the channel (caller number, name)."""
     st.chan(e.chan)
-
-
-ZOMBIE = "<ZOMBIE>"
-
-
-def is_zombie(channel: str) -> bool:
-    """A channel a masquerade left behind (channel.c names it ``<name><ZOMBIE>``): its identity moved on."""
-    return channel.endswith(ZOMBIE)
 
 
 def on_rename(st: TrackerState, e: ev.Rename, ts: float, out: Out) -> None:
@@ -173,30 +165,9 @@ def on_abandon(st: TrackerState, e: ev.QueueCallerAbandon, ts: float, out: Out) 
         seg.end_ts = ts
 
 
-def _by_member(st: TrackerState, e: ev.AgentEvent, answered: bool) -> tuple[CallState, SegState] | None:
-    # No caller snapshot: the member's open visit in that queue (its answered one, or one ringing it), the one on
-    # the member channel named by Dest* first; the latest joined wins.
-    best: tuple[CallState, SegState] | None = None
-    for call in st.calls.values():
-        for seg in call.segments:
-            if seg.queue != e.queue:
-                continue
-            if answered:
-                ok = seg.state == SegmentState.ANSWERED and seg.agent == e.member and seg.talk_s is None
-            else:
-                ok = seg.is_open and (e.member in seg.ringing or not seg.ringing)
-            if not ok:
-                continue
-            if e.dest_uniqueid and seg.agent_uid == e.dest_uniqueid:
-                return call, seg
-            if best is None or seg.join_ts > best[1].join_ts:
-                best = (call, seg)
-    return best
-
-
 def _agent_seg(st: TrackerState, e: ev.AgentEvent, ts: float, out: Out, create: bool) -> SegState | None:
     if not e.chan.uniqueid:
-        found = _by_member(st, e, answered=False)
+        found = by_member(st, e, answered=False)
         return found[1] if found else None
     call = st.caller_call(e.chan)
     if call is None and create:
@@ -245,23 +216,13 @@ def on_connect(st: TrackerState, e: ev.AgentConnect, ts: float, out: Out) -> Non
     st.members.adjust(e.queue, e.member, in_call=1)
 
 
-def _complete_target(st: TrackerState, e: ev.AgentComplete) -> tuple[CallState, SegState] | None:
-    call = st.call_for(e.chan.uniqueid, e.chan.linkedid) if e.chan.uniqueid else None
-    if call is not None:
-        seg = next((s for s in reversed(call.segments) if s.queue == e.queue and s.agent == e.member), None)
-        if seg is not None:
-            return call, seg
-    # No caller snapshot (or its call is not known by it): the member's answered visit in that queue.
-    return _by_member(st, e, answered=True)
-
-
 def on_complete(st: TrackerState, e: ev.AgentComplete, ts: float, out: Out) -> None:
     """AgentComplete: talk time TalkTime s; the member is free again.
 
     Without the caller's snapshot it is correlated by queue + member (Interface/MemberName, Dest* when present);
     after the call's record is final it amends the stored record (not the counters) and counts as a late skip.
     """
-    found = _complete_target(st, e)
+    found = complete_target(st, e)
     if found is None:
         if amend_complete(st, e.queue, e.member, e.dest_uniqueid, float(e.talk_time), e.reason, out):
             st.skips[skip_reason(SkipReason.LATE, "AgentComplete")] += 1

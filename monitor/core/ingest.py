@@ -7,8 +7,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 
 from monitor.core.normalize import Skip, UnsupportedAsterisk, normalize
-from monitor.core.records import CallClosed as _Closed
 from monitor.core.records import CallAmended, CallRecord, Note
+from monitor.core.records import CallClosed as _Closed
 from monitor.core.tracker import CallTracker
 from monitor.core.vocab import SkipReason
 

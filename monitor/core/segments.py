@@ -89,9 +89,10 @@ def _rows() -> dict[tuple[SegmentState, SegmentInput], Transition]:
     t[S.LEFT, In.CONTINUE] = (S.ANSWERED, Outcome.ANSWERED)
     # Queue() returned without QUEUESTATUS telling why: an abandon the caller survived is the queue's own
     # limit (timeout); a plain leave is the exit key.
-    for inp in (In.STATUS, In.DIALPLAN, In.REJOIN, In.CONTINUE):
+    for inp in (In.STATUS, In.DIALPLAN, In.REJOIN):
         t[S.ABANDON_PENDING, inp] = (S.DONE, Outcome.TIMEOUT)
         t[S.LEFT, inp] = (S.DONE, Outcome.EXIT_KEY)
+    t[S.ABANDON_PENDING, In.CONTINUE] = (S.DONE, Outcome.TIMEOUT)  # handled after an abandon: not seen live
     t[S.WAITING, In.REJOIN] = (S.DONE, Outcome.UNKNOWN)  # a second join while we think it still waits: a lost event
     t[S.ANSWERED, In.COMPLETE] = (S.DONE, None)
     t[S.ANSWERED, In.CLOSE] = (S.DONE, None)
