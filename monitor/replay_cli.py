@@ -9,8 +9,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
+
 from monitor.ami.files import CaptureError
-from monitor.core.repeat import parse_window
+from monitor.core.repeat import WITHHELD_NUMBERS, parse_window
 from monitor.core.tracker import TrackerConfig
 from monitor.replay import UnsupportedStream, replay_files
 
@@ -24,6 +26,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat-window", action="append", default=None,
                    help="repeat-caller window, repeatable (default 24h)")
     p.add_argument("--records", action="store_true", help="also print every call record (json report only)")
+    p.add_argument("--late-grace-s", type=float, default=2.0,
+                   help="a call is final this long after its caller's hang-up (default 2)")
+    p.add_argument("--home-region", default="", help="ISO 3166 region of national caller numbers, e.g. PL")
+    p.add_argument("--trunk-prefix", action="append", default=[], help="prefix a trunk adds to caller numbers")
+    p.add_argument("--withheld", action="append", default=None,
+                   help="a caller number meaning 'withheld', repeatable (default: anonymous, restricted, ...)")
     return p
 
 
@@ -41,10 +49,17 @@ def cmd_replay(argv: list[str], env: Mapping[str, str]) -> int:
         errors.append("--abandon-short-s: must be >= 0")
     if args.sl_threshold_s <= 0:
         errors.append("--sl-threshold-s: must be > 0")
+    if args.late_grace_s < 0:
+        errors.append("--late-grace-s: must be >= 0")
+    if args.home_region and args.home_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        errors.append(f"--home-region: {args.home_region!r} is not an ISO 3166 region (e.g. PL)")
     if errors:
         print("qmon replay: " + "; ".join(errors), file=sys.stderr)
         return 2
-    config = TrackerConfig(abandon_short_s=args.abandon_short_s, repeat_windows=windows)
+    config = TrackerConfig(abandon_short_s=args.abandon_short_s, repeat_windows=windows,
+                           late_grace_s=args.late_grace_s, home_region=args.home_region,
+                           trunk_prefixes=tuple(args.trunk_prefix),
+                           withheld_numbers=tuple(args.withheld) if args.withheld else WITHHELD_NUMBERS)
     try:
         result = replay_files(args.files, config)
     except (CaptureError, UnsupportedStream) as exc:
