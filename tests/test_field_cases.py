@@ -80,3 +80,13 @@ def test_queue_log_prints_every_ignored_line_with_its_reason(tmp_path: Path,
     assert [line.split(":")[1] for line in ignored] == ["9", "10", "11"]
     assert "no visit of callid 999.1 in queue sales" in ignored[0]
     assert "not a queue_log line" in ignored[1] and "unknown event 'MYEVENT'" in ignored[2]
+
+
+def test_an_ami_1x_banner_is_refused_before_any_number(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``Asterisk Call Manager/1.1`` (Asterisk 1.4-11): refused on the banner alone, whatever events follow."""
+    old = tmp_path / "old.ami"
+    raw = (FIELD.parent / "abandoned.ami").read_bytes()
+    old.write_bytes(b"Asterisk Call Manager/1.1\r\n" + raw[raw.index(b"\n") + 1:])
+    rc, out, err = _run(["replay", str(old)], capsys)
+    assert rc == 2 and out == ""
+    assert "Asterisk 11 or older (AMI 1.x)" in err and "13 and later" in err

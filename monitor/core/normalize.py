@@ -292,6 +292,13 @@ _BUILDERS: dict[str, Callable[[_Reader], ev.Event | None]] = {
 OLD_AMI_EVENTS = frozenset({"Join", "Leave", "Link", "Unlink", "Bridge", "Dial", "Masquerade", "Newcallerid"})
 
 
+def old_ami_banner(banner: str) -> bool:
+    """True for the banner of Asterisk 11 or older (``Asterisk Call Manager/1.x``; 12-13 say 2.x, 20 9.0.0, 22
+    11.0.0): the AMI 1.x event set. A modern banner does not prove modern events (see ``OLD_AMI_EVENTS``)."""
+    _, _, version = banner.strip().rpartition("/")
+    return banner.startswith("Asterisk Call Manager/") and version.split(".", 1)[0] in ("0", "1")
+
+
 class UnsupportedAsterisk(Skip):
     """An event of the AMI 1.x generation (Asterisk 11 and older): the stream is not one qmon can count."""
 
