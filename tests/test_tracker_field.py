@@ -159,3 +159,48 @@ async def test_an_amended_record_replaces_the_stored_one(db: DB, tmp_path: Path)
         assert talk == [4.0]
     finally:
         await store.close()
+
+
+def _masquerade(consult_lid: str) -> list[dict[str, Any]]:
+    """An attended transfer into a queue completed by masquerade while the consult call still waits there, as
+    channel.c does it: Uniqueid/Linkedid swapped, the loser renamed ``<ZOMBIE>`` and hung up; app_queue then
+    reports the waiting visit under the caller's identity (asterisk/asterisk#759)."""
+    x = CallBuilder("10.1", lid="10.0", chan="PJSIP/caller-00000010")
+    y = CallBuilder("20.5", lid=consult_lid, num="7009", chan="Local/3000@xfer-00000001;2")
+    zombie = {"Uniqueid": y.uid, "Linkedid": y.lid, "CallerIDNum": "7009", "Timestamp": "116.000000"}
+    return [
+        x.queue_app(100, Q), x.join(100, Q), x.agent("AgentCalled", 100.1, Q, "agent1"), x.leave(102, Q),
+        x.agent("AgentConnect", 102, Q, "agent1", HoldTime=2, RingTime=2),
+        y.queue_app(110, "sales"), y.join(110, "sales"), y.agent("AgentCalled", 110.1, "sales", "agent5"),
+        x.agent("AgentComplete", 115, Q, "agent1", HoldTime=2, TalkTime=13, Reason="transfer"),
+        {"Event": "Rename", "Channel": y.chan, "Newname": x.chan + "<ZOMBIE>", **zombie},
+        {"Event": "Hangup", "Channel": x.chan + "<ZOMBIE>", "Cause": "16", **zombie},
+        x.leave(118, "sales"), x.agent("AgentConnect", 118, "sales", "agent5", HoldTime=8, RingTime=1),
+        x.agent("AgentComplete", 140, "sales", "agent5", HoldTime=8, TalkTime=22, Reason="agent"),
+        x.hangup(141),
+    ]
+
+
+def test_masquerade_into_a_waiting_queue_visit_counts_each_visit_once() -> None:
+    for consult_lid in ("10.0", "20.4"):  # the consult leg shares the caller's Linkedid, or has its own
+        ingest, notes = feed(_masquerade(consult_lid))
+        recs = closed_records(notes)
+        assert ingest.skipped == {}, consult_lid
+        (rec,) = recs
+        assert [(s.queue, s.outcome, s.agent, s.wait_s, s.talk_s, s.completion) for s in rec.segments] == [
+            (Q, "answered", "agent1", 2.0, 13.0, "transfer"), ("sales", "answered", "agent5", 8.0, 22.0, "agent")]
+        assert rec.end_ts == 141.0 and rec.closed_by == "hangup"
+        rep = build_report(recs, 0)["queues"]
+        assert [(rep[q]["entered"], rep[q]["answered"], rep[q]["abandoned"]) for q in (Q, "sales")] == [
+            (1, 1, 0), (1, 1, 0)]
+        assert ingest.tracker.members.counts("sales")["in_call"] == 0
+
+
+def test_a_zombie_hang_up_is_never_an_abandon() -> None:
+    """Without the zombie rule the consult leg's waiting visit in sales would be abandoned at the masquerade."""
+    for consult_lid in ("10.0", "20.4"):
+        msgs = _masquerade(consult_lid)[:11]  # up to the zombie's hang-up: the visit in sales is still waiting
+        ingest = Ingest(CallTracker())
+        notes = [n for m in msgs for n in ingest.feed(m, float(m["Timestamp"]))] + ingest.tick(200)
+        assert all(s.outcome == "answered" for r in closed_records(notes) for s in r.segments), consult_lid
+        assert ingest.tracker.waiting()["sales"] != []  # the visit waits on, under the identity it was given

@@ -55,3 +55,30 @@ def complete_target(st: TrackerState, e: ev.AgentComplete) -> tuple[CallState, S
             return call, seg
     # No caller snapshot (or its call is not known by it): the member's answered visit in that queue.
     return by_member(st, e, answered=True)
+
+
+def swapped_visit(st: TrackerState, call: CallState, uid: str, queue: str) -> SegState | None:
+    """An open visit of ``queue`` still on a channel a masquerade turned into a zombie, in another call: moved to
+    ``call`` under the caller channel ``uid`` (its new identity), else None.
+
+    channel.c swaps Uniqueid/Linkedid between the two channels of a masquerade, so app_queue goes on reporting the
+    waiting visit under the transferred caller's identity: the visit is the same, only its owner changed. The
+    call that held it is dropped when nothing else is left of it (it was the consult leg).
+    """
+    if not st.zombies:
+        return None
+    for other in st.calls.values():
+        if other is call:
+            continue
+        for seg in other.segments:
+            if seg.queue == queue and seg.is_open and seg.uid in st.zombies:
+                other.segments.remove(seg)
+                seg.uid = uid
+                if not other.segments:
+                    st.calls.pop(other.linkedid, None)
+                    st.ending.pop(other.linkedid, None)
+                    for gone in other.channels:
+                        st.by_uid.pop(gone, None)
+                    st.closed[other.linkedid] = seg.join_ts
+                return seg
+    return None

@@ -12,7 +12,7 @@ from typing import Any
 
 from monitor.core import events as ev
 from monitor.core.calls import Out, amend_complete, attach_survey, entry_call, fire, hang_up, resolve, step
-from monitor.core.correlate import by_member, complete_target, is_zombie
+from monitor.core.correlate import by_member, complete_target, is_zombie, swapped_visit
 from monitor.core.records import (
     RingNoAnswer,
     RingNoAnswerNote,
@@ -38,9 +38,13 @@ _STATUS_INPUT = {
 _REFUSED = frozenset({In.JOIN_EMPTY, In.JOIN_UNAVAIL, In.FULL})
 
 
-def _queue_seg(call: CallState, uid: str, queue: str) -> SegState | None:
-    # The channel's latest visit of this queue, else any channel's (Agent* events may name the other leg).
-    return call.last_seg(uid=uid, queue=queue) or call.last_seg(queue=queue)
+def _queue_seg(st: TrackerState, call: CallState, uid: str, queue: str) -> SegState | None:
+    # The channel's latest visit of this queue, else any channel's (Agent* events may name the other leg), else a
+    # visit a masquerade moved to this caller's identity.
+    seg = call.last_seg(uid=uid, queue=queue) or call.last_seg(queue=queue)
+    if seg is not None and seg.uid != uid and seg.is_open and seg.uid in st.zombies:
+        seg.uid = uid  # the visit of a masqueraded channel, now reported under this caller's identity
+    return seg or swapped_visit(st, call, uid, queue)
 
 
 def on_newchannel(st: TrackerState, e: ev.Newchannel, ts: float, out: Out) -> None:
@@ -55,8 +59,13 @@ def on_rename(st: TrackerState, e: ev.Rename, ts: float, out: Out) -> None:
     carries on under the caller's identity; the zombie only hangs up. It must never end or abandon the call.
     """
     ch = st.chans.get(e.chan.uniqueid)
-    if ch is not None and not is_zombie(e.new_name):
-        ch.channel = e.new_name
+    if not is_zombie(e.new_name):
+        if ch is not None:
+            ch.channel = e.new_name
+        return
+    st.zombies[e.chan.uniqueid] = ts
+    while len(st.zombies) > 10_000:
+        st.zombies.popitem(last=False)
 
 
 def on_newexten(st: TrackerState, e: ev.Newexten, ts: float, out: Out) -> None:
@@ -112,19 +121,20 @@ def on_hangup(st: TrackerState, e: ev.Hangup, ts: float, out: Out) -> None:
     It is final ``late_grace_s`` later (:func:`monitor.core.calls.hang_up`): app_queue may still report on it.
     """
     uid = e.chan.uniqueid
-    if is_zombie(e.chan.channel):
-        return  # a masquerade's leftover: the call lives on in the channel that took its identity
     st.chans.pop(uid, None)
     call = st.caller_call(e.chan)
     if call is None:
         return
     seg = call.last_seg(uid=uid)
-    if seg is not None:
+    zombie = is_zombie(e.chan.channel)
+    if seg is not None and not zombie:
         # The caller hung up while waiting (with or without the Abandon event having arrived): abandoned.
         step(st, seg, In.HANGUP, ts, out)
     call.channels.discard(uid)
     st.by_uid.pop(uid, None)
-    if not call.channels:
+    # A masquerade's leftover (<ZOMBIE>) is no caller hanging up: a visit still waiting on it goes on under the
+    # identity the masquerade gave away (swapped_visit takes it over), so its call does not end with it.
+    if not call.channels and not (zombie and seg is not None and seg.is_open):
         hang_up(st, call, ts, out)
 
 
@@ -149,7 +159,7 @@ def on_join(st: TrackerState, e: ev.QueueCallerJoin, ts: float, out: Out) -> Non
 def on_leave(st: TrackerState, e: ev.QueueCallerLeave, ts: float, out: Out) -> None:
     """QueueCallerLeave: the caller left the queue (answered, exit key, timeout or empty: decided later)."""
     call = st.caller_call(e.chan)
-    seg = _queue_seg(call, e.chan.uniqueid, e.queue) if call else None
+    seg = _queue_seg(st, call, e.chan.uniqueid, e.queue) if call else None
     if seg is not None and step(st, seg, In.LEAVE, ts, out):
         seg.exit_position = seg.exit_position or e.position
         seg.end_ts = ts
@@ -158,7 +168,7 @@ def on_leave(st: TrackerState, e: ev.QueueCallerLeave, ts: float, out: Out) -> N
 def on_abandon(st: TrackerState, e: ev.QueueCallerAbandon, ts: float, out: Out) -> None:
     """QueueCallerAbandon: also raised on timeout and leave-empty, so only ``abandon_pending`` + HoldTime (s)."""
     call = st.caller_call(e.chan)
-    seg = _queue_seg(call, e.chan.uniqueid, e.queue) if call else None
+    seg = _queue_seg(st, call, e.chan.uniqueid, e.queue) if call else None
     if seg is not None and step(st, seg, In.ABANDON, ts, out):
         seg.wait_s = float(e.hold_time)
         seg.exit_position = e.position
@@ -174,7 +184,7 @@ def _agent_seg(st: TrackerState, e: ev.AgentEvent, ts: float, out: Out, create: 
         call = entry_call(st, e.chan, ts, out)
     if call is None:
         return None
-    seg = _queue_seg(call, e.chan.uniqueid, e.queue)
+    seg = _queue_seg(st, call, e.chan.uniqueid, e.queue)
     if seg is None and create:
         # We missed the join (started mid-call or after a gap): adopt the call from here on.
         seg = SegState(e.queue, e.chan.uniqueid, ts, 0)

@@ -137,6 +137,7 @@ class TrackerState:
     # recently final calls, amendable by a late event: linkedid -> (call, end ts, closed_by)
     final: OrderedDict[str, tuple[CallState, float, str]] = field(default_factory=OrderedDict)
     targets: TransferTargets = field(default_factory=TransferTargets)
+    zombies: OrderedDict[str, float] = field(default_factory=OrderedDict)  # uniqueids renamed <ZOMBIE> -> ts
     resync_alive: set[str] | None = None  # uniqueids listed since resync_begin (None: no resync running)
     resync_waiting: list[ev.QueueEntry] = field(default_factory=list)
     now: float = 0.0  # the latest event time seen (PBX clock, epoch s)
