@@ -118,3 +118,14 @@ def test_cli_exit_2_with_messages(tmp_path: Path, command: str) -> None:
     assert "http.port: expected an integer, got string 'x'" in r.stderr
     assert "http.unknown: unknown key" in r.stderr
     assert "ami[default].secret: missing" in r.stderr
+
+
+def test_tracker_field_settings_from_file_and_env(tmp_path: Path) -> None:
+    """Caller-number and late-event settings (issue 11): TOML keys and QMON_TRACKER_* like every other."""
+    cfg = write(tmp_path, '[tracker]\nhome_region = "PL"\ntrunk_prefixes = ["9"]\nwithheld_numbers = ["blocked"]\n')
+    s = load_settings(["--config", cfg], {"QMON_AMI_SECRET": "s", "QMON_TRACKER_LATE_GRACE_S": "3.5"})
+    t = s.tracker
+    assert (t.home_region, t.trunk_prefixes, t.withheld_numbers, t.late_grace_s) == ("PL", ("9",), ("blocked",), 3.5)
+    bad = write(tmp_path, '[tracker]\nhome_region = "XX"\nlate_grace_s = -1\n')
+    got = problems(["--config", bad], {"QMON_AMI_SECRET": "s"})
+    assert any(p.startswith("tracker.home_region:") for p in got) and "tracker.late_grace_s: must be >= 0" in got
