@@ -68,7 +68,7 @@ class CallTracker:
 
     @property
     def stats(self) -> dict[str, int]:
-        """Counters: events, evicted_channels, late_events."""
+        """Counters: events, evicted_channels, late_events (matched no call), amended (final records amended)."""
         return self.state.stats
 
     @property
