@@ -247,7 +247,9 @@ def tracker_config(t: TrackerSettings, pbx: str = "default") -> TrackerConfig:
     from monitor.core.tracker import TrackerConfig  # lazy: `qmon --help` need not load the tracker
 
     return TrackerConfig(abandon_short_s=t.abandon_short_s, repeat_windows=t.repeat_windows,
-                         repeat_max_entries=t.repeat_max_entries, pbx=pbx)
+                         repeat_max_entries=t.repeat_max_entries, pbx=pbx, late_grace_s=t.late_grace_s,
+                         home_region=t.home_region, trunk_prefixes=t.trunk_prefixes,
+                         withheld_numbers=t.withheld_numbers)
 
 
 def _foreign(key: str) -> bool:
@@ -302,6 +304,12 @@ def _resolve_secrets(amis: list[dict[str, Any]], sections: dict[str, Any], needs
         store["url"] = _read_secret("store.url", store["url_file"], read_file, problems)
 
 
+def _regions() -> frozenset[str]:
+    import phonenumbers
+
+    return frozenset(phonenumbers.SUPPORTED_REGIONS)
+
+
 def validate(s: Settings, needs: Collection[str] = ALL_SECTIONS) -> list[str]:
     """Value checks across fields (ranges, names, URLs) once types are right."""
     p: list[str] = []
@@ -319,6 +327,9 @@ def validate(s: Settings, needs: Collection[str] = ALL_SECTIONS) -> list[str]:
     p += [f"tracker.sl_threshold_s: {t.sl_threshold_s:g} is not a bound of the wait histogram (one of "
           f"{', '.join(str(b) for b in WAIT_BUCKETS_S)})"] if t.sl_threshold_s not in WAIT_BUCKETS_S else []
     p += ["tracker.repeat_max_entries: must be > 0"] if t.repeat_max_entries <= 0 else []
+    p += ["tracker.late_grace_s: must be >= 0"] if t.late_grace_s < 0 else []
+    if t.home_region and t.home_region.upper() not in _regions():
+        p.append(f"tracker.home_region: {t.home_region!r} is not an ISO 3166 region phonenumbers knows (e.g. PL)")
     for w in t.repeat_windows:
         try:
             parse_window(w)

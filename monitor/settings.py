@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from monitor.core.repeat import WITHHELD_NUMBERS
+
 #: Bounds (s) of the queue-wait histogram. The service-level threshold must be one of them: the service level is
 #: read from the histogram's ``le`` bucket, so a threshold between bounds could not be answered.
 WAIT_BUCKETS_S = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
@@ -39,6 +41,10 @@ class TrackerSettings:
     repeat_windows: tuple[str, ...] = ("24h",)
     repeat_max_entries: int = 500_000
     queues: tuple[str, ...] = ()  # known queues: their series exist at 0 from the start
+    late_grace_s: float = 2.0  # a call's record is final this long after its caller's hang-up (late app_queue events)
+    home_region: str = ""  # ISO 3166 region of national caller numbers (e.g. "PL"): E.164 for repeat callers
+    trunk_prefixes: tuple[str, ...] = ()  # prefixes the trunk puts before caller numbers (stripped)
+    withheld_numbers: tuple[str, ...] = WITHHELD_NUMBERS  # never a caller (empty and all-zero numbers always)
 
 
 @dataclass(frozen=True)

@@ -153,9 +153,9 @@ async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item]
             members.append(member_row(it))
         elif isinstance(it, SurveyItem):
             results.append(it)
-        elif (it.pbx, it.linkedid) in calls:
+        elif (it.pbx, it.linkedid) in calls and not it.extra.get("amended"):
             res.duplicates += 1
-        else:
+        else:  # an amended record (a late event changed a final call) supersedes the one before it
             calls[(it.pbx, it.linkedid)] = it
     if calls:
         # A live record supersedes the same call backfilled from queue_log (richer: linkedid, survey, voicemail).
@@ -169,6 +169,11 @@ async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item]
         if final:
             await session.execute(delete(Call).where(tuple_(Call.pbx, Call.linkedid).in_(final),
                                                      Call.closed_by.in_(PROVISIONAL)))
+        # An amended record replaces the stored one of its call whatever it was (upsert by call id, never twice).
+        amended = [(r.pbx, r.linkedid) for r in calls.values() if r.extra.get("amended")]
+        if amended:
+            d = await session.execute(delete(Call).where(tuple_(Call.pbx, Call.linkedid).in_(amended)))
+            res.replaced += int(getattr(d, "rowcount", 0) or 0)
         stmt = (_insert(dialect, Call).values(fit_rows(Call.__table__, [call_row(r) for r in calls.values()], scrub))
                 .on_conflict_do_nothing(index_elements=["pbx", "linkedid"])
                 .returning(Call.id, Call.pbx, Call.linkedid))
