@@ -12,6 +12,7 @@ from typing import Any
 
 from monitor.core import events as ev
 from monitor.core.calls import Out, attach_survey, close, entry_call, fire, resolve, step
+from monitor.core.owed import INBOUND, dialled_numbers
 from monitor.core.records import (
     RingNoAnswer,
     RingNoAnswerNote,
@@ -173,6 +174,7 @@ def on_rna(st: TrackerState, e: ev.AgentRingNoAnswer, ts: float, out: Out) -> No
     if seg is None or not fire(st, seg, In.RING_NO_ANSWER):
         return
     seg.rna.append(RingNoAnswer(e.member, e.ring_ms, ts))
+    st.agents.ring_no_answer(e.queue, e.member, ts)
     if e.member in seg.ringing:
         seg.ringing.discard(e.member)
         st.members.adjust(e.queue, e.member, ringing=-1)
@@ -191,6 +193,10 @@ def on_connect(st: TrackerState, e: ev.AgentConnect, ts: float, out: Out) -> Non
     seg.end_ts = ts
     resolve(st, seg, Outcome.ANSWERED, ts, out)
     st.members.adjust(e.queue, e.member, in_call=1)
+    st.agents.connect(e.queue, e.member, ts)
+    call = st.caller_call(e.chan)
+    if call is not None:
+        out.extend(st.owed.reached(call.caller, ts, INBOUND, e.member))
 
 
 def on_complete(st: TrackerState, e: ev.AgentComplete, ts: float, out: Out) -> None:
@@ -205,6 +211,7 @@ def on_complete(st: TrackerState, e: ev.AgentComplete, ts: float, out: Out) -> N
     seg.talk_s = float(e.talk_time)
     seg.completion = e.reason
     st.members.adjust(e.queue, e.member, in_call=-1)
+    st.agents.complete(e.queue, e.member, seg.talk_s, ts)
     out.append(TalkNote(e.queue, e.member, seg.talk_s, e.reason, ts))
 
 
@@ -275,8 +282,22 @@ def on_member(st: TrackerState, e: ev.MemberEvent, ts: float, out: Out) -> None:
     """QueueMemberAdded/Removed/Status/Pause and QueueMember list entries."""
     st.queues.add(e.queue)
     note = st.members.apply(e, ts)
+    st.agents.member_event(e, ts)
     if note is not None:
         out.append(note)
+
+
+def on_dial_begin(st: TrackerState, e: ev.DialBegin, ts: float, out: Out) -> None:
+    """DialBegin from a member's device: remember the number it dials (an owed callback may be made)."""
+    agent = st.agents.agent_of_channel(e.channel) if e.channel else None
+    if agent is not None:
+        st.owed.dial_begin(e.dest_uniqueid, agent, dialled_numbers(e.dial_string, e.exten, e.dest_exten,
+                                                                   e.dest_caller_num))
+
+
+def on_dial_end(st: TrackerState, e: ev.DialEnd, ts: float, out: Out) -> None:
+    """DialEnd of a member's dial: DialStatus ANSWER reaches the dialled number (owed callbacks close)."""
+    out.extend(st.owed.dial_end(e.dest_uniqueid, e.dial_status, ts))
 
 
 def on_params(st: TrackerState, e: ev.QueueParams, ts: float, out: Out) -> None:
@@ -319,6 +340,8 @@ HANDLERS: dict[type[ev.Event], Handler] = {
     ev.AttendedTransfer: on_attended,
     ev.UserEvent: on_user,
     ev.MemberEvent: on_member,
+    ev.DialBegin: on_dial_begin,
+    ev.DialEnd: on_dial_end,
     ev.QueueParams: on_params,
     ev.QueueEntry: on_entry,
     ev.CoreShowChannel: on_listed,

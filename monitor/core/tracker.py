@@ -16,10 +16,12 @@ from __future__ import annotations
 from collections import Counter
 
 from monitor.core import events as ev
+from monitor.core.agents import AgentBoard
 from monitor.core.calls import attach_survey, check_repeat, close, freeze, open_call
 from monitor.core.handlers import HANDLERS
 from monitor.core.members import Members
-from monitor.core.records import CallRecord, Note, Survey
+from monitor.core.owed import OwedCallbacks
+from monitor.core.records import CallClosed, CallRecord, Note, Survey
 from monitor.core.repeat import RepeatIndex
 from monitor.core.segments import SegmentState
 from monitor.core.state import SegState, TrackerConfig, TrackerState
@@ -29,6 +31,15 @@ __all__ = ["CallTracker", "TrackerConfig", "TrackerState"]
 
 _SWEEP_EVERY = 4096  # events between two stale-call sweeps
 _NO_SKIPS: Counter[str] = Counter()  # returned, never changed, when there is nothing to take
+
+
+def with_owed(st: TrackerState, out: list[Note]) -> list[Note]:
+    """``out`` plus the owed-callback notes of its closed calls (each closed record goes to the owed list once)."""
+    extra: list[Note] = []
+    for n in out:
+        if isinstance(n, CallClosed):
+            extra.extend(st.owed.call_closed(n.record))
+    return out + extra if extra else out
 
 
 class CallTracker:
@@ -62,6 +73,16 @@ class CallTracker:
         return self.state.queues
 
     @property
+    def agents(self) -> AgentBoard:
+        """Per (queue, agent) measures: ``agents.snapshot(now)``."""
+        return self.state.agents
+
+    @property
+    def owed(self) -> OwedCallbacks:
+        """Callers owed a call: ``owed.open()``, ``owed.stats(now)``; ``owed.restore(rows)`` at start."""
+        return self.state.owed
+
+    @property
     def now(self) -> float:
         """The latest event time seen, on the PBX clock (epoch s; 0.0 before the first event)."""
         return self.state.now
@@ -90,7 +111,7 @@ class CallTracker:
             handler(st, event, ts, out)
         if st.stats["events"] % _SWEEP_EVERY == 0:
             out.extend(self.sweep(st.now))
-        return out
+        return with_owed(st, out)
 
     def pbx_time(self, now: float) -> float:
         """The PBX's clock (epoch s) at daemon time ``now`` (s): the last event's Timestamp plus the time since."""
@@ -123,7 +144,8 @@ class CallTracker:
         """Close calls open longer than ``max_call_age_s`` (their hang-up was never seen) as ``stale``."""
         st = self.state
         limit = now - st.config.max_call_age_s
-        return [close(st, c, now, ClosedBy.STALE) for c in list(st.calls.values()) if c.start_ts < limit]
+        return with_owed(st, [close(st, c, now, ClosedBy.STALE) for c in list(st.calls.values())
+                              if c.start_ts < limit])
 
     def add_survey(self, uid_or_linkedid: str, survey: Survey) -> list[Note]:
         """Attach a survey answer (from the AGI server) to an open call; an empty list if the call is unknown."""
@@ -175,12 +197,12 @@ class CallTracker:
                 check_repeat(st, call, entry.chan, joined, out)
         st.resync_alive = None
         st.resync_waiting = []
-        return out
+        return with_owed(st, out)
 
     def close_all(self, now: float, reason: str = ClosedBy.GAP) -> list[Note]:
         """Close every open call (end of a replay, stream gap without resync, shutdown); ``reason``: a ClosedBy."""
         st = self.state
-        return [close(st, c, now, reason) for c in list(st.calls.values())]
+        return with_owed(st, [close(st, c, now, reason) for c in list(st.calls.values())])
 
     def waiting(self) -> dict[str, list[float]]:
         """Join times (epoch s, PBX clock) of callers waiting right now, per queue."""
