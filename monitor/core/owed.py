@@ -42,7 +42,7 @@ def withheld(caller: str | None) -> bool:
 
 
 def same_number(a: str, b: str) -> bool:
-    """Equal digits, or one ends with the other's last 7+ digits (``95551234567`` vs ``+15551234567``)."""
+    """Equal digits, or the shorter (7+ digits) ends the longer: ``5551234567`` vs ``+15551234567``."""
     x, y = a.lstrip("+"), b.lstrip("+")
     if x == y:
         return True
@@ -51,13 +51,16 @@ def same_number(a: str, b: str) -> bool:
 
 
 def dialled_numbers(*fields: str) -> tuple[str, ...]:
-    """Candidate numbers of an outbound dial: every piece of ``DialString``/``Exten``/... that is a number."""
+    """Candidate numbers of an outbound dial: every piece of ``DialString``/``Exten``/... that is a number.
+
+    A dialled ``9``/``0`` outside-line prefix is also tried without it (``95551234567`` -> ``5551234567``).
+    """
     out: list[str] = []
     for f in fields:
         for piece in _SPLIT.split(f):
             n = normalize_number(piece)
-            if n is not None and n not in out:
-                out.append(n)
+            variants = [n] if n is None or len(n) <= _MIN_SUFFIX or n[0] not in "09" else [n, n[1:]]
+            out += [v for v in variants if v is not None and v not in out]
     return tuple(out)
 
 
@@ -70,7 +73,8 @@ class Owed:
     last_ts: float  # end of the latest one (epoch s)
     queue: str | None  # where the latest one ended
     wait_s: float  # how long the latest one waited (s)
-    outcome: str  # how the latest one ended
+    outcome: str  # how the latest one ended (its last queue segment's outcome)
+    voicemail: bool  # the latest one reached VoiceMail
     attempts: int  # unanswered calls from this number since it was last reached
     linkedids: tuple[str, ...]
 
@@ -114,7 +118,8 @@ class OwedCallbacks:
             return []
         assert r.caller is not None
         wait = sum(s.wait_s or 0.0 for s in r.segments)
-        owed = OwedCall(r.pbx, r.linkedid, r.caller, queue, r.start_ts, r.end_ts, wait, r.outcome)
+        how = r.segments[-1].outcome if r.segments else r.outcome
+        owed = OwedCall(r.pbx, r.linkedid, r.caller, queue, r.start_ts, r.end_ts, wait, how, r.voicemail is not None)
         self.opened[queue or ""] += 1
         self._add(owed)
         return [OwedNote("open", owed)]
@@ -188,7 +193,7 @@ class OwedCallbacks:
         for caller, calls in self.by_caller.items():
             last = max(calls, key=lambda c: c.ended_ts)
             rows.append(Owed(caller, min(c.start_ts for c in calls), last.ended_ts, last.queue, last.wait_s,
-                             last.outcome, len(calls), tuple(c.linkedid for c in calls)))
+                             last.outcome, last.voicemail, len(calls), tuple(c.linkedid for c in calls)))
         return sorted(rows, key=lambda o: o.first_ts)
 
     def open_calls(self) -> list[OwedCall]:

@@ -234,7 +234,8 @@ class OwedCall:
     start_ts: float
     ended_ts: float
     wait_s: float
-    outcome: str  # the CallRecord outcome: abandoned, timeout, voicemail, ...
+    outcome: str  # how its last queue segment ended: abandoned, abandoned_short, timeout, exit_empty, ...
+    voicemail: bool = False  # the caller then reached VoiceMail
     closed_ts: float | None = None
     closed_by: str | None = None  # inbound | outbound
     agent: str | None = None  # who reached the caller
