@@ -117,7 +117,8 @@ def test_several_unanswered_calls_are_attempts_of_one_row() -> None:
 # -- an agent calls the number back: DialBegin/DialEnd as documented (docs.asterisk.org AMI Events) ----------
 
 
-def dial(event: str, ts: float, chan: str, uid: str, exten: str, dest_uid: str, dest: str, **extra: str) -> dict[str, Any]:
+def dial(event: str, ts: float, chan: str, uid: str, exten: str, dest_uid: str, dest: str,
+         **extra: str) -> dict[str, Any]:
     """A DialBegin/DialEnd with the caller snapshot, the ``Dest*`` snapshot and DialString or DialStatus."""
     return {
         "Event": event, "Privilege": "call,all", "Timestamp": f"{ts:.6f}",
