@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from monitor.core.servicelevel import SlCounts
+
 
 @dataclass
 class QlAgent:
@@ -80,3 +82,25 @@ def agents_from_queue_log(path: Path, end: float) -> dict[tuple[str, str], QlAge
 def last_time(path: Path) -> float:
     """The time of the last queue_log line (epoch s)."""
     return max(float(line.split("|", 1)[0]) for line in path.read_text().splitlines() if line.strip())
+
+
+def sl_counts_from_queue_log(path: Path, threshold_s: float, short_s: float = 5.0) -> dict[str, SlCounts]:
+    """Per queue: offered = ENTERQUEUE, answered = CONNECT (data1 holdtime), abandoned = ABANDON (data3 wait)."""
+    acc: dict[str, list[int]] = {}
+    for line in path.read_text().splitlines():
+        parts = line.split("|")
+        if len(parts) < 5 or parts[2] == "NONE":
+            continue
+        queue, verb, data = parts[2], parts[4], parts[5:]
+        c = acc.setdefault(queue, [0, 0, 0, 0, 0, 0])
+        if verb == "ENTERQUEUE":
+            c[0] += 1
+        elif verb == "CONNECT":
+            c[1] += 1
+            c[2] += int(data[0]) <= threshold_s
+        elif verb == "ABANDON":
+            wait = int(data[2])
+            c[3] += 1
+            c[4] += wait <= threshold_s
+            c[5] += wait < short_s
+    return {q: SlCounts(*c) for q, c in acc.items()}
