@@ -23,11 +23,11 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from monitor.ami.live import AmiSource
 from monitor.core.ingest import Ingest
-from monitor.core.records import CallClosed, MemberNote, Note
+from monitor.core.records import CallClosed, MemberNote, Note, OwedNote
 from monitor.core.tracker import CallTracker, TrackerConfig
 from monitor.http import ApiContext, LivePbx, make_app, start_http
 from monitor.metrics import QmonMetrics, pbx_clock
-from monitor.settings import Settings
+from monitor.settings import Settings, wrapup_pairs
 from monitor.store.store import Store
 
 log = logging.getLogger("qmon")
@@ -55,6 +55,8 @@ def _store_sink(store: Store, pbx: str) -> Callable[[list[Note]], None]:
                 store.submit(n.record)
             elif isinstance(n, MemberNote):
                 store.submit_member(n, pbx)
+            elif isinstance(n, OwedNote):
+                store.submit_owed(n)
 
     return sink
 
@@ -71,7 +73,15 @@ async def _build_pbx(d: Daemon, index: int) -> None:
     except Exception as exc:
         log.warning("AMI %s: repeat-caller index not warmed (%s)", ami.name, type(exc).__name__)
     tracker = CallTracker(TrackerConfig(abandon_short_s=t.abandon_short_s, repeat_windows=t.repeat_windows,
-                                        repeat_max_entries=t.repeat_max_entries, pbx=ami.name), repeats)
+                                        repeat_max_entries=t.repeat_max_entries, pbx=ami.name,
+                                        pause_reasons=t.pause_reasons, wrapup_s=wrapup_pairs(t),
+                                        owed_horizon_s=t.owed_horizon_s), repeats)
+    try:
+        # Owed callbacks survive restarts: reload the open ones (a week back at most; a dead database is not fatal).
+        owed = await asyncio.wait_for(d.store.load_owed(ami.name), 30.0)
+        log.info("AMI %s: %d owed callback(s) reloaded", ami.name, tracker.owed.restore(owed))
+    except Exception as exc:
+        log.warning("AMI %s: owed callbacks not reloaded (%s)", ami.name, type(exc).__name__)
     tracker.queues.update(t.queues)
     ingest = Ingest(tracker, [d.metrics.sink(ami.name), _store_sink(d.store, ami.name)], pbx=ami.name)
     source = AmiSource(ami, ingest, clock=d.clock)

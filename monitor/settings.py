@@ -35,6 +35,12 @@ class TrackerSettings:
     repeat_windows: tuple[str, ...] = ("24h",)
     repeat_max_entries: int = 500_000
     queues: tuple[str, ...] = ()  # known queues: their series exist at 0 from the start
+    # Supervisor's view (issue 13): see monitor.core.agents, monitor.core.servicelevel, monitor.core.owed.
+    pause_reasons: tuple[str, ...] = ()  # pause reasons kept as labels; any other is "other" (raw text stored)
+    sl_definition: str = "offered_no_short"  # the service level shown per queue (a servicelevel.SL_DEFINITIONS)
+    queue_sl_definition: tuple[str, ...] = ()  # "queue=definition" overrides per queue
+    queue_wrapup_s: tuple[str, ...] = ()  # "queue=seconds": queues.conf wrapuptime, for members whose own is 0
+    owed_horizon_s: float = 14_400.0  # an owed callback not reached within this is truly abandoned (4 h)
 
 
 @dataclass(frozen=True)
@@ -119,3 +125,18 @@ class Settings:
     survey: SurveySettings = SurveySettings()
     log_level: str = "INFO"
     config_file: str | None = None
+
+
+def wrapup_pairs(t: TrackerSettings) -> tuple[tuple[str, float], ...]:
+    """``queue_wrapup_s`` as (queue, seconds) pairs for ``TrackerConfig.wrapup_s``; ValueError names a bad entry."""
+    out = []
+    for p in t.queue_wrapup_s:
+        queue, sep, value = p.partition("=")
+        try:
+            secs = float(value) if sep and queue.strip() else -1.0
+        except ValueError:
+            secs = -1.0
+        if secs < 0:
+            raise ValueError(f"queue_wrapup_s: {p!r} is not queue=seconds (seconds >= 0)")
+        out.append((queue.strip(), secs))
+    return tuple(out)

@@ -22,7 +22,7 @@ from monitor.settings import StoreSettings
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 FIXTURES = Path(__file__).parent / "fixtures"
-TABLES = "ring_no_answers, transfers, surveys, survey_results, call_segments, calls, agent_events"
+TABLES = "ring_no_answers, transfers, surveys, survey_results, call_segments, calls, agent_events, owed_calls"
 
 
 def free_port() -> int:

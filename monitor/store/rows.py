@@ -23,6 +23,7 @@ from monitor.core.survey import SurveyResultRecord
 from monitor.store.engine import cut as _cut
 from monitor.store.engine import dialect_insert as _insert
 from monitor.store.models import AgentEvent, Call, RingNoAnswerRow, SegmentRow, SurveyRow, TransferRow
+from monitor.store.owed import OwedItem, owed_from_json, owed_to_json, write_owed
 from monitor.store.surveys import SurveyItem, adopt_results, write_results
 
 QL_PREFIX = "ql:"  # linkedid of calls imported from a queue_log (Linkedid is not in queue_log)
@@ -37,7 +38,7 @@ class MemberItem:
     source: str = "ami"
 
 
-Item = CallRecord | MemberItem | SurveyItem
+Item = CallRecord | MemberItem | SurveyItem | OwedItem
 
 
 PROVISIONAL = ("shutdown", "gap", "eof", "stale")
@@ -121,6 +122,7 @@ class WriteResult:
     duplicates: int = 0
     replaced: int = 0
     attached: int = 0  # survey results that became (or replaced) a stored call's survey
+    owed: int = 0  # owed-call rows upserted
 
 
 async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item]) -> WriteResult:
@@ -133,9 +135,12 @@ async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item]
     calls: dict[tuple[str, str], CallRecord] = {}
     members: list[dict[str, Any]] = []
     results: list[SurveyItem] = []
+    owed: list[OwedItem] = []
     for it in items:
         if isinstance(it, MemberItem):
             members.append(member_row(it))
+        elif isinstance(it, OwedItem):
+            owed.append(it)
         elif isinstance(it, SurveyItem):
             results.append(it)
         elif (it.pbx, it.linkedid) in calls:
@@ -176,6 +181,8 @@ async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item]
                 .returning(AgentEvent.id))
         res.members = len((await session.execute(stmt)).all())
         res.duplicates += len(members) - res.members
+    if owed:
+        res.owed = await write_owed(session, dialect, owed)
     if results:
         sr = await write_results(session, dialect, results)
         res.surveys, res.attached = sr.written, res.attached + sr.attached
@@ -189,6 +196,8 @@ def item_to_json(it: Item) -> dict[str, Any]:
         return {"v": 1, "k": "member", "pbx": it.pbx, "source": it.source, "n": asdict(it.note)}
     if isinstance(it, SurveyItem):
         return {"v": 1, "k": "survey", "pbx": it.pbx, "s": asdict(it.result)}
+    if isinstance(it, OwedItem):
+        return owed_to_json(it)
     return {"v": 1, "k": "call", "r": it.to_dict()}
 
 
@@ -202,4 +211,6 @@ def item_from_json(d: dict[str, Any]) -> Item:
         return record_from_dict(d["r"])
     if d["k"] == "survey":
         return SurveyItem(str(d["pbx"]), SurveyResultRecord(**d["s"]))
+    if d["k"] == "owed":
+        return owed_from_json(d)
     raise ValueError(f"unknown journal entry kind {d['k']!r}")

@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from monitor.core.records import CallRecord, MemberNote
+from monitor.core.records import CallRecord, MemberNote, OwedNote
 from monitor.core.survey import SurveyResultRecord
 from monitor.settings import StoreSettings
 from monitor.store.engine import (
@@ -29,6 +29,7 @@ from monitor.store.engine import (
 from monitor.store.engine import upgrade as run_upgrade
 from monitor.store.journal import Journal
 from monitor.store.models import Call
+from monitor.store.owed import OwedItem
 from monitor.store.reads import StoreReads
 from monitor.store.rows import Item, MemberItem, item_from_json, item_to_json, write_batch
 from monitor.store.surveys import SurveyItem
@@ -83,7 +84,7 @@ class Store(StoreReads):
         self._stats: dict[str, int] = {
             "batches": 0, "calls_written": 0, "members_written": 0, "duplicates": 0, "retries": 0,
             "journaled": 0, "journal_replayed": 0, "rejected": 0, "lost": 0, "surveys_written": 0,
-            "surveys_attached": 0,
+            "surveys_attached": 0, "owed_written": 0,
         }
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -146,6 +147,13 @@ class Store(StoreReads):
         if self.hash is not None and result.caller is not None:
             result = replace(result, caller=self.hash(result.caller))
         self._put(SurveyItem(pbx, result))
+
+    def submit_owed(self, note: OwedNote) -> None:
+        """Queue an owed-call change (opened/closed) for storage (synchronous, never blocks; caller hashed if on)."""
+        call = note.call
+        if self.hash is not None:
+            call = replace(call, caller=self.hash(call.caller) or "")
+        self._put(OwedItem(replace(note, call=call)))
 
     def _put(self, item: Item) -> None:
         if not self._closing:
@@ -274,6 +282,7 @@ class Store(StoreReads):
         self._stats["surveys_written"] += res.surveys
         self._stats["surveys_attached"] += res.attached
         self._stats["duplicates"] += res.duplicates
+        self._stats["owed_written"] += res.owed
 
     async def _probe(self) -> bool:
         """Whether the database answers a query on our schema (then a failed batch was bad data)."""
