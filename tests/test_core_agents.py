@@ -193,3 +193,19 @@ def test_device_keys_match_member_channels() -> None:
     assert channel_keys("PJSIP/1001-0000002a") & device_keys("hint:1001@ext-local")
     assert channel_keys("Local/agent1@lab-agents-00000001;2") & device_keys("Local/agent1@lab-agents/n")
     assert not channel_keys("PJSIP/trunk-0000002b") & device_keys("PJSIP/1001")
+
+
+def test_all_queues_row_paused_only_when_paused_everywhere() -> None:
+    """pause_reasons: agent2 is in support and sales; only the PAUSEALL lunch stops it taking calls anywhere."""
+    tr = board_after(AGENTS / "pause_reasons.ami")
+    end = last_time(AGENTS / "pause_reasons.queue_log") + 1.0
+    agent2 = {r.agent: r for r in tr.agents.agents(end)}["agent2"]
+    assert agent2.queue == "*"
+    assert agent2.paused_by_reason["lunch"] == pytest.approx(6.0, abs=1.0)
+    assert "break" not in agent2.paused_by_reason  # paused in support, still available in sales
+    assert agent2.paused_s == pytest.approx(6.0, abs=1.0)
+    assert agent2.logged_in_s == pytest.approx(end - 1796032526, abs=1.0)
+    assert (agent2.answered, agent2.talk_s, agent2.state) == (1, 6.0, "available")
+    agent1 = {r.agent: r for r in tr.agents.agents(end)}["agent1"]
+    # agent1 is only in support: its all-queues row is its support row.
+    assert agent1.logged_in_s == rows(tr, end)[("support", "agent1")].logged_in_s

@@ -30,17 +30,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from monitor.core import events as ev
+from monitor.core.memberacc import TIME_STATES, MemberAcc
 
-#: Exclusive time states (seconds are counted in exactly one of them while logged in), in label order.
-TIME_STATES = ("available", "in_call", "wrapup", "paused", "unavailable")
+__all__ = ["AGENT_STATES", "ALL_QUEUES", "TIME_STATES", "AgentBoard", "AgentRow", "pause_label", "window"]
+
 #: ``AgentRow.state`` values: the time states, plus ``logged_out`` for a member not in the queue now.
 AGENT_STATES = (*TIME_STATES, "logged_out")
 OTHER_REASON = "other"
 NO_REASON = "none"
-_UNAVAILABLE = frozenset({4, 5})  # AST_DEVICE_INVALID, AST_DEVICE_UNAVAILABLE
+ALL_QUEUES = "*"  # the queue of an agent's all-queues row (AgentBoard.agents)
 _CHAN_SUFFIX = re.compile(r"(-[0-9a-fA-F]{6,})?(;\d+)?$")
 
 
@@ -114,88 +115,44 @@ class AgentRow:
         return busy / avail if avail > 0 else None
 
 
-@dataclass(slots=True)
-class _Acc:
-    queue: str
-    agent: str
-    interface: str = ""
-    logged_in: bool = False
-    login_ts: float = 0.0
-    logged_in_s: float = 0.0
-    paused: bool = False
-    pause_reason: str = ""
-    pause_ts: float = 0.0
-    paused_by_reason: dict[str, float] = field(default_factory=dict)
-    status: int = 1
-    talking: int = 0
-    wrap_end: float | None = None
-    wrapuptime_s: float = 0.0
-    state_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIME_STATES, 0.0))
-    cursor: float = 0.0  # time up to which state_s is counted
-    state: str = "logged_out"
-    since: float | None = None
-    talk_s: float = 0.0
-    answered: int = 0
-    completed: int = 0
-    rna: int = 0
-
-    def time_state(self, t: float, wrap: bool = True) -> str:
-        if not self.logged_in:
-            return "logged_out"
-        if self.talking > 0:
-            return "in_call"
-        if self.paused:
-            return "paused"
-        if wrap and self.wrap_end is not None and t < self.wrap_end:
-            return "wrapup"
-        if self.status in _UNAVAILABLE:
-            return "unavailable"
-        return "available"
-
-    def counted(self, t: float) -> tuple[dict[str, float], str, float | None]:
-        """state_s as of ``t`` (not stored), the state at ``t`` and since when."""
-        out = dict(self.state_s)
-        if not self.logged_in or t <= self.cursor:
-            return out, self.state, self.since
-        state, since, cur = self.state, self.since, self.cursor
-        if state == "wrapup" and self.wrap_end is not None and self.wrap_end < t:
-            out["wrapup"] += max(0.0, self.wrap_end - cur)
-            cur = max(cur, self.wrap_end)
-            state, since = self.time_state(t, wrap=False), self.wrap_end
-        out[state] = out.get(state, 0.0) + (t - cur)
-        return out, state, since
-
-    def advance(self, t: float) -> None:
-        """Count the time up to ``t`` into the state(s) that held."""
-        if t > self.cursor:
-            self.state_s, state, since = self.counted(t)
-            if state != self.state:
-                self.wrap_end = None
-            self.state, self.since = state, since
-            self.cursor = t
-
-    def settle(self, t: float) -> None:
-        """After a fact changed: the state from ``t`` on."""
-        state = self.time_state(t)
-        if state != self.state:
-            self.state, self.since = state, t
-        self.cursor = max(self.cursor, t)
-
-
 class AgentBoard:
-    """Per (queue, agent) accumulators; read through :meth:`snapshot` (a scrape-time collector or the API)."""
+    """Per (queue, agent) accumulators plus one per agent over all its queues; read through :meth:`snapshot`.
+
+    The all-queues row (queue :data:`ALL_QUEUES`) counts an agent logged in while it is in any queue, paused
+    while it is paused in every queue it is in (it can take no call), and every call of every queue.
+    """
 
     def __init__(self, pause_reasons: Iterable[str] = (), wrapup_s: Mapping[str, float] | None = None) -> None:
         self.pause_reasons = frozenset(pause_reasons)
         self.wrapup_s = dict(wrapup_s or {})  # queue -> configured wrapuptime (s)
-        self.accs: dict[tuple[str, str], _Acc] = {}
+        self.accs: dict[tuple[str, str], MemberAcc] = {}
+        self.totals: dict[str, MemberAcc] = {}
+        self._queues_of: dict[str, list[MemberAcc]] = {}
         self._devices: dict[str, str] = {}  # device key -> agent name
 
-    def _acc(self, queue: str, agent: str) -> _Acc:
+    def _acc(self, queue: str, agent: str) -> MemberAcc:
         a = self.accs.get((queue, agent))
         if a is None:
-            a = self.accs[(queue, agent)] = _Acc(queue, agent)
+            a = self.accs[(queue, agent)] = MemberAcc(queue, agent)
+            self._queues_of.setdefault(agent, []).append(a)
+            self.totals.setdefault(agent, MemberAcc(ALL_QUEUES, agent))
         return a
+
+    def _sync(self, agent: str, ts: float) -> None:
+        # The all-queues row follows the member rows: in any queue = logged in, paused in all = paused.
+        t = self.totals[agent]
+        logged = [a for a in self._queues_of[agent] if a.logged_in]
+        if not logged:
+            t.logout(ts)
+            return
+        t.login(ts)
+        if all(a.paused for a in logged):
+            t.pause(max(logged, key=lambda a: a.pause_ts).pause_reason, ts)
+        else:
+            t.unpause(ts)
+
+    def _wrap(self, a: MemberAcc) -> float:
+        return a.wrapuptime_s or self.wrapup_s.get(a.queue, 0.0)
 
     def _remember(self, agent: str, *interfaces: str) -> None:
         for iface in interfaces:
@@ -210,107 +167,62 @@ class AgentBoard:
                 return agent
         return None
 
-    # -- facts (AMI handlers and the stored history feed these) -----------------------------------------
+    # -- facts (AMI handlers and the stored history feed these; times epoch s, durations s) -------------------
 
     def login(self, queue: str, agent: str, ts: float, interface: str = "") -> None:
-        """The member joined the queue at ``ts`` (QueueMemberAdded / ADDMEMBER); a repeated login is ignored."""
+        """The member joined the queue (QueueMemberAdded / ADDMEMBER); a repeated login is ignored."""
         a = self._acc(queue, agent)
         if interface:
-            a.interface = interface
+            a.interface = self.totals[agent].interface = interface
             self._remember(agent, interface)
-        if a.logged_in:
-            return
-        a.advance(ts)
-        a.logged_in, a.login_ts, a.paused, a.wrap_end = True, ts, False, None
-        a.cursor = ts
-        a.settle(ts)
+        a.login(ts)
+        self._sync(agent, ts)
 
     def logout(self, queue: str, agent: str, ts: float) -> None:
         """The member left the queue (QueueMemberRemoved / REMOVEMEMBER): its pause and session end."""
-        a = self.accs.get((queue, agent))
-        if a is None or not a.logged_in:
-            return
-        a.advance(ts)
-        self._end_pause(a, ts)
-        a.logged_in_s += max(0.0, ts - a.login_ts)
-        a.logged_in, a.wrap_end = False, None
-        a.state, a.since = "logged_out", ts
+        if (queue, agent) in self.accs:
+            self.accs[(queue, agent)].logout(ts)
+            self._sync(agent, ts)
 
     def pause(self, queue: str, agent: str, reason: str, ts: float) -> None:
-        """Paused with a (raw) reason; a new reason while paused starts a new interval. Implies a login."""
-        a = self._acc(queue, agent)
-        if not a.logged_in:
-            self.login(queue, agent, ts)
-        if a.paused and a.pause_reason == reason:
-            return
-        a.advance(ts)
-        self._end_pause(a, ts)
-        a.paused, a.pause_reason, a.pause_ts, a.wrap_end = True, reason, ts, None
-        a.settle(ts)
+        """Paused with a raw reason; a new reason while paused starts a new interval. Implies a login."""
+        self._acc(queue, agent).pause(reason, ts)
+        self._sync(agent, ts)
 
     def unpause(self, queue: str, agent: str, ts: float) -> None:
         """Unpaused (Paused 0 / UNPAUSE); an unpause of a logged-out member logs it in."""
-        a = self._acc(queue, agent)
-        if not a.logged_in:
-            self.login(queue, agent, ts)
-            return
-        if not a.paused:
-            return
-        a.advance(ts)
-        self._end_pause(a, ts)
-        a.settle(ts)
+        self._acc(queue, agent).unpause(ts)
+        self._sync(agent, ts)
 
     def device_status(self, queue: str, agent: str, status: int, ts: float) -> None:
-        """The device status of a logged-in member (QueueMemberStatus Status: 4/5 = unavailable)."""
-        a = self.accs.get((queue, agent))
-        if a is None or a.status == status:
-            return
-        a.advance(ts)
-        a.status = status
-        if a.logged_in:
-            a.settle(ts)
+        """The device status of a member (QueueMemberStatus Status: 4/5 = unavailable)."""
+        if (queue, agent) in self.accs:
+            self.accs[(queue, agent)].device(status, ts)
+            self.totals[agent].device(status, ts)
 
     def connect(self, queue: str, agent: str, ts: float) -> None:
         """AgentConnect: a call answered by the member (a wrap-up in progress ends)."""
-        a = self._acc(queue, agent)
-        a.advance(ts)
-        a.answered += 1
-        a.talking += 1
-        a.wrap_end = None
-        a.settle(ts)
+        self._acc(queue, agent).connect(ts)
+        self.totals[agent].connect(ts)
 
     def complete(self, queue: str, agent: str, talk_s: float, ts: float) -> None:
         """AgentComplete with TalkTime (s): talk counted, wrap-up starts (``wrapuptime`` s, see the module)."""
         a = self._acc(queue, agent)
-        a.advance(ts)
-        a.talk_s += talk_s
-        a.completed += 1
-        self._end_call(a, ts)
+        a.complete(talk_s, ts, self._wrap(a))
+        self.totals[agent].complete(talk_s, ts, self._wrap(a))
 
     def call_ended(self, queue: str, agent: str, ts: float) -> None:
         """An answered call closed without AgentComplete (gap, shutdown): the member is free, no talk counted."""
         a = self.accs.get((queue, agent))
-        if a is None or a.talking == 0:
-            return
-        a.advance(ts)
-        self._end_call(a, ts)
+        if a is not None and a.talking:
+            for x in (a, self.totals[agent]):
+                x.advance(ts)
+                x.end_call(ts, self._wrap(a))
 
     def ring_no_answer(self, queue: str, agent: str, ts: float) -> None:
         """AgentRingNoAnswer (queue_log RINGNOANSWER)."""
         self._acc(queue, agent).rna += 1
-
-    def _end_call(self, a: _Acc, ts: float) -> None:
-        a.talking = max(0, a.talking - 1)
-        if a.talking == 0:
-            wrap = a.wrapuptime_s or self.wrapup_s.get(a.queue, 0.0)
-            a.wrap_end = ts + wrap if wrap > 0 else None
-        a.settle(ts)
-
-    def _end_pause(self, a: _Acc, ts: float) -> None:
-        if a.paused:
-            a.paused_by_reason[a.pause_reason] = a.paused_by_reason.get(a.pause_reason, 0.0) + max(
-                0.0, ts - a.pause_ts)
-            a.paused, a.pause_reason = False, ""
+        self.totals[agent].rna += 1
 
     def member_event(self, e: ev.MemberEvent, ts: float) -> None:
         """Apply a QueueMember* event (kind added/removed/status/pause/list) as the facts above."""
@@ -324,9 +236,9 @@ class AgentBoard:
         if e.wrapuptime:
             a.wrapuptime_s = float(e.wrapuptime)
         if not a.logged_in:
-            # First sight mid-shift: LoginTime (epoch s) tells when the session began.
+            # First sight mid-shift: LoginTime (epoch s) tells when the session began, LastPause the pause.
             start = float(e.login_time) if e.kind != "added" and 0 < e.login_time <= ts else ts
-            self.login(e.queue, e.member, start)
+            self.login(e.queue, e.member, start, e.interface)
             if e.paused:
                 since = float(e.last_pause) if e.kind != "added" and start <= e.last_pause <= ts else ts
                 self.pause(e.queue, e.member, e.paused_reason, since)
@@ -344,11 +256,15 @@ class AgentBoard:
         """Every (queue, agent) ever seen, as of ``now`` (epoch s, PBX clock; not before the last fact).
 
         Open intervals (session, pause, state) are counted up to ``now`` without changing the board, so a
-        scrape-time collector may call this freely; durations are seconds, sorted by (queue, agent).
+        scrape-time collector or the API may call this freely; durations are seconds, sorted by (queue, agent).
         """
         return [self._row(a, now) for _, a in sorted(self.accs.items())]
 
-    def _row(self, a: _Acc, now: float) -> AgentRow:
+    def agents(self, now: float) -> list[AgentRow]:
+        """One row per agent over all its queues (queue = :data:`ALL_QUEUES`), as of ``now``; sorted by agent."""
+        return [self._row(a, now) for _, a in sorted(self.totals.items())]
+
+    def _row(self, a: MemberAcc, now: float) -> AgentRow:
         state_s, state, since = a.counted(now)
         paused = dict(a.paused_by_reason)
         logged = a.logged_in_s
