@@ -14,10 +14,12 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from monitor.core.records import CallRecord, MemberNote, OwedCall
+from monitor.core.servicelevel import DEFAULT_SL, SL_DEFINITIONS, sl_definition_map
 from monitor.settings import StoreSettings
 from monitor.store.cli import UsageError, add_db_args, store_settings
 from monitor.store.engine import masked
-from monitor.store.history import AGENT_COLUMNS, QUEUE_COLUMNS, history
+from monitor.store.history import AGENT_COLUMNS, QUEUE_COLUMNS, Extras, history
 from monitor.store.store import Store
 
 
@@ -49,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--by", choices=("day", "hour"), help="also break down by day or hour")
     p.add_argument("--tz", default="UTC", help="time zone of dates and buckets (default UTC)")
     p.add_argument("--sl-threshold-s", type=float, default=20.0, help="service-level threshold (default 20)")
+    p.add_argument("--sl-definition", default=DEFAULT_SL, choices=SL_DEFINITIONS,
+                   help=f"the service level shown as 'sl' (default {DEFAULT_SL})")
+    p.add_argument("--queue-sl", action="append", default=[], metavar="QUEUE=DEFINITION",
+                   help="another definition for one queue (repeatable)")
+    p.add_argument("--horizon-s", type=float, default=14_400.0,
+                   help="true abandonment: an owed callback not reached within this many seconds (default 4 h)")
     add_db_args(p)
     return p
 
@@ -65,7 +73,11 @@ _SHORT = {"abandoned_short": "short", "exit_empty": "empty", "join_empty": "jemp
           "longest_wait_s": "maxwait", "repeat_calls": "rep", "repeat_rate": "reprate", "csat_responses": "resp",
           "csat_mean": "csat", "csat_satisfied_ratio": "csat%", "csat_response_rate": "rrate",
           "completed_by_agent": "byagent", "completed_by_caller": "bycaller", "ring_no_answer": "rna",
-          "transfers": "xfer", "voicemail": "vm"}
+          "transfers": "xfer", "voicemail": "vm", "sl_definition": "sldef", "sl_answered": "SL/ans",
+          "sl_answered_abandoned": "SL2", "sl_offered": "SL/off", "sl_offered_no_short": "SL/off-short",
+          "abandon_rate": "abn%", "abandon_rate_no_short": "abn%-short", "true_abandon_rate": "trueabn%",
+          "logged_in_s": "login", "paused_s": "paused", "pause_reasons": "pauses", "wrapup_s": "wrapup",
+          "occupancy": "occ"}
 
 
 def _table(title: str, rows: Mapping[str, Mapping[str, Any]], cols: tuple[str, ...]) -> list[str]:
@@ -104,14 +116,19 @@ def format_csv(rep: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-async def _load(s: StoreSettings, from_ts: float, to_ts: float) -> Any:
+_LOOKBACK_S = 86_400.0  # member changes this far before --from: sessions and pauses already open at its start
+
+
+async def _load(s: StoreSettings, from_ts: float, to_ts: float) -> tuple[list[CallRecord], list[MemberNote],
+                                                                         list[OwedCall]]:
     store = Store(s)
     await store.start()
     try:
         ok, why = await store.writable()
         if not ok:
             raise RuntimeError(why)
-        return await store.records(from_ts, to_ts)
+        return (await store.records(from_ts, to_ts), await store.member_notes(from_ts - _LOOKBACK_S, to_ts),
+                await store.owed_calls(from_ts, to_ts))
     finally:
         await store.close()
 
@@ -133,16 +150,23 @@ def cmd_report(argv: list[str], env: Mapping[str, str]) -> int:
             raise UsageError("--from must be before --to")
         if args.sl_threshold_s <= 0:
             raise UsageError("--sl-threshold-s must be > 0")
+        if args.horizon_s <= 0:
+            raise UsageError("--horizon-s must be > 0")
+        try:
+            sl_defs = sl_definition_map(args.sl_definition, tuple(args.queue_sl))
+        except ValueError as exc:
+            raise UsageError(f"--queue-sl: {exc}") from None
         s = store_settings(args, env)
     except UsageError as exc:
         print(f"qmon report: {exc}", file=sys.stderr)
         return 2
     try:
-        records = asyncio.run(_load(s, from_ts, to_ts))
+        records, members, owed = asyncio.run(_load(s, from_ts, to_ts))
     except Exception as exc:
         print(f"qmon report: {masked(s.url)}: {exc}", file=sys.stderr)
         return 1
-    rep = history(records, args.sl_threshold_s, args.queue, args.agent, args.by, tz)
+    extras = Extras((from_ts, to_ts), members, owed, args.horizon_s, time.time(), sl_defs)
+    rep = history(records, args.sl_threshold_s, args.queue, args.agent, args.by, tz, extras)
     rep = {"from": datetime.fromtimestamp(from_ts, tz).isoformat(), "to": datetime.fromtimestamp(to_ts, tz).isoformat(),
            "sl_threshold_s": args.sl_threshold_s, **rep}
     if args.format == "json":
