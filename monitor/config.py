@@ -13,11 +13,20 @@ import sys
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
-from monitor.settings import AmiSettings, HttpSettings, Settings, StoreSettings, SurveySettings, TrackerSettings
+from monitor.core.servicelevel import sl_definition_map
+from monitor.settings import (
+    AmiSettings,
+    HttpSettings,
+    Settings,
+    StoreSettings,
+    SurveySettings,
+    TrackerSettings,
+    wrapup_pairs,
+)
 
 SECTIONS: dict[str, type[Any]] = {
     "tracker": TrackerSettings, "http": HttpSettings, "store": StoreSettings, "survey": SurveySettings,
@@ -285,6 +294,14 @@ def validate(s: Settings) -> list[str]:
             parse_window(w)
         except ValueError as exc:
             p.append(f"tracker.repeat_windows: {exc}")
+    p += ["tracker.owed_horizon_s: must be > 0"] if t.owed_horizon_s <= 0 else []
+    supervisor: list[Callable[[], object]] = [lambda: sl_definition_map(t.sl_definition, t.queue_sl_definition),
+                                              lambda: wrapup_pairs(t)]
+    for validate in supervisor:
+        try:
+            validate()
+        except ValueError as exc:
+            p.append(f"tracker.{exc}")
     p += [f"http.port: {s.http.port} is not a TCP port (0-65535)"] if not 0 <= s.http.port < 65536 else []
     st = s.store
     p += _check_url(st.url)

@@ -105,7 +105,8 @@ def test_service_level_columns_and_chosen_definition(db: DB, capsys: pytest.Capt
     assert (q["abandon_rate"], q["abandon_rate_no_short"]) == (0.0, 0.0)
     capsys.readouterr()
     assert cmd_report(["--from", str(T0), "--to", str(T1), "--queue-sl", "support=nine", "--db", db.url], {}) == 2
-    assert "unknown service-level definition 'nine'" in capsys.readouterr().err
+    assert "--queue-sl: queue_sl_definition: support='nine' is not a service-level definition" in (
+        capsys.readouterr().err)
 
 
 def test_owed_and_true_abandonment_from_stored_rows(db: DB) -> None:

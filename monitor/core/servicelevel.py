@@ -81,10 +81,10 @@ def parse_queue_map(pairs: tuple[str, ...], what: str) -> dict[str, str]:
 
 
 def sl_definition_map(default: str, pairs: tuple[str, ...]) -> dict[str, str]:
-    """Validated per-queue definitions (``""`` key = the default); ValueError names an unknown definition."""
-    chosen = {"": default, **parse_queue_map(pairs, "sl_definitions")}
+    """Validated per-queue definitions (``""`` key = the default); ValueError names the setting and the entry."""
+    chosen = {"": default, **parse_queue_map(pairs, "queue_sl_definition")}
     for queue, d in chosen.items():
         if d not in SL_DEFINITIONS:
-            where = f"queue {queue!r}" if queue else "sl_definition"
-            raise ValueError(f"{where}: unknown service-level definition {d!r} (one of {', '.join(SL_DEFINITIONS)})")
+            where = f"queue_sl_definition: {queue}=" if queue else "sl_definition: "
+            raise ValueError(f"{where}{d!r} is not a service-level definition (one of {', '.join(SL_DEFINITIONS)})")
     return chosen
