@@ -209,3 +209,17 @@ def test_restore_reloads_open_calls_once() -> None:
     fresh = CallTracker()
     assert fresh.owed.restore(rows) == 1 and fresh.owed.restore(rows) == 0
     assert fresh.owed.open() == tr.owed.open()
+
+
+def test_reached_on_another_call_while_the_unanswered_one_is_still_in_voicemail() -> None:
+    """Call 1 times out into VoiceMail (its record closes at 300); meanwhile call 2 is answered at 203."""
+    one, two = CallBuilder("1.1", num="5553000"), CallBuilder("2.1", num="5553000")
+    msgs = [one.queue_app(100, "support"), one.join(100, "support"), one.abandon(130, "support", 30),
+            one.leave(130, "support"), one.status(130, "TIMEOUT"),
+            one.ev("Newexten", 131, Application="VoiceMail", AppData="100@default,u"), one.hangup(300),
+            *two.answered(200, talk=20)]
+    tr = CallTracker()
+    owed = [n for n in feed(tr, msgs) if isinstance(n, OwedNote)]
+    assert [(n.change, n.call.closed_ts, n.call.closed_by) for n in owed] == [
+        ("open", None, None), ("close", 203.0, INBOUND)]
+    assert tr.owed.open() == []

@@ -102,6 +102,9 @@ class OwedCallbacks:
         self.withheld_calls: Counter[str] = Counter()
         self.closed: Counter[tuple[str, str]] = Counter()
         self.missed_late: Counter[str] = Counter()  # reached after the horizon, or evicted unreached
+        # Numbers reached lately (number -> ts, how, agent): a call still closing (the caller in VoiceMail) while
+        # the same number already reached an agent on another call is owed nothing.
+        self.last_reached: dict[str, tuple[float, str, str | None]] = {}
 
     def call_closed(self, r: CallRecord) -> list[OwedNote]:
         """A call record is final: an unanswered one opens an owed call; an answered one reaches its number."""
@@ -121,8 +124,15 @@ class OwedCallbacks:
         how = r.segments[-1].outcome if r.segments else r.outcome
         owed = OwedCall(r.pbx, r.linkedid, r.caller, queue, r.start_ts, r.end_ts, wait, how, r.voicemail is not None)
         self.opened[queue or ""] += 1
+        notes = [OwedNote("open", owed)]
+        seen = self.last_reached.get(r.caller)
+        unanswered_at = max((s.end_ts or s.join_ts for s in r.segments), default=r.end_ts)
+        if seen is not None and seen[0] >= unanswered_at:
+            done = replace(owed, closed_ts=seen[0], closed_by=seen[1], agent=seen[2])
+            self.closed[(queue or "", seen[1])] += 1
+            return [*notes, OwedNote("close", done)]
         self._add(owed)
-        return [OwedNote("open", owed)]
+        return notes
 
     def _add(self, owed: OwedCall) -> None:
         calls = self.by_caller.setdefault(owed.caller, [])
@@ -139,6 +149,11 @@ class OwedCallbacks:
         """The number reached an agent at ``ts`` (``how``: inbound|outbound): its owed calls ended before close."""
         if caller is None:
             return []
+        if how == INBOUND:
+            self.last_reached.pop(caller, None)
+            self.last_reached[caller] = (ts, how, agent)
+            while len(self.last_reached) > 10_000:
+                del self.last_reached[next(iter(self.last_reached))]
         keys = [c for c in self.by_caller if same_number(c, caller)] if how == OUTBOUND else (
             [caller] if caller in self.by_caller else [])
         notes: list[OwedNote] = []
