@@ -78,7 +78,9 @@ def channel_keys(channel: str) -> set[str]:
 
 @dataclass(frozen=True, slots=True)
 class AgentRow:
-    """One member of one queue as of ``now`` (seconds; times epoch s, PBX clock); counters only grow.
+    """One member of one queue (or one agent over all queues: ``queue`` = ``*``) as of ``now``; counters only grow.
+
+    Durations are seconds, times epoch seconds on the PBX clock.
 
     ``paused_s``/``paused_by_reason`` are pause intervals as queue_log has them (they may overlap talk);
     ``state_s`` is exclusive time per :data:`TIME_STATES` while logged in (they sum to ``logged_in_s``).
