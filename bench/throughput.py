@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from monitor.ami.wire import WireParser
 from monitor.core.ingest import Ingest
 from monitor.core.tracker import CallTracker
-from tests.amiserver import AmiTestServer, transcript_messages
-from tests.factcheck import SCENARIOS
+from tests.support.amiserver import AmiTestServer, transcript_messages
+from tests.support.factcheck import SCENARIOS
 
 SECRET = "bench"
 _IDS = re.compile(rb"^([A-Za-z]*(?:niqueid|inkedid)): ([0-9.]+)\r$", re.M)

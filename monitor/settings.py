@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+#: Bounds (s) of the queue-wait histogram. The service-level threshold must be one of them: the service level is
+#: read from the histogram's ``le`` bucket, so a threshold between bounds could not be answered.
+WAIT_BUCKETS_S = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
+
 
 @dataclass(frozen=True)
 class AmiSettings:
@@ -31,7 +35,7 @@ class TrackerSettings:
     """Definitions used by the call tracker and reports."""
 
     abandon_short_s: float = 5.0
-    sl_threshold_s: float = 20.0
+    sl_threshold_s: float = 20.0  # one of WAIT_BUCKETS_S
     repeat_windows: tuple[str, ...] = ("24h",)
     repeat_max_entries: int = 500_000
     queues: tuple[str, ...] = ()  # known queues: their series exist at 0 from the start
@@ -124,6 +128,7 @@ class Settings:
     store: StoreSettings = StoreSettings()
     survey: SurveySettings = SurveySettings()
     log_level: str = "INFO"
+    status_interval_s: float = 60.0  # the periodic one-line status on the log; 0 = never
     config_file: str | None = None
 
 

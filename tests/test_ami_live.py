@@ -17,8 +17,8 @@ from monitor.core.ingest import Ingest, closed_records
 from monitor.core.records import CallRecord, Note
 from monitor.core.tracker import CallTracker
 from monitor.settings import AmiSettings
-from tests.amiserver import AmiTestServer
-from tests.factcheck import SCENARIOS, assert_facts, load_facts
+from tests.support.amiserver import AmiTestServer
+from tests.support.factcheck import SCENARIOS, assert_facts, load_facts
 
 SECRET = "s3cr3t-do-not-log"
 BYTE_SCENARIOS = ["voicemail_empty", "abandoned_short", "answered_caller_hangup"]
@@ -198,3 +198,17 @@ async def test_originate_answers_and_actions_recorded() -> None:
         assert live.source.last_event_at is not None
     with pytest.raises(AmiNotConnected):
         await live.source.send_action({"Action": "Ping"})
+
+
+async def test_async_originate_response_only_then_the_event_to_listeners() -> None:
+    """The callback path: the Originate's Response at once; its OriginateResponse event later, to the listener."""
+    async with AmiTestServer(secret=SECRET) as srv, live_source(srv) as live:
+        await live.source.wait_ready()
+        seen: list[dict[str, object]] = []
+        live.source.on_event("OriginateResponse", seen.append)
+        res = await live.source.send_action({"Action": "Originate", "Channel": "Local/100@x", "Async": "true",
+                                             "Context": "qmon-survey-callback", "Exten": "s", "Priority": "1"},
+                                            response_only=True)
+        assert isinstance(res, dict) and res["Response"] == "Success"
+        await live.source.send_action({"Action": "Ping"})  # the event was written before the Ping's answer
+        assert [(e["Event"], e["Response"]) for e in seen] == [("OriginateResponse", "Success")]

@@ -9,8 +9,8 @@ import pytest
 
 from monitor.cli import main
 from monitor.replay import replay_files
-from tests.amiserver import AmiTestServer
-from tests.factcheck import FIXTURES, assert_facts, load_facts
+from tests.support.amiserver import AmiTestServer
+from tests.support.factcheck import FIXTURES, assert_facts, load_facts
 
 SECRET = "rec-secret-never-printed"
 

@@ -14,9 +14,9 @@ from monitor.core.events import MemberEvent
 from monitor.core.normalize import normalize
 from monitor.core.tracker import CallTracker, TrackerConfig
 from monitor.replay import replay_messages
-from tests.builders import CallBuilder
-from tests.factcheck import FIXTURES
-from tests.queue_log_agents import agents_from_queue_log, last_time
+from tests.support.builders import CallBuilder
+from tests.support.factcheck import FIXTURES
+from tests.support.queue_log_agents import agents_from_queue_log, last_time
 
 AGENTS = FIXTURES / "agents"
 # (capture dir, scenario): Asterisk 22 at the top, Asterisk 20 under ast20/.

@@ -15,8 +15,8 @@ from monitor.core.records import OwedNote
 from monitor.core.tracker import CallTracker, TrackerConfig
 from monitor.core.vocab import SEGMENT_OUTCOMES, Outcome
 from monitor.replay import replay_messages
-from tests.builders import CallBuilder
-from tests.factcheck import FIXTURES
+from tests.support.builders import CallBuilder
+from tests.support.factcheck import FIXTURES
 
 AGENTS = FIXTURES / "agents"
 

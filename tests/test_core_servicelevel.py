@@ -16,8 +16,8 @@ from monitor.core.servicelevel import (
     sl_definition_map,
 )
 from monitor.replay import replay_files
-from tests.factcheck import FIXTURES
-from tests.queue_log_agents import sl_counts_from_queue_log
+from tests.support.factcheck import FIXTURES
+from tests.support.queue_log_agents import sl_counts_from_queue_log
 
 AGENTS = FIXTURES / "agents"
 RECORDINGS = [

@@ -6,7 +6,7 @@ from monitor.core import vocab
 from monitor.core.records import OUTCOMES, UNANSWERED_FOR_VOICEMAIL
 from monitor.core.survey import STATUSES, SurveyResultRecord
 from monitor.replay import replay_messages
-from tests.builders import CallBuilder
+from tests.support.builders import CallBuilder
 
 
 def test_valid_csat_is_1_to_5_and_parse_csat_reads_only_decimal_text() -> None:

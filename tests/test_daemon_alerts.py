@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from monitor.core.ingest import Ingest
 from monitor.core.tracker import CallTracker
-from monitor.metrics import QmonMetrics
+from monitor.web.metrics import QmonMetrics
 
 PROM = Path(__file__).parent.parent / "prometheus"
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="Debian package prometheus not installed")
@@ -27,7 +27,7 @@ def test_rules_check_and_unit_tests() -> None:
 def test_rules_use_only_exported_metrics() -> None:
     reg = CollectorRegistry()
     m = QmonMetrics(reg, queues=["support"])
-    m.add_pbx("pbx1", CallTracker(), Ingest(CallTracker()))
+    m.add_pbx("pbx1", Ingest(CallTracker()))
     exported = set(re.findall(r"^(qmon_\w+?)(?:\{| )", generate_latest(reg).decode(), re.M))
     used = set(re.findall(r"\bqmon_\w+", (PROM / "alerts.yml").read_text()))
     assert used and used <= exported, used - exported

@@ -9,8 +9,9 @@ import aiohttp
 import jsonschema
 import pytest
 
-from tests.amiserver import AmiTestServer, transcript_messages
-from tests.daemon_helpers import SCENARIOS, daemon_settings, running, until
+from tests.support.amiserver import AmiTestServer, transcript_messages
+from tests.support.daemon import SCENARIOS, daemon_settings, running
+from tests.support.helpers import until
 
 pytestmark = pytest.mark.usefixtures("year_after_recordings")  # the wall clock is far from PBX time
 
@@ -33,7 +34,7 @@ async def test_api_matches_openapi_and_token_enforced(tmp_path: Path) -> None:
     async with AmiTestServer(msgs) as srv, running(daemon_settings(tmp_path, srv.port, token=TOKEN)) as d:
         await srv.wait_streamed(30)
         pbx = d.pbxs["default"]
-        await until(lambda: pbx.tracker.open_calls == 0 and d.store.stats["calls_written"] >= 10, what="stored")
+        await until(lambda: pbx.ingest.tracker.open_calls == 0 and d.store.stats["calls_written"] >= 10, what="stored")
         base = f"http://127.0.0.1:{d.http_port}"
         async with aiohttp.ClientSession() as http:
             for path in ("/metrics", "/readyz", "/api/v1/queues", "/api/v1/calls", "/api/v1/openapi.json"):

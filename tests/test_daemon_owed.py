@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from monitor.ami.wire import WireParser
-from tests.amiserver import AmiTestServer, transcript_messages
-from tests.daemon_helpers import daemon_settings, running, until
+from tests.support.amiserver import AmiTestServer, transcript_messages
+from tests.support.daemon import daemon_settings, running
+from tests.support.helpers import until
 
 pytestmark = pytest.mark.usefixtures("year_after_recordings")  # the wall clock is far from PBX time
 
@@ -30,7 +31,7 @@ async def test_owed_callback_reloaded_after_restart_and_closed(tmp_path: Path) -
     async with AmiTestServer(first) as srv:
         s1 = daemon_settings(tmp_path, srv.port)
         async with running(s1) as d:
-            owed = d.pbxs["default"].tracker.owed
+            owed = d.pbxs["default"].ingest.tracker.owed
             await until(lambda: len(owed.open()) == 1, what="an owed callback")
             [row] = owed.open()
             assert (row.caller, row.outcome) == ("5551010", "abandoned_short")
@@ -39,7 +40,7 @@ async def test_owed_callback_reloaded_after_restart_and_closed(tmp_path: Path) -
     async with AmiTestServer(rest) as srv:
         s2 = daemon_settings(tmp_path, srv.port)
         async with running(s2) as d:
-            owed = d.pbxs["default"].tracker.owed
+            owed = d.pbxs["default"].ingest.tracker.owed
             # Only a reloaded owed call can be closed: process 2 never saw the abandoned call itself.
             await until(lambda: owed.open() == [], what="the callback closed by the answered call")
     with sqlite3.connect(tmp_path / "qmon.db") as conn:

@@ -14,8 +14,9 @@ import aiohttp
 import pytest
 
 from monitor.replay import replay_files
-from tests.amiserver import AmiTestServer, transcript_messages
-from tests.daemon_helpers import FIXTURES, SCENARIOS, daemon_settings, free_port, running, until
+from tests.support.amiserver import AmiTestServer, transcript_messages
+from tests.support.daemon import FIXTURES, SCENARIOS, daemon_settings, running
+from tests.support.helpers import free_port, until
 
 DOC = Path(__file__).parent.parent / "docs" / "metrics.md"
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None or shutil.which("promtool") is None,
@@ -74,7 +75,7 @@ async def test_promql_matches_replay_report(tmp_path: Path) -> None:
             srv.secret = "secret"
             await srv.wait_streamed(30)
             pbx = d.pbxs["default"]
-            await until(lambda: pbx.tracker.open_calls == 0, what="every call closed")
+            await until(lambda: pbx.ingest.tracker.open_calls == 0, what="every call closed")
             for _ in range(200):
                 # Re-read each time: the tail of the stream (member status, list answers) may still be arriving.
                 events = pbx.ingest.events

@@ -16,8 +16,8 @@ from monitor.ami.wire import WireParser
 from monitor.core.ingest import Ingest, closed_records
 from monitor.core.records import SegmentNote
 from monitor.core.tracker import CallTracker
-from tests.amiserver import AmiTestServer, transcript_messages
-from tests.daemon_helpers import free_port
+from tests.support.amiserver import AmiTestServer, transcript_messages
+from tests.support.helpers import free_port
 
 pytestmark = pytest.mark.usefixtures("year_after_recordings")  # the wall clock is far from PBX time
 

@@ -11,9 +11,10 @@ import pytest
 
 from monitor.ami.wire import WireParser
 from monitor.settings import SurveySettings
-from tests.amiserver import AmiTestServer, transcript_messages
-from tests.daemon_helpers import daemon_settings, running, until
-from tests.survey_agiclient import agi_headers, run_caller
+from tests.support.agiclient import agi_headers, run_caller
+from tests.support.amiserver import AmiTestServer, transcript_messages
+from tests.support.daemon import daemon_settings, running
+from tests.support.helpers import until
 
 pytestmark = pytest.mark.usefixtures("year_after_recordings")  # the wall clock is far from PBX time
 
@@ -52,7 +53,7 @@ async def test_agi_survey_and_callback_through_the_daemon(tmp_path: Path) -> Non
         async with running(settings) as d:
             assert d.survey_port
             await srv.wait_streamed()
-            await until(lambda: d.pbxs["default"].tracker.find_call("1795380955.1") is not None, what="open call")
+            await until(lambda: d.pbxs["default"].ingest.find_call("1795380955.1", None) is not None, what="open call")
             session = await run_caller(d.survey_port, agi_headers("1795380955.1", "1795380955.0"), ["5"])
             assert session.variables.get("QMON_SURVEY_STATUS") == "completed"
             for m in tail + caller_hangs_up:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
 from monitor.ami.wire import Headers, WireParser, encode
-from monitor.demo.scenario import Simulation
-from monitor.demo.server import AmiSimServer
+from monitor.sim.scenario import Simulation
+from monitor.sim.server import AmiSimServer
+from tests.support.helpers import free_port
 
 
 class _Conn:
@@ -20,7 +20,7 @@ class _Conn:
         self.reader, self.writer, self.parser = reader, writer, WireParser()
         self.pending: list[Headers] = []
 
-    async def until(self, pred, wait_s: float = 5.0) -> list[Headers]:  # type: ignore[no-untyped-def]
+    async def read_until(self, pred, wait_s: float = 5.0) -> list[Headers]:  # type: ignore[no-untyped-def]
         got: list[Headers] = []
         deadline = time.monotonic() + wait_s
         while True:
@@ -47,28 +47,28 @@ def test_ami_conversation() -> None:
         try:
             bad = await _connect(port)
             bad.writer.write(encode({"Action": "Login", "Username": "u", "Secret": "wrong", "ActionID": "x"}))
-            msgs = await bad.until(lambda m: "Response" in m)
+            msgs = await bad.read_until(lambda m: "Response" in m)
             assert msgs[-1]["Response"] == "Error" and bad.parser.banner == "Asterisk Call Manager/11.0.0"
             c = await _connect(port)
             c.writer.write(encode({"Action": "Login", "Username": "u", "Secret": "s", "ActionID": "1"}))
-            msgs = await c.until(lambda m: m.get("Event") == "FullyBooted")
+            msgs = await c.read_until(lambda m: m.get("Event") == "FullyBooted")
             assert msgs[0] == {"Response": "Success", "ActionID": "1", "Message": "Authentication accepted"}
-            msgs = await c.until(lambda m: m.get("Event") == "QueueCallerJoin", wait_s=10)
+            msgs = await c.read_until(lambda m: m.get("Event") == "QueueCallerJoin", wait_s=10)
             assert all("Timestamp" in m and m["Privilege"].endswith(",all") for m in msgs)
             c.writer.write(encode({"Action": "Ping", "ActionID": "p"}))
-            await c.until(lambda m: m.get("ActionID") == "p" and m.get("Ping") == "Pong")
+            await c.read_until(lambda m: m.get("ActionID") == "p" and m.get("Ping") == "Pong")
             c.writer.write(encode({"Action": "QueueStatus", "ActionID": "qs"}))
-            msgs = await c.until(lambda m: m.get("Event") == "QueueStatusComplete")
+            msgs = await c.read_until(lambda m: m.get("Event") == "QueueStatusComplete")
             mine = [m for m in msgs if m.get("ActionID") == "qs"]
             assert mine[0]["EventList"] == "start" and int(mine[-1]["ListItems"]) == len(mine) - 2
             kinds = {m.get("Event") for m in mine}
             assert {"QueueParams", "QueueMember"} <= kinds
             assert all("Timestamp" not in m for m in mine)
             c.writer.write(encode({"Action": "CoreShowChannels", "ActionID": "cs"}))
-            msgs = await c.until(lambda m: m.get("Event") == "CoreShowChannelsComplete")
+            msgs = await c.read_until(lambda m: m.get("Event") == "CoreShowChannelsComplete")
             assert any(m.get("Event") == "CoreShowChannel" and m.get("ActionID") == "cs" for m in msgs)
             c.writer.write(encode({"Action": "Logoff", "ActionID": "bye"}))
-            msgs = await c.until(lambda m: m.get("Response") == "Goodbye")
+            msgs = await c.read_until(lambda m: m.get("Response") == "Goodbye")
             assert msgs[-1]["Message"] == "Thanks for all the fish."
         finally:
             pacer.cancel()
@@ -77,14 +77,8 @@ def test_ami_conversation() -> None:
     asyncio.run(main())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_qmon_demo_serves_metrics(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "monitor", "demo", "--duration", "8", "--speed", "20",
                              "--http-port", str(port), "--db", str(tmp_path / "demo.db"), "--seed", "3"],

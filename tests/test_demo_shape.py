@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.demo.scenario import generate
-from tests.demo_scripts import (
+from monitor.sim.scenario import generate
+from tests.support.demo_scripts import (
     RACES,
     SCAFFOLDING,
     SCRIPTS,

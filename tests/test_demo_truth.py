@@ -9,9 +9,9 @@ import pytest
 from monitor.ami.files import read_capture
 from monitor.ami.wire import WireParser, encode
 from monitor.core.records import CallRecord
-from monitor.demo.scenario import CallIntent, generate
 from monitor.replay import replay_messages
-from tests.demo_scripts import T0
+from monitor.sim.scenario import CallIntent, generate
+from tests.support.demo_scripts import T0
 
 
 def _check(intent: CallIntent, rec: CallRecord) -> None:

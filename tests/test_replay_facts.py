@@ -6,7 +6,7 @@ import pytest
 
 from monitor.ami.files import read_capture
 from monitor.replay import replay_files, replay_messages
-from tests.factcheck import FIXTURES, SCENARIOS, assert_facts, load_facts
+from tests.support.factcheck import FIXTURES, SCENARIOS, assert_facts, load_facts
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

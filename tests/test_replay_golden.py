@@ -4,7 +4,8 @@ They pin the whole JSON contract (report and every call record) against refactor
 of behaviour is intended, regenerate them and review the diff::
 
     for f in tests/fixtures/*.ami; do qmon replay --records $f > tests/fixtures/golden/$(basename $f .ami).json; done
-    qmon replay --records tests/fixtures/*.ami > tests/fixtures/golden/all_scenarios.json
+    qmon replay --records $(ls tests/fixtures/*.facts.json | sed 's/.facts.json/.ami/') \
+        > tests/fixtures/golden/all_scenarios.json
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import main
-from tests.factcheck import FIXTURES, SCENARIOS
+from tests.support.factcheck import FIXTURES, SCENARIOS
 
 GOLDEN = FIXTURES / "golden"
 
@@ -39,5 +40,5 @@ def test_replay_matches_golden(scenario: str, suffix: str, capsys: pytest.Captur
 
 def test_replay_of_all_scenarios_at_once_matches_golden(capsys: pytest.CaptureFixture[str]) -> None:
     """One run over every capture: repeat callers across files, many queues in one report."""
-    paths = sorted(FIXTURES.glob("*.ami"))
+    paths = sorted(FIXTURES / f"{s}.ami" for s in SCENARIOS)
     assert replay_stdout(paths, capsys) == (GOLDEN / "all_scenarios.json").read_text()

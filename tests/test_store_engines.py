@@ -15,11 +15,8 @@ from monitor.core.records import CallRecord, MemberNote, Survey
 from monitor.replay import ReplayResult, replay_files
 from monitor.store import Store
 from monitor.store.models import AgentEvent, Call, SegmentRow
-from tests import store_fixtures
-from tests.store_fixtures import DB, FIXTURES, free_port, outage_control
-
-db = store_fixtures.db
-pg_database = store_fixtures.pg_database
+from tests.support.helpers import free_port
+from tests.support.store import DB, FIXTURES, outage_control
 
 _REPLAY: ReplayResult | None = None
 

@@ -17,11 +17,7 @@ from monitor.core.tracker import CallTracker
 from monitor.store import Store
 from monitor.store.owed import OwedItem
 from monitor.store.rows import item_from_json, item_to_json
-from tests import store_fixtures
-from tests.store_fixtures import DB
-
-db = store_fixtures.db
-pg_database = store_fixtures.pg_database
+from tests.support.store import DB
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MSGS = list(read_capture(FIXTURES / "repeat_caller.jsonl"))

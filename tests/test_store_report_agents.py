@@ -11,18 +11,14 @@ from typing import Any
 import pytest
 
 from monitor.ami.files import read_capture
+from monitor.cli import main
 from monitor.core.ingest import Ingest
 from monitor.core.records import CallClosed, MemberNote, Note, OwedNote
 from monitor.core.tracker import CallTracker
 from monitor.store import Store
 from monitor.store.history import Extras, history
-from monitor.store.report_cli import cmd_report
-from tests import store_fixtures
-from tests.queue_log_agents import agents_from_queue_log
-from tests.store_fixtures import DB
-
-db = store_fixtures.db
-pg_database = store_fixtures.pg_database
+from tests.support.queue_log_agents import agents_from_queue_log
+from tests.support.store import DB
 
 FIXTURES = Path(__file__).parent / "fixtures"
 AGENTS = FIXTURES / "agents"
@@ -62,7 +58,7 @@ def _store_capture(db: DB, *paths: Path) -> CallTracker:
 
 def _report(db: DB, capsys: pytest.CaptureFixture[str], *extra: str) -> dict[str, Any]:
     capsys.readouterr()
-    assert cmd_report(["--from", str(T0), "--to", str(T1), "--format", "json", "--db", db.url, *extra], {}) == 0
+    assert main(["report", "--from", str(T0), "--to", str(T1), "--format", "json", "--db", db.url, *extra], {}) == 0
     out: dict[str, Any] = json.loads(capsys.readouterr().out)
     return out
 
@@ -104,7 +100,8 @@ def test_service_level_columns_and_chosen_definition(db: DB, capsys: pytest.Capt
     assert (q["sl_definition"], q["sl"]) == ("answered_abandoned", 2 / 3)
     assert (q["abandon_rate"], q["abandon_rate_no_short"]) == (0.0, 0.0)
     capsys.readouterr()
-    assert cmd_report(["--from", str(T0), "--to", str(T1), "--queue-sl", "support=nine", "--db", db.url], {}) == 2
+    assert main(["report", "--from", str(T0), "--to", str(T1), "--queue-sl", "support=nine", "--db", db.url],
+                {}) == 2
     assert "--queue-sl: queue_sl_definition: support='nine' is not a service-level definition" in (
         capsys.readouterr().err)
 

@@ -15,13 +15,9 @@ from monitor.core.records import CallRecord
 from monitor.core.survey import SurveyResultRecord
 from monitor.store import Store
 from monitor.store.models import SurveyResult
-from monitor.survey.api import SurveyQuery, add_survey_routes
-from tests import store_fixtures
-from tests.store_fixtures import DB, outage_control
+from monitor.web.surveys import SurveyQuery, add_survey_routes
+from tests.support.store import DB, outage_control
 from tests.test_store_engines import replay
-
-db = store_fixtures.db
-pg_database = store_fixtures.pg_database
 
 NO_SURVEY = "1795380973.0"  # 5551002, answered by agent1 in support, no survey in the transcript
 NO_SURVEY_2 = "1795381163.0"  # 5551011, answered by agent1, no survey

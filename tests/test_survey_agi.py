@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from monitor.core.records import CallRecord
+from monitor.core.ingest import Ingest
+from monitor.core.records import CallRecord, SurveyNote
 from monitor.core.survey import PolicyConfig, SurveyPolicy, SurveyResultRecord
-from monitor.survey.results import ResultFanout
 from monitor.survey.server import SurveyServer
 from monitor.survey.state import SurveyState
-from tests.survey_agiclient import HANGUP, TIMEOUT, agi_headers, run_caller
-from tests.survey_calls import answered, tracker_at_survey
+from tests.support.agiclient import HANGUP, TIMEOUT, agi_headers, run_caller
+from tests.support.calls import answered, tracker_at_survey
 
 
 class Harness:
@@ -27,7 +27,7 @@ class Harness:
     def __init__(self, calls: dict[str, CallRecord] | None = None, **kw: object) -> None:
         self.calls = calls or {}
         self.results: list[SurveyResultRecord] = []
-        policy = SurveyPolicy(PolicyConfig(max_duration_s=30))
+        policy = SurveyPolicy(PolicyConfig())
         self.server = SurveyServer(policy, lookup=self.lookup, on_result=self.results.append, port=0,
                                    local=lambda ts: dtime(12), **kw)  # type: ignore[arg-type]
 
@@ -45,9 +45,10 @@ class Harness:
 async def test_a_four_with_the_real_tracker() -> None:
     tracker, uid, lid = tracker_at_survey("answered_agent_hangup")
     results: list[SurveyResultRecord] = []
-    fanout = ResultFanout(attach=tracker.add_survey, sinks=[results.append])
-    server = SurveyServer(SurveyPolicy(PolicyConfig()), lookup=lambda u, lid: tracker.find_call(u or lid or ""),
-                          on_result=fanout, port=0, local=lambda ts: dtime(12))
+    ingest = Ingest(tracker, [lambda notes: results.extend(n.answer for n in notes
+                                                           if isinstance(n, SurveyNote) and n.answer)])
+    server = SurveyServer(SurveyPolicy(PolicyConfig()), lookup=ingest.find_call, on_result=ingest.survey, port=0,
+                          local=lambda ts: dtime(12))
     await server.start()
     try:
         s = await run_caller(server.port, agi_headers(uid, lid), ["4"])
@@ -56,7 +57,8 @@ async def test_a_four_with_the_real_tracker() -> None:
     assert s.closed_by_server
     assert s.prompts() == ["qmon/en/csat-question", "qmon/en/thanks"]
     assert s.commands[1] == "GET DATA qmon/en/csat-question 5000 1"
-    assert s.variables == {"QMON_SURVEY_STATUS": "completed", "QMON_CSAT": "4"}
+    assert s.variables == {"QMON_SURVEY_STATUS": "completed", "QMON_CSAT": "4",
+                           "CDR(userfield)": "qmon:csat=4;status=completed"}
     (r,) = results
     assert (r.status, r.csat, r.queue, r.agent, r.caller, r.linkedid, r.uniqueid) == (
         "completed", 4, "support", "agent1", "5551001", lid, uid)
@@ -77,7 +79,7 @@ async def test_no_input_twice() -> None:
     async with Harness({"L1": answered("L1")}) as h:
         s = await run_caller(h.server.port, agi_headers("U1", "L1"), [TIMEOUT, TIMEOUT])
     assert s.prompts()[-1] == "qmon/en/goodbye"
-    assert s.variables == {"QMON_SURVEY_STATUS": "no_input"}
+    assert s.variables == {"QMON_SURVEY_STATUS": "no_input", "CDR(userfield)": "qmon:status=no_input"}
     assert h.results[0].status == "no_input" and h.results[0].csat is None
 
 
@@ -86,8 +88,10 @@ async def test_hangup_in_the_middle_of_a_prompt() -> None:
         s = await run_caller(h.server.port, agi_headers("U1", "L1"), [HANGUP])
     assert s.closed_by_server
     assert not any(c.startswith("511") for c in s.commands)
-    # Nothing is sent after the hang-up except possibly nothing at all: the server just closes.
-    assert s.commands[-1].startswith("GET DATA")
+    # After the hang-up only what Asterisk allows on a dead channel (SET VARIABLE: the status and the CDR
+    # trace); this caller answers them 511, and the server just closes.
+    after = s.commands[s.commands.index("GET DATA qmon/en/csat-question 5000 1") + 1:]
+    assert after and all(c.startswith("SET VARIABLE") for c in after)
     assert h.results[0].status == "hangup"
 
 
@@ -136,7 +140,7 @@ async def test_partial_headers_then_close_or_silence_times_out_without_spinning(
 async def test_unknown_call_is_not_eligible_but_hears_goodbye() -> None:
     async with Harness() as h:
         s = await run_caller(h.server.port, agi_headers("U9", "L9"), [])
-    assert s.variables == {"QMON_SURVEY_STATUS": "not_eligible"}
+    assert s.variables == {"QMON_SURVEY_STATUS": "not_eligible", "CDR(userfield)": "qmon:status=not_eligible"}
     assert s.prompts() == ["qmon/en/goodbye"]
     assert (h.results[0].status, h.results[0].reason) == ("not_eligible", "unknown_call")
 
@@ -170,7 +174,7 @@ async def test_200_surveys_at_once(capsys: pytest.CaptureFixture[str]) -> None:
         for think in (0.0, 0.3):
             h.results.clear()
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tests.survey_agiclient", str(h.server.port), str(n), str(think),
+                sys.executable, "-m", "tests.support.agiclient", str(h.server.port), str(n), str(think),
                 stdout=asyncio.subprocess.PIPE, cwd=str(Path(__file__).parent.parent))
             out, _ = await asyncio.wait_for(proc.communicate(), 30)
             report = json.loads(out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,24 +13,31 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from monitor.cli import main
 from monitor.core.survey import SurveyResultRecord
-from monitor.survey.api import add_survey_routes
-from monitor.survey.results import MemorySurveyLog, ResultFanout, Webhook
+from monitor.settings import StoreSettings
+from monitor.store import Store
+from monitor.survey.results import Webhook
+from monitor.web.surveys import add_survey_routes
 
 DAY = datetime(2025, 3, 3, tzinfo=UTC).timestamp()
 
 
 def rec(csat: int | None, queue: str = "support", agent: str = "agent1", ts: float = DAY + 3600,
-        status: str = "completed") -> SurveyResultRecord:
-    return SurveyResultRecord("L", "U", "5551001", queue, agent, status, csat, None, None, "", "en", "agi", ts, ts)
+        status: str = "completed", lid: str = "L") -> SurveyResultRecord:
+    return SurveyResultRecord(lid, "U", "5551001", queue, agent, status, csat, None, None, "", "en", "agi", ts, ts)
 
 
-async def test_surveys_api_filters_and_validates() -> None:
-    log = MemorySurveyLog()
-    for r in (rec(5), rec(1, agent="agent2"), rec(2, queue="sales"), rec(None, status="no_input"),
-              rec(1, ts=DAY + 2 * 86400)):
-        log(r)
+async def test_surveys_api_filters_and_validates(tmp_path: Path) -> None:
+    store = Store(StoreSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'q.db'}", journal_path=str(tmp_path / "j"),
+                                flush_interval_s=0.05))
+    await store.start()
+    writer = asyncio.create_task(store.run())
+    for i, r in enumerate((rec(5), rec(1, agent="agent2"), rec(2, queue="sales"), rec(None, status="no_input"),
+                           rec(1, ts=DAY + 2 * 86400))):
+        store.submit_survey(dataclasses.replace(r, linkedid=f"L{i}"))
+    assert await store.drain(10)
+    await writer
     app = web.Application()
-    add_survey_routes(app, log.query)
+    add_survey_routes(app, store.query_surveys)
     async with TestClient(TestServer(app)) as client:
         async def get(q: str) -> list[dict[str, object]]:
             resp = await client.get("/api/v1/surveys" + q)
@@ -47,6 +55,7 @@ async def test_surveys_api_filters_and_validates() -> None:
             resp = await client.get("/api/v1/surveys" + bad)
             assert resp.status == 400, bad
             assert "error" in await resp.json()
+    await store.close()
 
 
 async def test_webhook_posts_low_scores_with_retry() -> None:
@@ -63,17 +72,13 @@ async def test_webhook_posts_low_scores_with_retry() -> None:
     app.router.add_post("/hook", hook)
     async with TestServer(app) as server:
         wh = Webhook(str(server.make_url("/hook")), max_score=2, retries=3, backoff_s=0.01)
-        attached: list[tuple[str, object]] = []
-        fan = ResultFanout(attach=lambda key, s: attached.append((key, s)) or ["note"], webhook=wh)  # type: ignore
         task = asyncio.create_task(wh.run())
-        for r in (rec(5), rec(2), rec(None, status="no_input")):
-            fan(r)
+        assert [wh.submit(r) for r in (rec(5), rec(2), rec(None, status="no_input"))] == [False, True, False]
         await wh.drain(5)
         task.cancel()
     assert len(hits) == 1 and hits[0]["event"] == "survey.low_score"
     assert hits[0]["survey"]["csat"] == 2 and hits[0]["survey"]["caller"] == "5551001"  # type: ignore[index]
     assert wh.stats == {"sent": 1, "failed": 0, "dropped": 0, "retries": 2}
-    assert len(attached) == 3 and attached[0][0] == "L"
 
 
 async def test_webhook_gives_up_after_retries() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from monitor.core.survey import DEFAULT_PROMPT_FILES
-from tests.survey_calls import FIXTURES
+from tests.support.calls import FIXTURES
 
 AST = Path(__file__).parent.parent / "asterisk"
 LANGS = ("en", "pl", "ro", "ru")

@@ -13,7 +13,8 @@ from types import ModuleType
 
 import pytest
 
-from monitor.core.survey import Ask, Conversation, Done, Play, PolicyConfig, Reply, SetVar, SurveyPolicy
+from monitor.core.conversation import Ask, Conversation, Done, Play, Reply, SetVar
+from monitor.core.survey import PolicyConfig, SurveyPolicy
 
 AST = Path(__file__).parent.parent / "asterisk"
 DURATIONS: dict[str, dict[str, float]] = json.loads((AST / "sounds" / "durations.json").read_text())

@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
-from monitor.core.survey import (
-    Ask,
-    Command,
-    Conversation,
-    Done,
-    Outcome,
-    Play,
-    PolicyConfig,
-    Reply,
-    SetVar,
-    SurveyPolicy,
-    SurveyResultRecord,
-)
+from monitor.core.conversation import Ask, Command, Conversation, Done, Outcome, Play, Reply, SetVar
+from monitor.core.survey import PolicyConfig, SurveyPolicy, SurveyResultRecord
 
 HANG = Reply(hangup=True)
 
@@ -29,7 +18,8 @@ def run(
     cmds: list[Command] = [cmd]
     replies = list(script)
     while not isinstance(cmd, Done):
-        now += step_s
+        if not isinstance(cmd, SetVar):  # SET VARIABLE answers at once; prompts take time
+            now += step_s
         if isinstance(cmd, Ask):
             r = replies.pop(0) if replies else Reply(timeout=True)
         else:
@@ -86,7 +76,7 @@ def test_hangup_before_and_after_csat() -> None:
 def test_nps_two_digits_hash_or_timeout_and_ces() -> None:
     out, cmds = run([Reply(digits="5"), Reply(digits="10"), Reply(digits="2")], ask_nps=True, ask_ces=True)
     assert (out.status, out.csat, out.nps, out.ces) == ("completed", 5, 10, 2)
-    assert [c.max_digits for c in cmds if isinstance(c, Ask)] == [1, 2, 1]
+    assert [c.max_digits for c in cmds if isinstance(c, Ask)] == [1, 3, 1]
     # "7#": GET DATA returns 7 (the # ends input); "8" then the inter-digit timeout also counts.
     assert run([Reply(digits="5"), Reply(digits="7")], ask_nps=True)[0].nps == 7
     assert run([Reply(digits="5"), Reply(digits="8", timeout=True)], ask_nps=True)[0].nps == 8
@@ -120,3 +110,31 @@ def test_callback_intro_and_record_mapping() -> None:
     assert (s.status, s.score, s.queue, s.agent, s.source) == ("OK", 4, "support", "agent1", "agi")
     assert rec.with_status("no_input", "x").to_survey().status == "NOINPUT"
     assert rec.with_status("hangup", "x").to_survey().status == "HANGUP"
+
+
+def test_hangup_leaves_status_and_trace_then_ends() -> None:
+    conv = Conversation(SurveyPolicy(PolicyConfig(ask_nps=True)), "en", 0.0, trace_var="CDR(userfield)")
+    conv.start(0.0)
+    conv.feed(Reply(digits="3"), 5.0)
+    cmds = [conv.feed(HANG, 9.0)]
+    while not isinstance(cmds[-1], Done):
+        cmds.append(conv.feed(Reply(digits="1"), 9.0))  # SET VARIABLE on a dead channel: 200 result=1
+    assert cmds[:-1] == [SetVar("QMON_SURVEY_STATUS", "partial"), SetVar("QMON_CSAT", "3"),
+                         SetVar("CDR(userfield)", "qmon:csat=3;status=partial")]
+    assert (cmds[-1].outcome.status, cmds[-1].outcome.duration_s) == ("partial", 9.0)
+    # A 511 to the first of them ends the conversation at once.
+    conv = Conversation(SurveyPolicy(PolicyConfig()), "en", 0.0, trace_var="CDR(userfield)")
+    conv.start(0.0)
+    assert isinstance(conv.feed(HANG, 2.0), SetVar)
+    assert isinstance(conv.feed(HANG, 2.0), Done)
+
+
+def test_digit_timeout_cut_to_the_time_left() -> None:
+    conv = Conversation(SurveyPolicy(PolicyConfig(max_duration_s=30.0)), "en", 0.0)
+    first = conv.start(0.0)
+    # Conservative defaults: CSAT 18 s, farewell 5 s + 1 s margin -> 6 s left for one digit: 5 s stays.
+    assert isinstance(first, Ask) and (first.timeout_ms, first.expect_s) == (5000, 18.0)
+    conv = Conversation(SurveyPolicy(PolicyConfig(max_duration_s=27.0)), "en", 0.0)
+    assert conv.start(0.0) == Ask("qmon/en/csat-question", 1, 3000)
+    conv = Conversation(SurveyPolicy(PolicyConfig(max_duration_s=25.0)), "en", 0.0)
+    assert prompts([conv.start(0.0)]) == []  # not even one digit fits: no question at all

@@ -14,7 +14,7 @@ from monitor.core.tracker import CallTracker
 from monitor.settings import SurveySettings
 from monitor.survey.config import callback_config, policy_config
 from monitor.survey.state import SurveyState
-from tests.survey_calls import FIXTURES, abandoned, answered
+from tests.support.calls import FIXTURES, abandoned, answered
 
 NOON = dtime(12, 0)
 NOW = 1_700_000_200.0

@@ -9,8 +9,8 @@ from monitor.core.normalize import Skip, normalize
 from monitor.core.records import CallRecord
 from monitor.core.tracker import CallTracker, TrackerConfig
 from monitor.replay import replay_messages
-from tests.builders import CallBuilder
-from tests.factcheck import FIXTURES
+from tests.support.builders import CallBuilder
+from tests.support.factcheck import FIXTURES
 
 
 def run(msgs: list[dict[str, Any]], config: TrackerConfig | None = None) -> list[CallRecord]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from monitor.core.normalize import Skip, normalize
 from monitor.core.tracker import CallTracker
-from tests.builders import CallBuilder
+from tests.support.builders import CallBuilder
 
 PBX_T0 = 1_795_380_000.0  # the PBX's clock (the recordings' era)
 DAEMON_T0 = PBX_T0 + 400 * 86_400  # the daemon's clock: more than a year ahead of the PBX

@@ -14,7 +14,7 @@ from monitor.ami.wire import Headers, WireParser
 from monitor.core.ingest import Ingest, closed_records
 from monitor.core.tracker import CallTracker
 from monitor.replay import ReplayResult, replay_messages
-from tests.factcheck import FIXTURES, SCENARIOS
+from tests.support.factcheck import FIXTURES, SCENARIOS
 
 MESSAGES: dict[str, list[Headers]] = {s: [m for m, _ in read_capture(FIXTURES / f"{s}.jsonl")] for s in SCENARIOS}
 RAW: dict[str, bytes] = {s: (FIXTURES / f"{s}.ami").read_bytes() for s in SCENARIOS}

@@ -17,7 +17,7 @@ from monitor.core.segments import IGNORED, OPEN_STATES, TRANSITIONS, SegmentInpu
 from monitor.core.state import SegState
 from monitor.core.tracker import CallTracker
 from monitor.core.vocab import Outcome
-from tests.builders import CallBuilder
+from tests.support.builders import CallBuilder
 
 S, In = SegmentState, SegmentInput
 Msg = dict[str, Any]

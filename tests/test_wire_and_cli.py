@@ -13,7 +13,7 @@ import pytest
 from monitor.ami.files import read_capture
 from monitor.ami.wire import WireParser, encode
 from monitor.cli import main
-from tests.factcheck import FIXTURES, SCENARIOS
+from tests.support.factcheck import FIXTURES, SCENARIOS
 
 
 def _jsonl_messages(scenario: str) -> list[dict[str, object]]:

@@ -1,7 +1,7 @@
 """The live AMI source: panoramisk ``Manager`` + our wire parser, reconnect with backoff, resync, fed synchronously.
 
-panoramisk is used for what it does well — Action IDs, collecting responses and event lists into futures,
-event dispatch to registered callbacks — with three workarounds (all traps seen in panoramisk 1.4 source):
+panoramisk is used for what it does well — Action IDs, collecting responses and event lists into futures — with
+three workarounds (all traps seen in panoramisk 1.4 source):
 
 * **Framing/parsing** is :class:`monitor.ami.wire.WireParser`, not ``AMIProtocol.data_received``: panoramisk
   decodes each TCP read on its own with ``errors='ignore'`` (a UTF-8 caller name split across two reads loses
@@ -14,8 +14,10 @@ event dispatch to registered callbacks — with three workarounds (all traps see
 * **Keepalive** is ours: panoramisk's pinger never checks for an answer, so a half-open TCP connection would
   go unnoticed; we await each ``Ping`` with a timeout and drop the connection when it does not come back.
 
-Events are fed with a plain (non-coroutine) callback — panoramisk runs coroutine callbacks fire-and-forget,
-out of order — straight into :meth:`Ingest.feed` on the read path; nothing is awaited there.
+Events go straight from the wire parser into :meth:`Ingest.feed` on the read path (no panoramisk ``Message``, no
+dispatch: its coroutine callbacks would run fire-and-forget, out of order); nothing is awaited there. Only
+answers to our actions (a ``Response``, or an event carrying the ActionID of a pending action, such as the
+QueueStatus list) go to panoramisk.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -59,9 +62,10 @@ def _headers(msg: Message) -> Headers:
 class _Protocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
     """panoramisk's AMIProtocol with wire.py framing and no re-queueing of actions on close."""
 
-    def __init__(self, manager: _Manager) -> None:
+    def __init__(self, manager: _Manager, on_event: Callable[[Headers], None]) -> None:
         super().__init__()
         self._manager = manager
+        self._on_event = on_event
         self.parser = WireParser(expect_banner=True)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -76,12 +80,22 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
         if self._manager.tap is not None:
             self._manager.tap(data)
         for headers in self.parser.feed(data):
+            try:
+                self._route(headers)
+            except Exception:  # one bad message (or a listener bug) must not kill the connection
+                log.exception("AMI %s: failed to handle %s", self._manager.name, headers.get("Event") or "response")
+
+    def _route(self, headers: Headers) -> None:
+        """An answer to a pending action -> panoramisk; any other event -> our read path, as parsed."""
+        action_id = headers.get("ActionID")
+        if "Event" not in headers or (isinstance(action_id, str) and action_id in self.responses):
             msg = Message(headers)
             msg.qmon_headers = headers
-            try:
-                self.handle_message(msg)
-            except Exception:  # one bad message (or a callback bug) must not kill the connection
-                log.exception("AMI %s: failed to handle %s", self._manager.name, headers.get("Event") or "response")
+            self.handle_message(msg)
+            return
+        if headers.get("Event") == "Shutdown":  # Asterisk is stopping: the connection is over
+            self.connection_lost(None)
+        self._on_event(headers)
 
     def close(self) -> None:
         pending = {id(a): a for a in self.responses.values()}
@@ -113,8 +127,6 @@ class _Manager(Manager):  # type: ignore[misc]  # panoramisk is untyped
         self._on_lost = on_lost
         self.tap: Callable[[bytes], None] | None = None
         self.bytes_received = 0
-        # Registered by Manager.__init__ to re-send actions pending at the last disconnect: we never do that.
-        self.callbacks["FullyBooted"].remove(self.send_awaiting_actions)
 
     def protocol_lost(self, proto: _Protocol, exc: Exception | None) -> None:
         self.awaiting_actions.clear()
@@ -134,7 +146,7 @@ class AmiSource:
         self._clock = clock
         self._rng = rng
         self._manager = _Manager(settings.name, self._lost)
-        self._manager.register_event("*", self._on_event)
+        self._listeners: defaultdict[str, list[Callable[[Headers], None]]] = defaultdict(list)
         self._proto: _Protocol | None = None
         self._lost_event = asyncio.Event()
         self._stop = asyncio.Event()
@@ -210,30 +222,29 @@ class AmiSource:
         """Wait until logged in and resynced (tests, and callers that need an answer from Asterisk)."""
         await asyncio.wait_for(self._ready.wait(), timeout_s)
 
-    async def send_action(self, action: Mapping[str, str | list[str]], timeout_s: float = 30.0
-                          ) -> list[Headers] | Headers:
-        """Send an action; its response (or the list of response + events for list actions) as plain dicts."""
+    async def send_action(self, action: Mapping[str, str | list[str]], timeout_s: float = 30.0, *,
+                          response_only: bool = False) -> list[Headers] | Headers:
+        """Send an action; its response (or the list of response + events for list actions) as plain dicts.
+
+        ``response_only``: the first Response only, never a list (events answering it go to the listeners).
+        """
         if not self.connected:
             raise AmiNotConnected(f"AMI {self.name} is not connected")
         act: dict[str, Any] = dict(action)
         if str(act.get("Action", "")).lower() == "originate" and not any(k.lower() == "async" for k in act):
             # panoramisk reads action['async'] (KeyError) when it sees "successfully queued"; false is the default.
             act["Async"] = "false"
-        result = await asyncio.wait_for(self._manager.send_action(act), timeout_s)
+        # An Async Originate's answer is a list (the Response, then its OriginateResponse event when the callee
+        # answers or not); response_only takes the Response alone, and the event then goes to on_event listeners.
+        as_list = False if response_only else None
+        result = await asyncio.wait_for(self._manager.send_action(act, as_list=as_list), timeout_s)
         if isinstance(result, list):
             return [_headers(m) for m in result]
         return _headers(result)
 
     def on_event(self, name: str, callback: Callable[[Headers], None]) -> None:
         """Also hand events named ``name`` (e.g. OriginateResponse) to a plain, synchronous callback."""
-
-        def relay(manager: Manager, message: Message) -> None:
-            try:
-                callback(_headers(message))
-            except Exception:  # a listener bug must never break the read path
-                log.exception("AMI %s: %s listener failed", self.name, name)
-
-        self._manager.register_event(name, relay)
+        self._listeners[name].append(callback)
 
     # -- internals -------------------------------------------------------------------------------------
 
@@ -243,7 +254,8 @@ class AmiSource:
         self._lost_event.clear()
         self._attempts += 1
         _, proto = await asyncio.wait_for(
-            loop.create_connection(lambda: _Protocol(self._manager), s.host, s.port), s.connect_timeout_s)
+            loop.create_connection(lambda: _Protocol(self._manager, self._on_event), s.host, s.port),
+            s.connect_timeout_s)
         self._proto = proto
         m = self._manager
         m.loop, m.protocol, m.tap = loop, proto, self.tap
@@ -294,14 +306,13 @@ class AmiSource:
         if not self._stop.is_set():
             now = self._clock()
             self._down_since = now
-            self.ingest.tracker.connection_lost(now)
+            self.ingest.connection_lost(now)
             self.last_error = f"connection to AMI {s.host}:{s.port} lost"
             log.warning("AMI %s: connection to %s:%d lost; reconnecting with backoff", self.name, s.host, s.port)
 
     async def _resync(self) -> None:
         """Ask Asterisk what is alive now and let the tracker settle calls left suspect by a gap."""
-        tracker = self.ingest.tracker
-        tracker.resync_begin()
+        self.ingest.resync_begin()
         tasks = [asyncio.ensure_future(self._manager.send_action({"Action": a})) for a in
                  ("QueueStatus", "CoreShowChannels")]
         done, pending = await asyncio.wait(tasks, timeout=self.settings.resync_timeout_s)
@@ -319,7 +330,7 @@ class AmiSource:
                 results.extend(result if isinstance(result, list) else [result])
         for msg in results:
             self._feed(_headers(msg))
-        self.ingest.emit(tracker.resync_end(self._clock()))
+        self.ingest.resync_end(self._clock())
 
     async def _ping_loop(self) -> None:
         interval = self.settings.ping_interval_s
@@ -335,9 +346,15 @@ class AmiSource:
             except AmiNotConnected:
                 return
 
-    def _on_event(self, manager: Manager, message: Message) -> None:
-        """The plain callback for every event: normalise + track synchronously, never await."""
-        self._feed(_headers(message))
+    def _on_event(self, headers: Headers) -> None:
+        """Every event not answering an action: normalise + track synchronously, never await; then listeners."""
+        self._feed(headers)
+        event = headers.get("Event")
+        for callback in self._listeners.get(event, ()) if isinstance(event, str) else ():
+            try:
+                callback(headers)
+            except Exception:  # a listener bug must never break the read path
+                log.exception("AMI %s: %s listener failed", self.name, event)
 
     def _feed(self, headers: Headers) -> None:
         now = self._clock()

@@ -124,7 +124,7 @@ def attach_survey(call: CallState, survey: Survey) -> list[Note]:
     queue = survey.queue or (seg.queue if seg else None)
     agent = survey.agent or (seg.agent if seg else None)
     call.survey = replace(survey, queue=queue, agent=agent)
-    return [SurveyNote(queue, agent, survey.status, survey.score, survey.ts, survey.source)]
+    return [SurveyNote.of_userevent(call.survey)]
 
 
 def freeze(st: TrackerState, call: CallState, ts: float, closed_by: str) -> CallRecord:
@@ -170,4 +170,10 @@ def close(st: TrackerState, call: CallState, ts: float, closed_by: str) -> CallC
     st.closed[call.linkedid] = ts
     while len(st.closed) > 10_000:
         st.closed.popitem(last=False)
-    return CallClosed(freeze(st, call, ts, str(closed_by)))
+    record = freeze(st, call, ts, str(closed_by))
+    answered = [s for s in record.segments if s.outcome == Outcome.ANSWERED]
+    st.recent[record.linkedid] = st.recent[record.call_id] = (
+        (answered[-1].queue, answered[-1].agent) if answered else (None, None))
+    while len(st.recent) > 20_000:
+        st.recent.popitem(last=False)
+    return CallClosed(record)

@@ -5,16 +5,44 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
+from monitor.core.clock import pbx_clock
 from monitor.core.normalize import Skip, normalize
 from monitor.core.records import CallClosed as _Closed
-from monitor.core.records import CallRecord, Note
+from monitor.core.records import CallRecord, Note, SurveyResultRecord
 from monitor.core.tracker import CallTracker
 from monitor.core.vocab import SkipReason
 
 log = logging.getLogger("qmon.ingest")
 
 Sink = Callable[[list[Note]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    """One queue member as the API shows it."""
+
+    queue: str
+    name: str
+    interface: str
+    state: str  # one of monitor.core.members.MEMBER_STATES
+    paused_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LiveState:
+    """One PBX's live state at one moment: what metrics and the API read (copies: nothing mutable escapes)."""
+
+    pbx_now: float  # the daemon's ``now`` placed on the PBX clock (epoch s)
+    open_calls: int
+    events: int
+    skipped: dict[str, int]
+    last_event_at: float | None  # daemon clock (epoch s) of the last event, None before the first
+    queues: frozenset[str]  # every queue known: configured, from events and from QueueStatus
+    waiting: dict[str, tuple[float, ...]]  # queue -> join times (PBX epoch s) of callers waiting now
+    member_counts: dict[str, dict[str, int]]  # queue -> member state -> count
+    members: tuple[MemberView, ...]  # sorted by (queue, name)
 
 
 class Ingest:
@@ -55,6 +83,59 @@ class Ingest:
             if self.tracker.state.skips:  # illegal segment transitions: counted, the event ignored for that segment
                 for reason, n in self.tracker.take_skips().items():
                     self.skip(reason, n)
+        self.emit(notes)
+        return notes
+
+    def pbx_now(self, now: float) -> float:
+        """Daemon time ``now`` (epoch s) on this PBX's clock (:func:`monitor.core.clock.pbx_clock`)."""
+        return pbx_clock(self.tracker, now)
+
+    def live(self, now: float) -> LiveState:
+        """A snapshot of the live state at daemon time ``now`` (epoch s), for scrapes and the API."""
+        tr = self.tracker
+        joins = tr.waiting()
+        by_key = sorted(tr.members.by_key.items())
+        queues = frozenset(tr.queues | tr.members.queues | set(joins))
+        return LiveState(
+            self.pbx_now(now), tr.open_calls, self.events, dict(self.skipped), self.last_event_at, queues,
+            {q: tuple(ts) for q, ts in joins.items()}, {q: tr.members.counts(q) for q in queues},
+            tuple(MemberView(q, m.name, m.interface, m.state, m.paused_reason) for (q, _), m in by_key),
+        )
+
+    def find_call(self, uniqueid: str | None, linkedid: str | None) -> CallRecord | None:
+        """A snapshot of the open call by Linkedid, else by caller-channel Uniqueid; None if not open."""
+        for key in (linkedid, uniqueid):
+            if key and (rec := self.tracker.find_call(key)) is not None:
+                return rec
+        return None
+
+    def knows(self, uniqueid: str | None, linkedid: str | None) -> bool:
+        """Whether this PBX's tracker has, or recently had, the call."""
+        return any(key and self.tracker.knows(key) for key in (linkedid, uniqueid))
+
+    def survey(self, answer: SurveyResultRecord) -> list[Note]:
+        """A survey-server answer: attached to its call by the tracker, one note to every sink."""
+        notes = self.tracker.survey_answer(answer)
+        self.emit(notes)
+        return notes
+
+    def close_all(self, now: float, reason: str) -> list[Note]:
+        """Close every open call at daemon time ``now`` (s, placed on the PBX clock) as ``reason``; notes to sinks."""
+        notes = self.tracker.close_all(self.pbx_now(now), reason)
+        self.emit(notes)
+        return notes
+
+    def connection_lost(self, now: float) -> None:
+        """The event stream broke at daemon time ``now`` (s): open calls stay suspect until the next resync."""
+        self.tracker.connection_lost(now)
+
+    def resync_begin(self) -> None:
+        """A reconnect: the QueueStatus/CoreShowChannels answers fed next say what is still alive."""
+        self.tracker.resync_begin()
+
+    def resync_end(self, now: float) -> list[Note]:
+        """The answers are in: settle suspect calls at daemon time ``now`` (s) and hand the notes to the sinks."""
+        notes = self.tracker.resync_end(now)
         self.emit(notes)
         return notes
 

@@ -7,10 +7,16 @@ Records round-trip through plain dicts (``to_dict``/``record_from_dict``) for th
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from monitor.core.vocab import SEGMENT_OUTCOMES, VOICEMAIL_REASONS
+from monitor.core.vocab import (
+    CORE_STATUS,
+    RESULT_OF_CSAT_STATUS,
+    SEGMENT_OUTCOMES,
+    VOICEMAIL_REASONS,
+    SurveyStatus,
+)
 
 #: Segment outcomes, in queue_log vocabulary (``unknown`` only when the event stream had a gap); the
 #: vocabulary itself is :class:`monitor.core.vocab.Outcome`.
@@ -82,6 +88,43 @@ class Survey:
     nps: int | None = None
     ces: int | None = None
     outcome: str | None = None  # the survey server's detailed status (completed, partial, hangup, ...)
+
+
+STATUSES: tuple[str, ...] = tuple(v.value for v in SurveyStatus)
+"""The one survey status vocabulary (answers, notes, metric labels, the API): :class:`SurveyStatus`."""
+NOT_ASKED = frozenset({SurveyStatus.NOT_ELIGIBLE.value, SurveyStatus.UNREACHABLE.value})
+"""Statuses of attempts where the caller was never asked: never a call's survey, never a cooldown."""
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyResultRecord:
+    """One survey answer (any status, AGI or callback): the one type from the survey server to the store."""
+
+    linkedid: str | None
+    uniqueid: str | None  # the caller channel's Uniqueid (the call id)
+    caller: str | None
+    queue: str | None
+    agent: str | None
+    status: str  # one of STATUSES
+    csat: int | None
+    nps: int | None
+    ces: int | None
+    raw: str
+    language: str
+    source: str  # agi | callback
+    started_ts: float
+    ended_ts: float
+    reason: str = "ok"  # the policy reason when not_eligible, else ok / the failure detail
+
+    def to_survey(self) -> Survey:
+        """The :class:`Survey` a call record carries (status in the call's UserEvent vocabulary)."""
+        status = CORE_STATUS.get(self.status, self.status.upper())
+        return Survey(self.queue, self.agent, status, self.csat, self.raw, self.source, self.ended_ts,
+                      self.nps, self.ces, self.status)
+
+    def with_status(self, status: str, reason: str) -> SurveyResultRecord:
+        """A copy with another status (e.g. a callback that never connected)."""
+        return replace(self, status=status, reason=reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,14 +244,31 @@ class RepeatNote:
 
 @dataclass(frozen=True, slots=True)
 class SurveyNote:
-    """A survey answer arrived for a call."""
+    """A survey answer arrived (dialplan UserEvent, AGI or callback), attached to its call when the tracker knows
+    it; metrics count every answer from this one note, the store writes ``answer`` (survey server answers)."""
 
     queue: str | None
     agent: str | None
-    status: str
-    score: int | None
+    result: str  # one of STATUSES
+    csat: int | None
     ts: float
-    source: str = "userevent"  # userevent | agi | callback: who reported it (metrics count each once)
+    source: str = "userevent"  # userevent | agi | callback
+    nps: int | None = None
+    ces: int | None = None
+    answer: SurveyResultRecord | None = None  # the survey server's answer; None for a dialplan UserEvent
+
+    @staticmethod
+    def of_userevent(survey: Survey) -> SurveyNote:
+        """The note of a dialplan UserEvent survey (its OK/NOINPUT/INVALID status in the one vocabulary)."""
+        return SurveyNote(survey.queue, survey.agent, RESULT_OF_CSAT_STATUS.get(survey.status, "invalid"), survey.score,
+                          survey.ts)
+
+    @staticmethod
+    def of_answer(answer: SurveyResultRecord, queue: str | None, agent: str | None) -> SurveyNote:
+        """The note of a survey-server answer, counted under the call's queue and agent."""
+        result = answer.status if answer.status in STATUSES else "invalid"
+        return SurveyNote(queue, agent, result, answer.csat, answer.ended_ts, answer.source, answer.nps, answer.ces,
+                          answer)
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,6 +130,8 @@ class TrackerState:
     by_uid: dict[str, str] = field(default_factory=dict)  # caller channel uniqueid -> linkedid
     chans: OrderedDict[str, ChanState] = field(default_factory=OrderedDict)
     closed: OrderedDict[str, float] = field(default_factory=OrderedDict)  # recently closed linkedid -> ts
+    # Linkedid and call id of recently closed calls -> (queue, agent) a late survey answer is counted under.
+    recent: OrderedDict[str, tuple[str | None, str | None]] = field(default_factory=OrderedDict)
     targets: TransferTargets = field(default_factory=TransferTargets)
     resync_alive: set[str] | None = None  # uniqueids listed since resync_begin (None: no resync running)
     resync_waiting: list[ev.QueueEntry] = field(default_factory=list)

@@ -1,27 +1,22 @@
-"""Post-call survey policy and conversation state machine (pure: no I/O, time passed in).
+"""Post-call survey policy, questions and results (pure: no I/O, time passed in).
 
 The FastAGI adapter (:mod:`monitor.survey.server`) asks :class:`SurveyPolicy` whether a call may be
-surveyed, then drives a :class:`Conversation`: it executes each :data:`Command` on the channel and feeds the
-normalised :class:`Reply` back. The conversation never blocks and never waits: the adapter owns the clock.
+surveyed, then drives a :class:`~monitor.core.conversation.Conversation` (the dialogue itself).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import time as dtime
 from typing import Protocol
 
-from monitor.core.records import CallRecord, Survey
-from monitor.core.vocab import CES_MAX, CES_MIN, CORE_STATUS, CSAT_MAX, CSAT_MIN, NPS_MAX, NPS_MIN, SurveyStatus
+from monitor.core.records import CallRecord
+from monitor.core.records import SurveyResultRecord as SurveyResultRecord  # the one answer type
+from monitor.core.vocab import CES_MAX, CES_MIN, CSAT_MAX, CSAT_MIN, NPS_MAX, NPS_MIN, SurveyStatus
 
 STATUSES: tuple[str, ...] = tuple(v.value for v in SurveyStatus)
 """Survey outcomes (:class:`~monitor.core.vocab.SurveyStatus`); ``unreachable`` only for failed callbacks."""
-_COMPLETED, _PARTIAL, _NO_INPUT, _INVALID, _HANGUP, _DECLINED = (
-    SurveyStatus.COMPLETED.value, SurveyStatus.PARTIAL.value, SurveyStatus.NO_INPUT.value,
-    SurveyStatus.INVALID.value, SurveyStatus.HANGUP.value, SurveyStatus.DECLINED.value,
-)
 
 PROMPT_KEYS = ("csat", "nps", "ces", "invalid", "noinput", "thanks", "goodbye", "callback_intro")
 DEFAULT_PROMPT_FILES = {
@@ -165,12 +160,18 @@ class SurveyPolicy:
         """The Asterisk sound name (no extension) of one prompt in one language."""
         return self.config.prompt_path.format(lang=lang, name=self._files[key])
 
+    def prompt_file(self, key: str) -> str:
+        """The file name (no directory, no extension) of one prompt, e.g. ``csat-question``."""
+        return self._files[key]
+
     def questions(self) -> tuple[Question, ...]:
         """The questions asked, in order: CSAT first (required), then the optional ones."""
         t = self.config.digit_timeout_ms
         qs = [Question("csat", CSAT_MIN, CSAT_MAX, 1, t, True)]
         if self.config.ask_nps:
-            qs.append(Question("nps", NPS_MIN, NPS_MAX, 2, t, False))
+            # 3 digits, not 2: the prompt says "then press hash", and with 2 allowed "10#" ends GET DATA at the
+            # second digit, so the # spills into the next question's GET DATA (recorded: "200 result=").
+            qs.append(Question("nps", NPS_MIN, NPS_MAX, 3, t, False))
         if self.config.ask_ces:
             qs.append(Question("ces", CES_MIN, CES_MAX, 1, t, False))
         return tuple(qs)
@@ -198,198 +199,3 @@ class Question:
         return v if self.low <= v <= self.high else None
 
 
-@dataclass(frozen=True, slots=True)
-class Ask:
-    """Play a prompt and collect up to ``max_digits`` (AGI GET DATA)."""
-
-    prompt: str
-    max_digits: int
-    timeout_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class Play:
-    """Play a prompt (AGI STREAM FILE)."""
-
-    prompt: str
-
-
-@dataclass(frozen=True, slots=True)
-class SetVar:
-    """Set a channel variable for the dialplan (AGI SET VARIABLE)."""
-
-    name: str
-    value: str
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How a conversation ended."""
-
-    status: str
-    csat: int | None = None
-    nps: int | None = None
-    ces: int | None = None
-    raw: str = ""  # every key string typed, for audits: "csat=9,5;nps=10"
-    duration_s: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Done:
-    """The conversation is over; nothing more to send."""
-
-    outcome: Outcome
-
-
-Command = Ask | Play | SetVar | Done
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A normalised AGI reply: ``hangup`` for HANGUP/-1/511/closed; digits empty when nothing was typed."""
-
-    hangup: bool = False
-    digits: str = ""
-    timeout: bool = False
-
-
-@dataclass
-class Conversation:
-    """The survey dialogue: one retry per question, optional questions skippable, a total time limit."""
-
-    policy: SurveyPolicy
-    lang: str
-    started: float
-    intro: bool = False  # callback surveys first say who is calling
-    answers: dict[str, int] = field(default_factory=dict)
-    typed: dict[str, list[str]] = field(default_factory=dict)
-    _qs: tuple[Question, ...] = ()
-    _qi: int = 0
-    _attempt: int = 0
-    _last_fail: str = ""
-    _status: str | None = None
-    _pending: deque[Command] = field(default_factory=deque)
-    _awaiting: Command | None = None
-    _ended: float | None = None
-
-    def start(self, now: float) -> Command:
-        """The first command to send."""
-        self._qs = self.policy.questions()
-        if self.intro:
-            self._pending.append(Play(self.policy.prompt(self.lang, "callback_intro")))
-        self._pending.append(self._ask())
-        return self._next(now)
-
-    def feed(self, reply: Reply, now: float) -> Command:
-        """The reply to the last command -> the next command (a :class:`Done` at the end)."""
-        sent, self._awaiting = self._awaiting, None
-        if isinstance(sent, Done):
-            return sent
-        if reply.hangup:
-            return self._finish(now, hangup=True)
-        if isinstance(sent, Ask):
-            self._answer(reply.digits.strip(), now)
-        return self._next(now)
-
-    # -- internals
-
-    def _ask(self) -> Ask:
-        q = self._qs[self._qi]
-        return Ask(self.policy.prompt(self.lang, q.key), q.max_digits, q.timeout_ms)
-
-    def _next(self, now: float) -> Command:
-        if self._status is None and now - self.started > self.policy.config.max_duration_s:
-            # Too long: stop asking, keep what we have, say goodbye.
-            self._pending.clear()
-            self._close(self._final_status(None), "goodbye")
-        cmd = self._pending.popleft() if self._pending else self._finish(now, hangup=False)
-        self._awaiting = cmd
-        return cmd
-
-    def _answer(self, digits: str, now: float) -> None:
-        q = self._qs[self._qi]
-        self.typed.setdefault(q.key, []).append(digits)
-        if digits.startswith(DECLINE_KEY):
-            self._close(_PARTIAL if "csat" in self.answers else _DECLINED, "goodbye")
-            return
-        value = q.parse(digits)
-        if value is not None:
-            self.answers[q.key] = value
-            self._advance()
-            return
-        self._last_fail = _INVALID if digits else _NO_INPUT
-        if self._attempt == 0:
-            self._attempt = 1
-            self._pending.append(Play(self.policy.prompt(self.lang, "invalid" if digits else "noinput")))
-            self._pending.append(self._ask())
-        elif q.required:
-            self._close(self._last_fail, "goodbye")
-        else:
-            self._advance()  # an optional question may stay unanswered
-
-    def _advance(self) -> None:
-        self._qi += 1
-        self._attempt = 0
-        if self._qi < len(self._qs):
-            self._pending.append(self._ask())
-        else:
-            self._close(self._final_status(None), "thanks")
-
-    def _final_status(self, hangup: bool | None) -> str:
-        if "csat" not in self.answers:
-            return _HANGUP if hangup else (self._last_fail or _NO_INPUT)
-        return _COMPLETED if all(q.key in self.answers for q in self._qs) else _PARTIAL
-
-    def _close(self, status: str, farewell: str) -> None:
-        # Variables first: they must be set even if the caller hangs up during the farewell.
-        self._status = status
-        self._pending.append(SetVar("QMON_SURVEY_STATUS", status))
-        if "csat" in self.answers:
-            self._pending.append(SetVar("QMON_CSAT", str(self.answers["csat"])))
-        self._pending.append(Play(self.policy.prompt(self.lang, farewell)))
-
-    def _finish(self, now: float, hangup: bool) -> Done:
-        if self._ended is None:
-            self._ended = now
-        status = self._status or self._final_status(hangup)
-        raw = ";".join(f"{k}={','.join(v)}" for k, v in self.typed.items())
-        out = Outcome(status, self.answers.get("csat"), self.answers.get("nps"), self.answers.get("ces"), raw,
-                      round(self._ended - self.started, 3))
-        self._pending.clear()
-        done = Done(out)
-        self._awaiting = done
-        return done
-
-
-# -- results ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SurveyResultRecord:
-    """One survey attempt, ready for storage, metrics and the webhook (caller number included: no labels!)."""
-
-    linkedid: str | None
-    uniqueid: str | None
-    caller: str | None
-    queue: str | None
-    agent: str | None
-    status: str
-    csat: int | None
-    nps: int | None
-    ces: int | None
-    raw: str
-    language: str
-    source: str  # agi | callback
-    started_ts: float
-    ended_ts: float
-    reason: str = "ok"  # the policy reason when not_eligible, else ok / the failure detail
-
-    def to_survey(self) -> Survey:
-        """The core :class:`Survey` attached to the call (status in the UserEvent vocabulary)."""
-        status = CORE_STATUS.get(self.status, self.status.upper())
-        return Survey(self.queue, self.agent, status, self.csat, self.raw, self.source, self.ended_ts,
-                      self.nps, self.ces, self.status)
-
-    def with_status(self, status: str, reason: str) -> SurveyResultRecord:
-        """A copy with another status (e.g. a callback that never connected)."""
-        return replace(self, status=status, reason=reason)

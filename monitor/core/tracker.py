@@ -14,6 +14,7 @@ The state lives in one :class:`~monitor.core.state.TrackerState`; per-event hand
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 from monitor.core import events as ev
 from monitor.core.agents import AgentBoard
@@ -21,11 +22,11 @@ from monitor.core.calls import attach_survey, check_repeat, close, freeze, open_
 from monitor.core.handlers import HANDLERS
 from monitor.core.members import Members
 from monitor.core.owed import OwedCallbacks
-from monitor.core.records import CallClosed, CallRecord, Note, Survey
+from monitor.core.records import CallClosed, CallRecord, Note, SurveyNote, SurveyResultRecord
 from monitor.core.repeat import RepeatIndex
 from monitor.core.segments import SegmentState
 from monitor.core.state import SegState, TrackerConfig, TrackerState
-from monitor.core.vocab import ClosedBy
+from monitor.core.vocab import ClosedBy, SurveyStatus
 
 __all__ = ["CallTracker", "TrackerConfig", "TrackerState"]
 
@@ -147,12 +148,36 @@ class CallTracker:
         return with_owed(st, [close(st, c, now, ClosedBy.STALE) for c in list(st.calls.values())
                               if c.start_ts < limit])
 
-    def add_survey(self, uid_or_linkedid: str, survey: Survey) -> list[Note]:
-        """Attach a survey answer (from the AGI server) to an open call; an empty list if the call is unknown."""
-        call = self.state.call_for(uid_or_linkedid, uid_or_linkedid)
-        if call is None:
-            return []
-        return attach_survey(call, survey)
+    def survey_answer(self, answer: SurveyResultRecord) -> list[Note]:
+        """One survey-server answer (any status) -> exactly one note, the answer's queue/agent filled from its call.
+
+        An open call (by Linkedid, else call id) gets the answer attached (unless the caller was not eligible);
+        a recently closed call only places it (queue, agent); an unknown call leaves it as it came.
+        """
+        st = self.state
+        queue, agent = answer.queue, answer.agent
+        for key in (answer.linkedid, answer.uniqueid):
+            if not key:
+                continue
+            call = st.call_for(key, key)
+            if call is not None:
+                if answer.status != SurveyStatus.NOT_ELIGIBLE:
+                    attach_survey(call, answer.to_survey())
+                    if call.survey is not None:
+                        queue, agent = call.survey.queue, call.survey.agent
+                break
+            if key in st.recent:
+                q, a = st.recent[key]
+                queue, agent = queue or q, agent or a
+                break
+        if (queue, agent) != (answer.queue, answer.agent):
+            answer = replace(answer, queue=queue, agent=agent)
+        return [SurveyNote.of_answer(answer, queue, agent)]
+
+    def knows(self, uid_or_linkedid: str) -> bool:
+        """Whether this tracker has (or recently had) the call with this caller-channel Uniqueid or Linkedid."""
+        st = self.state
+        return st.call_for(uid_or_linkedid, uid_or_linkedid) is not None or uid_or_linkedid in st.recent
 
     def find_call(self, uid_or_linkedid: str) -> CallRecord | None:
         """A snapshot record of an open call by caller-channel Uniqueid or Linkedid."""

@@ -1,4 +1,4 @@
-"""``qmon import-queue-log FILE``: backfill call records from an Asterisk queue_log, never counting a call twice.
+"""Backfill (``qmon import-queue-log``) call records from an Asterisk queue_log, never counting a call twice.
 
 queue_log has no Linkedid, so imported calls get ``ql:<callid>``; a call already stored from AMI is recognised
 by its ``call_id`` (= queue_log callid) on the same PBX and skipped, and a later AMI record of an imported call
@@ -8,21 +8,14 @@ Not in queue_log, so never imported: voicemail fallthrough, join_empty, survey a
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from monitor.core.records import CallRecord, MemberNote, RingNoAnswer, Segment, Transfer
 from monitor.core.repeat import RepeatIndex, normalize_number
-from monitor.settings import StoreSettings
-from monitor.store.cli import UsageError, add_db_args, store_settings
-from monitor.store.engine import masked
 from monitor.store.models import AgentEvent, Call
 from monitor.store.rows import QL_PREFIX, Item, MemberItem
 from monitor.store.store import Store
@@ -196,62 +189,3 @@ async def import_queue_log(
     return {"calls": len(log.records), "imported": len(items), "already_stored": len(log.records) - len(items),
             "member_changes": len(members), "member_changes_already_stored": len(log.members) - len(members),
             "lines": log.lines, "bad_lines": log.bad_lines}
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="qmon import-queue-log",
-                                description="Load an Asterisk queue_log into the database (idempotent).")
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="queue_log file(s)")
-    p.add_argument("--pbx", default="default", help="PBX name the calls belong to (the [[ami]] name)")
-    p.add_argument("--abandon-short-s", type=float, default=5.0, help="short-abandon threshold (default 5)")
-    p.add_argument("--repeat-window", action="append", default=None, help="repeat-caller window (default 24h)")
-    add_db_args(p)
-    return p
-
-
-async def _run(s: StoreSettings, files: list[Path], pbx: str, short: float, windows: tuple[str, ...]) -> int:
-    store = Store(s)
-    await store.start()
-    try:
-        ok, why = await store.writable()
-        if not ok:
-            print(f"qmon import-queue-log: {masked(s.url)}: {why}", file=sys.stderr)
-            return 1
-        for f in files:
-            with f.open(encoding="utf-8", errors="replace") as fh:
-                log = parse_queue_log(fh, pbx, short)
-            res = await import_queue_log(store, log, pbx, windows)
-            print(f"{f}: " + ", ".join(f"{k} {v}" for k, v in res.items()))
-        return 0
-    finally:
-        await store.close()
-
-
-def cmd_import(argv: list[str], env: Mapping[str, str]) -> int:
-    """Run ``qmon import-queue-log``."""
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    try:
-        s = store_settings(args, env)
-    except UsageError as exc:
-        print(f"qmon import-queue-log: {exc}", file=sys.stderr)
-        return 2
-    missing = [str(f) for f in args.files if not f.is_file()]
-    if missing or args.abandon_short_s < 0:
-        why = f"no such file: {', '.join(missing)}" if missing else "--abandon-short-s must be >= 0"
-        print(f"qmon import-queue-log: {why}", file=sys.stderr)
-        return 2
-    windows = tuple(args.repeat_window or ["24h"])
-    try:
-        for w in windows:
-            RepeatIndex((w,))
-    except ValueError as exc:
-        print(f"qmon import-queue-log: --repeat-window: {exc}", file=sys.stderr)
-        return 2
-    try:
-        return asyncio.run(_run(s, args.files, args.pbx, args.abandon_short_s, windows))
-    except Exception as exc:
-        print(f"qmon import-queue-log: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1

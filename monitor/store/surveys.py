@@ -26,14 +26,14 @@ from typing import Any
 from sqlalchemy import and_, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from monitor.core.records import Survey
-from monitor.core.survey import SurveyResultRecord
+from monitor.core.records import NOT_ASKED as _NOT_ASKED
+from monitor.core.records import Survey, SurveyResultRecord
 from monitor.store.engine import cut, dialect_insert
-from monitor.store.models import Call, SegmentRow, SurveyResult, SurveyRow
+from monitor.store.models import Call, SurveyResult, SurveyRow
 
 Sessions = async_sessionmaker[AsyncSession]
 MAX_RESULTS = 1000
-NOT_ASKED = ("not_eligible", "unreachable")
+NOT_ASKED = tuple(sorted(_NOT_ASKED))
 """Statuses of attempts where the caller was never asked: stored and queryable, never a call's survey."""
 
 _KEY = ["pbx", "call_key", "source", "started_ts"]
@@ -84,17 +84,8 @@ async def _attach(session: AsyncSession, call_pk: int, caller: str | None, sv: S
                                  .where(SurveyRow.call_pk == call_pk))).first()
     if cur is not None and rank(sv.status, sv.score) <= rank(cur.status, cur.score):
         return False
-    queue, agent = sv.queue, sv.agent
-    if queue is None or agent is None:
-        # As the tracker does for an open call: the answered segment (of the survey's queue, if it names one).
-        seg = select(SegmentRow.queue, SegmentRow.agent).where(SegmentRow.call_pk == call_pk,
-                                                                 SegmentRow.outcome == "answered")
-        if queue is not None:
-            seg = seg.where(SegmentRow.queue == queue)
-        found = (await session.execute(seg.order_by(SegmentRow.seq.desc()).limit(1))).first()
-        if found is not None:
-            queue, agent = queue or found.queue, agent or found.agent
-    values = {"caller": cut(caller, 128), "queue": cut(queue, 128), "agent": cut(agent, 128),
+    # The answer's queue and agent are the call's: the tracker filled them in (monitor.core.tracker.survey_answer).
+    values = {"caller": cut(caller, 128), "queue": cut(sv.queue, 128), "agent": cut(sv.agent, 128),
               "status": cut(sv.status, 32), "score": sv.score, "nps": sv.nps, "ces": sv.ces,
               "raw": cut(sv.raw, 64) or "", "source": cut(sv.source, 16) or "", "ts": sv.ts,
               "outcome": cut(sv.outcome, 32)}

@@ -11,7 +11,7 @@ import asyncio
 import re
 from dataclasses import dataclass
 
-from monitor.core.survey import Ask, Play, Reply, SetVar
+from monitor.core.conversation import Ask, Play, Reply, SetVar
 
 _REPLY = re.compile(r"^(\d{3})[ -](?:result=(-?[^\s(]*))?\s*(?:\((.*?)\))?\s*(.*)$")
 
@@ -90,24 +90,35 @@ def render(cmd: Ask | Play | SetVar) -> str:
 
 
 class AgiChannel:
-    """One FastAGI connection: send a command, wait for its reply (bounded), normalise hang-ups."""
+    """One FastAGI connection: send a command, wait for its reply (bounded), normalise hang-ups.
+
+    ``hungup``: the channel is gone (HANGUP line, ``result=-1``, 511); only commands Asterisk allows on a dead
+    channel (SET VARIABLE, VERBOSE: res_agi.c's ``dead`` flag) are still sent. ``closed``: the socket is gone
+    or the peer stopped answering (``stalled``); nothing more is sent.
+    """
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_line: int = 8192) -> None:
         self.reader = reader
         self.writer = writer
         self.max_line = max_line
         self.hungup = False
+        self.closed = False
+        self.stalled = False
         self.commands = 0
 
-    async def command(self, line: str, timeout_s: float) -> AgiReply:
-        """Send one command line and return its final reply; AgiHangup when the channel is gone."""
-        if self.hungup:
+    async def command(self, line: str, timeout_s: float, *, dead_ok: bool = False) -> AgiReply:
+        """Send one command line and return its final reply within ``timeout_s`` (s).
+
+        AgiHangup when the channel is gone (or the socket closed); AgiError when no reply came in time (the
+        connection is then unusable: a late reply would be taken for the next command's).
+        """
+        if self.closed or (self.hungup and not dead_ok):
             raise AgiHangup("already hung up")
         try:
             self.writer.write(line.encode() + b"\n")
             await self.writer.drain()
         except (ConnectionError, OSError) as exc:
-            self.hungup = True
+            self.hungup = self.closed = True
             raise AgiHangup("write failed") from exc
         self.commands += 1
         try:
@@ -115,6 +126,7 @@ class AgiChannel:
             async with asyncio.timeout(timeout_s):
                 return await self._reply()
         except TimeoutError as exc:
+            self.closed = self.stalled = True
             raise AgiError(f"no reply within {timeout_s:.1f}s") from exc
 
     async def _reply(self) -> AgiReply:
@@ -122,16 +134,17 @@ class AgiChannel:
             try:
                 raw = await self.reader.readline()
             except (ConnectionError, OSError, ValueError, asyncio.LimitOverrunError) as exc:
-                self.hungup = True
+                self.hungup = self.closed = True
                 raise AgiHangup("read failed") from exc
             if not raw:
-                self.hungup = True
+                self.hungup = self.closed = True
                 raise AgiHangup("closed")
             text = raw.decode("utf-8", "replace").strip()
             if not text:
                 continue
             if text.upper() == "HANGUP":
-                # Sent asynchronously when the channel hangs up; the command's own reply may still follow.
+                # Sent asynchronously when the channel hangs up (seen twice in a row); the command's own
+                # reply still follows (recorded: HANGUP, then "511 Command Not Permitted..." 2 s later).
                 self.hungup = True
                 continue
             reply = parse_reply(text)
@@ -145,6 +158,7 @@ class AgiChannel:
 
     async def close(self) -> None:
         """Close the socket (Asterisk then continues the dialplan)."""
+        self.closed = True
         try:
             self.writer.close()
             await self.writer.wait_closed()

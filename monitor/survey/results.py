@@ -1,27 +1,20 @@
-"""Where survey results go: the call record (tracker), sinks (storage, metrics) and the low-score webhook."""
+"""The low-score webhook: survey answers with a CSAT at or below a threshold POSTed as JSON, with retries.
+
+(Every answer also goes to its call, the metrics and the store through ``Ingest.survey``: see ``monitor.daemon``.)
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
 import aiohttp
 
-from monitor.core.records import Note, Survey
-from monitor.core.survey import SurveyResultRecord
+from monitor.core.records import SurveyResultRecord
 
 log = logging.getLogger("qmon.survey.results")
-
-AttachFn = Callable[[str, Survey], list[Note]]
-
-
-def result_row(rec: SurveyResultRecord) -> dict[str, Any]:
-    """A JSON-ready dict of one result (the API and webhook shape)."""
-    return asdict(rec)
-
 
 class Webhook:
     """POSTs low scores as JSON, with retries, from its own task (submit never blocks)."""
@@ -48,7 +41,7 @@ class Webhook:
         if not self.wants(rec):
             return False
         try:
-            self._queue.put_nowait({"event": "survey.low_score", "survey": result_row(rec)})
+            self._queue.put_nowait({"event": "survey.low_score", "survey": asdict(rec)})
         except asyncio.QueueFull:
             self.stats["dropped"] += 1
             log.warning("survey webhook queue full: one low-score notification dropped")
@@ -91,59 +84,3 @@ class Webhook:
             await asyncio.wait_for(self._queue.join(), timeout_s)
         except TimeoutError:
             log.warning("survey webhook: %d notifications undelivered at shutdown", self._queue.qsize())
-
-
-class ResultFanout:
-    """The server's ``on_result``: attach to the call, then every sink, then the webhook."""
-
-    def __init__(
-        self, attach: AttachFn | None = None, sinks: Sequence[Callable[[SurveyResultRecord], None]] = (),
-        webhook: Webhook | None = None, on_notes: Callable[[list[Note]], None] | None = None,
-    ) -> None:
-        self.attach = attach
-        self.sinks = list(sinks)
-        self.webhook = webhook
-        self.on_notes = on_notes
-
-    def __call__(self, rec: SurveyResultRecord) -> None:
-        """Deliver one result everywhere; a failing sink is logged and skipped."""
-        if self.attach is not None and rec.status != "not_eligible":
-            notes: list[Note] = []
-            for key in (rec.linkedid, rec.uniqueid):
-                if key and not notes:
-                    notes = self.attach(key, rec.to_survey())
-            if self.on_notes is not None and notes:
-                self.on_notes(notes)
-        for sink in self.sinks:
-            try:
-                sink(rec)
-            except Exception:
-                log.exception("survey sink failed")
-        if self.webhook is not None:
-            self.webhook.submit(rec)
-
-
-class MemorySurveyLog:
-    """A bounded in-memory result list with the API's query (tests, the demo, or no database)."""
-
-    def __init__(self, max_items: int = 10_000) -> None:
-        self.items: list[SurveyResultRecord] = []
-        self.max_items = max_items
-
-    def __call__(self, rec: SurveyResultRecord) -> None:
-        """Sink: keep the result."""
-        self.items.append(rec)
-        del self.items[: -self.max_items]
-
-    async def query(
-        self, *, since: float | None, until: float | None, queue: str | None, agent: str | None,
-        max_score: int | None, limit: int,
-    ) -> list[dict[str, Any]]:
-        """Results matching the filters, newest first."""
-        out = [
-            r for r in reversed(self.items)
-            if (since is None or r.ended_ts >= since) and (until is None or r.ended_ts < until)
-            and (queue is None or r.queue == queue) and (agent is None or r.agent == agent)
-            and (max_score is None or (r.csat is not None and r.csat <= max_score))
-        ]
-        return [result_row(r) for r in out[:limit]]

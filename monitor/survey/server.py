@@ -1,10 +1,16 @@
 """The FastAGI survey server: ``AGI(agi://HOST:4573/csat,...)`` after ``Queue(...,c)``.
 
 Each connection: request headers (deadline + byte limit), policy decision, then the pure
-:class:`~monitor.core.survey.Conversation` driven command by command. Nothing on this path blocks or awaits
-anything but the socket: the call is found through an injected synchronous ``lookup`` (the tracker's
-``find_call``), results leave through an injected ``on_result`` callable (storage, metrics, webhook are
-someone else's). Dialplan arguments: ``csat,<linkedid>,<queue>,<language>`` and ``csat-callback,<token>``.
+:class:`~monitor.core.conversation.Conversation` driven command by command. The call is found through an injected
+synchronous ``lookup`` (the tracker's ``find_call``), results leave through an injected ``on_result`` callable
+(storage, metrics, webhook are someone else's). Dialplan arguments: ``csat,<linkedid>,<queue>,<language>`` and
+``csat-callback,<token>``.
+
+Never silence (issue 12): qmon's own work before the first prompt (lookup, cooldown and opt-out stores) runs in
+a worker thread under ``work_deadline_s`` (default 2 s); past it the caller hears goodbye at once. A slow peer is
+another matter: each command's reply may take its prompt's length (+ the digit timeouts) + ``reply_slack_s``
+(recorded: a proxy delaying every reply by 3 s, survey still completed); a peer silent beyond that is dropped so
+the dialplan goes on. The result sink and the cooldown write run only after the channel is handed back.
 """
 
 from __future__ import annotations
@@ -13,33 +19,26 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import time as dtime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
+from monitor.core.conversation import Ask, Conversation, Done, Play, PromptDurations, Reply, SetVar
 from monitor.core.records import CallRecord
 from monitor.core.repeat import normalize_number
-from monitor.core.survey import (
-    Ask,
-    Conversation,
-    CooldownState,
-    Decision,
-    Done,
-    OptOutList,
-    Play,
-    Reply,
-    SetVar,
-    SurveyPolicy,
-    SurveyResultRecord,
-)
+from monitor.core.survey import CooldownState, Decision, OptOutList, SurveyPolicy, SurveyResultRecord
 from monitor.survey.agi import AgiChannel, AgiError, AgiHangup, quote, read_headers, render, to_reply
+from monitor.survey.durations import default_durations
 
 log = logging.getLogger("qmon.survey")
 
 LookupFn = Callable[[str | None, str | None], CallRecord | None]
 ResultSink = Callable[[SurveyResultRecord], None]
 LocalTimeFn = Callable[[float], dtime]
+T = TypeVar("T")
+AnyCmd = str | Ask | Play | SetVar
 
 
 def local_time(ts: float) -> dtime:
@@ -64,6 +63,16 @@ class CallbackClaims(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class _Prep:
+    """What qmon decided before the first prompt (computed in a worker thread, under the work deadline)."""
+
+    call: CallRecord | None
+    caller: str | None
+    lang: str
+    decision: Decision
+
+
 class SurveyServer:
     """Asyncio FastAGI server running one survey conversation per connection."""
 
@@ -73,6 +82,8 @@ class SurveyServer:
         callbacks: CallbackClaims | None = None, bind: str = "127.0.0.1", port: int = 4573,
         header_timeout_s: float = 5.0, max_header_bytes: int = 16_384,
         clock: Callable[[], float] = time.time, local: LocalTimeFn = local_time,
+        durations: PromptDurations | None = None, work_deadline_s: float = 2.0, reply_slack_s: float = 5.0,
+        trace_var: str = "CDR(userfield)",
     ) -> None:
         self.policy = policy
         self.lookup = lookup
@@ -85,10 +96,17 @@ class SurveyServer:
         self.max_header_bytes = max_header_bytes
         self.clock = clock
         self.local = local
+        self.durations = durations if durations is not None else default_durations()
+        self.work_deadline_s = work_deadline_s
+        self.reply_slack_s = reply_slack_s
+        self.trace_var = trace_var
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
+        # Own small pool: a hung store must not starve the loop's default executor (used by others).
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qmon-survey")
         self.stats: dict[str, int] = {
             "connections": 0, "active": 0, "header_errors": 0, "early_hangups": 0, "errors": 0, "results": 0,
+            "qmon_slow": 0, "peer_stalled": 0,
         }
 
     async def start(self) -> None:
@@ -107,6 +125,7 @@ class SurveyServer:
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -115,103 +134,158 @@ class SurveyServer:
         self.stats["connections"] += 1
         self.stats["active"] += 1
         chan = AgiChannel(reader, writer)
+        rec: SurveyResultRecord | None = None
+        mark: str | None = None
         try:
-            await self._session(chan)
+            rec, mark = await self._session(chan)
         except Exception:  # one broken conversation must never take the server down
             self.stats["errors"] += 1
             log.exception("survey session failed")
         finally:
             self.stats["active"] -= 1
-            await chan.close()
-            if task is not None:
-                self._sessions.discard(task)
+            await chan.close()  # the caller goes back to the dialplan before any bookkeeping
+            try:
+                if rec is not None:
+                    self._emit(rec)
+                if mark is not None:
+                    await self._mark(mark, rec.started_ts if rec else self.clock())
+            finally:
+                if task is not None:
+                    self._sessions.discard(task)
 
-    async def _session(self, chan: AgiChannel) -> None:
+    async def _session(self, chan: AgiChannel) -> tuple[SurveyResultRecord | None, str | None]:
+        """One connection -> (the result to emit, the number to mark as surveyed)."""
         try:
             headers = await read_headers(chan.reader, self.header_timeout_s, self.max_header_bytes)
         except AgiHangup:
             self.stats["early_hangups"] += 1
-            return
+            return None, None
         except AgiError as exc:
             self.stats["header_errors"] += 1
             log.warning("FastAGI request rejected: %s", exc)
-            return
+            return None, None
         started = self.clock()
         script = headers.get("agi_network_script", "").split("?")[0].strip("/")
         args = [headers.get(f"agi_arg_{i}", "") for i in (1, 2, 3)]
-        call: CallRecord | None = None
-        caller: str | None = None
-        lang_hint: str | None = None
-        source = "agi"
-        if script == "csat":
+        if script not in ("csat", "csat-callback") or (script == "csat-callback" and self.callbacks is None):
+            log.warning("FastAGI request for unknown script %r", script)
+            await self._say(chan, self.policy.config.default_language, [])
+            return None, None
+        source = "agi" if script == "csat" else "callback"
+        # The scheduler's state lives on the loop: claim here; the lookups that may be slow go to a thread.
+        target = self.callbacks.claim(args[0]) if source == "callback" and self.callbacks is not None else None
+        hint = args[2] if source == "agi" else (target.language if target else None)
+        lid_hint = args[0] if source == "agi" else ""
+        try:
+            prep = await self._bounded(self._prepare, headers, source, target, started)
+        except TimeoutError:
+            self.stats["qmon_slow"] += 1
+            log.warning("survey: qmon's own lookups took over %.1fs; the caller hears goodbye, not silence",
+                        self.work_deadline_s)
+            lang = self.policy.language(None, headers.get("agi_language"), hint or None)
+            await self._say(chan, lang, [SetVar("QMON_SURVEY_STATUS", "not_eligible"),
+                                         *self._trace("qmon:status=not_eligible")])
+            return self._record(None, headers, target.caller if target else None, Decision(False, "qmon_slow"),
+                                "not_eligible", lang, source, started, reason="qmon_slow", queue_hint=args[1],
+                                lid_hint=lid_hint), None
+        d = prep.decision
+        if not d.eligible:
+            await self._say(chan, prep.lang, [
+                f"VERBOSE {quote('qmon survey: not eligible (' + d.reason + ')')} 3",
+                SetVar("QMON_SURVEY_STATUS", "not_eligible"), *self._trace("qmon:status=not_eligible"),
+            ])
+            return self._record(prep.call, headers, prep.caller, d, "not_eligible", prep.lang, source, started,
+                                reason=d.reason, queue_hint=args[1], lid_hint=lid_hint), None
+        conv = Conversation(self.policy, prep.lang, started, intro=source == "callback", durations=self.durations,
+                            trace_var=self.trace_var)
+        await self._say(chan, prep.lang, [f"VERBOSE {quote('qmon survey: ' + prep.lang)} 3"], farewell=False)
+        cmd = conv.start(self.clock())
+        while not isinstance(cmd, Done):
+            reply = await self._exec(chan, cmd)
+            cmd = conv.feed(reply, self.clock())
+        out = cmd.outcome
+        rec = self._record(prep.call, headers, prep.caller, d, out.status, prep.lang, source, started,
+                           queue_hint=args[1], lid_hint=lid_hint, scores=(out.csat, out.nps, out.ces), raw=out.raw,
+                           reason="agi_no_reply" if chan.stalled else "ok")
+        return rec, prep.caller
+
+    def _prepare(self, headers: dict[str, str], source: str, target: CallbackTarget | None,
+                 started: float) -> _Prep:
+        """Lookup, cooldown, opt-out, policy: run in a worker thread (a store may block)."""
+        if source == "agi":
+            args = [headers.get(f"agi_arg_{i}", "") for i in (1, 3)]
             call = self.lookup(headers.get("agi_uniqueid") or None, args[0] or None)
             caller = (call.caller if call else None) or normalize_number(headers.get("agi_callerid"))
-            lang_hint = args[2] or None
-        elif script == "csat-callback" and self.callbacks is not None:
-            source = "callback"
-            target = self.callbacks.claim(args[0])
-            if target is not None:
-                call, caller, lang_hint = target.record, target.caller, target.language
+            hint = args[1] or None
         else:
-            log.warning("FastAGI request for unknown script %r", script)
-            await self._run(chan, [Play(self.policy.prompt(self.policy.config.default_language, "goodbye"))])
-            return
+            call, caller, hint = (target.record, target.caller, target.language) if target else (None, None, None)
         last = self.cooldown.last_surveyed(caller) if caller and self.cooldown else None
         opted = bool(caller and self.optout and self.optout.is_opted_out(caller))
         decision = self.policy.decide(call, caller, started, self.local(started), last, opted)
-        lang = self.policy.language(decision.queue, headers.get("agi_language"), lang_hint)
-        if not decision.eligible:
-            await self._run(chan, [
-                f"VERBOSE {quote('qmon survey: not eligible (' + decision.reason + ')')} 3",
-                SetVar("QMON_SURVEY_STATUS", "not_eligible"), Play(self.policy.prompt(lang, "goodbye")),
-            ])
-            self._emit(self._record(call, headers, caller, decision, "not_eligible", lang, source, started,
-                                    reason=decision.reason, queue_hint=args[1],
-                                    lid_hint=args[0] if source == "agi" else ""))
-            return
-        conv = Conversation(self.policy, lang, started, intro=source == "callback")
-        await self._run(chan, [f"VERBOSE {quote('qmon survey: ' + lang)} 3"])
-        cmd = conv.start(self.clock())
-        while not isinstance(cmd, Done):
-            reply = await self._exec(chan, cmd, started)
-            cmd = conv.feed(reply, self.clock())
-        out = cmd.outcome
-        rec = self._record(call, headers, caller, decision, out.status, lang, source, started,
-                           queue_hint=args[1], lid_hint=args[0] if source == "agi" else "",
-                           scores=(out.csat, out.nps, out.ces), raw=out.raw)
-        await chan.close()  # hand the channel back to the dialplan before any bookkeeping
-        self._emit(rec)
-        if caller and self.cooldown is not None:
-            try:
-                self.cooldown.mark_surveyed(caller, started)
-            except Exception:  # a dead cooldown store costs a cooldown entry, never the result
-                log.exception("could not record the survey in the cooldown store")
+        return _Prep(call, caller, self.policy.language(decision.queue, headers.get("agi_language"), hint), decision)
 
-    async def _exec(self, chan: AgiChannel, cmd: Ask | Play | SetVar, started: float) -> Reply:
-        # A reply may take as long as the prompt plus the digit timeout: bound it by what is left of the
-        # survey's time budget (plus slack), so a stuck peer cannot hold a session forever.
-        left = self.policy.config.max_duration_s - (self.clock() - started)
+    async def _bounded(self, fn: Callable[..., T], *args: object) -> T:
+        """``fn(*args)`` in the server's worker pool; TimeoutError after ``work_deadline_s`` (s)."""
+        fut = asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        return await asyncio.wait_for(fut, self.work_deadline_s)
+
+    def _trace(self, value: str) -> list[SetVar]:
+        return [SetVar(self.trace_var, value)] if self.trace_var else []
+
+    def _reply_timeout(self, cmd: AnyCmd) -> float:
+        """How long (s) Asterisk may take to answer ``cmd``: the prompt, every digit's timeout, and slack."""
+        if isinstance(cmd, Ask):
+            return cmd.expect_s + cmd.max_digits * cmd.timeout_ms / 1000 + self.reply_slack_s
+        if isinstance(cmd, Play):
+            return cmd.expect_s + self.reply_slack_s
+        return self.reply_slack_s
+
+    async def _exec(self, chan: AgiChannel, cmd: Ask | Play | SetVar) -> Reply:
         try:
-            return to_reply(await chan.command(render(cmd), max(left, 0.0) + 10.0))
+            return to_reply(await chan.command(render(cmd), self._reply_timeout(cmd),
+                                               dead_ok=isinstance(cmd, SetVar)))
         except AgiHangup:
             return Reply(hangup=True)
         except AgiError as exc:
+            self.stats["peer_stalled"] += 1
             log.warning("survey conversation aborted: %s", exc)
             return Reply(hangup=True)
 
-    async def _run(self, chan: AgiChannel, cmds: list[str | Ask | Play | SetVar]) -> None:
+    async def _say(self, chan: AgiChannel, lang: str, cmds: list[AnyCmd], *, farewell: bool = True) -> None:
+        """Send ``cmds`` (then goodbye if ``farewell``), stopping at the first hang-up or stalled reply."""
+        if farewell:
+            g = self.policy.prompt(lang, "goodbye")
+            cmds = [*cmds, Play(g, self.durations.of(lang, self.policy.prompt_file("goodbye"), "goodbye"))]
         for c in cmds:
             try:
-                await chan.command(c if isinstance(c, str) else render(c), 15.0)
-            except (AgiHangup, AgiError):
+                await chan.command(c if isinstance(c, str) else render(c), self._reply_timeout(c),
+                                   dead_ok=not isinstance(c, Ask | Play))
+            except AgiHangup:
                 return
+            except AgiError as exc:
+                self.stats["peer_stalled"] += 1
+                log.warning("survey: %s", exc)
+                return
+
+    async def _mark(self, caller: str, ts: float) -> None:
+        if self.cooldown is None:
+            return
+        try:  # a file write: off the loop
+            await asyncio.get_running_loop().run_in_executor(self._pool, self.cooldown.mark_surveyed, caller, ts)
+        except Exception:  # a dead cooldown store costs a cooldown entry, never the result
+            log.exception("could not record the survey in the cooldown store")
 
     def _emit(self, rec: SurveyResultRecord) -> None:
         self.stats["results"] += 1
+        t0 = time.perf_counter()
         try:
             self.on_result(rec)
         except Exception:  # the sink is someone else's; its failure must not hurt the next caller
             log.exception("survey result sink failed")
+        spent = time.perf_counter() - t0
+        if spent > self.work_deadline_s:
+            # The caller had already been handed back; but a sink this slow stalls every other conversation.
+            log.warning("survey result sink took %.1fs (it must not block)", spent)
 
     def _record(
         self, call: CallRecord | None, headers: dict[str, str], caller: str | None, d: Decision, status: str,

@@ -1,0 +1,301 @@
+"""``qmon run``: the one wiring module; it builds every part from settings + a clock and owns their lifecycle.
+
+Per ``[[ami]]``: a :class:`CallTracker` behind an :class:`Ingest` whose sinks are the metrics and the store, and the
+live :class:`AmiSource`. Shared: the store writer, the HTTP server, the survey FastAGI server (when enabled).
+What is opened is registered on an :class:`contextlib.AsyncExitStack` the moment it opens, so a failure anywhere
+(the HTTP port taken, say) closes exactly what was opened, in reverse. Long-running work runs in one TaskGroup
+with named tasks. SIGTERM/SIGINT stop it in reverse order: HTTP and AGI listeners, AMI connections, then open
+calls are closed as ``shutdown`` and written, the writer drains (the rest goes to the journal), the engine is
+disposed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, disable_created_metrics
+
+from monitor.ami.live import AmiSource
+from monitor.config import tracker_config
+from monitor.core.ingest import Ingest
+from monitor.core.records import CallClosed, CallRecord, MemberNote, Note, OwedNote, SurveyNote
+from monitor.core.survey import SurveyPolicy, SurveyResultRecord
+from monitor.core.tracker import CallTracker
+from monitor.settings import Settings
+from monitor.store.store import Store
+from monitor.survey.callback import CallbackScheduler
+from monitor.survey.config import callback_config, policy_config
+from monitor.survey.results import Webhook
+from monitor.survey.server import SurveyServer
+from monitor.survey.state import SurveyState
+from monitor.web.metrics import QmonMetrics
+from monitor.web.server import ApiContext, LivePbx, make_app, start_http
+
+log = logging.getLogger("qmon")
+
+
+class StartupError(RuntimeError):
+    """A part could not start (e.g. the HTTP port is taken); the message is one line for stderr."""
+
+
+@dataclass
+class Pbx:
+    """One AMI connection's parts; adapters reach the tracker only through ``ingest``."""
+
+    ingest: Ingest
+    source: AmiSource
+
+
+@dataclass
+class Daemon:
+    """Handles to the running parts (given to ``ready_cb``; tests and the demo read ports and state here)."""
+
+    settings: Settings
+    metrics: QmonMetrics
+    store: Store
+    pbxs: dict[str, Pbx] = field(default_factory=dict)
+    http_port: int = 0
+    survey_port: int | None = None
+    clock: Callable[[], float] = time.time  # the daemon's clock (s); never compared with PBX event time
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def sources(self) -> dict[str, AmiSource]:
+        """The AMI sources by pbx name."""
+        return {name: p.source for name, p in self.pbxs.items()}
+
+
+@dataclass
+class SurveyParts:
+    """What the daemon runs for surveys."""
+
+    server: SurveyServer
+    state: SurveyState
+    webhook: Webhook | None = None
+    callbacks: CallbackScheduler | None = None
+
+
+def _store_sink(store: Store, pbx: str) -> Callable[[list[Note]], None]:
+    def sink(notes: list[Note]) -> None:
+        for n in notes:
+            if isinstance(n, CallClosed):
+                store.submit(n.record)
+            elif isinstance(n, MemberNote):
+                store.submit_member(n, pbx)
+            elif isinstance(n, OwedNote):
+                store.submit_owed(n)
+            elif isinstance(n, SurveyNote) and n.answer is not None:
+                store.submit_survey(n.answer, pbx)
+
+    return sink
+
+
+async def _build_pbx(d: Daemon, index: int) -> None:
+    s = d.settings
+    ami = s.ami[index]
+    t = s.tracker
+    repeats = d.store.repeat_index(t.repeat_windows, t.repeat_max_entries)
+    try:
+        # Repeat callers must survive restarts: warm the index from stored calls (a dead database is not fatal).
+        warmed = await asyncio.wait_for(d.store.load_repeat_index(repeats, pbx=ami.name), 30.0)
+        log.info("AMI %s: repeat-caller index warmed with %d stored call(s)", ami.name, warmed)
+    except Exception as exc:
+        log.warning("AMI %s: repeat-caller index not warmed (%s)", ami.name, type(exc).__name__)
+    tracker = CallTracker(tracker_config(t, ami.name), repeats)
+    tracker.queues.update(t.queues)
+    try:
+        # Owed callbacks survive restarts: reload the open ones (a week back at most; a dead database is not fatal).
+        owed = await asyncio.wait_for(d.store.load_owed(ami.name), 30.0)
+        log.info("AMI %s: %d owed callback(s) reloaded", ami.name, tracker.owed.restore(owed))
+    except Exception as exc:
+        log.warning("AMI %s: owed callbacks not reloaded (%s)", ami.name, type(exc).__name__)
+    ingest = Ingest(tracker, [d.metrics.sink(ami.name), _store_sink(d.store, ami.name)], pbx=ami.name)
+    source = AmiSource(ami, ingest, clock=d.clock)
+    d.metrics.add_pbx(ami.name, ingest, source)
+    d.pbxs[ami.name] = Pbx(ingest, source)
+
+
+def _build_survey(d: Daemon, stack: contextlib.ExitStack) -> SurveyParts | None:
+    """The survey server wired to the ingests (one path for every answer), the webhook and callbacks."""
+    s = d.settings.survey
+    if not s.enabled:
+        return None
+    pbxs = list(d.pbxs.values())
+
+    def lookup(uniqueid: str | None, linkedid: str | None) -> CallRecord | None:
+        for p in pbxs:
+            if (rec := p.ingest.find_call(uniqueid, linkedid)) is not None:
+                return rec
+        return None
+
+    def on_answer(answer: SurveyResultRecord) -> None:
+        # The ingest whose tracker knows the call (open or recently closed) takes it, else the first one: it
+        # attaches the answer and hands one note to every sink (metrics, store).
+        owner = next((p for p in pbxs if p.ingest.knows(answer.uniqueid, answer.linkedid)), pbxs[0] if pbxs else None)
+        if owner is not None:
+            owner.ingest.survey(answer)
+        if webhook is not None:
+            webhook.submit(answer)
+
+    policy = SurveyPolicy(policy_config(s))
+    state = SurveyState(s.state_path)
+    stack.callback(state.close)
+    webhook = Webhook(s.webhook_url, s.webhook_max_score, retries=s.webhook_retries) if s.webhook_url else None
+    callbacks = None
+    if s.callback_enabled and pbxs:
+        source = pbxs[0].source  # callbacks originate through the first [[ami]] connection
+
+        def send(action: dict[str, Any]) -> Coroutine[Any, Any, Any]:
+            # The Originate's Response only: whether the callee answers arrives later as an OriginateResponse
+            # event (on_originate_response below), not by holding this call for the whole ring time.
+            return source.send_action(action, response_only=True)
+
+        callbacks = CallbackScheduler(callback_config(s), policy, send, on_answer, cooldown=state, optout=state)
+        cb = callbacks
+        source.on_event("OriginateResponse", lambda h: cb.on_originate_response(
+            {k: v if isinstance(v, str) else v[0] for k, v in h.items()}, d.clock()))
+        for p in pbxs:
+            p.ingest.sinks.append(_offer(cb, p.ingest, d.clock))
+        log.info("survey callbacks enabled through AMI %s", source.name)
+    server = SurveyServer(policy, lookup=lookup, on_result=on_answer, cooldown=state, optout=state,
+                          callbacks=callbacks, bind=s.bind, port=s.port, header_timeout_s=s.header_timeout_s,
+                          max_header_bytes=s.max_header_bytes, clock=d.clock)
+    return SurveyParts(server, state, webhook, callbacks)
+
+
+def _offer(callbacks: CallbackScheduler, ingest: Ingest, clock: Callable[[], float]) -> Callable[[list[Note]], None]:
+    def offer(notes: list[Note]) -> None:
+        for n in notes:
+            if isinstance(n, CallClosed):
+                # The call's age is measured on the PBX clock (its last event), its expiry on ours.
+                now = clock()
+                callbacks.offer(n.record, now, pbx_now=ingest.pbx_now(now))
+
+    return offer
+
+
+@contextlib.contextmanager
+def _signals(stop: asyncio.Event) -> Iterator[None]:
+    """SIGTERM/SIGINT set ``stop`` while the block runs (not in a non-main thread, e.g. under tests)."""
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def _why(exc: OSError) -> str:
+    """"Address already in use", not asyncio's wrapping of it."""
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+async def _bounded(close: Callable[[], Coroutine[Any, Any, Any]], timeout_s: float) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(close(), timeout_s)
+
+
+async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None = None,
+                     stop: asyncio.Event | None = None, ready_cb: Callable[[Daemon], Any] | None = None,
+                     clock: Callable[[], float] = time.time) -> int:
+    """Run until ``stop`` is set (or SIGTERM/SIGINT); returns the exit code (0 = clean shutdown, nothing lost).
+
+    ``clock`` is the daemon's wall clock (epoch seconds): every part that needs "now" gets it from here.
+    Raises :class:`StartupError` when a listener cannot start (whatever was opened is closed first).
+    """
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the cardinality and no query here needs them
+    store = Store(settings.store, clock=clock)
+    metrics = QmonMetrics(registry if registry is not None else CollectorRegistry(auto_describe=True),
+                          queues=settings.tracker.queues, repeat_windows=settings.tracker.repeat_windows,
+                          clock=clock, store=store)
+    d = Daemon(settings, metrics, store, clock=clock, stop=stop or asyncio.Event())
+    async with contextlib.AsyncExitStack() as stack:
+        stack.enter_context(_signals(d.stop))
+        await store.start()
+        stack.push_async_callback(store.close)
+        for i in range(len(settings.ami)):
+            await _build_pbx(d, i)
+        survey = _build_survey(d, stack.enter_context(contextlib.ExitStack()))
+        ctx = ApiContext(metrics, {n: LivePbx(p.ingest, p.source) for n, p in d.pbxs.items()}, store,
+                         settings.http.token, settings.tracker.sl_threshold_s, clock=clock)
+        app = make_app(ctx, store.query_surveys if survey is not None else None)
+        listeners = await stack.enter_async_context(contextlib.AsyncExitStack())
+        h = settings.http
+        try:
+            runner, d.http_port = await start_http(app, h.bind, h.port)
+        except OSError as exc:
+            raise StartupError(f"cannot listen for HTTP on {h.bind}:{h.port}: {_why(exc)}") from exc
+        listeners.push_async_callback(_bounded, runner.cleanup, 5.0)
+        if survey is not None:
+            try:
+                await survey.server.start()
+            except OSError as exc:
+                raise StartupError(f"cannot listen for FastAGI on {settings.survey.bind}:{settings.survey.port}: "
+                                   f"{_why(exc)}") from exc
+            listeners.push_async_callback(_bounded, survey.server.close, 5.0)
+            d.survey_port = survey.server.port
+        await _serve(d, listeners, survey, ready_cb)
+    return 0 if store.stats.get("lost", 0) == 0 else 1
+
+
+async def _serve(d: Daemon, listeners: contextlib.AsyncExitStack, survey: SurveyParts | None,
+                 ready_cb: Callable[[Daemon], Any] | None) -> None:
+    """Every long-running task in one TaskGroup until ``stop``; then the shutdown runs to its end."""
+    async with asyncio.TaskGroup() as tg:
+        writer = tg.create_task(d.store.run(), name="store-writer")
+        ami_tasks = [tg.create_task(p.source.run(), name=f"ami-{name}") for name, p in d.pbxs.items()]
+        survey_tasks: list[asyncio.Task[None]] = []
+        if survey is not None and survey.webhook is not None:
+            survey_tasks.append(tg.create_task(survey.webhook.run(), name="survey-webhook"))
+        if survey is not None and survey.callbacks is not None:
+            survey_tasks.append(tg.create_task(survey.callbacks.run(d.clock), name="survey-callbacks"))
+        if ready_cb is not None:
+            ready_cb(d)
+        try:
+            await d.stop.wait()
+            log.info("shutting down")
+        finally:
+            # Shielded: a crashed task cancels this body, and the shutdown must still run to the end.
+            await asyncio.shield(_shutdown(d, listeners, survey, survey_tasks, ami_tasks, writer))
+
+
+async def _shutdown(d: Daemon, listeners: contextlib.AsyncExitStack, survey: SurveyParts | None,
+                    survey_tasks: list[asyncio.Task[None]], ami_tasks: list[asyncio.Task[None]],
+                    writer: asyncio.Task[None]) -> None:
+    """Reverse order: listeners, survey webhooks, AMI, close open calls as ``shutdown``, drain the writer."""
+    await listeners.aclose()
+    if survey is not None and survey.webhook is not None:
+        await survey.webhook.drain(5.0)
+    for t in survey_tasks:
+        t.cancel()
+    for p in d.pbxs.values():
+        await _bounded(p.source.close, 3.0)
+    if ami_tasks:
+        _, pending = await asyncio.wait(ami_tasks, timeout=5.0)
+        for t in pending:
+            t.cancel()
+    now = d.clock()
+    for name, p in d.pbxs.items():
+        # Nothing lost: calls still open are closed and written like any other (closed_by = shutdown).
+        notes = p.ingest.close_all(now, "shutdown")
+        if notes:
+            log.info("AMI %s: %d open call(s) closed as shutdown", name, len(notes))
+    s = d.settings.store
+    if not await d.store.drain(s.drain_timeout_s):
+        log.warning("store: not everything reached the database before the drain timeout; the rest is in the "
+                    "journal %s and is replayed on the next start", s.journal_path)
+    if not writer.done():
+        writer.cancel()

@@ -1,0 +1,312 @@
+"""Prometheus metrics: counters fed by a notes sink per PBX, gauges snapshotted from the trackers at scrape time.
+
+Metric names and labels are a public contract (``docs/metrics.md``). Labels never hold a caller number, a
+call id or a channel: only pbx, queue, agent (member name) and small fixed vocabularies.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from monitor.core.ingest import LiveState
+from monitor.core.members import MEMBER_STATES
+from monitor.core.records import (
+    CallClosed,
+    Note,
+    RepeatNote,
+    RingNoAnswerNote,
+    SegmentNote,
+    SurveyNote,
+    TalkNote,
+    TransferNote,
+    VoicemailNote,
+)
+from monitor.core.vocab import ANSWERED_SURVEY, nps_bucket, valid_ces, valid_csat, valid_nps
+from monitor.settings import WAIT_BUCKETS_S
+
+CALL_OUTCOMES = ("answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "join_empty", "exit_key",
+                 "transferred", "unknown")
+VOICEMAIL_REASONS = ("timeout", "exit_empty", "join_empty", "exit_key")
+TRANSFER_TYPES = ("blind", "attended")
+CSAT_SCORES = ("1", "2", "3", "4", "5")
+SURVEY_RESULTS = ("completed", "no_input", "invalid")
+WAIT_BUCKETS = WAIT_BUCKETS_S  # one definition (monitor.settings): config checks sl_threshold_s against it
+TALK_BUCKETS = (15, 30, 60, 120, 180, 300, 600, 900, 1800, 3600)
+_NO_MEMBERS = dict.fromkeys(MEMBER_STATES, 0)
+
+
+class SourceState(Protocol):
+    """What the collector reads from an AMI source (``monitor.ami.live.AmiSource``)."""
+
+    @property
+    def connected(self) -> bool:
+        """Logged in right now."""
+        ...
+
+    @property
+    def reconnects(self) -> int:
+        """Reconnections since start."""
+        ...
+
+
+class LiveSource(Protocol):
+    """What the collector reads of one PBX's calls, queues and members (:class:`~monitor.core.ingest.Ingest`)."""
+
+    def live(self, now: float) -> LiveState:
+        """A snapshot at daemon time ``now`` (epoch s)."""
+        ...
+
+
+class StoreStats(Protocol):
+    """What the collector reads from the store (:class:`~monitor.store.store.Store`)."""
+
+    @property
+    def stats(self) -> Mapping[str, Any]:
+        """Writer counters and gauges (see ``_store_families`` for the keys read)."""
+        ...
+
+
+@dataclass
+class _Pbx:
+    live: LiveSource
+    source: SourceState | None
+
+
+class QmonMetrics:
+    """Every qmon metric in one injected registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, queues: Iterable[str] = (),
+                 repeat_windows: Iterable[str] = ("24h",), clock: Callable[[], float] = time.time,
+                 store: StoreStats | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self.queues = tuple(queues)
+        self.repeat_windows = tuple(repeat_windows)
+        self.clock = clock
+        self.started = clock()
+        self.pbxs: dict[str, _Pbx] = {}
+        self.store = store
+        self._known: set[tuple[str, str]] = set()
+        self._known_agents: set[tuple[str, str, str]] = set()
+        self.registry.register(_StateCollector(self))
+        r = self.registry
+        self.calls = Counter("qmon_queue_calls", "Queue segments by outcome (abandoned and abandoned_short are "
+                             "disjoint; transferred counts transfers of answered queue calls)",
+                             ["pbx", "queue", "outcome"], registry=r)
+        self.voicemail = Counter("qmon_queue_voicemail", "Calls that left a queue unanswered and reached VoiceMail",
+                                 ["pbx", "queue", "reason"], registry=r)
+        self.transfers = Counter("qmon_transfers", "Transfers of queue calls by the member who had them",
+                                 ["pbx", "queue", "type"], registry=r)
+        self.repeats = Counter("qmon_repeat_calls", "Calls from a number that called before within the window",
+                               ["pbx", "queue", "window"], registry=r)
+        self.agent_calls = Counter("qmon_agent_calls", "Queue calls answered by a member",
+                                   ["pbx", "queue", "agent"], registry=r)
+        self.agent_rna = Counter("qmon_agent_ring_no_answer", "A member rang and did not answer",
+                                 ["pbx", "queue", "agent"], registry=r)
+        self.agent_talk = Counter("qmon_agent_talk_seconds", "Talk time of queue calls per member",
+                                  ["pbx", "queue", "agent"], registry=r)
+        self.csat = Counter("qmon_csat_responses", "Valid CSAT answers (1-5)", ["pbx", "queue", "score"], registry=r)
+        self.survey = Counter("qmon_survey_outcomes", "Survey results", ["pbx", "queue", "result"], registry=r)
+        self.nps = Counter("qmon_nps_responses", "NPS answers (0-10) by bucket: promoter 9-10, passive 7-8, "
+                           "detractor 0-6", ["pbx", "queue", "bucket"], registry=r)
+        self.ces = Counter("qmon_ces_responses", "Customer-effort answers (1-5)", ["pbx", "queue", "score"],
+                           registry=r)
+        self.wait = Histogram("qmon_queue_wait_seconds", "Time in queue until the segment's outcome",
+                              ["pbx", "queue", "outcome"], buckets=WAIT_BUCKETS, registry=r)
+        self.talk = Histogram("qmon_queue_talk_seconds", "Talk time of answered queue calls", ["pbx", "queue"],
+                              buckets=TALK_BUCKETS, registry=r)
+
+    # -- wiring ----------------------------------------------------------------------------------------
+
+    def add_pbx(self, name: str, live: LiveSource, source: SourceState | None = None) -> None:
+        """Register one AMI connection's state for the scrape-time gauges; configured queues appear at 0."""
+        self.pbxs[name] = _Pbx(live, source)
+        for q in self.queues:
+            self.ensure_queue(name, q)
+
+    def known_queues(self, pbx: str) -> set[str]:
+        """Queues whose series exist for ``pbx`` (configured, counted or discovered)."""
+        return {q for (p, q) in self._known if p == pbx}
+
+    def expose(self) -> bytes:
+        """The Prometheus text exposition: series of queues and members learned since the last scrape are
+        created first (at 0), so they appear in this very scrape; collecting itself changes nothing."""
+        now = self.clock()
+        for name, p in self.pbxs.items():
+            st = p.live.live(now)
+            for q in st.queues:
+                self.ensure_queue(name, q)
+            for m in st.members:
+                self.ensure_agent(name, m.queue, m.name)
+        return bytes(generate_latest(self.registry))
+
+    def ensure_queue(self, pbx: str, queue: str) -> None:
+        """Create every per-queue series of ``queue`` at 0 (idempotent)."""
+        if (pbx, queue) in self._known or not queue:
+            return
+        self._known.add((pbx, queue))
+        for o in CALL_OUTCOMES:
+            self.calls.labels(pbx, queue, o)
+        for o in CALL_OUTCOMES[:-2]:
+            self.wait.labels(pbx, queue, o)
+        for reason in VOICEMAIL_REASONS:
+            self.voicemail.labels(pbx, queue, reason)
+        for t in TRANSFER_TYPES:
+            self.transfers.labels(pbx, queue, t)
+        for w in self.repeat_windows:
+            self.repeats.labels(pbx, queue, w)
+        for s in CSAT_SCORES:
+            self.csat.labels(pbx, queue, s)
+        for res in SURVEY_RESULTS:
+            self.survey.labels(pbx, queue, res)
+        self.talk.labels(pbx, queue)
+
+    def ensure_agent(self, pbx: str, queue: str, agent: str) -> None:
+        """Create a member's per-agent series at 0 (idempotent)."""
+        key = (pbx, queue, agent)
+        if key in self._known_agents:
+            return
+        self._known_agents.add(key)
+        for c in (self.agent_calls, self.agent_rna, self.agent_talk):
+            c.labels(pbx, queue, agent)
+
+    # -- the notes sink --------------------------------------------------------------------------------
+
+    def sink(self, pbx: str) -> Callable[[list[Note]], None]:
+        """A notes sink (for :class:`~monitor.core.ingest.Ingest`) that counts into this PBX's series."""
+
+        def feed(notes: list[Note]) -> None:
+            for n in notes:
+                self.observe(pbx, n)
+
+        return feed
+
+    def observe(self, pbx: str, n: Note) -> None:
+        """Count one note."""
+        if isinstance(n, SegmentNote):
+            self.ensure_queue(pbx, n.queue)
+            self.calls.labels(pbx, n.queue, n.outcome).inc()
+            if n.wait_s is not None:
+                self.wait.labels(pbx, n.queue, n.outcome).observe(n.wait_s)
+            if n.outcome == "answered" and n.agent:
+                self.ensure_agent(pbx, n.queue, n.agent)
+                self.agent_calls.labels(pbx, n.queue, n.agent).inc()
+        elif isinstance(n, RingNoAnswerNote):
+            self.ensure_queue(pbx, n.queue)
+            self.ensure_agent(pbx, n.queue, n.agent)
+            self.agent_rna.labels(pbx, n.queue, n.agent).inc()
+        elif isinstance(n, TalkNote):
+            self.ensure_queue(pbx, n.queue)
+            self.ensure_agent(pbx, n.queue, n.agent)
+            self.agent_talk.labels(pbx, n.queue, n.agent).inc(max(0.0, n.talk_s))
+            self.talk.labels(pbx, n.queue).observe(max(0.0, n.talk_s))
+        elif isinstance(n, TransferNote):
+            if n.queue is not None:  # not a queue call: not ours to count
+                self.ensure_queue(pbx, n.queue)
+                self.transfers.labels(pbx, n.queue, n.type).inc()
+                if n.first_in_segment:  # "transferred" counts segments, not transfers (ping-pong counts once)
+                    self.calls.labels(pbx, n.queue, "transferred").inc()
+        elif isinstance(n, VoicemailNote):
+            self.ensure_queue(pbx, n.queue)
+            self.voicemail.labels(pbx, n.queue, n.reason).inc()
+        elif isinstance(n, RepeatNote):
+            if n.queue is not None:
+                self.ensure_queue(pbx, n.queue)
+                for w in n.windows:
+                    self.repeats.labels(pbx, n.queue, w).inc()
+        elif isinstance(n, SurveyNote):
+            self._survey(pbx, n)
+        elif isinstance(n, CallClosed):
+            # Segments closed without an outcome (stream gap, shutdown) never produced a SegmentNote.
+            for s in n.record.segments:
+                if s.outcome == "unknown" and s.entered:
+                    self.ensure_queue(pbx, s.queue)
+                    self.calls.labels(pbx, s.queue, "unknown").inc()
+
+    def _survey(self, pbx: str, n: SurveyNote) -> None:
+        """Count one survey answer of any source (dialplan UserEvent, AGI, callback), attached to a call or not."""
+        queue = n.queue or "unknown"
+        self.ensure_queue(pbx, queue)
+        self.survey.labels(pbx, queue, n.result).inc()
+        if n.result in ANSWERED_SURVEY and valid_csat(n.csat):
+            self.csat.labels(pbx, queue, str(n.csat)).inc()
+        if n.nps is not None and valid_nps(n.nps):
+            self.nps.labels(pbx, queue, nps_bucket(n.nps)).inc()
+        if valid_ces(n.ces):
+            self.ces.labels(pbx, queue, str(n.ces)).inc()
+
+
+class _StateCollector(Collector):
+    """Gauges and source/store counters built from a snapshot of live state at scrape time."""
+
+    def __init__(self, metrics: QmonMetrics) -> None:
+        self.m = metrics
+
+    def describe(self) -> Iterable[Any]:
+        """Nothing up front: the names depend on what is wired (keeps registration cheap)."""
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        """One consistent snapshot per scrape."""
+        m = self.m
+        now = m.clock()
+        waiting = GaugeMetricFamily("qmon_queue_waiting_calls", "Callers waiting in the queue now",
+                                    labels=["pbx", "queue"])
+        longest = GaugeMetricFamily("qmon_queue_longest_wait_seconds", "Wait of the longest-waiting caller now "
+                                    "(0 when nobody waits)", labels=["pbx", "queue"])
+        members = GaugeMetricFamily("qmon_queue_members", "Queue members by state", labels=["pbx", "queue", "state"])
+        up = GaugeMetricFamily("qmon_ami_up", "1 when logged in to the AMI", labels=["pbx"])
+        age = GaugeMetricFamily("qmon_ami_last_event_age_seconds", "Seconds since the last AMI event (since start "
+                                "when none yet)", labels=["pbx"])
+        open_calls = GaugeMetricFamily("qmon_open_calls", "Calls in progress", labels=["pbx"])
+        events = CounterMetricFamily("qmon_ami_events", "AMI events received", labels=["pbx"])
+        reconnects = CounterMetricFamily("qmon_ami_reconnects", "AMI reconnections", labels=["pbx"])
+        skipped = CounterMetricFamily("qmon_ami_skipped_events", "AMI messages that could not be used",
+                                      labels=["pbx", "reason"])
+        for name, p in sorted(m.pbxs.items()):
+            st = p.live.live(now)
+            for q in sorted(st.queues | m.known_queues(name)):
+                ts = st.waiting.get(q, ())
+                waiting.add_metric([name, q], len(ts))
+                longest.add_metric([name, q], max(0.0, st.pbx_now - min(ts)) if ts else 0.0)
+                for state, count in st.member_counts.get(q, _NO_MEMBERS).items():
+                    members.add_metric([name, q, state], count)
+            src = p.source
+            up.add_metric([name], 1.0 if src is not None and src.connected else 0.0)
+            last = st.last_event_at
+            age.add_metric([name], max(0.0, now - (last if last is not None else m.started)))
+            open_calls.add_metric([name], st.open_calls)
+            events.add_metric([name], st.events)
+            reconnects.add_metric([name], src.reconnects if src is not None else 0)
+            for reason, count in sorted(st.skipped.items()):
+                skipped.add_metric([name, reason], count)
+        yield from (waiting, longest, members, up, age, open_calls, events, reconnects, skipped)
+        yield from _store_families(m.store.stats if m.store is not None else None)
+
+
+def _store_families(stats: Mapping[str, Any] | None) -> Iterator[Any]:
+    dropped = CounterMetricFamily("qmon_store_dropped", "Records not queued for the database (journaled or lost)",
+                                  labels=["reason"])
+    by_reason: Mapping[str, int] = (stats or {}).get("dropped_by_reason") or {}
+    for reason in sorted({"queue_full", *by_reason}):
+        dropped.add_metric([reason], by_reason.get(reason, 0))
+    yield dropped
+    if stats is None:
+        return
+    for key, name, doc in (("batches", "qmon_store_batches", "Batches written"),
+                           ("retries", "qmon_store_retries", "Database write retries"),
+                           ("calls_written", "qmon_store_calls_written", "Call records written")):
+        if key in stats:
+            yield CounterMetricFamily(name, doc, value=float(stats[key]))
+    for key, name, doc in (("queue_depth", "qmon_store_queue_depth", "Records waiting for the writer"),
+                           ("journal_bytes", "qmon_store_journal_bytes", "Size of the outage journal"),
+                           ("journal_lines", "qmon_store_journal_records", "Records in the outage journal"),
+                           ("db_up", "qmon_store_up", "1 when the database accepts writes")):
+        if key in stats:
+            yield GaugeMetricFamily(name, doc, value=float(stats[key]))
