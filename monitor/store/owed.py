@@ -91,18 +91,23 @@ async def load_open(sessions: Sessions, pbx: str, max_age_s: float) -> list[Owed
         return [owed_of(r) for r in (await session.scalars(stmt)).all()]
 
 
-async def owed_between(sessions: Sessions, from_ts: float, to_ts: float) -> list[OwedCall]:
-    """Owed calls (open or closed) whose call ended in [from_ts, to_ts), oldest first."""
-    stmt = (select(OwedCallRow).where(OwedCallRow.ended_ts >= from_ts, OwedCallRow.ended_ts < to_ts)
-            .order_by(OwedCallRow.ended_ts, OwedCallRow.id))
+async def owed_between(sessions: Sessions, from_ts: float, to_ts: float, pbx: str | None = None) -> list[OwedCall]:
+    """Owed calls (open or closed; of one PBX) whose call ended in [from_ts, to_ts), oldest first."""
+    stmt = select(OwedCallRow).where(OwedCallRow.ended_ts >= from_ts, OwedCallRow.ended_ts < to_ts)
+    if pbx is not None:
+        stmt = stmt.where(OwedCallRow.pbx == pbx)
+    stmt = stmt.order_by(OwedCallRow.ended_ts, OwedCallRow.id)
     async with sessions() as session:
         return [owed_of(r) for r in (await session.scalars(stmt)).all()]
 
 
-async def member_notes_between(sessions: Sessions, from_ts: float, to_ts: float) -> list[MemberNote]:
-    """Stored member changes (login/logout/pause/unpause) in [from_ts, to_ts), in time order."""
-    stmt = (select(AgentEvent).where(AgentEvent.ts >= from_ts, AgentEvent.ts < to_ts)
-            .order_by(AgentEvent.ts, AgentEvent.id))
+async def member_notes_between(sessions: Sessions, from_ts: float, to_ts: float,
+                               pbx: str | None = None) -> list[MemberNote]:
+    """Stored member changes (login/logout/pause/unpause) in [from_ts, to_ts) (of one PBX), in time order."""
+    stmt = select(AgentEvent).where(AgentEvent.ts >= from_ts, AgentEvent.ts < to_ts)
+    if pbx is not None:
+        stmt = stmt.where(AgentEvent.pbx == pbx)
+    stmt = stmt.order_by(AgentEvent.ts, AgentEvent.id)
     async with sessions() as session:
         return [MemberNote(e.queue, e.member, e.interface, e.change, e.reason, e.ts)
                 for e in (await session.scalars(stmt)).all()]
