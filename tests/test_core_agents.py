@@ -209,3 +209,41 @@ def test_all_queues_row_paused_only_when_paused_everywhere() -> None:
     agent1 = {r.agent: r for r in tr.agents.agents(end)}["agent1"]
     # agent1 is only in support: its all-queues row is its support row.
     assert agent1.logged_in_s == rows(tr, end)[("support", "agent1")].logged_in_s
+
+
+@pytest.mark.parametrize("complete", [True, False])
+def test_resync_logs_out_members_the_whole_queue_status_no_longer_lists(complete: bool) -> None:
+    """After a gap, QueueStatus lists alice only: bob left during the gap (only if the list was whole)."""
+    from monitor.core.ingest import Ingest
+
+    tr = CallTracker()
+    ing = Ingest(tr)
+    for m in (_member("QueueMemberAdded", 100.0), _member("QueueMemberAdded", 100.0, member="bob")):
+        ing.feed(m, 100.0)
+    tr.connection_lost(150.0)
+    tr.resync_begin()
+    listed = _member("QueueMember", 200.0, LoginTime=100)
+    listed.pop("Timestamp")
+    ing.feed(listed, 200.0)
+    if complete:
+        ing.feed({"Event": "QueueStatusComplete", "EventList": "Complete", "ListItems": "2"}, 200.0)
+    tr.resync_end(200.0)
+    r = rows(tr, 300.0)
+    assert r[("support", "alice")].state == "available" and r[("support", "alice")].logged_in_s == 200.0
+    bob = r[("support", "bob")]
+    assert (bob.state, bob.logged_in_s) == (("logged_out", 100.0) if complete else ("available", 200.0))
+
+
+def test_a_queue_status_outside_a_resync_logs_nobody_out() -> None:
+    """Another session's QueueStatus (no resync running) lists alice only: bob stays logged in."""
+    from monitor.core.ingest import Ingest
+
+    tr = CallTracker()
+    ing = Ingest(tr)
+    for m in (_member("QueueMemberAdded", 100.0), _member("QueueMemberAdded", 100.0, member="bob")):
+        ing.feed(m, 100.0)
+    listed = _member("QueueMember", 200.0, LoginTime=100)
+    listed.pop("Timestamp")
+    ing.feed(listed, 200.0)
+    ing.feed({"Event": "QueueStatusComplete", "EventList": "Complete", "ListItems": "1"}, 200.0)
+    assert rows(tr, 300.0)[("support", "bob")].state == "available"

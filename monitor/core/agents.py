@@ -131,6 +131,8 @@ class AgentBoard:
         self.totals: dict[str, MemberAcc] = {}
         self._queues_of: dict[str, list[MemberAcc]] = {}
         self._devices: dict[str, str] = {}  # device key -> agent name
+        self._listed: set[tuple[str, str]] | None = None  # members listed by QueueStatus since resync_begin
+        self._list_done = False
 
     def _acc(self, queue: str, agent: str) -> MemberAcc:
         a = self.accs.get((queue, agent))
@@ -226,8 +228,27 @@ class AgentBoard:
         self._acc(queue, agent).rna += 1
         self.totals[agent].rna += 1
 
+    def resync_begin(self) -> None:
+        """A resync starts: collect the members QueueStatus lists (``QueueMember`` entries)."""
+        self._listed, self._list_done = set(), False
+
+    def list_complete(self, name: str) -> None:
+        """``QueueStatusComplete`` arrived: the member list of this resync is whole."""
+        if self._listed is not None and name == "QueueStatus":
+            self._list_done = True
+
+    def resync_end(self, ts: float) -> None:
+        """A whole QueueStatus list was seen: members it did not list left during the gap (logged out at ``ts``)."""
+        if self._listed is not None and self._list_done:
+            for (queue, agent), a in list(self.accs.items()):
+                if a.logged_in and (queue, agent) not in self._listed:
+                    self.logout(queue, agent, ts)
+        self._listed, self._list_done = None, False
+
     def member_event(self, e: ev.MemberEvent, ts: float) -> None:
         """Apply a QueueMember* event (kind added/removed/status/pause/list) as the facts above."""
+        if e.kind == "list" and self._listed is not None:
+            self._listed.add((e.queue, e.member))
         if e.kind == "removed":
             self.logout(e.queue, e.member, ts)
             return

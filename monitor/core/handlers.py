@@ -321,6 +321,11 @@ def on_listed(st: TrackerState, e: ev.CoreShowChannel, ts: float, out: Out) -> N
         st.resync_alive.add(e.chan.uniqueid)
 
 
+def on_list_complete(st: TrackerState, e: ev.ListComplete, ts: float, out: Out) -> None:
+    """QueueStatusComplete / CoreShowChannelsComplete: a resync list is whole (members not listed have left)."""
+    st.agents.list_complete(e.list_name)
+
+
 Handler = Callable[[TrackerState, Any, float, Out], None]
 
 HANDLERS: dict[type[ev.Event], Handler] = {
@@ -345,4 +350,5 @@ HANDLERS: dict[type[ev.Event], Handler] = {
     ev.QueueParams: on_params,
     ev.QueueEntry: on_entry,
     ev.CoreShowChannel: on_listed,
+    ev.ListComplete: on_list_complete,
 }

@@ -197,6 +197,7 @@ class CallTracker:
         """Start collecting QueueStatus/CoreShowChannels answers after a reconnect."""
         self.state.resync_alive = set()
         self.state.resync_waiting = []
+        self.state.agents.resync_begin()
 
     def resync_end(self, now: float) -> list[Note]:
         """Close suspect calls whose channels are gone (as unknown); adopt callers waiting since the gap.
@@ -222,6 +223,7 @@ class CallTracker:
                 check_repeat(st, call, entry.chan, joined, out)
         st.resync_alive = None
         st.resync_waiting = []
+        st.agents.resync_end(now)
         return with_owed(st, out)
 
     def close_all(self, now: float, reason: str = ClosedBy.GAP) -> list[Note]:
