@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from monitor.core.repeat import parse_window
+from monitor.core.servicelevel import sl_definition_map
 from monitor.settings import (
     WAIT_BUCKETS_S,
     AmiSettings,
@@ -26,6 +27,7 @@ from monitor.settings import (
     StoreSettings,
     SurveySettings,
     TrackerSettings,
+    wrapup_pairs,
 )
 
 if TYPE_CHECKING:
@@ -249,7 +251,8 @@ def tracker_config(t: TrackerSettings, pbx: str = "default") -> TrackerConfig:
     return TrackerConfig(abandon_short_s=t.abandon_short_s, repeat_windows=t.repeat_windows,
                          repeat_max_entries=t.repeat_max_entries, pbx=pbx, late_grace_s=t.late_grace_s,
                          home_region=t.home_region, trunk_prefixes=t.trunk_prefixes,
-                         withheld_numbers=t.withheld_numbers)
+                         withheld_numbers=t.withheld_numbers, pause_reasons=t.pause_reasons,
+                         wrapup_s=wrapup_pairs(t), owed_horizon_s=t.owed_horizon_s)
 
 
 def _foreign(key: str) -> bool:
@@ -335,6 +338,14 @@ def validate(s: Settings, needs: Collection[str] = ALL_SECTIONS) -> list[str]:
             parse_window(w)
         except ValueError as exc:
             p.append(f"tracker.repeat_windows: {exc}")
+    p += ["tracker.owed_horizon_s: must be > 0"] if t.owed_horizon_s <= 0 else []
+    supervisor: list[Callable[[], object]] = [lambda: sl_definition_map(t.sl_definition, t.queue_sl_definition),
+                                              lambda: wrapup_pairs(t)]
+    for validate in supervisor:
+        try:
+            validate()
+        except ValueError as exc:
+            p.append(f"tracker.{exc}")
     p += [f"http.port: {s.http.port} is not a TCP port (0-65535)"] if not 0 <= s.http.port < 65536 else []
     st = s.store
     p += _check_url(st.url)

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from monitor.ami.live import AmiSource
 from monitor.config import tracker_config
 from monitor.core.ingest import Ingest
-from monitor.core.records import CallAmended, CallClosed, CallRecord, MemberNote, Note, SurveyNote
+from monitor.core.records import CallAmended, CallClosed, CallRecord, MemberNote, Note, OwedNote, SurveyNote
 from monitor.core.survey import SurveyPolicy, SurveyResultRecord
 from monitor.core.tracker import CallTracker
 from monitor.settings import Settings
@@ -91,6 +91,8 @@ def _store_sink(store: Store, pbx: str) -> Callable[[list[Note]], None]:
                 store.submit(n.record)
             elif isinstance(n, MemberNote):
                 store.submit_member(n, pbx)
+            elif isinstance(n, OwedNote):
+                store.submit_owed(n)
             elif isinstance(n, SurveyNote) and n.answer is not None:
                 store.submit_survey(n.answer, pbx)
 
@@ -110,6 +112,12 @@ async def _build_pbx(d: Daemon, index: int) -> None:
         log.warning("AMI %s: repeat-caller index not warmed (%s)", ami.name, type(exc).__name__)
     tracker = CallTracker(tracker_config(t, ami.name), repeats)
     tracker.queues.update(t.queues)
+    try:
+        # Owed callbacks survive restarts: reload the open ones (a week back at most; a dead database is not fatal).
+        owed = await asyncio.wait_for(d.store.load_owed(ami.name), 30.0)
+        log.info("AMI %s: %d owed callback(s) reloaded", ami.name, tracker.owed.restore(owed))
+    except Exception as exc:
+        log.warning("AMI %s: owed callbacks not reloaded (%s)", ami.name, type(exc).__name__)
     ingest = Ingest(tracker, [d.metrics.sink(ami.name), _store_sink(d.store, ami.name)], pbx=ami.name)
     source = AmiSource(ami, ingest, clock=d.clock)
     d.metrics.add_pbx(ami.name, ingest, source)

@@ -75,6 +75,9 @@ url = "postgresql+asyncpg://qmon:hunter2@db/qmon"
 [tracker]
 queues = ["support", 3]
 repeat_windows = ["forever"]
+queue_sl_definition = ["sales=sl9"]
+queue_wrapup_s = ["support=soon"]
+owed_horizon_s = 0
 """)
     got = problems(["--config", cfg], {"QMON_HTTP_BIND": "127.0.0.1", "QMON_TRACKER_SL_THRESHOLD_S": "soon",
                                        "QMON_STORE_BATCH_SIZ": "5"})
@@ -90,6 +93,9 @@ repeat_windows = ["forever"]
         "store.url: holds a password",
         "tracker.queues: expected a list of strings",
         "tracker.repeat_windows: bad window 'forever'",
+        "tracker.queue_sl_definition: sales='sl9' is not a service-level definition",
+        "tracker.queue_wrapup_s: 'support=soon' is not queue=seconds",
+        "tracker.owed_horizon_s: must be > 0",
         "tracker.sl_threshold_s: expected a number, got string 'soon'",
         "env QMON_STORE_BATCH_SIZ: unknown setting",
     ):

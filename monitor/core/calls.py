@@ -214,6 +214,7 @@ def close(st: TrackerState, call: CallState, ts: float, closed_by: str) -> CallC
             end_rings(st, seg)
         elif seg.agent is not None and seg.talk_s is None:
             st.members.adjust(seg.queue, seg.agent, in_call=-1)
+            st.agents.call_ended(seg.queue, seg.agent, ts)
     st.calls.pop(call.linkedid, None)
     st.ending.pop(call.linkedid, None)
     for uid in call.channels:

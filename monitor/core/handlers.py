@@ -13,6 +13,7 @@ from typing import Any
 from monitor.core import events as ev
 from monitor.core.calls import Out, amend_complete, attach_survey, entry_call, fire, hang_up, resolve, step
 from monitor.core.correlate import by_member, complete_target, is_zombie, swapped_visit
+from monitor.core.owed import INBOUND, dialled_numbers
 from monitor.core.records import (
     RingNoAnswer,
     RingNoAnswerNote,
@@ -206,6 +207,7 @@ def on_rna(st: TrackerState, e: ev.AgentRingNoAnswer, ts: float, out: Out) -> No
     if seg is None or not fire(st, seg, In.RING_NO_ANSWER):
         return
     seg.rna.append(RingNoAnswer(e.member, e.ring_ms, ts))
+    st.agents.ring_no_answer(e.queue, e.member, ts)
     if e.member in seg.ringing:
         seg.ringing.discard(e.member)
         st.members.adjust(e.queue, e.member, ringing=-1)
@@ -224,6 +226,10 @@ def on_connect(st: TrackerState, e: ev.AgentConnect, ts: float, out: Out) -> Non
     seg.end_ts = ts
     resolve(st, seg, Outcome.ANSWERED, ts, out)
     st.members.adjust(e.queue, e.member, in_call=1)
+    st.agents.connect(e.queue, e.member, ts)
+    call = st.caller_call(e.chan)
+    if call is not None:
+        out.extend(st.owed.reached(call.caller, ts, INBOUND, e.member))
 
 
 def on_complete(st: TrackerState, e: ev.AgentComplete, ts: float, out: Out) -> None:
@@ -245,6 +251,7 @@ def on_complete(st: TrackerState, e: ev.AgentComplete, ts: float, out: Out) -> N
     seg.talk_s = float(e.talk_time)
     seg.completion = e.reason
     st.members.adjust(e.queue, e.member, in_call=-1)
+    st.agents.complete(e.queue, e.member, seg.talk_s, ts)
     out.append(TalkNote(e.queue, e.member, seg.talk_s, e.reason, ts))
 
 
@@ -315,8 +322,22 @@ def on_member(st: TrackerState, e: ev.MemberEvent, ts: float, out: Out) -> None:
     """QueueMemberAdded/Removed/Status/Pause and QueueMember list entries."""
     st.queues.add(e.queue)
     note = st.members.apply(e, ts)
+    st.agents.member_event(e, ts)
     if note is not None:
         out.append(note)
+
+
+def on_dial_begin(st: TrackerState, e: ev.DialBegin, ts: float, out: Out) -> None:
+    """DialBegin from a member's device: remember the number it dials (an owed callback may be made)."""
+    agent = st.agents.agent_of_channel(e.channel) if e.channel else None
+    if agent is not None:
+        st.owed.dial_begin(e.dest_uniqueid, agent, dialled_numbers(e.dial_string, e.exten, e.dest_exten,
+                                                                   e.dest_caller_num))
+
+
+def on_dial_end(st: TrackerState, e: ev.DialEnd, ts: float, out: Out) -> None:
+    """DialEnd of a member's dial: DialStatus ANSWER reaches the dialled number (owed callbacks close)."""
+    out.extend(st.owed.dial_end(e.dest_uniqueid, e.dial_status, ts))
 
 
 def on_params(st: TrackerState, e: ev.QueueParams, ts: float, out: Out) -> None:
@@ -340,6 +361,11 @@ def on_listed(st: TrackerState, e: ev.CoreShowChannel, ts: float, out: Out) -> N
         st.resync_alive.add(e.chan.uniqueid)
 
 
+def on_list_complete(st: TrackerState, e: ev.ListComplete, ts: float, out: Out) -> None:
+    """QueueStatusComplete / CoreShowChannelsComplete: a resync list is whole (members not listed have left)."""
+    st.agents.list_complete(e.list_name)
+
+
 Handler = Callable[[TrackerState, Any, float, Out], None]
 
 HANDLERS: dict[type[ev.Event], Handler] = {
@@ -360,7 +386,10 @@ HANDLERS: dict[type[ev.Event], Handler] = {
     ev.AttendedTransfer: on_attended,
     ev.UserEvent: on_user,
     ev.MemberEvent: on_member,
+    ev.DialBegin: on_dial_begin,
+    ev.DialEnd: on_dial_end,
     ev.QueueParams: on_params,
     ev.QueueEntry: on_entry,
     ev.CoreShowChannel: on_listed,
+    ev.ListComplete: on_list_complete,
 }

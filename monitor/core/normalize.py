@@ -228,9 +228,23 @@ def _member(kind: str) -> Callable[[_Reader], ev.Event]:
         return ev.MemberEvent(
             r.ts(), kind, r.req_nonempty("Queue"), member, r.opt("Interface") or r.opt("Location"),
             r.int_("Status", 0), paused, r.opt("PausedReason"), r.opt("InCall", "0") == "1",
+            r.opt("StateInterface"), r.int_("LoginTime", 0), r.int_("LastPause", 0), r.int_("Wrapuptime", 0),
         )
 
     return build
+
+
+def _dial_base(r: _Reader) -> tuple[float | None, str, str, str, str, str, str, str]:
+    return (r.ts(), r.opt("Channel"), r.opt("Uniqueid"), r.opt("Exten"), r.opt("DestChannel"),
+            r.req_nonempty("DestUniqueid"), r.opt("DestCallerIDNum"), r.opt("DestExten"))
+
+
+def _dial_begin(r: _Reader) -> ev.Event:
+    return ev.DialBegin(*_dial_base(r), dial_string=r.opt("DialString"))
+
+
+def _dial_end(r: _Reader) -> ev.Event:
+    return ev.DialEnd(*_dial_base(r), dial_status=r.opt("DialStatus").upper())
 
 
 def _params(r: _Reader) -> ev.Event:
@@ -277,6 +291,8 @@ _BUILDERS: dict[str, Callable[[_Reader], ev.Event | None]] = {
     "QueueMemberPause": _member("pause"),
     "QueueMemberPaused": _member("pause"),
     "QueueMember": _member("list"),
+    "DialBegin": _dial_begin,
+    "DialEnd": _dial_end,
     "QueueParams": _params,
     "QueueEntry": _entry,
     "CoreShowChannel": _listed,

@@ -10,7 +10,9 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from monitor.core import events as ev
+from monitor.core.agents import AgentBoard
 from monitor.core.members import Members
+from monitor.core.owed import OwedCallbacks
 from monitor.core.records import RingNoAnswer, Segment, Survey, Transfer, Voicemail
 from monitor.core.repeat import WITHHELD_NUMBERS, RepeatIndex
 from monitor.core.segments import OPEN_STATES, SegmentState
@@ -34,6 +36,9 @@ class TrackerConfig:
     home_region: str = ""  # ISO 3166 region of national caller numbers ("PL"): E.164 via phonenumbers
     trunk_prefixes: tuple[str, ...] = ()  # prefixes a trunk puts before caller numbers, stripped first
     withheld_numbers: tuple[str, ...] = WITHHELD_NUMBERS  # never a caller: never distinct, never a repeat
+    pause_reasons: tuple[str, ...] = ()  # pause reasons kept as labels; any other is "other" (raw text kept)
+    wrapup_s: tuple[tuple[str, float], ...] = ()  # (queue, queues.conf wrapuptime s) for members that say 0
+    owed_horizon_s: float = 4 * 3600.0  # an owed callback not reached within this counts as truly abandoned
 
 
 @dataclass(slots=True)
@@ -149,6 +154,13 @@ class TrackerState:
     stats: dict[str, int] = field(default_factory=lambda: {"events": 0, "evicted_channels": 0, "late_events": 0,
                                                            "amended": 0})
     skips: Counter[str] = field(default_factory=Counter)  # skip reasons not yet handed to the ingest counters
+    agents: AgentBoard = field(default_factory=AgentBoard)  # per (queue, agent) measures (see __post_init__)
+    owed: OwedCallbacks = field(default_factory=OwedCallbacks)  # callers owed a call
+
+    def __post_init__(self) -> None:
+        c = self.config
+        self.agents = AgentBoard(c.pause_reasons, dict(c.wrapup_s))
+        self.owed = OwedCallbacks(c.owed_horizon_s, pbx=c.pbx)
 
     def call_for(self, uid: str, linkedid: str) -> CallState | None:
         """The open call of a caller channel Uniqueid, else of a Linkedid."""

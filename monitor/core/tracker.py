@@ -17,10 +17,12 @@ from collections import Counter
 from dataclasses import replace
 
 from monitor.core import events as ev
+from monitor.core.agents import AgentBoard
 from monitor.core.calls import attach_survey, check_repeat, close, flush, freeze, open_call
 from monitor.core.handlers import HANDLERS
 from monitor.core.members import Members
-from monitor.core.records import CallRecord, Note, SurveyNote, SurveyResultRecord
+from monitor.core.owed import OwedCallbacks
+from monitor.core.records import CallClosed, CallRecord, Note, SurveyNote, SurveyResultRecord
 from monitor.core.repeat import RepeatIndex
 from monitor.core.segments import SegmentState
 from monitor.core.state import SegState, TrackerConfig, TrackerState
@@ -30,6 +32,15 @@ __all__ = ["CallTracker", "TrackerConfig", "TrackerState"]
 
 _SWEEP_EVERY = 4096  # events between two stale-call sweeps
 _NO_SKIPS: Counter[str] = Counter()  # returned, never changed, when there is nothing to take
+
+
+def with_owed(st: TrackerState, out: list[Note]) -> list[Note]:
+    """``out`` plus the owed-callback notes of its closed calls (each closed record goes to the owed list once)."""
+    extra: list[Note] = []
+    for n in out:
+        if isinstance(n, CallClosed):
+            extra.extend(st.owed.call_closed(n.record))
+    return out + extra if extra else out
 
 
 class CallTracker:
@@ -63,6 +74,16 @@ class CallTracker:
         return self.state.queues
 
     @property
+    def agents(self) -> AgentBoard:
+        """Per (queue, agent) measures: ``agents.snapshot(now)``."""
+        return self.state.agents
+
+    @property
+    def owed(self) -> OwedCallbacks:
+        """Callers owed a call: ``owed.open()``, ``owed.stats(now)``; ``owed.restore(rows)`` at start."""
+        return self.state.owed
+
+    @property
     def now(self) -> float:
         """The latest event time seen, on the PBX clock (epoch s; 0.0 before the first event)."""
         return self.state.now
@@ -93,7 +114,7 @@ class CallTracker:
             handler(st, event, ts, out)
         if st.stats["events"] % _SWEEP_EVERY == 0:
             out.extend(self.sweep(st.now))
-        return out
+        return with_owed(st, out)
 
     def tick(self, now: float) -> list[Note]:
         """Time passes without events: close calls whose grace period is over at ``now`` (the daemon's clock, s).
@@ -103,7 +124,7 @@ class CallTracker:
         """
         st = self.state
         st.daemon_now = max(st.daemon_now, now)
-        return flush(st, self.pbx_time(now), now) if st.ending else []
+        return with_owed(st, flush(st, self.pbx_time(now), now)) if st.ending else []
 
     def pbx_time(self, now: float) -> float:
         """The PBX's clock (epoch s) at daemon time ``now`` (s): the last event's Timestamp plus the time since."""
@@ -136,7 +157,8 @@ class CallTracker:
         """Close calls open longer than ``max_call_age_s`` (their hang-up was never seen) as ``stale``."""
         st = self.state
         limit = now - st.config.max_call_age_s
-        return [close(st, c, now, ClosedBy.STALE) for c in list(st.calls.values()) if c.start_ts < limit]
+        return with_owed(st, [close(st, c, now, ClosedBy.STALE) for c in list(st.calls.values())
+                              if c.start_ts < limit])
 
     def survey_answer(self, answer: SurveyResultRecord) -> list[Note]:
         """One survey-server answer (any status) -> exactly one note, the answer's queue/agent filled from its call.
@@ -187,6 +209,7 @@ class CallTracker:
         """Start collecting QueueStatus/CoreShowChannels answers after a reconnect."""
         self.state.resync_alive = set()
         self.state.resync_waiting = []
+        self.state.agents.resync_begin()
 
     def resync_end(self, now: float) -> list[Note]:
         """Close suspect calls whose channels are gone (as unknown); adopt callers waiting since the gap.
@@ -214,7 +237,8 @@ class CallTracker:
                 check_repeat(st, call, entry.chan, joined, out)
         st.resync_alive = None
         st.resync_waiting = []
-        return out
+        st.agents.resync_end(now)
+        return with_owed(st, out)
 
     def close_all(self, now: float, reason: str = ClosedBy.GAP) -> list[Note]:
         """Close every open call (end of a replay, stream gap without resync, shutdown); ``reason``: a ClosedBy.
@@ -223,7 +247,7 @@ class CallTracker:
         """
         st = self.state
         out = flush(st, float("inf"), float("inf")) if st.ending else []
-        return out + [close(st, c, now, reason) for c in list(st.calls.values())]
+        return with_owed(st, out + [close(st, c, now, reason) for c in list(st.calls.values())])
 
     def waiting(self) -> dict[str, list[float]]:
         """Join times (epoch s, PBX clock) of callers waiting right now, per queue."""
