@@ -88,6 +88,12 @@ def test_dashboard_promql_uses_only_contract_metrics(path: Path) -> None:
             assert {g.strip() for g in group.split(",")} <= LABELS, expr
 
 
+def test_docs_define_every_recording_rule() -> None:
+    """docs/metrics.md documents exactly the recording rules of prometheus/rules.yml (formula and source)."""
+    documented = {n for n in RULE_NAME.findall((ROOT / "docs/metrics.md").read_text()) if ":qmon_" in n}
+    assert documented == set(RULES), (documented ^ set(RULES))
+
+
 def test_dashboards_cover_the_brief() -> None:
     exprs = " ".join(e for p in DASHBOARDS for e in _exprs(json.loads(p.read_text())))
     used = _metrics(exprs)
