@@ -32,7 +32,7 @@ RULE_FILES = [ROOT / "prometheus" / "rules.yml", ROOT / "prometheus" / "alerts.y
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
 SL_THRESHOLD_S = 20.0  # the le="20.0" bucket of rules.yml
 BROKEN_EVENT = {"Event": "QueueCallerJoin", "Privilege": "agent,all"}  # no Uniqueid, no Queue: skipped
-SPAN_S = 5.0  # seconds of samples before the rules are read (bounds increase()'s extrapolation, see collect())
+SPAN_S = 8.0  # seconds of samples before the rules are read (bounds increase()'s extrapolation, see collect())
 #: Grafana's built-in variables for an instant query at the end of the run ($__rate_interval: 4 x 15 s scrape).
 GRAFANA_BUILTINS = {"__range": "1h", "__rate_interval": "1m", "__interval": "15s"}
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None or shutil.which("promtool") is None,
@@ -149,7 +149,7 @@ async def collect(tmp: Path) -> Run:
             base = f"http://127.0.0.1:{prom_port}"
             zeros = 'count_over_time(qmon_queue_calls_total{queue="support",outcome="answered"}[1h])'
             await poll("Prometheus to scrape qmon", 30, lambda: prom(http, base, zeros))
-            first_scrape = time.time()
+            zeros_seen = time.time()
             srv.secret = "secret"
             members = len(srv.state_for(0).queue_members)
             await poll("Prometheus to record every member at 0", 30,
@@ -172,9 +172,10 @@ async def collect(tmp: Path) -> Run:
 
             await poll("Prometheus to see the final event count", 20, final_count)
             # The final scrape is stored now: every rule evaluated after this instant has read it. increase()
-            # extrapolates up to ~half a scrape interval (0.1 s) past the last sample: read the rules once the
-            # samples span SPAN_S or more, so a count reads at most 0.1 / SPAN_S too high.
-            seen = max(time.time(), first_scrape + SPAN_S)
+            # extrapolates past the last sample by up to ~1.1 scrape intervals: read the rules once the samples
+            # span SPAN_S or more, so that a count reads only a few percent high.
+            seen = max(time.time(), zeros_seen + SPAN_S)
+
             async def evaluated_after_seen() -> bool:
                 # A group evaluates all its rules at one timestamp: its first rule (a count, never empty) tells.
                 firsts = [g["rules"][0]["record"] for g in yaml.safe_load(RULE_FILES[0].read_text())["groups"]]
@@ -289,9 +290,12 @@ def test_recording_rules_match_replay_report(run: Run) -> None:
         name: {tuple(v for k, v in sorted(row["metric"].items()) if k != "__name__"): float(row["value"][1])
                for row in rows}
         for name, rows in run.rules.items()}
-    # increase() extrapolates from the last scrape to the evaluation instant, by a factor below 1 + 1.1 x 0.2 s /
-    # SPAN_S, the same for every series of a rule (same scrapes): counts read a little high, ratios exactly.
-    top = 1 + 1.1 * 0.2 / SPAN_S
+    # increase() extrapolates a count past its last scrape to the evaluation instant (at most ~1.1 scrape
+    # intervals over >= SPAN_S of samples; first samples are 0, so nothing before): a count reads up to `top`
+    # times high, never low. Counts of one scrape share the factor, so ratios usually read exactly; on a loaded
+    # machine series of one queue were seen to differ by up to 2.5 % (about 1 run in 10), so a ratio is checked
+    # within [1/top, top]. With counts below 1 / (top - 1) = 16, one call more or less is outside the band.
+    top = 1 + 0.5 / SPAN_S
     for name, per_key in expected.items():
         group = name.rsplit("increase", 1)[1] if ":increase" in name else ""
         for key, want in per_key.items():
@@ -299,10 +303,8 @@ def test_recording_rules_match_replay_report(run: Run) -> None:
                 assert key not in got[name], (name, key, got[name])
                 continue
             assert key in got[name], (name, key, got[name])
-            if group:
-                assert want <= got[name][key] <= want * top, (name, key, got[name][key], want)
-            else:
-                assert got[name][key] == pytest.approx(want, rel=1e-9, abs=1e-9), (name, key)
+            low = want if group else want / top
+            assert low - 1e-9 <= got[name][key] <= want * top + 1e-9, (name, key, got[name][key], want)
     # No series beyond the replay's queues and agents (a stray label would split a measure in two).
     for name, per_key in got.items():
         assert set(per_key) <= set(expected[name]), (name, set(per_key) - set(expected[name]))
