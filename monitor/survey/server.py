@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,7 @@ from monitor.core.repeat import normalize_number
 from monitor.core.survey import CooldownState, Decision, OptOutList, SurveyPolicy, SurveyResultRecord
 from monitor.survey.agi import AgiChannel, AgiError, AgiHangup, quote, read_headers, render, to_reply
 from monitor.survey.durations import default_durations
+from monitor.survey.listener import Acceptor, Throttle, fd_budget, listen
 
 log = logging.getLogger("qmon.survey")
 
@@ -83,7 +85,7 @@ class SurveyServer:
         header_timeout_s: float = 5.0, max_header_bytes: int = 16_384,
         clock: Callable[[], float] = time.time, local: LocalTimeFn = local_time,
         durations: PromptDurations | None = None, work_deadline_s: float = 2.0, reply_slack_s: float = 5.0,
-        trace_var: str = "CDR(userfield)",
+        trace_var: str = "CDR(userfield)", max_sessions: int = 200,
     ) -> None:
         self.policy = policy
         self.lookup = lookup
@@ -100,26 +102,44 @@ class SurveyServer:
         self.work_deadline_s = work_deadline_s
         self.reply_slack_s = reply_slack_s
         self.trace_var = trace_var
-        self._server: asyncio.Server | None = None
+        self.max_sessions = max_sessions
+        self._acceptor: Acceptor | None = None
         self._sessions: set[asyncio.Task[None]] = set()
+        # Connections not in a survey, oldest first: waiting for their headers (True: may be dropped to make room
+        # for a newcomer) or hearing the overload goodbye (False). At most max_sessions of them, so the server
+        # holds at most 2 x max_sessions descriptors whatever peers do.
+        self._waiting: dict[asyncio.Task[None], bool] = {}
+        self._room = max_sessions  # bound of _waiting: lowered for a minute when the process runs out of fds
+        self._room_until = 0.0
+        self._overload = Throttle(log)
+        self._idle = Throttle(log)
+        self._bad_headers = Throttle(log)
         # Own small pool: a hung store must not starve the loop's default executor (used by others).
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qmon-survey")
         self.stats: dict[str, int] = {
             "connections": 0, "active": 0, "header_errors": 0, "early_hangups": 0, "errors": 0, "results": 0,
-            "qmon_slow": 0, "peer_stalled": 0,
+            "qmon_slow": 0, "peer_stalled": 0, "sessions": 0, "rejected_overloaded": 0, "rejected_no_room": 0,
+            "idle_dropped": 0, "accept_errors": 0,
         }
 
     async def start(self) -> None:
-        """Start listening (``port=0`` picks a free port, then read :attr:`port`)."""
-        self._server = await asyncio.start_server(self._accept, self.bind, self.port, limit=self.max_header_bytes)
-        self.port = self._server.sockets[0].getsockname()[1]
-        log.info("survey FastAGI server listening on %s:%d", self.bind, self.port)
+        """Start listening (``port=0`` picks a free port, then read :attr:`port`); OSError if it cannot bind."""
+        socks = listen(self.bind, self.port)
+        self.port = int(socks[0].getsockname()[1])
+        self._acceptor = Acceptor(socks, self._on_conn, self._exhausted, log, self.stats)
+        self._acceptor.start()
+        log.info("survey FastAGI server listening on %s:%d (at most %d surveys at once)", self.bind, self.port,
+                 self.max_sessions)
+        need, limit = fd_budget(self.max_sessions)
+        if 0 <= limit < need:
+            log.warning("survey.max_sessions = %d may need %d file descriptors, the limit is %d (ulimit -n, "
+                        "systemd LimitNOFILE=): lower survey.max_sessions or raise the limit", self.max_sessions,
+                        need, limit)
 
     async def close(self, timeout_s: float = 5.0) -> None:
         """Stop accepting; let running conversations end within ``timeout_s``, then cancel them."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        if self._acceptor is not None:
+            await self._acceptor.close()
         if self._sessions:
             _, pending = await asyncio.wait(set(self._sessions), timeout=timeout_s)
             for t in pending:
@@ -127,11 +147,61 @@ class SurveyServer:
             await asyncio.gather(*pending, return_exceptions=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._sessions.add(task)
+    def _on_conn(self, sock: socket.socket) -> None:
+        """A connection was accepted: start its task, or refuse it at once when there is no room (see _waiting)."""
         self.stats["connections"] += 1
+        room = self._room if time.monotonic() < self._room_until else self.max_sessions
+        if len(self._waiting) >= room and not self._drop_idle():
+            # Every slot holds a caller hearing the overload goodbye: closing now makes AGI() return without a
+            # status, and the dialplan plays its own goodbye (asterisk/extensions_qmon.conf).
+            self.stats["rejected_no_room"] += 1
+            self._overload_hit()
+            sock.close()
+            return
+        task = asyncio.create_task(self._accept(sock), name="survey-agi")
+        self._sessions.add(task)
+        self._waiting[task] = True
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._sessions.discard(t)
+            self._waiting.pop(t, None)
+            if sock.fileno() >= 0 and t.cancelled():
+                sock.close()  # cancelled before its stream took the socket over
+
+        task.add_done_callback(done)
+
+    def _exhausted(self) -> bool:
+        """accept() ran out of descriptors (the limit is below what max_sessions needs, or others hold them):
+        keep fewer connections waiting for a minute, so the next ones make room before accept() fails again."""
+        self._room = max(min(8, self.max_sessions), min(len(self._waiting), self._room) - 1)
+        self._room_until = time.monotonic() + 60.0
+        return self._drop_idle()
+
+    def _drop_idle(self) -> bool:
+        """Drop the oldest connection still waiting for its headers (Asterisk sends them at once: an idle peer is
+        not Asterisk), freeing a descriptor; False when there is none."""
+        for task, idle in self._waiting.items():
+            if idle:
+                del self._waiting[task]
+                task.cancel()
+                self.stats["idle_dropped"] += 1
+                self._idle.hit("survey: dropped a FastAGI connection that sent no request, to make room",
+                               "survey: %d more idle FastAGI connection(s) dropped in the last %.0f s")
+                return True
+        return False
+
+    def _overload_hit(self) -> None:
+        self._overload.hit("survey: overloaded: %d surveys in progress (survey.max_sessions); callers beyond it "
+                           "hear goodbye at once",
+                           "survey: overloaded: %d more caller(s) heard goodbye instead of the survey in the last "
+                           "%.0f s (survey.max_sessions = %d)", self.max_sessions)
+
+    async def _accept(self, sock: socket.socket) -> None:
+        try:
+            reader, writer = await asyncio.open_connection(sock=sock, limit=self.max_header_bytes)
+        except OSError:  # the peer is already gone
+            sock.close()
+            return
         self.stats["active"] += 1
         chan = AgiChannel(reader, writer)
         rec: SurveyResultRecord | None = None
@@ -144,17 +214,14 @@ class SurveyServer:
         finally:
             self.stats["active"] -= 1
             await chan.close()  # the caller goes back to the dialplan before any bookkeeping
-            try:
-                if rec is not None:
-                    self._emit(rec)
-                if mark is not None:
-                    await self._mark(mark, rec.started_ts if rec else self.clock())
-            finally:
-                if task is not None:
-                    self._sessions.discard(task)
+            if rec is not None:
+                self._emit(rec)
+            if mark is not None:
+                await self._mark(mark, rec.started_ts if rec else self.clock())
 
     async def _session(self, chan: AgiChannel) -> tuple[SurveyResultRecord | None, str | None]:
         """One connection -> (the result to emit, the number to mark as surveyed)."""
+        task = asyncio.current_task()
         try:
             headers = await read_headers(chan.reader, self.header_timeout_s, self.max_header_bytes)
         except AgiHangup:
@@ -162,8 +229,45 @@ class SurveyServer:
             return None, None
         except AgiError as exc:
             self.stats["header_errors"] += 1
-            log.warning("FastAGI request rejected: %s", exc)
+            self._bad_headers.hit("survey: FastAGI request rejected: %s",
+                                  "survey: %d more FastAGI request(s) rejected in the last %.0f s (latest: %s)", exc)
             return None, None
+        finally:
+            if task is not None:
+                self._waiting.pop(task, None)  # admitted or gone: no longer waiting
+        if self.stats["sessions"] >= self.max_sessions:
+            return await self._overloaded(chan, headers), None
+        self.stats["sessions"] += 1
+        try:
+            return await self._survey(chan, headers)
+        finally:
+            self.stats["sessions"] -= 1
+
+    async def _overloaded(self, chan: AgiChannel, headers: dict[str, str]) -> SurveyResultRecord:
+        """max_sessions surveys in progress: goodbye at once, status ``overloaded`` (no lookup, no policy)."""
+        self.stats["rejected_overloaded"] += 1
+        self._overload_hit()
+        started = self.clock()
+        script = headers.get("agi_network_script", "").split("?")[0].strip("/")
+        args = [headers.get(f"agi_arg_{i}", "") for i in (1, 2, 3)]
+        source = "callback" if script == "csat-callback" else "agi"
+        lang = self.policy.language(None, headers.get("agi_language"), args[2] or None)
+        task = asyncio.current_task()
+        if task is not None:
+            self._waiting[task] = False  # counted among the connections not in a survey, never dropped
+        try:
+            await self._say(chan, lang, [SetVar("QMON_SURVEY_STATUS", "overloaded"),
+                                         *self._trace("qmon:status=overloaded")])
+        finally:
+            if task is not None:
+                self._waiting.pop(task, None)
+        return self._record(None, headers, normalize_number(headers.get("agi_callerid")),
+                            Decision(False, "overloaded"), "not_eligible", lang, source, started, reason="overloaded",
+                            queue_hint=args[1], lid_hint=args[0] if source == "agi" else "")
+
+    async def _survey(self, chan: AgiChannel, headers: dict[str, str]
+                      ) -> tuple[SurveyResultRecord | None, str | None]:
+        """The admitted survey: script, policy (in a worker thread, bounded), then the conversation."""
         started = self.clock()
         script = headers.get("agi_network_script", "").split("?")[0].strip("/")
         args = [headers.get(f"agi_arg_{i}", "") for i in (1, 2, 3)]
