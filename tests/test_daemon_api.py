@@ -169,6 +169,10 @@ async def test_methods_parameters_and_headers_table(tmp_path: Path, caplog: pyte
                     assert r.headers["Cache-Control"] == "no-store" and r.headers["Server"] == "qmon"
                 if path in doc["paths"]:
                     check(doc, path, 400, body)
+            async with http.get(base + "/metrics", headers=AUTH) as r:
+                exposed = await r.text()
+            assert "qmon_survey_sessions_in_progress 0.0" in exposed  # the daemon wires the FastAGI counters
+            assert 'qmon_survey_sessions_rejected_total{reason="overloaded"} 0.0' in exposed
             # every problem at once, not only the first
             async with http.get(base + "/api/v1/calls?limit=0&since=nan&x=1", headers=AUTH) as r:
                 err = (await r.json())["error"]
@@ -183,3 +187,24 @@ async def test_methods_parameters_and_headers_table(tmp_path: Path, caplog: pyte
                     check(doc, path, 200, await r.json())
     assert len(cases) > 120
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], "no tracebacks"
+
+
+async def test_an_unexpected_error_is_a_json_500_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from monitor.web.server import ApiContext, make_app
+
+    class Broken:
+        queues: tuple[str, ...] = ()
+
+        def expose(self) -> bytes:
+            raise RuntimeError("a bug")
+
+    app = make_app(ApiContext(metrics=Broken()))  # type: ignore[arg-type]
+    async with TestClient(TestServer(app)) as client:
+        r = await client.get("/metrics")
+        body = await r.json()
+    assert (r.status, body) == (500, {"error": "internal error"})
+    assert r.headers["Cache-Control"] == "no-store" and r.headers["Server"] == "qmon"
+    (rec,) = [x for x in caplog.records if x.name == "qmon.http"]
+    assert rec.exc_info is not None and "GET /metrics" in rec.getMessage()
