@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from monitor.core.members import MEMBER_STATES
@@ -242,9 +243,41 @@ def make_app(ctx: ApiContext, survey_query: SurveyQuery | None = None) -> web.Ap
     return app
 
 
+class _ProtocolLog(logging.LoggerAdapter):  # type: ignore[type-arg]  # generic only in typeshed
+    """The logger aiohttp's protocol gets. aiohttp logs every request it cannot parse (garbage, a bad header, an
+    8 KB request line) as an ERROR with a traceback: a client must not be able to flood the log. Here that is one
+    line without the traceback, then at most one a minute with the count; any other error keeps its traceback."""
+
+    def __init__(self, interval_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(log, {})
+        self.interval_s, self.clock = interval_s, clock
+        self.count = 0  # unparseable requests since start
+        self._since = 0
+        self._next: float | None = None
+
+    def log(self, level: int, msg: object, *args: object, **kw: Any) -> None:
+        """Pass on, or turn an unparseable request's traceback into the throttled line."""
+        exc = kw.get("exc_info")
+        if not isinstance(exc, HttpProcessingError) or level < logging.WARNING:  # aiohttp's debug: TLS probes
+            super().log(level, msg, *args, **kw)
+            return
+        self.count += 1
+        self._since += 1
+        now = self.clock()
+        if self._next is not None and now < self._next:
+            return
+        why = str(exc.message).splitlines()[0][:120] if exc.message else type(exc).__name__
+        if self._next is None:
+            self.logger.warning("HTTP: unparseable request answered 400 (%s)", why)
+        else:
+            self.logger.warning("HTTP: %d unparseable request(s) answered 400 in the last %.0f s (latest: %s)",
+                                self._since, self.interval_s, why)
+        self._since, self._next = 0, now + self.interval_s
+
+
 async def start_http(app: web.Application, bind: str, port: int) -> tuple[web.AppRunner, int]:
     """Serve ``app``; returns the runner (for cleanup) and the bound port (``port=0`` picks a free one)."""
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, logger=_ProtocolLog())
     await runner.setup()
     site = web.TCPSite(runner, bind, port)
     await site.start()
