@@ -1,4 +1,5 @@
-"""The FastAGI listener: our own accept loop, so running out of file descriptors is one log line, not a flood.
+"""The FastAGI listener: our own accept loop, so running out of file descriptors is one log line, not a flood,
+and :class:`Admission`, which bounds the connections that are not (yet) a survey.
 
 asyncio's ``start_server`` logs every ``accept()`` that fails with EMFILE as an ERROR with a traceback (measured:
 1,256 of them in 10 s with ``ulimit -n 1024`` and 1,100 idle connections) and stops accepting for a second each
@@ -142,3 +143,72 @@ class Acceptor:
             backoff = 0.05
             conn.setblocking(False)
             self.on_conn(conn)
+
+
+class Admission:
+    """The connections not in a survey, oldest first: waiting for their headers (may be dropped to make room for a
+    newcomer: Asterisk sends its request at once, an idle peer is not Asterisk) or held while they hear the overload
+    goodbye (never dropped). At most ``max_sessions`` of them, so with ``max_sessions`` surveys the server holds
+    at most twice that many descriptors whatever peers do. ``spawn`` starts a connection's task; ``on_no_room``
+    is told when a newcomer had to be closed at once (every slot held).
+    """
+
+    def __init__(self, max_sessions: int, spawn: Callable[[socket.socket], asyncio.Task[None]],
+                 on_no_room: Callable[[], None], logger: logging.Logger, stats: dict[str, int]) -> None:
+        self.max_sessions = max_sessions
+        self.spawn = spawn
+        self.on_no_room = on_no_room
+        self.stats = stats
+        self._idle = Throttle(logger)
+        self._waiting: dict[asyncio.Task[None], bool] = {}  # task -> may be dropped
+        self._room = max_sessions  # lowered for a minute when the process runs out of descriptors
+        self._room_until = 0.0
+
+    def on_conn(self, sock: socket.socket) -> None:
+        """A connection was accepted: start its task (waiting for headers), or close it at once if no room."""
+        self.stats["connections"] = self.stats.get("connections", 0) + 1
+        room = self._room if time.monotonic() < self._room_until else self.max_sessions
+        if len(self._waiting) >= room and not self.drop_idle():
+            # Closing now makes AGI() return without a status: the dialplan plays its own goodbye.
+            self.stats["rejected_no_room"] = self.stats.get("rejected_no_room", 0) + 1
+            self.on_no_room()
+            sock.close()
+            return
+        task = self.spawn(sock)
+        self._waiting[task] = True
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._waiting.pop(t, None)
+            if sock.fileno() >= 0 and t.cancelled():
+                sock.close()  # cancelled before its stream took the socket over
+
+        task.add_done_callback(done)
+
+    def release(self, task: asyncio.Task[None] | None) -> None:
+        """``task`` has its headers, finished its goodbye or is gone: it no longer counts."""
+        if task is not None:
+            self._waiting.pop(task, None)
+
+    def hold(self, task: asyncio.Task[None] | None) -> None:
+        """``task`` hears the overload goodbye: it counts against the bound and is never dropped."""
+        if task is not None:
+            self._waiting[task] = False
+
+    def exhausted(self) -> bool:
+        """accept() ran out of descriptors (the limit is below what max_sessions needs, or others hold them):
+        keep fewer connections waiting for a minute, so newcomers make room before accept() fails again."""
+        self._room = max(min(8, self.max_sessions), min(len(self._waiting), self._room) - 1)
+        self._room_until = time.monotonic() + 60.0
+        return self.drop_idle()
+
+    def drop_idle(self) -> bool:
+        """Drop the oldest connection still waiting for its headers, freeing a descriptor; False if there is none."""
+        for task, idle in self._waiting.items():
+            if idle:
+                del self._waiting[task]
+                task.cancel()
+                self.stats["idle_dropped"] = self.stats.get("idle_dropped", 0) + 1
+                self._idle.hit("survey: dropped a FastAGI connection that sent no request, to make room",
+                               "survey: %d more idle FastAGI connection(s) dropped in the last %.0f s")
+                return True
+        return False

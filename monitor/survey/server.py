@@ -11,6 +11,11 @@ a worker thread under ``work_deadline_s`` (default 2 s); past it the caller hear
 another matter: each command's reply may take its prompt's length (+ the digit timeouts) + ``reply_slack_s``
 (recorded: a proxy delaying every reply by 3 s, survey still completed); a peer silent beyond that is dropped so
 the dialplan goes on. The result sink and the cooldown write run only after the channel is handed back.
+
+Overload (issue 14): at most ``max_sessions`` surveys run at once; beyond it a caller hears goodbye at once
+(``QMON_SURVEY_STATUS=overloaded``, no lookup). Connections without headers yet are bounded by
+:class:`~monitor.survey.listener.Admission` (the oldest idle one is dropped for a newcomer), and accept() failures
+(EMFILE) by :class:`~monitor.survey.listener.Acceptor`: logged once, never a traceback per connection.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from monitor.core.repeat import normalize_number
 from monitor.core.survey import CooldownState, Decision, OptOutList, SurveyPolicy, SurveyResultRecord
 from monitor.survey.agi import AgiChannel, AgiError, AgiHangup, quote, read_headers, render, to_reply
 from monitor.survey.durations import default_durations
-from monitor.survey.listener import Acceptor, Throttle, fd_budget, listen
+from monitor.survey.listener import Acceptor, Admission, Throttle, fd_budget, listen
 
 log = logging.getLogger("qmon.survey")
 
@@ -105,14 +110,7 @@ class SurveyServer:
         self.max_sessions = max_sessions
         self._acceptor: Acceptor | None = None
         self._sessions: set[asyncio.Task[None]] = set()
-        # Connections not in a survey, oldest first: waiting for their headers (True: may be dropped to make room
-        # for a newcomer) or hearing the overload goodbye (False). At most max_sessions of them, so the server
-        # holds at most 2 x max_sessions descriptors whatever peers do.
-        self._waiting: dict[asyncio.Task[None], bool] = {}
-        self._room = max_sessions  # bound of _waiting: lowered for a minute when the process runs out of fds
-        self._room_until = 0.0
         self._overload = Throttle(log)
-        self._idle = Throttle(log)
         self._bad_headers = Throttle(log)
         # Own small pool: a hung store must not starve the loop's default executor (used by others).
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qmon-survey")
@@ -121,12 +119,13 @@ class SurveyServer:
             "qmon_slow": 0, "peer_stalled": 0, "sessions": 0, "rejected_overloaded": 0, "rejected_no_room": 0,
             "idle_dropped": 0, "accept_errors": 0,
         }
+        self._admission = Admission(max_sessions, self._spawn, self._overload_hit, log, self.stats)
 
     async def start(self) -> None:
         """Start listening (``port=0`` picks a free port, then read :attr:`port`); OSError if it cannot bind."""
         socks = listen(self.bind, self.port)
         self.port = int(socks[0].getsockname()[1])
-        self._acceptor = Acceptor(socks, self._on_conn, self._exhausted, log, self.stats)
+        self._acceptor = Acceptor(socks, self._admission.on_conn, self._admission.exhausted, log, self.stats)
         self._acceptor.start()
         log.info("survey FastAGI server listening on %s:%d (at most %d surveys at once)", self.bind, self.port,
                  self.max_sessions)
@@ -147,48 +146,11 @@ class SurveyServer:
             await asyncio.gather(*pending, return_exceptions=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _on_conn(self, sock: socket.socket) -> None:
-        """A connection was accepted: start its task, or refuse it at once when there is no room (see _waiting)."""
-        self.stats["connections"] += 1
-        room = self._room if time.monotonic() < self._room_until else self.max_sessions
-        if len(self._waiting) >= room and not self._drop_idle():
-            # Every slot holds a caller hearing the overload goodbye: closing now makes AGI() return without a
-            # status, and the dialplan plays its own goodbye (asterisk/extensions_qmon.conf).
-            self.stats["rejected_no_room"] += 1
-            self._overload_hit()
-            sock.close()
-            return
+    def _spawn(self, sock: socket.socket) -> asyncio.Task[None]:
         task = asyncio.create_task(self._accept(sock), name="survey-agi")
         self._sessions.add(task)
-        self._waiting[task] = True
-
-        def done(t: asyncio.Task[None]) -> None:
-            self._sessions.discard(t)
-            self._waiting.pop(t, None)
-            if sock.fileno() >= 0 and t.cancelled():
-                sock.close()  # cancelled before its stream took the socket over
-
-        task.add_done_callback(done)
-
-    def _exhausted(self) -> bool:
-        """accept() ran out of descriptors (the limit is below what max_sessions needs, or others hold them):
-        keep fewer connections waiting for a minute, so the next ones make room before accept() fails again."""
-        self._room = max(min(8, self.max_sessions), min(len(self._waiting), self._room) - 1)
-        self._room_until = time.monotonic() + 60.0
-        return self._drop_idle()
-
-    def _drop_idle(self) -> bool:
-        """Drop the oldest connection still waiting for its headers (Asterisk sends them at once: an idle peer is
-        not Asterisk), freeing a descriptor; False when there is none."""
-        for task, idle in self._waiting.items():
-            if idle:
-                del self._waiting[task]
-                task.cancel()
-                self.stats["idle_dropped"] += 1
-                self._idle.hit("survey: dropped a FastAGI connection that sent no request, to make room",
-                               "survey: %d more idle FastAGI connection(s) dropped in the last %.0f s")
-                return True
-        return False
+        task.add_done_callback(self._sessions.discard)
+        return task
 
     def _overload_hit(self) -> None:
         self._overload.hit("survey: overloaded: %d surveys in progress (survey.max_sessions); callers beyond it "
@@ -233,8 +195,7 @@ class SurveyServer:
                                   "survey: %d more FastAGI request(s) rejected in the last %.0f s (latest: %s)", exc)
             return None, None
         finally:
-            if task is not None:
-                self._waiting.pop(task, None)  # admitted or gone: no longer waiting
+            self._admission.release(task)
         if self.stats["sessions"] >= self.max_sessions:
             return await self._overloaded(chan, headers), None
         self.stats["sessions"] += 1
@@ -253,14 +214,12 @@ class SurveyServer:
         source = "callback" if script == "csat-callback" else "agi"
         lang = self.policy.language(None, headers.get("agi_language"), args[2] or None)
         task = asyncio.current_task()
-        if task is not None:
-            self._waiting[task] = False  # counted among the connections not in a survey, never dropped
+        self._admission.hold(task)
         try:
             await self._say(chan, lang, [SetVar("QMON_SURVEY_STATUS", "overloaded"),
                                          *self._trace("qmon:status=overloaded")])
         finally:
-            if task is not None:
-                self._waiting.pop(task, None)
+            self._admission.release(task)
         return self._record(None, headers, normalize_number(headers.get("agi_callerid")),
                             Decision(False, "overloaded"), "not_eligible", lang, source, started, reason="overloaded",
                             queue_hint=args[1], lid_hint=args[0] if source == "agi" else "")
