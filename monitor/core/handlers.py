@@ -22,7 +22,9 @@ from monitor.core.records import (
     Voicemail,
     VoicemailNote,
 )
+from monitor.core.resync import members_listed
 from monitor.core.segments import SegmentInput as In
+from monitor.core.segments import SegmentState
 from monitor.core.state import CallState, SegState, TrackerState
 from monitor.core.transfers import describe_target
 from monitor.core.vocab import VOICEMAIL_REASONS, ClosedBy, CsatStatus, Outcome, parse_csat
@@ -200,8 +202,16 @@ def on_complete(st: TrackerState, e: ev.AgentComplete, ts: float, out: Out) -> N
         st.stats["late_events"] += 1
         return
     seg = next((s for s in reversed(call.segments) if s.queue == e.queue and s.agent == e.member), None)
+    if seg is None:  # adopted at a resync without knowing which member had it
+        seg = next((s for s in reversed(call.segments) if s.queue == e.queue and s.adopted and s.agent is None
+                    and s.state == SegmentState.ANSWERED), None)
     if seg is None or seg.talk_s is not None or not step(st, seg, In.COMPLETE, ts, out):
         return
+    if seg.adopted:  # answered before a gap: Asterisk's HoldTime/TalkTime replace the resync's estimates
+        seg.agent = seg.agent or e.member
+        seg.end_ts = ts - e.talk_time
+        seg.wait_s = float(e.hold_time)
+        seg.join_ts = seg.end_ts - e.hold_time
     seg.talk_s = float(e.talk_time)
     seg.completion = e.reason
     st.members.adjust(e.queue, e.member, in_call=-1)
@@ -272,8 +282,10 @@ def on_user(st: TrackerState, e: ev.UserEvent, ts: float, out: Out) -> None:
 
 
 def on_member(st: TrackerState, e: ev.MemberEvent, ts: float, out: Out) -> None:
-    """QueueMemberAdded/Removed/Status/Pause and QueueMember list entries."""
+    """QueueMemberAdded/Removed/Status/Pause and QueueMember list entries (collected during a resync)."""
     st.queues.add(e.queue)
+    if e.kind == "list" and st.resync is not None:
+        st.resync.members.add((e.queue, e.member))
     note = st.members.apply(e, ts)
     if note is not None:
         out.append(note)
@@ -282,22 +294,31 @@ def on_member(st: TrackerState, e: ev.MemberEvent, ts: float, out: Out) -> None:
 def on_params(st: TrackerState, e: ev.QueueParams, ts: float, out: Out) -> None:
     """QueueParams (QueueStatus response): the queue exists."""
     st.queues.add(e.queue)
+    if st.resync is not None:
+        st.resync.queues.add(e.queue)
 
 
 def on_entry(st: TrackerState, e: ev.QueueEntry, ts: float, out: Out) -> None:
     """QueueEntry (QueueStatus response): a caller waiting now; collected during a resync."""
     st.queues.add(e.queue)
     st.chan(e.chan)
-    if st.resync_alive is not None:
-        st.resync_alive.add(e.chan.uniqueid)
-        st.resync_waiting.append(e)
+    if st.resync is not None:
+        st.resync.alive.add(e.chan.uniqueid)
+        st.resync.waiting.append((e, ts))
 
 
 def on_listed(st: TrackerState, e: ev.CoreShowChannel, ts: float, out: Out) -> None:
     """CoreShowChannel (CoreShowChannels response): a channel alive now; collected during a resync."""
     st.chan(e.chan)
-    if st.resync_alive is not None:
-        st.resync_alive.add(e.chan.uniqueid)
+    if st.resync is not None:
+        st.resync.alive.add(e.chan.uniqueid)
+        st.resync.channels[e.chan.uniqueid] = (e, ts)
+
+
+def on_list_complete(st: TrackerState, e: ev.ListComplete, ts: float, out: Out) -> None:
+    """QueueStatusComplete during a resync: the members it listed are all there are (the others are removed)."""
+    if st.resync is not None and e.list_name == "QueueStatus":
+        members_listed(st, st.resync, ts, out)
 
 
 Handler = Callable[[TrackerState, Any, float, Out], None]
@@ -322,4 +343,5 @@ HANDLERS: dict[type[ev.Event], Handler] = {
     ev.QueueParams: on_params,
     ev.QueueEntry: on_entry,
     ev.CoreShowChannel: on_listed,
+    ev.ListComplete: on_list_complete,
 }

@@ -17,13 +17,14 @@ from collections import Counter
 from dataclasses import replace
 
 from monitor.core import events as ev
-from monitor.core.calls import attach_survey, check_repeat, close, freeze, open_call
+from monitor.core.calls import attach_survey, close, freeze
 from monitor.core.handlers import HANDLERS
 from monitor.core.members import Members
 from monitor.core.records import CallRecord, Note, SurveyNote, SurveyResultRecord
 from monitor.core.repeat import RepeatIndex
+from monitor.core.resync import adopt
 from monitor.core.segments import SegmentState
-from monitor.core.state import SegState, TrackerConfig, TrackerState
+from monitor.core.state import ResyncAnswers, TrackerConfig, TrackerState
 from monitor.core.vocab import ClosedBy, SurveyStatus
 
 __all__ = ["CallTracker", "TrackerConfig", "TrackerState"]
@@ -172,34 +173,32 @@ class CallTracker:
         self.state.members.reset_call_state()
 
     def resync_begin(self) -> None:
-        """Start collecting QueueStatus/CoreShowChannels answers after a reconnect."""
-        self.state.resync_alive = set()
-        self.state.resync_waiting = []
+        """Start collecting QueueStatus/CoreShowChannels answers after a reconnect (again for each attempt)."""
+        self.state.resync = ResyncAnswers()
+
+    def clock_sample(self, pbx_ts: float, now: float) -> None:
+        """A PBX time ``pbx_ts`` read at daemon time ``now`` (e.g. the ``Timestamp`` of a Ping answer), both epoch s:
+        the clock offset for answers that carry none (a fresh process has seen no event yet)."""
+        st = self.state
+        st.now = max(st.now, self._event_time(pbx_ts, now))
 
     def resync_end(self, now: float) -> list[Note]:
-        """Close suspect calls whose channels are gone (as unknown); adopt callers waiting since the gap.
+        """Close suspect calls whose channels are gone (as gap); adopt calls alive that we do not track.
 
-        ``now`` is the daemon's clock (s); it is placed on the PBX clock before it touches any call.
+        ``now`` is the daemon's clock (s); it is placed on the PBX clock before it touches any call. What is
+        adopted, and from which answers, is in :mod:`monitor.core.resync`.
         """
         now = self.pbx_time(now)
         st = self.state
         out: list[Note] = []
-        alive = st.resync_alive or set()
+        answers = st.resync or ResyncAnswers()
         for call in list(st.calls.values()):
-            if call.suspect and not (call.channels & alive):
+            if call.suspect and not (call.channels & answers.alive):
                 out.append(close(st, call, now, ClosedBy.GAP))
             else:
                 call.suspect = False
-        for entry in st.resync_waiting:
-            if entry.chan.uniqueid not in st.by_uid and entry.chan.linkedid not in st.closed:
-                # QueueStatus lists a caller we never saw join (it joined during the gap): adopt it.
-                joined = now - entry.wait
-                call = open_call(st, entry.chan, joined)
-                call.segments.append(SegState(entry.queue, entry.chan.uniqueid, joined, entry.position,
-                                              adopted=True))
-                check_repeat(st, call, entry.chan, joined, out)
-        st.resync_alive = None
-        st.resync_waiting = []
+        adopt(st, answers, out)
+        st.resync = None
         return out
 
     def close_all(self, now: float, reason: str = ClosedBy.GAP) -> list[Note]:
