@@ -38,9 +38,10 @@ class ResyncRefused(Exception):
 class ListAnswer:
     """The answer to one list action: its Response, then events until ``EventList: Complete``."""
 
-    def __init__(self, action: str, feed: Callable[[Headers], None]) -> None:
+    def __init__(self, action: str, feed: Callable[[Headers], None], done: Callable[[], None] | None = None) -> None:
         self.action = action
         self.feed = feed
+        self.done = done  # run on the read path right after the last event: before any event that follows it
         self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def take(self, headers: Headers) -> None:
@@ -53,6 +54,8 @@ class ListAnswer:
             return
         self.feed(headers)
         if (first(headers.get("EventList")) or "").lower() == "complete":
+            if self.done is not None:
+                self.done()
             self.future.set_result(None)
 
     def fail(self, exc: Exception) -> None:
@@ -144,12 +147,16 @@ class Resyncer:
         write(encode({"Action": "Ping", "ActionID": ping}))
         for action in LIST_ACTIONS:
             aid = f"{RESYNC_PREFIX}{next(self._ids)}"
-            answer = self._lists[aid] = ListAnswer(action, self._feed)
+            # The last list settles the tracker in wire order: a Hangup read right after it finds the call adopted.
+            done = self._settle if action == LIST_ACTIONS[-1] else None
+            answer = self._lists[aid] = ListAnswer(action, self._feed, done)
             try:
                 write(encode({"Action": action, "ActionID": aid}))
                 await asyncio.wait_for(asyncio.shield(answer.future), s.resync_timeout_s)
             finally:
                 self._lists.pop(aid, None)
+
+    def _settle(self) -> None:
         self.ingest.resync_end(self._clock())
 
     def _delay(self) -> float:

@@ -59,6 +59,8 @@ def adopt(st: TrackerState, answers: ResyncAnswers, out: Out) -> None:
     for entry, ts in answers.waiting:
         waiting.add(entry.chan.uniqueid)
         listed = answers.channels.get(entry.chan.uniqueid) or by_name.get(entry.chan.channel)
+        if listed is None and answers.channels:
+            continue  # gone by the time of CoreShowChannels, the later snapshot (its Hangup came in between)
         known = st.chans.get(entry.chan.uniqueid)
         linkedid = ((listed[0].chan.linkedid if listed else "") or entry.chan.linkedid
                     or (known.linkedid if known else "") or entry.chan.uniqueid)
