@@ -300,6 +300,8 @@ class AmiSource:
         _, proto = await asyncio.wait_for(loop.create_connection(
             lambda: _Protocol(self._manager, self._on_event, self._resync.route), s.host, s.port), s.connect_timeout_s)
         self._proto = proto
+        if proto.is_closed:  # dropped before we could even log in (e.g. not an AMI server: see _banner_ok)
+            raise AmiNotConnected(proto.refused or "connection closed before the Login")
         m = self._manager
         m.loop, m.protocol, m.tap = loop, proto, self.tap
         m.responses = proto.responses

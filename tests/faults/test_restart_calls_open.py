@@ -34,7 +34,8 @@ def _replayed() -> dict[str, CallRecord]:
 
 def _rows(db: Path) -> list[tuple[str, str, str, float, str]]:
     with sqlite3.connect(db) as c:
-        return c.execute("SELECT linkedid, call_id, closed_by, start_ts, outcome FROM calls ORDER BY call_id").fetchall()
+        return c.execute("SELECT linkedid, call_id, closed_by, start_ts, outcome FROM calls ORDER BY call_id"
+                         ).fetchall()
 
 
 def _segments(db: Path) -> dict[str, list[tuple[str, float, float | None, str | None, float | None]]]:

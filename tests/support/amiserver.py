@@ -174,6 +174,7 @@ class AmiTestServer:
         booting: bool = False,
         system_events: bool = True,
         stream_after: str | None = None,
+        stall_at: int | None = None,
     ) -> None:
         if mode not in ("whole", "chunks", "bytes"):
             raise ValueError(f"mode must be whole, chunks or bytes, not {mode!r}")
@@ -204,6 +205,9 @@ class AmiTestServer:
         #: Hold each connection's stream until this action (e.g. "CoreShowChannels") was answered: nothing
         #: happens on the PBX during the resync, so a test knows exactly what the snapshot holds.
         self.stream_after = stream_after.lower() if stream_after else None
+        #: The connection that reaches this message index goes silent there (no more events, no answers, socket
+        #: open: a hung Asterisk); the next connection resumes at that index. One-shot.
+        self.stall_at = stall_at
         self.port = 0
         self.actions: list[Headers] = []  # every action received, with "_conn" = connection number (1-based)
         self.logins: list[tuple[str, bool]] = []  # (username, accepted) per Login
@@ -314,6 +318,7 @@ class _Conn:
         self._wake = asyncio.Event()
         self.index = 0  # the next stream message this connection writes
         self.held: int | None = None  # the stream start, held until the stream_after action
+        self.stalled = False
 
     def abort(self) -> None:
         self.writer.transport.abort()
@@ -375,6 +380,8 @@ class _Conn:
             return None
         if not self.logged_in:
             self.reply([{"Response": "Error", "Message": "Authentication Required"}], action)
+            return None
+        if self.stalled:
             return None
         self._answer(name, action)
         if srv.stream_after == name and self.held is not None:
@@ -477,6 +484,12 @@ class _Conn:
                         buf += item
                 elif index is not None and index < len(srv.messages):
                     msg = srv.messages[index]
+                    if srv.stall_at == index:
+                        srv.stall_at, srv.next_index, self.stalled = None, index, True
+                        self._out.clear()
+                        break
+                    if self.stalled:
+                        break
                     if srv.drop_at == index:
                         keep = len(msg) // 2 if srv.drop_after_bytes is None else srv.drop_after_bytes
                         buf += msg[:keep]
