@@ -84,14 +84,14 @@ async def test_event_loop_lag_is_exported_and_moves_when_the_loop_is_blocked(tmp
         hist = d.metrics.loop_lag
 
         await until(lambda: _count(hist) >= 2, 5, "the lag timer's first samples")
-        before = _over(hist, 1.0)
+        before = _over(hist, 0.5)
         time.sleep(1.2)  # noqa: ASYNC251  (the point: the loop is blocked, the timer wakes up ~1.2 s late)
-        await until(lambda: _over(hist, 1.0) >= before + 1, 5, "a late wake-up counted")
+        await until(lambda: _over(hist, 0.5) >= before + 1, 5, "a late wake-up counted")  # lag >= 0.95 s
         async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{d.http_port}/metrics") as r:
             text = await r.text()
         assert 'qmon_event_loop_lag_seconds_bucket{le="0.25"}' in text and "qmon_event_loop_lag_seconds_sum" in text
         assert float(next(ln for ln in text.splitlines() if ln.startswith("qmon_event_loop_lag_seconds_sum")
-                          ).split()[-1]) >= 1.0
+                          ).split()[-1]) >= 0.9
 
 
 def _count(hist: object) -> float:
