@@ -1,23 +1,18 @@
 """The live AMI source: panoramisk ``Manager`` + our wire parser, reconnect with backoff, resync, fed synchronously.
 
-panoramisk is used for what it does well — Action IDs, collecting responses and event lists into futures — with
-three workarounds (all traps seen in panoramisk 1.4 source):
+panoramisk is used for what it does well (Action IDs, responses into futures), with workarounds for traps in its
+1.4 source: **framing/parsing** is :class:`monitor.ami.wire.WireParser` (panoramisk decodes each TCP read alone
+with ``errors='ignore'``, strips a last empty header, never bounds its buffer); **reconnect** is ours
+(``Manager.connection_lost`` retries every 2 s without backoff and re-sends pending actions: an ``Originate``
+could ring a customer twice) — a lost connection fails pending actions with :class:`AmiNotConnected` and
+:meth:`AmiSource.run` reconnects with capped exponential backoff + jitter, then resyncs
+(:mod:`monitor.ami.resync`, retried until Asterisk answers); **keepalive** is ours (panoramisk's pinger never
+checks for an answer): each ``Ping`` is awaited with a timeout and the connection dropped without one. A peer
+that sends no Asterisk banner line within ``MAX_BANNER_BYTES`` is dropped at once.
 
-* **Framing/parsing** is :class:`monitor.ami.wire.WireParser`, not ``AMIProtocol.data_received``: panoramisk
-  decodes each TCP read on its own with ``errors='ignore'`` (a UTF-8 caller name split across two reads loses
-  bytes), strips each message so a last header with an empty value (``Value: ``, ``Score: ``) vanishes, never
-  bounds its buffer, and would give live events a different shape than the ``.ami`` replay path.
-* **Reconnect** is ours: ``Manager.connection_lost`` retries every 2 s forever without backoff, and re-sends
-  pending actions after the next login (an ``Originate`` could ring a customer twice). Here a lost connection
-  fails pending actions with :class:`AmiNotConnected`, and :meth:`AmiSource.run` reconnects with capped
-  exponential backoff + jitter, then resyncs the tracker from ``QueueStatus`` + ``CoreShowChannels``.
-* **Keepalive** is ours: panoramisk's pinger never checks for an answer, so a half-open TCP connection would
-  go unnoticed; we await each ``Ping`` with a timeout and drop the connection when it does not come back.
-
-Events go straight from the wire parser into :meth:`Ingest.feed` on the read path (no panoramisk ``Message``, no
-dispatch: its coroutine callbacks would run fire-and-forget, out of order); nothing is awaited there. Only
-answers to our actions (a ``Response``, or an event carrying the ActionID of a pending action, such as the
-QueueStatus list) go to panoramisk.
+Events go straight from the wire parser into :meth:`Ingest.feed` on the read path (no panoramisk dispatch: its
+coroutine callbacks would run fire-and-forget, out of order); nothing is awaited there. Answers to our actions go
+to panoramisk, except the resync's, which go to the resync in wire order.
 """
 
 from __future__ import annotations

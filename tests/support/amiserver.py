@@ -2,9 +2,13 @@
 
 It speaks what qmon (and panoramisk) expect from Asterisk 22: the banner, ``Login`` (success, or
 ``Response: Error / Message: Authentication failed`` and a closed socket, as Asterisk does), then it streams
-a message list — whole, in seeded random chunk sizes, or byte by byte — while answering ``Ping``,
-``QueueStatus``, ``CoreShowChannels``, ``Originate`` and ``Logoff``. It can cut the connection at a message
-index (after a partial write of that message) and let the next connection continue from a chosen index.
+a message list — whole, in seeded random chunk sizes, or byte by byte — while answering ``Ping`` (with the PBX
+clock's ``Timestamp``), ``QueueStatus``, ``CoreShowChannels`` (fields and order as recorded in
+``fixtures/live22/resync-responses.ami``: QueueEntry has no Linkedid), ``Originate`` and ``Logoff``. It can cut
+the connection at a message index (after a partial write of that message), stall at one (silent, socket open),
+and let the next connection continue from a chosen index; it can play an Asterisk that restarts (``booting``:
+QueueStatus answers ``Invalid/unknown command`` until :meth:`AmiTestServer.finish_boot`) for a user with or
+without the ``system`` read class (FullyBooted, or never).
 
 Typical use::
 
