@@ -89,3 +89,40 @@ def test_member_channel_and_interface_name_the_same_device() -> None:
 def test_coreshowchannel_duration() -> None:
     assert duration_s("00:00:12") == 12 and duration_s("100:01:02") == 360062
     assert duration_s("") is None and duration_s("1:2") is None and duration_s("aa:bb:cc") is None
+
+
+def _waiting_call(tr: CallTracker, ing: Ingest) -> None:
+    from tests.support.builders import CallBuilder
+
+    c = CallBuilder("9.1", "9.0", chan="Local/5@c-9.1;2")
+    ing.feed(_member("QueueMemberAdded", "agent2"), 0)
+    ing.feed(c.queue_app(100, "support"), 0)
+    ing.feed(c.join(100, "support"), 0)
+    tr.connection_lost(0)
+    ing.clock_sample(130.0, 0.0)
+    ing.resync_begin()
+
+
+def test_a_caller_answered_during_the_gap_is_answered_by_the_bridged_member() -> None:
+    tr = CallTracker()
+    ing = Ingest(tr)
+    _waiting_call(tr, ing)
+    ing.feed(_listed("9.1", "9.0", "00:00:30", BridgeId="b1"), 0)
+    ing.feed({**_listed("9.6", "9.0", "00:00:12", BridgeId="b1"), "Channel": "Local/agent2@lab-agents-00000003;1",
+              "Application": "AppQueue"}, 0)
+    ing.resync_end(0)
+    call = tr.find_call("9.1")
+    assert call is not None
+    seg = call.segments[0]
+    assert (seg.outcome, seg.agent, seg.end_ts, seg.wait_s) == ("answered", "agent2", 118.0, 18.0)
+    assert tr.members.counts("support")["in_call"] == 1
+
+
+def test_a_caller_that_left_the_queue_during_the_gap_has_an_unknown_outcome_not_a_guess() -> None:
+    tr = CallTracker()
+    ing = Ingest(tr)
+    _waiting_call(tr, ing)
+    ing.feed({**_listed("9.1", "9.0", "00:00:30"), "Application": "VoiceMail"}, 0)  # Queue() returned in the gap
+    ing.resync_end(0)
+    call = tr.find_call("9.1")
+    assert call is not None and call.segments[0].outcome == "unknown"

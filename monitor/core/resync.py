@@ -24,10 +24,10 @@ import re
 from dataclasses import replace
 
 from monitor.core import events as ev
-from monitor.core.calls import Out, check_repeat, open_call
+from monitor.core.calls import Out, check_repeat, open_call, resolve
 from monitor.core.records import MemberNote
 from monitor.core.segments import SegmentState
-from monitor.core.state import ResyncAnswers, SegState, TrackerState
+from monitor.core.state import CallState, ResyncAnswers, SegState, TrackerState
 from monitor.core.vocab import Outcome
 
 # A channel name is "<device>-<sequence>" with ";1"/";2" for the two halves of a Local channel (channel.c,
@@ -50,6 +50,49 @@ def members_listed(st: TrackerState, answers: ResyncAnswers, ts: float, out: Out
             del st.members.by_key[key]
             out.append(MemberNote(m.queue, m.name, m.interface, "logout", "", ts))
     answers.members_replaced = True
+
+
+def reconcile(st: TrackerState, call: CallState, answers: ResyncAnswers, now: float, out: Out) -> None:
+    """A call alive across a gap: settle its open queue visits from what Asterisk says now (``now``: PBX s).
+
+    Still in QueueEntry: still waiting. Its Queue() channel bridged (``BridgeId``): answered during the gap (by
+    the member whose channel shares the bridge). Neither, and no longer in Queue(): the visit ended during the
+    gap for a reason no answer tells, so its outcome is ``unknown`` — never a guess such as "abandoned" at the
+    next hang-up.
+    """
+    waiting = {e.chan.uniqueid for e, _ in answers.waiting}
+    for seg in call.segments:
+        if not seg.is_open or seg.uid in waiting:
+            continue
+        listed = answers.channels.get(seg.uid)
+        if listed is not None and listed[0].application == "Queue":
+            if listed[0].bridge_id:
+                _answered_during_gap(st, answers, seg, *listed, out)
+            continue  # in Queue() but not listed as waiting: being connected right now; its events follow
+        resolve(st, seg, Outcome.UNKNOWN, now, out)
+
+
+def _bridged_member(st: TrackerState, answers: ResyncAnswers, c: ev.CoreShowChannel, queue: str
+                    ) -> tuple[ev.CoreShowChannel | None, str | None]:
+    """The member channel in the same bridge as ``c`` and the member of ``queue`` it belongs to."""
+    leg = next((o for o, _ in answers.channels.values() if o.bridge_id == c.bridge_id and o is not c), None)
+    if leg is None:
+        return None, None
+    dev = device(leg.chan.channel)
+    return leg, next((m.name for (q, _), m in st.members.by_key.items() if q == queue and device(m.interface) == dev),
+                     None)
+
+
+def _answered_during_gap(st: TrackerState, answers: ResyncAnswers, seg: SegState, c: ev.CoreShowChannel, ts: float,
+                         out: Out) -> None:
+    leg, member = _bridged_member(st, answers, c, seg.queue)
+    answered = ts - leg.duration_s if leg is not None and leg.duration_s is not None else ts
+    seg.end_ts = max(seg.join_ts, answered)
+    seg.wait_s = seg.end_ts - seg.join_ts
+    seg.agent, seg.agent_uid, seg.adopted = member, leg.chan.uniqueid if leg is not None else None, True
+    resolve(st, seg, Outcome.ANSWERED, ts, out)
+    if member is not None:
+        st.members.adjust(seg.queue, member, in_call=1)
 
 
 def adopt(st: TrackerState, answers: ResyncAnswers, out: Out) -> None:
@@ -91,12 +134,7 @@ def _adopt_answered(st: TrackerState, answers: ResyncAnswers, c: ev.CoreShowChan
     own HoldTime and TalkTime, which replace these estimates)."""
     queue = c.app_data.split(",", 1)[0].strip() or "unknown"
     st.queues.add(queue)
-    leg = next((o for o, _ in answers.channels.values() if o.bridge_id == c.bridge_id and o is not c), None)
-    member = None
-    if leg is not None:
-        dev = device(leg.chan.channel)
-        member = next((m.name for (q, _), m in st.members.by_key.items() if q == queue and device(m.interface) == dev),
-                      None)
+    leg, member = _bridged_member(st, answers, c, queue)
     here = ts - (c.duration_s or 0)  # the Queue() channel's age: Queue() ran at most this long ago
     answered = ts - leg.duration_s if leg is not None and leg.duration_s is not None else ts
     answered = max(here, answered)

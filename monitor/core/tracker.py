@@ -22,7 +22,7 @@ from monitor.core.handlers import HANDLERS
 from monitor.core.members import Members
 from monitor.core.records import CallRecord, Note, SurveyNote, SurveyResultRecord
 from monitor.core.repeat import RepeatIndex
-from monitor.core.resync import adopt
+from monitor.core.resync import adopt, reconcile
 from monitor.core.segments import SegmentState
 from monitor.core.state import ResyncAnswers, TrackerConfig, TrackerState
 from monitor.core.vocab import ClosedBy, SurveyStatus
@@ -195,8 +195,9 @@ class CallTracker:
         for call in list(st.calls.values()):
             if call.suspect and not (call.channels & answers.alive):
                 out.append(close(st, call, now, ClosedBy.GAP))
-            else:
+            elif call.suspect:
                 call.suspect = False
+                reconcile(st, call, answers, now, out)
         adopt(st, answers, out)
         st.resync = None
         return out
