@@ -83,7 +83,7 @@ def test_member_channel_and_interface_name_the_same_device() -> None:
     assert device("Local/agent2@lab-agents-00000003;1") == device("Local/agent2@lab-agents/n") == \
         "Local/agent2@lab-agents"
     assert device("PJSIP/1001-0000000a") == device("PJSIP/1001") == "PJSIP/1001"
-    assert device("SIP/trunk-a-0000001f") == "SIP/trunk-a"
+    assert device("SIP/trunk-a-0000001f") == device("SIP/trunk-a") == "SIP/trunk-a"
 
 
 def test_coreshowchannel_duration() -> None:

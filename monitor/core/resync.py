@@ -16,6 +16,8 @@ The AMI side (``monitor.ami.live``) feeds the answers in wire order during a res
   of the member's channel (an upper bound: that leg was created when it started ringing). Every time is on the
   PBX clock: an answer without a Timestamp is placed there by the tracker's clock offset (set from the resync's
   ``Ping`` Timestamp), never by the daemon's clock.
+* A call the tracker had before a gap and Asterisk still has is reconciled (:func:`reconcile`): answered during
+  the gap if its Queue() channel is bridged, ``unknown`` if it left Queue() during the gap.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from monitor.core.vocab import Outcome
 
 # A channel name is "<device>-<sequence>" with ";1"/";2" for the two halves of a Local channel (channel.c,
 # ast_channel_alloc: "%s-%08x"); a Local member's interface may end with "/n" style options.
-_CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]+(;\d+)?$")
+_CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]{8,}(;\d+)?$")
 _LOCAL_OPTIONS = re.compile(r"^(Local/[^/]+)/[a-zA-Z]*$")
 
 
