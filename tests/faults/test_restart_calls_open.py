@@ -87,6 +87,8 @@ async def test_restart_with_calls_open_stores_each_call_once_with_its_linkedid(t
             assert talk == w.talk_s, (lid, talk, w.talk_s)  # AgentComplete's TalkTime
             assert wait is not None and w.wait_s is not None and abs(wait - w.wait_s) <= 1.0, (lid, wait, w.wait_s)
             assert abs(join - w.join_ts) <= 1.0, (lid, join, w.join_ts)  # from QueueEntry.Wait, on the PBX clock
+    with sqlite3.connect(db) as c:  # the repeat index, warmed from the shutdown rows, knows these calls by Linkedid
+        assert c.execute("SELECT count(*) FROM calls WHERE repeat_windows != ''").fetchone() == (0,)
     starts = {r[0]: r[3] for r in rows}
     for lid, want in truth.items():  # from the Linkedid channel's Duration, not the restart
         assert abs(starts[lid] - want.start_ts) <= 1.0, (lid, starts[lid], want.start_ts)
