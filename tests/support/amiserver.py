@@ -16,9 +16,10 @@ Typical use::
         ...connect to 127.0.0.1:srv.port as user "qmon", secret "secret"...
         await srv.wait_streamed()
 
-Stable API: :class:`AmiTestServer` (``port``, ``actions``, ``logins``, ``connections``, ``state``,
-``drop_at``/``drop_after_bytes``/``resume_at``, ``start``/``close``/``wait_streamed``/``push``/``disconnect``),
-:class:`AmiState`, :func:`transcript_messages`, :func:`state_at`.
+Stable API: :class:`AmiTestServer` (``port``, ``actions``, ``logins``, ``connections``, ``state``, ``queues``,
+``drop_at``/``drop_after_bytes``/``resume_at``/``stall_at``, ``booting``/``system_events``/``finish_boot``,
+``stream_after``, ``pbx_now``, ``start``/``close``/``wait_streamed``/``push``/``disconnect``), :class:`AmiState`,
+:func:`transcript_messages`, :func:`state_at`, :func:`queue_params`, :func:`queue_member`.
 """
 
 from __future__ import annotations
