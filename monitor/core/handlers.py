@@ -294,8 +294,6 @@ def on_member(st: TrackerState, e: ev.MemberEvent, ts: float, out: Out) -> None:
 def on_params(st: TrackerState, e: ev.QueueParams, ts: float, out: Out) -> None:
     """QueueParams (QueueStatus response): the queue exists."""
     st.queues.add(e.queue)
-    if st.resync is not None:
-        st.resync.queues.add(e.queue)
 
 
 def on_entry(st: TrackerState, e: ev.QueueEntry, ts: float, out: Out) -> None:

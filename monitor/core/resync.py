@@ -51,7 +51,6 @@ def members_listed(st: TrackerState, answers: ResyncAnswers, ts: float, out: Out
         if key not in answers.members:
             del st.members.by_key[key]
             out.append(MemberNote(m.queue, m.name, m.interface, "logout", "", ts))
-    answers.members_replaced = True
 
 
 def reconcile(st: TrackerState, call: CallState, answers: ResyncAnswers, now: float, out: Out) -> None:

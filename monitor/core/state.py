@@ -121,8 +121,6 @@ class ResyncAnswers:
     waiting: list[tuple[ev.QueueEntry, float]] = field(default_factory=list)
     channels: dict[str, tuple[ev.CoreShowChannel, float]] = field(default_factory=dict)  # by Uniqueid
     members: set[tuple[str, str]] = field(default_factory=set)  # (queue, member) listed by QueueMember
-    queues: set[str] = field(default_factory=set)  # listed by QueueParams
-    members_replaced: bool = False  # a complete QueueStatus answer was applied
 
 
 @dataclass(slots=True)
