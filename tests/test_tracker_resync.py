@@ -3,7 +3,7 @@ joined to CoreShowChannel for its Linkedid, device names of member channels, Cor
 
 from __future__ import annotations
 
-from monitor.core.ingest import Ingest
+from monitor.core.ingest import Ingest, closed_records
 from monitor.core.normalize import duration_s
 from monitor.core.records import MemberNote, Note
 from monitor.core.resync import device
@@ -126,3 +126,25 @@ def test_a_caller_that_left_the_queue_during_the_gap_has_an_unknown_outcome_not_
     ing.resync_end(0)
     call = tr.find_call("9.1")
     assert call is not None and call.segments[0].outcome == "unknown"
+
+
+def test_an_agentcomplete_after_a_gap_tells_the_lost_answer() -> None:
+    # Waiting when the connection broke; after the new login (before the resync answers) Asterisk reports the end
+    # of its talk: it was answered in the gap. Never "abandoned" at the hang-up that follows.
+    from tests.support.builders import CallBuilder
+
+    tr = CallTracker()
+    notes: list[Note] = []
+    ing = Ingest(tr, [notes.extend])
+    c = CallBuilder("9.1", "9.0", chan="Local/5@c-9.1;2")
+    ing.feed(c.queue_app(100, "support"), 0)
+    ing.feed(c.join(100, "support"), 0)
+    tr.connection_lost(0)
+    ing.feed(c.ev("AgentComplete", 160, Queue="support", MemberName="agent2", Interface="Local/agent2@x/n",
+                  HoldTime=20, TalkTime=40, Reason="caller", DestUniqueid="9.6"), 0)
+    ing.feed(c.ev("Hangup", 160, Cause="16"), 0)
+    (rec,) = closed_records(notes)
+    seg = rec.segments[0]
+    assert (rec.outcome, seg.outcome, seg.agent, seg.wait_s, seg.talk_s) == ("answered", "answered", "agent2",
+                                                                             20.0, 40.0)
+    assert (seg.join_ts, seg.end_ts) == (100.0, 120.0)  # from Asterisk's HoldTime/TalkTime

@@ -22,9 +22,8 @@ from monitor.core.records import (
     Voicemail,
     VoicemailNote,
 )
-from monitor.core.resync import members_listed
+from monitor.core.resync import answered_unseen, members_listed
 from monitor.core.segments import SegmentInput as In
-from monitor.core.segments import SegmentState
 from monitor.core.state import CallState, SegState, TrackerState
 from monitor.core.transfers import describe_target
 from monitor.core.vocab import VOICEMAIL_REASONS, ClosedBy, CsatStatus, Outcome, parse_csat
@@ -202,9 +201,8 @@ def on_complete(st: TrackerState, e: ev.AgentComplete, ts: float, out: Out) -> N
         st.stats["late_events"] += 1
         return
     seg = next((s for s in reversed(call.segments) if s.queue == e.queue and s.agent == e.member), None)
-    if seg is None:  # adopted at a resync without knowing which member had it
-        seg = next((s for s in reversed(call.segments) if s.queue == e.queue and s.adopted and s.agent is None
-                    and s.state == SegmentState.ANSWERED), None)
+    if seg is None:  # answered while we did not listen (a gap), or adopted without knowing the member
+        seg = answered_unseen(st, call, e, ts, out)
     if seg is None or seg.talk_s is not None or not step(st, seg, In.COMPLETE, ts, out):
         return
     if seg.adopted:  # answered before a gap: Asterisk's HoldTime/TalkTime replace the resync's estimates

@@ -96,6 +96,24 @@ def _answered_during_gap(st: TrackerState, answers: ResyncAnswers, seg: SegState
         st.members.adjust(seg.queue, member, in_call=1)
 
 
+def answered_unseen(st: TrackerState, call: CallState, e: ev.AgentComplete, ts: float, out: Out) -> SegState | None:
+    """The visit an AgentComplete (at ``ts``, PBX s) ends when no segment of ``call`` has its member: one adopted
+    as answered without a member, else an open one whose AgentConnect was lost in a gap (AgentComplete only
+    follows a connect, app_queue.c): answered ``TalkTime`` s ago after ``HoldTime`` s of wait."""
+    for s in reversed(call.segments):
+        if s.queue != e.queue:
+            continue
+        if s.adopted and s.agent is None and s.state == SegmentState.ANSWERED:
+            return s
+        if s.is_open:
+            s.agent, s.agent_uid, s.adopted = e.member, e.dest_uniqueid or None, True
+            s.end_ts, s.wait_s = ts - e.talk_time, float(e.hold_time)
+            resolve(st, s, Outcome.ANSWERED, ts, out)
+            st.members.adjust(e.queue, e.member, in_call=1)  # the completion below ends it
+            return s
+    return None
+
+
 def adopt(st: TrackerState, answers: ResyncAnswers, out: Out) -> None:
     """Open the calls Asterisk has alive that the tracker does not: waiting callers, then answered ones."""
     by_name = {c.chan.channel: (c, ts) for c, ts in answers.channels.values() if c.chan.channel}
