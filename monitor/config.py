@@ -1,29 +1,40 @@
-"""Settings loading: TOML file + ``QMON_*`` env + flags -> frozen :class:`~monitor.settings.Settings`.
+"""The only settings loader: TOML text + ``QMON_*`` env + flags -> frozen :class:`~monitor.settings.Settings`.
 
-Precedence (lowest first): built-in defaults, the TOML file, environment variables, command-line flags.
-Every problem is collected and raised together in one :class:`ConfigError`. See ``docs/configuration.md``.
+Pure: the caller hands in the TOML text, the environment, the flags (already parsed, as text) and a function that
+reads ``*_file`` secrets; nothing here touches the file system or a database library. Precedence (lowest first):
+built-in defaults, the TOML file, environment variables, flags. Every problem is collected and raised together in
+one :class:`ConfigError`. A command names the sections it ``needs``: only those are checked in depth and only
+their secrets are required (``qmon report`` never asks for the AMI secret). See ``docs/configuration.md``.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import re
-import sys
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, NoReturn
+from collections.abc import Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Any
 
-from monitor.settings import AmiSettings, HttpSettings, Settings, StoreSettings, SurveySettings, TrackerSettings
+from monitor.core.repeat import parse_window
+from monitor.settings import (
+    WAIT_BUCKETS_S,
+    AmiSettings,
+    HttpSettings,
+    Settings,
+    StoreSettings,
+    SurveySettings,
+    TrackerSettings,
+)
+
+if TYPE_CHECKING:
+    from monitor.core.tracker import TrackerConfig
 
 SECTIONS: dict[str, type[Any]] = {
     "tracker": TrackerSettings, "http": HttpSettings, "store": StoreSettings, "survey": SurveySettings,
 }
-#: (section, secret field, file field): secrets come from env or the file, never from the TOML itself.
-SECRETS = (("ami", "secret", "secret_file"), ("http", "token", "token_file"), ("store", "hash_salt", None))
+#: Secrets come from env or a *_file, never from the TOML itself.
 SECRET_FIELDS = frozenset({"secret", "token", "hash_salt"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -35,22 +46,6 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError([f"command line: {message}"])
-
-
-def arg_parser(prog: str = "qmon run") -> argparse.ArgumentParser:
-    """The flags shared by ``qmon run`` and ``qmon check-config``."""
-    p = _Parser(prog=prog, description="Settings: TOML file < QMON_* env < these flags.")
-    p.add_argument("--config", "-c", help="TOML config file (default: $QMON_CONFIG)")
-    p.add_argument("--http-bind", help="HTTP bind address (default 127.0.0.1)")
-    p.add_argument("--http-port", help="HTTP port (0 = any free port)")
-    p.add_argument("--store-url", help="SQLAlchemy URL; prefer QMON_STORE_URL or store.url_file for passwords")
-    p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
-    return p
 
 
 def _hints(cls: type[Any]) -> dict[str, Any]:
@@ -129,20 +124,26 @@ def _apply(cls: type[Any], prefix: str, raw: Mapping[str, Any], from_text: bool,
     return out
 
 
-def _read_toml(path: str, problems: list[str]) -> dict[str, Any]:
+def parse_toml(text: str, source: str, problems: list[str]) -> dict[str, Any]:
+    """The TOML document (empty + a problem when it does not parse)."""
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except OSError as exc:
-        problems.append(f"--config: cannot read {path}: {exc.strerror}")
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        problems.append(f"--config: {path} is not valid TOML: {exc}")
+        problems.append(f"--config: {source} is not valid TOML: {exc}")
     return {}
 
 
-def _read_secret(key: str, path: str, problems: list[str]) -> str:
+#: Reads a ``*_file`` secret: the file's text, or OSError. Given by the command (config.py does no I/O).
+FileReader = Callable[[str], str]
+
+
+def _no_files(path: str) -> str:
+    raise OSError(f"no file reader given for {path}")
+
+
+def _read_secret(key: str, path: str, read_file: FileReader, problems: list[str]) -> str:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_file(path)
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(f"{key}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}")
         return ""
@@ -174,20 +175,31 @@ def env_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
 
-def load_settings(argv: list[str], env: Mapping[str, str]) -> Settings:
-    """Pure: the effective settings, or ConfigError listing every problem (key + reason)."""
+#: Every section a command may need; ``top`` is log_level and the other top-level keys.
+ALL_SECTIONS = frozenset({"ami", "tracker", "http", "store", "survey"})
+_TOP = tuple(f.name for f in dataclasses.fields(Settings) if f.name not in SECTIONS and f.name not in (
+    "ami", "config_file"))
+
+
+def load_settings(env: Mapping[str, str], toml_text: str | None = None, *, source: str | None = None,
+                  flags: Mapping[str, str] | None = None, needs: Collection[str] = ALL_SECTIONS,
+                  read_file: FileReader = _no_files) -> Settings:
+    """Pure: the effective settings, or ConfigError listing every problem (``key: reason``).
+
+    ``toml_text`` is the config file's text (``source`` its name, for messages); ``flags`` maps dotted keys
+    (``http.port``, ``log_level``) to text as typed on the command line; ``needs`` names the sections the
+    command uses: problems in other sections are not reported and their secrets are not required or read.
+    """
     problems: list[str] = []
-    args = arg_parser().parse_args(argv)
-    config_file: str | None = args.config or env.get("QMON_CONFIG") or None
-    data = _read_toml(config_file, problems) if config_file else {}
+    data = parse_toml(toml_text, source or "config", problems) if toml_text is not None else {}
     used: set[str] = {"QMON_CONFIG"}
+    flags = dict(flags or {})
     top = _apply(Settings, "", {k: v for k, v in data.items() if k not in SECTIONS and k != "ami"}, False,
                  problems, False)
-    env_top = {k: env[f"QMON_{k.upper()}"] for k in ("log_level",) if f"QMON_{k.upper()}" in env}
+    env_top = {k: env[f"QMON_{k.upper()}"] for k in _TOP if f"QMON_{k.upper()}" in env}
     used |= {f"QMON_{k.upper()}" for k in env_top}
     top |= _apply(Settings, "", env_top, True, problems, True)
-    if args.log_level is not None:
-        top["log_level"] = args.log_level
+    top |= _apply(Settings, "", {k: flags.pop(k) for k in _TOP if k in flags}, True, problems, True)
     sections: dict[str, Any] = {}
     for name, cls in SECTIONS.items():
         raw = data.get(name, {})
@@ -196,32 +208,58 @@ def load_settings(argv: list[str], env: Mapping[str, str]) -> Settings:
             raw = {}
         values = _apply(cls, name, raw, False, problems, False)
         values |= _apply(cls, name, _env_for(name, _hints(cls), env, used), True, problems, True)
+        mine = {k.partition(".")[2]: flags.pop(k) for k in list(flags) if k.startswith(name + ".")}
+        values |= _apply(cls, name, mine, True, problems, True)
         sections[name] = values
-    for flag, (sec, key) in {"http_bind": ("http", "bind"), "http_port": ("http", "port"),
-                             "store_url": ("store", "url")}.items():
-        if getattr(args, flag) is not None:
-            sections[sec] |= _apply(SECTIONS[sec], sec, {key: getattr(args, flag)}, True, problems, True)
-    amis = _load_amis(data.get("ami"), env, used, problems)
-    _resolve_secrets(amis, sections, problems)
+    ami_flags = {k.partition(".")[2]: flags.pop(k) for k in list(flags) if k.startswith("ami.")}
+    if flags:  # a programming error in a command, not a user mistake
+        raise TypeError(f"unknown settings flags {sorted(flags)}")
+    amis = _load_amis(data.get("ami"), env, used, problems, ami_flags)
+    needs = frozenset(needs)
+    _resolve_secrets(amis, sections, needs, read_file, problems)
     for k in sorted(k for k in env if k.startswith("QMON_") and k not in used and not _foreign(k)):
         problems.append(f"env {k}: unknown setting (see docs/configuration.md for the QMON_* names)")
+    if "url" in sections["store"] and isinstance(sections["store"]["url"], str):
+        sections["store"]["url"] = db_url(sections["store"]["url"])
     # Values of the wrong type were dropped above, so this builds; value checks then add their problems.
     settings = Settings(
         ami=tuple(AmiSettings(**a) for a in amis),
-        **{name: SECTIONS[name](**v) for name, v in sections.items()}, **top, config_file=config_file,
+        **{name: SECTIONS[name](**v) for name, v in sections.items()}, **top, config_file=source,
     )
-    problems += validate(settings)
+    problems += validate(settings, needs)
+    problems = [p for p in problems if _section_of(p) in needs | {""}]
     if problems:
         raise ConfigError(problems)
     return settings
 
 
+def _section_of(problem: str) -> str:
+    """The section a problem is about (``""`` for the file, the top level and unknown env variables)."""
+    key = problem.partition(":")[0]
+    head = re.split(r"[.\[]", key, maxsplit=1)[0]
+    if head == "env":  # "env QMON_X: unknown setting" concerns every command
+        return ""
+    return head if head in ALL_SECTIONS else ""
+
+
+def tracker_config(t: TrackerSettings, pbx: str = "default") -> TrackerConfig:
+    """The core tracker's knobs from the ``[tracker]`` settings of one PBX (the only place they are copied)."""
+    from monitor.core.tracker import TrackerConfig  # lazy: `qmon --help` need not load the tracker
+
+    return TrackerConfig(abandon_short_s=t.abandon_short_s, repeat_windows=t.repeat_windows,
+                         repeat_max_entries=t.repeat_max_entries, pbx=pbx, late_grace_s=t.late_grace_s,
+                         home_region=t.home_region, trunk_prefixes=t.trunk_prefixes,
+                         withheld_numbers=t.withheld_numbers)
+
+
 def _foreign(key: str) -> bool:
     # Variables qmon sets in the dialplan / survey callback, not settings.
-    return key in ("QMON_SURVEY_TOKEN", "QMON_QUEUE", "QMON_LANG", "QMON_CSAT", "QMON_SURVEY_STATUS")
+    return key in ("QMON_TRACEBACK", "QMON_SURVEY_TOKEN", "QMON_QUEUE", "QMON_LANG", "QMON_CSAT", "QMON_SURVEY_STATUS")
 
 
-def _load_amis(raw: Any, env: Mapping[str, str], used: set[str], problems: list[str]) -> list[dict[str, Any]]:
+def _load_amis(raw: Any, env: Mapping[str, str], used: set[str], problems: list[str],
+               flags: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The ``[[ami]]`` tables (one default when none): file < ``QMON_AMI_*`` env < flags (for every table)."""
     if raw is None:
         raw = [{}]
     if isinstance(raw, dict):
@@ -242,31 +280,38 @@ def _load_amis(raw: Any, env: Mapping[str, str], used: set[str], problems: list[
         prefix = f"ami[{name}]"
         values = _apply(AmiSettings, prefix, table, False, problems, False)
         values |= _apply(AmiSettings, prefix, _env_for("ami", hints, env, used, name), True, problems, True)
+        values |= _apply(AmiSettings, prefix, flags, True, problems, True)
         values["name"] = name
         out.append(values)
     return out
 
 
-def _resolve_secrets(amis: list[dict[str, Any]], sections: dict[str, Any], problems: list[str]) -> None:
-    for a in amis:
+def _resolve_secrets(amis: list[dict[str, Any]], sections: dict[str, Any], needs: frozenset[str],
+                     read_file: FileReader, problems: list[str]) -> None:
+    """Read the ``*_file`` secrets of the needed sections; the AMI secret is required only when AMI is needed."""
+    for a in amis if "ami" in needs else []:
         key = f"ami[{a['name']}].secret"
         if not a.get("secret") and a.get("secret_file"):
-            a["secret"] = _read_secret(key, a["secret_file"], problems)
+            a["secret"] = _read_secret(key, a["secret_file"], read_file, problems)
         if not a.get("secret") and not a.get("secret_file"):
             problems.append(f"{key}: missing: set QMON_AMI_SECRET (or QMON_AMI_{env_name(a['name'])}_SECRET) "
                             "or secret_file")
     http = sections["http"]
-    if not http.get("token") and http.get("token_file"):
-        http["token"] = _read_secret("http.token", http["token_file"], problems)
+    if "http" in needs and not http.get("token") and http.get("token_file"):
+        http["token"] = _read_secret("http.token", http["token_file"], read_file, problems)
     store = sections["store"]
-    if store.get("url_file") and "url" not in store:
-        store["url"] = _read_secret("store.url", store["url_file"], problems)
+    if "store" in needs and store.get("url_file") and "url" not in store:
+        store["url"] = _read_secret("store.url", store["url_file"], read_file, problems)
 
 
-def validate(s: Settings) -> list[str]:
+def _regions() -> frozenset[str]:
+    import phonenumbers
+
+    return frozenset(phonenumbers.SUPPORTED_REGIONS)
+
+
+def validate(s: Settings, needs: Collection[str] = ALL_SECTIONS) -> list[str]:
     """Value checks across fields (ranges, names, URLs) once types are right."""
-    from monitor.core.repeat import parse_window
-
     p: list[str] = []
     names = [a.name for a in s.ami]
     p += [f"ami[{n}].name: used by more than one [[ami]]" for n in sorted({n for n in names if names.count(n) > 1})]
@@ -278,8 +323,13 @@ def validate(s: Settings) -> list[str]:
                                                  "backoff_max_s", "resync_timeout_s") if getattr(a, f) <= 0]
     t = s.tracker
     p += ["tracker.abandon_short_s: must be >= 0"] if t.abandon_short_s < 0 else []
-    p += ["tracker.sl_threshold_s: must be > 0"] if t.sl_threshold_s <= 0 else []
+    # The service level is read from the wait histogram: the threshold must be one of its bucket bounds.
+    p += [f"tracker.sl_threshold_s: {t.sl_threshold_s:g} is not a bound of the wait histogram (one of "
+          f"{', '.join(str(b) for b in WAIT_BUCKETS_S)})"] if t.sl_threshold_s not in WAIT_BUCKETS_S else []
     p += ["tracker.repeat_max_entries: must be > 0"] if t.repeat_max_entries <= 0 else []
+    p += ["tracker.late_grace_s: must be >= 0"] if t.late_grace_s < 0 else []
+    if t.home_region and t.home_region.upper() not in _regions():
+        p.append(f"tracker.home_region: {t.home_region!r} is not an ISO 3166 region phonenumbers knows (e.g. PL)")
     for w in t.repeat_windows:
         try:
             parse_window(w)
@@ -294,11 +344,12 @@ def validate(s: Settings) -> list[str]:
         st.hash_callers and not st.hash_salt) else []
     p += [f"log_level: {s.log_level!r} is not one of {', '.join(LOG_LEVELS)}"] if (
         s.log_level.upper() not in LOG_LEVELS) else []
+    p += ["status_interval_s: must be >= 0 (0 = no status line)"] if s.status_interval_s < 0 else []
     p += [f"survey.port: {s.survey.port} is not a TCP port (0-65535)"] if not 0 <= s.survey.port < 65536 else []
-    try:
-        from monitor.survey.config import callback_config, policy_config
-    except ImportError:  # the survey package is optional
+    if "survey" not in needs:
         return p
+    from monitor.survey.config import callback_config, policy_config  # lazy: pulls in the survey adapter
+
     for check in (policy_config, callback_config):
         try:
             check(s.survey)
@@ -307,16 +358,35 @@ def validate(s: Settings) -> list[str]:
     return p
 
 
-def _check_url(url: str) -> list[str]:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+_DRIVERS = {"sqlite": "sqlite+aiosqlite", "sqlite+aiosqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
+            "postgres": "postgresql+asyncpg", "postgresql+asyncpg": "postgresql+asyncpg"}
 
-    try:
-        u = make_url(url)
-    except ArgumentError:
+
+def db_url(text: str) -> str:
+    """A database URL from what a user typed: a plain path is an SQLite file; ``sqlite://``/``postgresql://``
+    get their asyncio driver. Anything else is returned as it is (and rejected by :func:`validate`)."""
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return f"sqlite+aiosqlite:///{text}" if text else text
+    driver = _DRIVERS.get(scheme.lower())
+    return f"{driver}://{rest}" if driver else text
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of an SQLite URL (None for other databases and for ``:memory:``)."""
+    scheme, _, rest = db_url(url).partition("://")
+    if scheme != "sqlite+aiosqlite" or not rest.startswith("/"):
+        return None
+    path = rest[1:].partition("?")[0]
+    return None if path in ("", ":memory:") or path.startswith("file:") else path
+
+
+def _check_url(url: str) -> list[str]:
+    scheme, sep, _ = url.partition("://")
+    if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
         return [f"store.url: not a database URL: {mask_url(url)!r}"]
-    if u.drivername not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
-        return [f"store.url: driver {u.drivername!r} unsupported: use sqlite+aiosqlite:// or postgresql+asyncpg://"]
+    if scheme not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+        return [f"store.url: driver {scheme!r} unsupported: use sqlite+aiosqlite:// or postgresql+asyncpg://"]
     return []
 
 
@@ -340,70 +410,3 @@ def mask_webhook(url: str) -> str:
     if not sep:
         return "***" if url else ""
     return f"{scheme}://{rest.split('/', 1)[0].rsplit('@', 1)[-1]}/***"
-
-
-def masked(s: Settings) -> dict[str, Any]:
-    """The settings as plain data with every secret masked (safe to print or log)."""
-    def one(obj: Any) -> dict[str, Any]:
-        d: dict[str, Any] = {}
-        for f in dataclasses.fields(obj):
-            v = getattr(obj, f.name)
-            if f.name in SECRET_FIELDS:
-                v = "***" if v else ""
-            elif f.name == "url" and isinstance(v, str):
-                v = mask_url(v)
-            elif f.name == "webhook_url" and isinstance(v, str):
-                v = mask_webhook(v)
-            elif isinstance(v, tuple) and not (v and dataclasses.is_dataclass(v[0])):
-                v = list(v)
-            d[f.name] = v
-        return d
-
-    out = {k: v for k, v in one(s).items() if k not in SECTIONS and k != "ami"}
-    out["ami"] = [one(a) for a in s.ami]
-    out |= {name: one(getattr(s, name)) for name in SECTIONS}
-    return out
-
-
-def to_toml(data: Mapping[str, Any]) -> str:
-    """A small TOML writer for :func:`masked` output (scalars, lists of strings, tables, arrays of tables)."""
-    def val(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int | float):
-            return repr(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(val(x) for x in v) + "]"
-        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-    lines: list[str] = []
-    tables = {k: v for k, v in data.items() if isinstance(v, dict | list) and v and isinstance(
-        v if isinstance(v, dict) else v[0], dict)}
-    for k, v in data.items():
-        if k not in tables:
-            lines.append(f"# {k} = (not set)" if v is None else f"{k} = {val(v)}")
-    for k, v in tables.items():
-        for t in v if isinstance(v, list) else [v]:
-            lines += ["", f"[[{k}]]" if isinstance(v, list) else f"[{k}]"]
-            lines += [f"# {kk} = (not set)" if vv is None else f"{kk} = {val(vv)}" for kk, vv in t.items()]
-    return "\n".join(lines) + "\n"
-
-
-def load_or_report(argv: list[str], env: Mapping[str, str]) -> Settings | None:
-    """Settings, or None after printing every problem to stderr (the command then exits 2)."""
-    try:
-        return load_settings(argv, env)
-    except ConfigError as exc:
-        print(f"qmon: {len(exc.problems)} configuration problem(s):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return None
-
-
-def cmd_check_config(argv: list[str], env: Mapping[str, str]) -> int:
-    """``qmon check-config``: print the effective settings (secrets masked); exit 2 on any problem."""
-    settings = load_or_report(argv, env)
-    if settings is None:
-        return 2
-    print(to_toml(masked(settings)), end="")
-    return 0

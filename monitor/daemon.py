@@ -17,18 +17,20 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from monitor.ami.live import AmiSource
+from monitor.config import tracker_config
 from monitor.core.ingest import Ingest
-from monitor.core.records import CallClosed, CallRecord, MemberNote, Note, SurveyNote
+from monitor.core.records import CallAmended, CallClosed, CallRecord, MemberNote, Note, SurveyNote
 from monitor.core.survey import SurveyPolicy, SurveyResultRecord
-from monitor.core.tracker import CallTracker, TrackerConfig
+from monitor.core.tracker import CallTracker
 from monitor.settings import Settings
+from monitor.store.journal import JournalBusy
 from monitor.store.store import Store
 from monitor.survey.callback import CallbackScheduler
 from monitor.survey.config import callback_config, policy_config
@@ -88,7 +90,7 @@ class SurveyParts:
 def _store_sink(store: Store, pbx: str) -> Callable[[list[Note]], None]:
     def sink(notes: list[Note]) -> None:
         for n in notes:
-            if isinstance(n, CallClosed):
+            if isinstance(n, (CallClosed, CallAmended)):  # an amended record replaces the stored one
                 store.submit(n.record)
             elif isinstance(n, MemberNote):
                 store.submit_member(n, pbx)
@@ -109,8 +111,7 @@ async def _build_pbx(d: Daemon, index: int) -> None:
         log.info("AMI %s: repeat-caller index warmed with %d stored call(s)", ami.name, warmed)
     except Exception as exc:
         log.warning("AMI %s: repeat-caller index not warmed (%s)", ami.name, type(exc).__name__)
-    tracker = CallTracker(TrackerConfig(abandon_short_s=t.abandon_short_s, repeat_windows=t.repeat_windows,
-                                        repeat_max_entries=t.repeat_max_entries, pbx=ami.name), repeats)
+    tracker = CallTracker(tracker_config(t, ami.name), repeats)
     tracker.queues.update(t.queues)
     ingest = Ingest(tracker, [d.metrics.sink(ami.name), _store_sink(d.store, ami.name)], pbx=ami.name)
     source = AmiSource(ami, ingest, clock=d.clock)
@@ -155,8 +156,9 @@ def _build_survey(d: Daemon, stack: contextlib.ExitStack) -> SurveyParts | None:
 
         callbacks = CallbackScheduler(callback_config(s), policy, send, on_answer, cooldown=state, optout=state)
         cb = callbacks
-        source.on_event("OriginateResponse", lambda h: cb.on_originate_response(
-            {k: v if isinstance(v, str) else v[0] for k, v in h.items()}, d.clock()))
+        source.on_event("OriginateResponse", lambda h: cb.on_originate_response(_flat(h), d.clock()))
+        for p in pbxs:  # a call cut by `core restart` looks like a caller hang-up but for this (Cause 4)
+            p.source.on_event("SoftHangupRequest", lambda h: cb.on_soft_hangup_request(_flat(h), d.clock()))
         for p in pbxs:
             p.ingest.sinks.append(_offer(cb, p.ingest, d.clock))
         log.info("survey callbacks enabled through AMI %s", source.name)
@@ -164,6 +166,11 @@ def _build_survey(d: Daemon, stack: contextlib.ExitStack) -> SurveyParts | None:
                           callbacks=callbacks, bind=s.bind, port=s.port, header_timeout_s=s.header_timeout_s,
                           max_header_bytes=s.max_header_bytes, clock=d.clock)
     return SurveyParts(server, state, webhook, callbacks)
+
+
+def _flat(headers: Mapping[str, str | list[str]]) -> dict[str, str]:
+    """AMI headers with a repeated key reduced to its first value."""
+    return {k: v if isinstance(v, str) else v[0] for k, v in headers.items()}
 
 
 def _offer(callbacks: CallbackScheduler, ingest: Ingest, clock: Callable[[], float]) -> Callable[[list[Note]], None]:
@@ -229,7 +236,10 @@ async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None =
     d = Daemon(settings, metrics, store, clock=clock, stop=stop or asyncio.Event())
     async with contextlib.AsyncExitStack() as stack:
         stack.enter_context(_signals(d.stop))
-        await store.start()
+        try:
+            await store.start()
+        except JournalBusy as exc:  # a second daemon on the same journal would interleave two WALs
+            raise StartupError(f"journal {settings.store.journal_path} is in use by another qmon ({exc})") from exc
         stack.push_async_callback(store.close)
         for i in range(len(settings.ami)):
             await _build_pbx(d, i)
@@ -262,6 +272,7 @@ async def _serve(d: Daemon, listeners: contextlib.AsyncExitStack, survey: Survey
     async with asyncio.TaskGroup() as tg:
         writer = tg.create_task(d.store.run(), name="store-writer")
         ami_tasks = [tg.create_task(p.source.run(), name=f"ami-{name}") for name, p in d.pbxs.items()]
+        ami_tasks.append(tg.create_task(_tick(d), name="tracker-tick"))  # ends with the AMI tasks, before close_all
         lag = tg.create_task(watch_loop_lag(d.metrics.loop_lag.observe), name="event-loop-lag")
         survey_tasks: list[asyncio.Task[None]] = []
         if survey is not None and survey.webhook is not None:
@@ -277,6 +288,15 @@ async def _serve(d: Daemon, listeners: contextlib.AsyncExitStack, survey: Survey
             # Shielded: a crashed task cancels this body, and the shutdown must still run to the end.
             lag.cancel()
             await asyncio.shield(_shutdown(d, listeners, survey, survey_tasks, ami_tasks, writer))
+
+
+async def _tick(d: Daemon, every_s: float = 0.5) -> None:
+    """Until ``stop``, every ``every_s`` (s): calls past their grace period after the caller's hang-up become final
+    (stored, counted) even when no further event arrives."""
+    while not d.stop.is_set():
+        await asyncio.sleep(every_s)
+        for p in d.pbxs.values():
+            p.ingest.tick(d.clock())
 
 
 async def _shutdown(d: Daemon, listeners: contextlib.AsyncExitStack, survey: SurveyParts | None,
@@ -296,10 +316,12 @@ async def _shutdown(d: Daemon, listeners: contextlib.AsyncExitStack, survey: Sur
             t.cancel()
     now = d.clock()
     for name, p in d.pbxs.items():
-        # Nothing lost: calls still open are closed and written like any other (closed_by = shutdown).
+        # Nothing lost: calls still open are closed and written like any other (closed_by = shutdown); calls whose
+        # caller hung up within the grace period close as hangup.
         notes = p.ingest.close_all(now, "shutdown")
-        if notes:
-            log.info("AMI %s: %d open call(s) closed as shutdown", name, len(notes))
+        shut = sum(1 for n in notes if isinstance(n, CallClosed) and n.record.closed_by == "shutdown")
+        if shut:
+            log.info("AMI %s: %d open call(s) closed as shutdown", name, shut)
     s = d.settings.store
     if not await d.store.drain(s.drain_timeout_s):
         log.warning("store: not everything reached the database before the drain timeout; the rest is in the "

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from monitor.core.repeat import WITHHELD_NUMBERS
+
+#: Bounds (s) of the queue-wait histogram. The service-level threshold must be one of them: the service level is
+#: read from the histogram's ``le`` bucket, so a threshold between bounds could not be answered.
+WAIT_BUCKETS_S = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
+
 
 @dataclass(frozen=True)
 class AmiSettings:
@@ -31,10 +37,14 @@ class TrackerSettings:
     """Definitions used by the call tracker and reports."""
 
     abandon_short_s: float = 5.0
-    sl_threshold_s: float = 20.0
+    sl_threshold_s: float = 20.0  # one of WAIT_BUCKETS_S
     repeat_windows: tuple[str, ...] = ("24h",)
     repeat_max_entries: int = 500_000
     queues: tuple[str, ...] = ()  # known queues: their series exist at 0 from the start
+    late_grace_s: float = 2.0  # a call's record is final this long after its caller's hang-up (late app_queue events)
+    home_region: str = ""  # ISO 3166 region of national caller numbers (e.g. "PL"): E.164 for repeat callers
+    trunk_prefixes: tuple[str, ...] = ()  # prefixes the trunk puts before caller numbers (stripped)
+    withheld_numbers: tuple[str, ...] = WITHHELD_NUMBERS  # never a caller (empty and all-zero numbers always)
 
 
 @dataclass(frozen=True)
@@ -118,4 +128,5 @@ class Settings:
     store: StoreSettings = StoreSettings()
     survey: SurveySettings = SurveySettings()
     log_level: str = "INFO"
+    status_interval_s: float = 60.0  # the periodic one-line status on the log; 0 = never
     config_file: str | None = None

@@ -33,10 +33,10 @@ def pg_database() -> Iterator[str]:
         pg(f'CREATE DATABASE "{name}"')
     except Exception as exc:  # no server: the PostgreSQL half of the suite cannot run here
         pytest.skip(f"PostgreSQL unreachable at {PG_HOST}:{PG_PORT} as {PG_USER} ({exc}); start it (scripts/test.sh)")
-    from monitor.store.cli import cmd_db
+    from monitor.cli import main
 
     url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
-    assert cmd_db(["upgrade", "--db", url], {}) == 0
+    assert main(["db", "upgrade", "--db", url], {}) == 0
     yield name
     pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

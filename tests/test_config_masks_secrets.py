@@ -6,14 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import cmd_check_config, mask_url
+from monitor.cli import main
+from monitor.config import mask_url
 
 
 def test_check_config_masks_the_webhook_url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Slack/Teams/ntfy webhook URLs carry their credential in the path; results.py itself refuses to log it.
     cfg = tmp_path / "q.toml"
     cfg.write_text('[survey]\nwebhook_url = "https://hooks.example.com/services/T000/B000/S3CR3TTOKEN"\n')
-    assert cmd_check_config(["--config", str(cfg)], {"QMON_AMI_SECRET": "x"}) == 0
+    assert main(["check-config", "--config", str(cfg)], {"QMON_AMI_SECRET": "x"}) == 0
     assert "S3CR3TTOKEN" not in capsys.readouterr().out
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.app import cmd_run
+from monitor.cli import main
 from monitor.daemon import StartupError, run_daemon
 from monitor.settings import HttpSettings, SurveySettings
 from tests.support.daemon import daemon_settings
@@ -66,6 +66,7 @@ def test_qmon_run_says_so_in_one_line(tmp_path: Path, taken_port: int, capsys: p
     env = {"QMON_AMI_SECRET": "s", "QMON_AMI_PORT": str(free_port()), "QMON_HTTP_PORT": str(taken_port),
            "QMON_HTTP_BIND": "127.0.0.1", "QMON_STORE_URL": f"sqlite+aiosqlite:///{tmp_path / 'q.db'}",
            "QMON_STORE_JOURNAL_PATH": str(tmp_path / "j.jsonl"), "QMON_SURVEY_ENABLED": "false"}
-    assert cmd_run([], env) == 1
+    assert main(["run"], env) == 2  # the pre-flight check names the setting before anything is opened
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"qmon: cannot listen for HTTP on 127.0.0.1:{taken_port}: Address already in use"]
+    assert err == [f"qmon run: http: cannot listen on 127.0.0.1:{taken_port}: address already in use (another qmon, "
+                   "or another exporter?)"]

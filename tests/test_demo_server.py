@@ -10,8 +10,8 @@ import time
 import urllib.request
 
 from monitor.ami.wire import Headers, WireParser, encode
-from monitor.demo.scenario import Simulation
-from monitor.demo.server import AmiSimServer
+from monitor.sim.scenario import Simulation
+from monitor.sim.server import AmiSimServer
 from tests.support.helpers import free_port
 
 

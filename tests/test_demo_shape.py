@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.demo.scenario import generate
+from monitor.sim.scenario import generate
 from tests.support.demo_scripts import (
     RACES,
     SCAFFOLDING,

@@ -9,8 +9,8 @@ import pytest
 from monitor.ami.files import read_capture
 from monitor.ami.wire import WireParser, encode
 from monitor.core.records import CallRecord
-from monitor.demo.scenario import CallIntent, generate
 from monitor.replay import replay_messages
+from monitor.sim.scenario import CallIntent, generate
 from tests.support.demo_scripts import T0
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import load_settings
+from monitor.cli.common import settings_from
 from monitor.settings import SurveySettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,8 +60,8 @@ def test_example_config_uses_absolute_state_paths(tmp_path: Path) -> None:
     assert data["store"]["journal_path"].startswith("/var/lib/qmon/")
     assert data["survey"]["state_path"].startswith("/var/lib/qmon/")
     (tmp_path / "ami").write_text("x")
-    s = load_settings(["--config", _write(tmp_path, EXAMPLE.read_text().replace(
-        "/run/secrets/qmon-ami", str(tmp_path / "ami")))], {})
+    s = settings_from(_write(tmp_path, EXAMPLE.read_text().replace("/run/secrets/qmon-ami", str(tmp_path / "ami"))),
+                      {}, {"ami", "tracker", "http", "store", "survey"})
     assert s.store.journal_path == "/var/lib/qmon/qmon-journal.jsonl"
     assert s.survey.state_path == "/var/lib/qmon/qmon-survey.db"
 
@@ -82,7 +82,7 @@ def test_survey_settings_are_in_the_example_and_the_docs(name: str, tmp_path: Pa
     text = example.replace("/run/secrets/qmon-ami", str(tmp_path / "ami"))
     if line.startswith("#"):
         text = text.replace("[survey]\n", f"[survey]\n{line.lstrip('# ').split('  #')[0]}\n", 1)
-    load_settings(["--config", _write(tmp_path, text)], {})
+    settings_from(_write(tmp_path, text), {}, {"ami", "tracker", "http", "store", "survey"})
     conf = (ROOT / "docs" / "configuration.md").read_text()
     assert re.search(rf"`(survey\.)?{name}`", conf), f"{name} not in configuration.md"
 

@@ -10,15 +10,30 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from monitor.replay_cli import cmd_replay
+from monitor.cli import main
 from monitor.store import Store
-from monitor.store.cli import cmd_db
 from monitor.store.engine import make_engine
 from monitor.store.models import Base, Call
-from monitor.store.queue_log import cmd_import, parse_queue_log
-from monitor.store.report_cli import cmd_report
+from monitor.store.queue_log import parse_queue_log
 from tests.support.store import DB, FIXTURES
 from tests.test_store_engines import replay
+
+
+def cmd_db(argv: list[str], env: dict[str, str]) -> int:
+    return main(["db", *argv], env)
+
+
+def cmd_replay(argv: list[str], env: dict[str, str]) -> int:
+    return main(["replay", *argv], env)
+
+
+def cmd_import(argv: list[str], env: dict[str, str]) -> int:
+    return main(["import-queue-log", *argv], env)
+
+
+def cmd_report(argv: list[str], env: dict[str, str]) -> int:
+    return main(["report", *argv], env)
+
 
 QL_KEYS = ("entered", "answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "ring_no_answer",
            "completed_by_agent", "completed_by_caller", "transfers_blind", "transfers_attended", "repeat_calls")
@@ -192,6 +207,9 @@ def test_store_commands_read_config_without_the_ami_secret(tmp_path: Path) -> No
 
     good = tmp_path / "q.toml"
     good.write_text(f'[store]\nurl = "sqlite+aiosqlite:///{tmp_path / "q.db"}"\n')
+    assert main(["db", "current", "--config", str(good)], {}) == 1  # a read never creates the database
+    assert not (tmp_path / "q.db").exists()
+    assert main(["db", "upgrade", "--config", str(good)], {}) == 0
     assert main(["db", "current", "--config", str(good)], {}) == 0
     bad = tmp_path / "bad.toml"
     bad.write_text("[store]\nbogus = 1\n")

@@ -45,6 +45,14 @@ class Newchannel(ChannelEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class Rename(ChannelEvent):
+    """Rename: the channel with this Uniqueid is now called ``new_name`` (a masquerade names the loser
+    ``<name><ZOMBIE>``; channel.c ast_change_name / the stasis snapshot of a swapped channel)."""
+
+    new_name: str
+
+
+@dataclass(frozen=True, slots=True)
 class Newexten(ChannelEvent):
     """Newexten: the channel runs a dialplan application."""
 

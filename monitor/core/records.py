@@ -290,7 +290,17 @@ class CallClosed:
     record: CallRecord
 
 
+@dataclass(frozen=True, slots=True)
+class CallAmended:
+    """A late event changed a call whose record was already final: store it again (upsert by call id).
+
+    Live counters already exported are not changed: metrics ignore this note; only storage takes it.
+    """
+
+    record: CallRecord
+
+
 Note = (
     SegmentNote | RingNoAnswerNote | TalkNote | TransferNote | VoicemailNote | RepeatNote | SurveyNote
-    | MemberNote | CallClosed
+    | MemberNote | CallClosed | CallAmended
 )

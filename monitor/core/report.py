@@ -18,8 +18,8 @@ from monitor.core.vocab import ABANDONED_ANY, CSAT_SATISFIED, CSAT_SCORES, CsatS
 #: Per-queue counters of the report, in output order. ``abandoned`` = abandoned_total (includes abandoned_short).
 COUNT_KEYS = (
     "entered", "answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "join_empty", "exit_key",
-    "ring_no_answer", "completed_by_agent", "completed_by_caller", "transfers_blind", "transfers_attended",
-    "voicemail", "repeat_calls",
+    "full", "join_unavail", "leave_unavail", "withdraw", "ring_no_answer", "completed_by_agent",
+    "completed_by_caller", "transfers_blind", "transfers_attended", "voicemail", "repeat_calls",
 )
 _ABANDONED_TOTAL = "abandoned"  # the report key of abandoned_total
 

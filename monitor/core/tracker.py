@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import replace
 
 from monitor.core import events as ev
-from monitor.core.calls import attach_survey, close, freeze
+from monitor.core.calls import attach_survey, close, flush, freeze
 from monitor.core.handlers import HANDLERS
 from monitor.core.members import Members
 from monitor.core.records import CallRecord, Note, SurveyNote, SurveyResultRecord
@@ -70,13 +70,13 @@ class CallTracker:
 
     @property
     def stats(self) -> dict[str, int]:
-        """Counters: events, evicted_channels, late_events."""
+        """Counters: events, evicted_channels, late_events (matched no call), amended (final records amended)."""
         return self.state.stats
 
     @property
     def open_calls(self) -> int:
-        """Calls in progress."""
-        return len(self.state.calls)
+        """Calls in progress (a call whose caller hung up is no longer in progress, even within its grace period)."""
+        return len(self.state.calls) - len(self.state.ending)
 
     # -- events ----------------------------------------------------------------------------------------
 
@@ -85,14 +85,26 @@ class CallTracker:
         st = self.state
         ts = self._event_time(event.ts, now)
         st.now = max(st.now, ts)
+        st.daemon_now = now
         st.stats["events"] += 1
-        out: list[Note] = []
+        # Calls whose grace period is over are final before this event: if it is about one of them, it is late.
+        out: list[Note] = flush(st, ts, now) if st.ending else []
         handler = HANDLERS.get(type(event))
         if handler is not None:
             handler(st, event, ts, out)
         if st.stats["events"] % _SWEEP_EVERY == 0:
             out.extend(self.sweep(st.now))
         return out
+
+    def tick(self, now: float) -> list[Note]:
+        """Time passes without events: close calls whose grace period is over at ``now`` (the daemon's clock, s).
+
+        The daemon calls it periodically (through :meth:`monitor.core.ingest.Ingest.tick`); each event does the
+        same at its own time. ``now`` is placed on the PBX clock through the tracker's clock offset.
+        """
+        st = self.state
+        st.daemon_now = max(st.daemon_now, now)
+        return flush(st, self.pbx_time(now), now) if st.ending else []
 
     def pbx_time(self, now: float) -> float:
         """The PBX's clock (epoch s) at daemon time ``now`` (s): the last event's Timestamp plus the time since."""
@@ -193,7 +205,9 @@ class CallTracker:
         out: list[Note] = []
         answers = st.resync or ResyncAnswers()
         for call in list(st.calls.values()):
-            if call.suspect and not (call.channels & answers.alive):
+            if call.hangup_ts is not None:  # its hang-up was seen: it closes as such when its grace is over
+                call.suspect = False
+            elif call.suspect and not (call.channels & answers.alive):
                 out.append(close(st, call, now, ClosedBy.GAP))
             elif call.suspect:
                 call.suspect = False
@@ -203,9 +217,13 @@ class CallTracker:
         return out
 
     def close_all(self, now: float, reason: str = ClosedBy.GAP) -> list[Note]:
-        """Close every open call (end of a replay, stream gap without resync, shutdown); ``reason``: a ClosedBy."""
+        """Close every open call (end of a replay, stream gap without resync, shutdown); ``reason``: a ClosedBy.
+
+        Calls whose caller already hung up close first, as ``hangup`` at their hang-up time (their grace ends now).
+        """
         st = self.state
-        return [close(st, c, now, reason) for c in list(st.calls.values())]
+        out = flush(st, float("inf"), float("inf")) if st.ending else []
+        return out + [close(st, c, now, reason) for c in list(st.calls.values())]
 
     def waiting(self) -> dict[str, list[float]]:
         """Join times (epoch s, PBX clock) of callers waiting right now, per queue."""

@@ -11,6 +11,8 @@ from typing import Any
 
 # Alembic logs its plugin set-up at INFO when imported; only the migrations themselves are worth a line.
 logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+# aiosqlite logs every statement with its parameters (caller numbers, names) at DEBUG: never, even at debug level.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 from alembic import command
 from alembic.config import Config
@@ -23,6 +25,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from monitor.core.repeat import RepeatIndex
+from monitor.core.text import clean_opt
+from monitor.files import private_file
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -50,15 +54,22 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def make_engine(url: str, connect_timeout_s: float = 5.0, busy_timeout_s: float = 5.0) -> AsyncEngine:
-    """An async engine; SQLite files get WAL, foreign keys and a busy timeout on every connection."""
+def make_engine(url: str, connect_timeout_s: float = 5.0, busy_timeout_s: float = 5.0,
+                command_timeout_s: float | None = None, pool_size: int = 5, read_only: bool = False) -> AsyncEngine:
+    """An async engine; SQLite files (created 0600, directories 0700) get WAL, foreign keys and a busy timeout.
+
+    PostgreSQL: connecting fails after ``connect_timeout_s``, each statement after ``command_timeout_s``
+    (default 30 s, for reports). SQL parameters never appear in exception messages (they hold caller numbers).
+    ``read_only`` (reports): the SQLite file is neither created nor checked for its mode.
+    """
     full = async_url(url)
     u = make_url(full)
     if u.get_backend_name() == "sqlite":
         db = u.database or ""
-        if db and db != ":memory:" and not db.startswith("file:"):
-            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(full, connect_args={"timeout": busy_timeout_s})
+        if db and db != ":memory:" and not db.startswith("file:") and not read_only:
+            # SQLite creates -wal and -shm with the database file's mode: 0600 here means 0600 there.
+            private_file(Path(db).expanduser())
+        engine = create_async_engine(full, connect_args={"timeout": busy_timeout_s}, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -72,9 +83,11 @@ def make_engine(url: str, connect_timeout_s: float = 5.0, busy_timeout_s: float 
         return engine
     args: dict[str, Any] = {}
     if u.get_backend_name() == "postgresql":
-        # asyncpg: a dead server must fail fast so that records go to the journal quickly.
-        args = {"timeout": connect_timeout_s, "command_timeout": max(30.0, connect_timeout_s)}
-    return create_async_engine(full, pool_pre_ping=True, pool_size=5, max_overflow=2, connect_args=args)
+        # asyncpg: a dead or silent server must fail fast so that the writer declares an outage quickly.
+        args = {"timeout": connect_timeout_s,
+                "command_timeout": command_timeout_s if command_timeout_s is not None else max(30.0, connect_timeout_s)}
+    return create_async_engine(full, pool_pre_ping=True, pool_size=pool_size, max_overflow=2, connect_args=args,
+                               hide_parameters=True)
 
 
 def _config(conn: Connection) -> Config:
@@ -120,8 +133,9 @@ async def schema_revision(engine: AsyncEngine) -> str | None:
 
 
 def cut(s: str | None, n: int) -> str | None:
-    """``s`` shortened to ``n`` characters (None stays None)."""
-    # Over-long strings would make PostgreSQL reject the whole batch; the tail is never what matters.
+    """``s`` without control characters (:func:`monitor.core.text.clean_text`), shortened to ``n`` characters."""
+    # NUL makes PostgreSQL refuse the row; over-long strings the whole batch. The tail is never what matters.
+    s = clean_opt(s)
     return s if s is None or len(s) <= n else s[:n]
 
 

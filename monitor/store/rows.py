@@ -20,8 +20,10 @@ from monitor.core.records import (
     Voicemail,
 )
 from monitor.core.survey import SurveyResultRecord
+from monitor.core.text import clean_text
 from monitor.store.engine import cut as _cut
 from monitor.store.engine import dialect_insert as _insert
+from monitor.store.fit import fit_rows
 from monitor.store.models import AgentEvent, Call, RingNoAnswerRow, SegmentRow, SurveyRow, TransferRow
 from monitor.store.surveys import SurveyItem, adopt_results, write_results
 
@@ -54,8 +56,19 @@ def call_row(r: CallRecord) -> dict[str, Any]:
         "repeat_windows": ",".join(r.repeat_windows), "ping_pong": r.ping_pong,
         "vm_queue": vm.queue if vm else None, "vm_reason": vm.reason if vm else None,
         "vm_ts": vm.ts if vm else None,
-        "extra": json.dumps(r.extra, sort_keys=True, default=str) if r.extra else None,
+        "extra": json.dumps(_clean(r.extra), sort_keys=True, default=str) if r.extra else None,
     }
+
+
+def _clean(v: Any) -> Any:
+    """JSON-ready data with control characters removed from every string (keys included)."""
+    if isinstance(v, str):
+        return clean_text(v)
+    if isinstance(v, dict):
+        return {clean_text(str(k)): _clean(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_clean(x) for x in v]
+    return v
 
 
 def child_rows(pk: int, r: CallRecord) -> dict[str, list[dict[str, Any]]]:
@@ -123,8 +136,10 @@ class WriteResult:
     attached: int = 0  # survey results that became (or replaced) a stored call's survey
 
 
-async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item]) -> WriteResult:
+async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item], scrub: bool = False) -> WriteResult:
     """Insert a batch in the caller's transaction; calls already stored (pbx+linkedid) are skipped.
+
+    Every row is fitted to its columns (:func:`monitor.store.fit.fit_row`); ``scrub`` also blanks free text.
 
     Calls go first, then survey results: a result applied to its call sees the call's own survey whatever
     their order in the batch, which is what :mod:`monitor.store.surveys` decides on anyway.
@@ -138,9 +153,9 @@ async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item]
             members.append(member_row(it))
         elif isinstance(it, SurveyItem):
             results.append(it)
-        elif (it.pbx, it.linkedid) in calls:
+        elif (it.pbx, it.linkedid) in calls and not it.extra.get("amended"):
             res.duplicates += 1
-        else:
+        else:  # an amended record (a late event changed a final call) supersedes the one before it
             calls[(it.pbx, it.linkedid)] = it
     if calls:
         # A live record supersedes the same call backfilled from queue_log (richer: linkedid, survey, voicemail).
@@ -158,7 +173,12 @@ async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item]
                 or_(tuple_(Call.pbx, Call.linkedid).in_([(r.pbx, r.linkedid) for r in final]),
                     tuple_(Call.pbx, Call.call_id).in_([(r.pbx, r.call_id) for r in final])),
                 Call.closed_by.in_(PROVISIONAL)))
-        stmt = (_insert(dialect, Call).values([call_row(r) for r in calls.values()])
+        # An amended record replaces the stored one of its call whatever it was (upsert by call id, never twice).
+        amended = [(r.pbx, r.linkedid) for r in calls.values() if r.extra.get("amended")]
+        if amended:
+            d = await session.execute(delete(Call).where(tuple_(Call.pbx, Call.linkedid).in_(amended)))
+            res.replaced += int(getattr(d, "rowcount", 0) or 0)
+        stmt = (_insert(dialect, Call).values(fit_rows(Call.__table__, [call_row(r) for r in calls.values()], scrub))
                 .on_conflict_do_nothing(index_elements=["pbx", "linkedid"])
                 .returning(Call.id, Call.pbx, Call.linkedid))
         inserted = (await session.execute(stmt)).all()
@@ -171,17 +191,17 @@ async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item]
         for key, model in (("segments", SegmentRow), ("rnas", RingNoAnswerRow), ("transfers", TransferRow),
                            ("surveys", SurveyRow)):
             if children[key]:
-                await session.execute(insert(model), children[key])
+                await session.execute(insert(model), fit_rows(model.__table__, children[key], scrub))
         res.attached += await adopt_results(session, [(pk, pbx, lid, calls[(pbx, lid)].caller)
                                                       for pk, pbx, lid in inserted])
     if members:
-        stmt = (_insert(dialect, AgentEvent).values(members)
+        stmt = (_insert(dialect, AgentEvent).values(fit_rows(AgentEvent.__table__, members, scrub))
                 .on_conflict_do_nothing(index_elements=["pbx", "queue", "interface", "change", "ts"])
                 .returning(AgentEvent.id))
         res.members = len((await session.execute(stmt)).all())
         res.duplicates += len(members) - res.members
     if results:
-        sr = await write_results(session, dialect, results)
+        sr = await write_results(session, dialect, results, scrub)
         res.surveys, res.attached = sr.written, res.attached + sr.attached
         res.duplicates += sr.duplicates
     return res

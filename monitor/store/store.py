@@ -1,4 +1,12 @@
-"""The storage writer: a bounded queue off the AMI read path, batched inserts, a journal when the DB is down."""
+"""The storage writer: every record through the write-ahead journal, then batched into the database.
+
+``submit`` (the AMI read path) hands the record to the journal's writer thread and returns: no I/O, no await.
+The thread appends it within ``WAL_INTERVAL_S`` (group commit) and passes it on to the writer task, which
+writes batches into the database and then lets the journal truncate what the database holds. While the database
+is down (refused, locked, silent past the deadline), records simply stay in the journal; they are replayed from
+it, in order and idempotently (one row per pbx + Linkedid), when it is back or at the next start.
+See docs/reliability.md for the guarantees.
+"""
 
 from __future__ import annotations
 
@@ -11,48 +19,32 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import select, text
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError, StatementError
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from monitor.core.records import CallRecord, MemberNote
 from monitor.core.survey import SurveyResultRecord
 from monitor.settings import StoreSettings
-from monitor.store.engine import (
-    caller_hasher,
-    head_revision,
-    is_sqlite,
-    make_engine,
-    masked,
-    schema_revision,
-)
+from monitor.store.engine import caller_hasher, head_revision, is_sqlite, make_engine, masked, schema_revision
 from monitor.store.engine import upgrade as run_upgrade
-from monitor.store.journal import Journal
-from monitor.store.models import Call
+from monitor.store.faults import bounded, describe
+from monitor.store.journal import Entry, Journal
 from monitor.store.reads import StoreReads
-from monitor.store.rows import Item, MemberItem, item_from_json, item_to_json, write_batch
+from monitor.store.rows import Item, MemberItem, item_from_json, item_to_json
 from monitor.store.surveys import SurveyItem
+from monitor.store.writer import BatchWriter
 
 log = logging.getLogger("qmon.store")
+
+# The exposure window: a record submitted longer ago than this (plus one write) is in the journal file.
+WAL_INTERVAL_S = 0.02
 
 
 class SchemaNotReady(RuntimeError):
     """The database is reachable but not migrated to this version's schema."""
 
 
-def _error_kind(exc: BaseException) -> str:
-    """``data`` (this batch can never be written), ``outage`` (refused, reset, locked, timeout) or ``probe``."""
-    if isinstance(exc, DataError | IntegrityError):
-        return "data"
-    if isinstance(exc, OperationalError | InterfaceError) or not isinstance(exc, StatementError):
-        return "outage"
-    if not isinstance(exc, DBAPIError):
-        return "data"  # a value our types could not bind
-    # Drivers report some bad values generically (asyncpg: "invalid input for query argument"): ask the DB.
-    return "outage" if exc.connection_invalidated else "probe"
-
-
-class Store(StoreReads):
+class Store(StoreReads, BatchWriter):
     """Call records, member changes and survey results into SQL; never blocks the caller, never loses data.
 
     The read side (reports, API queries, repeat warm-up, cooldown, prune) is :class:`StoreReads`.
@@ -61,25 +53,28 @@ class Store(StoreReads):
     def __init__(self, settings: StoreSettings | None = None, clock: Callable[[], float] = time.time) -> None:
         self.settings = s = settings or StoreSettings()
         self.clock = clock
-        self.journal = Journal(s.journal_path)
+        self._overflow_max = max(100_000, 10 * s.queue_size)
+        self.journal = Journal(s.journal_path, encode=item_to_json, interval_s=WAL_INTERVAL_S,
+                               max_pending=self._overflow_max)
         self.hash = caller_hasher(s.hash_salt) if s.hash_callers else None
         self.engine: AsyncEngine | None = None
+        self._wengine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
-        self._queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=max(1, s.queue_size))
-        self._inflight: list[Item] = []
+        self._wsessions: async_sessionmaker[AsyncSession] | None = None
+        # Journaled entries for the writer; past the bound they are read back from the journal file instead.
+        self._queue: asyncio.Queue[Entry] = asyncio.Queue(maxsize=max(1, s.queue_size))
+        self._volatile: list[Item] = []  # the journal could not take them (disk error): memory only
         self._stop = asyncio.Event()
         self._closing = False
-        # Items that found the queue full: kept in memory (bounded) and journaled in one batch by the writer
-        # task, so the AMI callback never opens or fsyncs a file per record.
-        self._overflow: list[Item] = []
-        self._overflow_max = max(10_000, 10 * s.queue_size)
         self._task: asyncio.Task[None] | None = None
         self._schema_ok = False
         self._down_since: float | None = None
         self._down_reason = ""
         self._retry_at = 0.0
         self._backoff = 0.0
-        self.dropped: Counter[str] = Counter()  # reason -> items not queued (queue_full: journaled instead)
+        # One batch (a transaction) may take this long before the database counts as down.
+        self.deadline_s = max(1.0, 1.5 * s.connect_timeout_s) + (s.sqlite_busy_timeout_s if is_sqlite(s.url) else 0)
+        self.dropped: Counter[str] = Counter()  # reason -> items not queued in memory (read back from the journal)
         self._stats: dict[str, int] = {
             "batches": 0, "calls_written": 0, "members_written": 0, "duplicates": 0, "retries": 0,
             "journaled": 0, "journal_replayed": 0, "rejected": 0, "lost": 0, "surveys_written": 0,
@@ -94,13 +89,24 @@ class Store(StoreReads):
         assert self.engine is not None, "Store.start() first"
         return self.engine.dialect.name
 
-    async def start(self) -> None:
-        """Create the engine and migrate (SQLite, or ``auto_migrate``); a dead database is not an error here."""
+    async def start(self, journal: bool = True) -> None:
+        """Create the engines, start the journal threads, migrate (SQLite, or ``auto_migrate``).
+
+        A dead database is not an error here: records wait in the journal. ``journal`` False: a tool that
+        only reads or writes directly (``qmon report``, ``import-queue-log``) leaves the daemon's journal alone.
+        Raises :class:`~monitor.store.journal.JournalBusy` when another process holds the journal.
+        """
         s = self.settings
         self.engine = make_engine(s.url, s.connect_timeout_s, s.sqlite_busy_timeout_s)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # The writer's own engine: every statement bounded by the connect timeout (reports may run longer).
+        self._wengine = (self.engine if is_sqlite(s.url) else
+                         make_engine(s.url, s.connect_timeout_s, command_timeout_s=s.connect_timeout_s, pool_size=2))
+        self._wsessions = async_sessionmaker(self._wengine, expire_on_commit=False)
+        if journal:
+            self.journal.start(asyncio.get_running_loop(), self._on_written)
         try:
-            await self._ensure_schema()
+            await bounded(self._ensure_schema(), self.deadline_s)
         except Exception as exc:
             self._mark_down(exc)
 
@@ -118,11 +124,14 @@ class Store(StoreReads):
         self._schema_ok = True
 
     async def close(self) -> None:
-        """Dispose of the engine (call :meth:`drain` first)."""
-        if self.engine is not None:
-            await self.engine.dispose()
+        """Stop the journal and dispose of the engines (call :meth:`drain` first)."""
+        if self.journal.running:
+            await asyncio.to_thread(self.journal.stop)
+        self.journal.close()
+        for engine in {e for e in (self._wengine, self.engine) if e is not None}:
+            await engine.dispose()
 
-    # -- the read path side: never blocks ----------------------------------------------------------------
+    # -- the read path side: never blocks, no I/O --------------------------------------------------------
 
     def prepare(self, record: CallRecord) -> CallRecord:
         """The record as stored: the caller number hashed when hashing is on."""
@@ -148,62 +157,63 @@ class Store(StoreReads):
         self._put(SurveyItem(pbx, result))
 
     def _put(self, item: Item) -> None:
-        if not self._closing:
-            try:
-                self._queue.put_nowait(item)
-                return
-            except asyncio.QueueFull:
-                self.dropped["queue_full"] += 1
-            if len(self._overflow) < self._overflow_max:
-                self._overflow.append(item)
-                return
-            # Both bounds exceeded (the writer itself is stuck): a synchronous journal write beats losing data.
-            log.warning("store overflow full: journaling on the read path")
-        self._to_journal([item])
+        if self._closing:
+            self._append_now([item])  # after drain: no read path left, write it through
+        elif not self.journal.put(item):
+            # The journal's writer thread has not written for 100k records (a hung disk): nothing else holds it.
+            self._lost(1, "the journal writer is stuck")
 
-    def _journal_overflow(self) -> None:
-        """The writer's side of the overflow: one journal append (one fsync) for all of it."""
-        if self._overflow:
-            items, self._overflow = self._overflow, []
-            self._to_journal(items)
-
-    def _to_journal(self, items: Sequence[Item]) -> None:
-        if not items:
-            return
+    def _append_now(self, items: Sequence[Item]) -> None:
         try:
-            self._stats["journaled"] += self.journal.append(item_to_json(i) for i in items)
-        except Exception:
-            # Disk full or unwritable journal: the one case where data is really lost; loud and counted.
-            self._stats["lost"] += len(items)
-            self.dropped["journal_error"] += len(items)
-            log.exception("cannot write %d record(s) to the journal %s: LOST", len(items), self.journal.path)
+            self._stats["journaled"] += self.journal.append_now(items)
+        except OSError as exc:
+            self._lost(len(items), f"cannot write the journal ({describe(exc)})")
+
+    def _lost(self, n: int, why: str) -> None:
+        before = self._stats["lost"]
+        self._stats["lost"] += n
+        if before == 0 or before // 1000 != self._stats["lost"] // 1000:  # the first, then one line per 1000
+            log.error("%d record(s) LOST (%d in all): %s (journal %s)", n, self._stats["lost"], why,
+                      self.journal.path)
+
+    def _on_written(self, entries: list[Entry]) -> None:
+        """On the loop, after each journal write: queue the entries for the database."""
+        durable = 0
+        for e in entries:
+            if not e.durable:
+                if len(self._volatile) < self._overflow_max:
+                    self._volatile.append(e.obj)
+                else:
+                    self._lost(1, "neither the journal nor memory can hold it")
+                continue
+            durable += 1
+            try:
+                self._queue.put_nowait(e)
+            except asyncio.QueueFull:
+                self.dropped["queue_full"] += 1  # in the journal: the writer reads it back from the file
+        self.journal.added(durable)
+        self._stats["journaled"] += durable
 
     # -- the writer task ---------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """The writer task: batches from the queue into the database (or the journal) until :meth:`drain`."""
+        """The writer task: batches into the database until :meth:`drain`; what fails waits in the journal."""
         if self._stop.is_set():
             return  # drain() already ran (or runs) the final flush itself
         self._task = asyncio.current_task()
-        try:
-            while True:
-                self._journal_overflow()
-                batch = await self._collect()
-                if batch or (self.journal.pending and self.clock() >= self._retry_at):
-                    await self._flush(batch)
-                if self._stop.is_set() and self._queue.empty():
-                    return
-        finally:
-            self._spill()
+        while True:
+            batch = await self._collect()
+            if batch or self._volatile or (self.journal.pending and self.clock() >= self._retry_at):
+                await self._flush(batch)
+            if self._stop.is_set() and self._queue.empty():
+                return
 
-    async def _collect(self) -> list[Item]:
+    async def _collect(self) -> list[Entry]:
         s = self.settings
-        wait = s.flush_interval_s
+        wait = 0.0 if self._stop.is_set() else s.flush_interval_s
         if self._retry_at > self.clock():
             wait = min(wait, max(0.01, self._retry_at - self.clock()))
-        batch: list[Item] = []
-        if self._stop.is_set():
-            wait = 0.0
+        batch: list[Entry] = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while len(batch) < s.batch_size:
@@ -229,87 +239,74 @@ class Store(StoreReads):
                     batch.append(get.result())
         return batch
 
-    async def _flush(self, batch: list[Item]) -> None:
-        self._inflight = batch
+    async def _flush(self, batch: list[Entry]) -> None:
         if self._down_since is not None and self.clock() < self._retry_at:
-            self._to_journal(batch)  # still down: keep order by queueing behind the journal
-            self._inflight = []
-            return
+            return  # still down: the batch is in the journal, replayed from there
         try:
             if self._down_since is not None:
                 self._stats["retries"] += 1
-            await self._ensure_schema()
-            await self._replay_journal()
-            if batch:
-                await self.write_items(batch)
+            await bounded(self._ensure_schema(), self.deadline_s)
+            await self._write_entries(batch)
+            if self._volatile:
+                items, self._volatile = self._volatile, []
+                try:
+                    await self.write_items(items)
+                except BaseException:
+                    self._volatile = items + self._volatile
+                    raise
             self._mark_up()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._to_journal(batch)
             self._mark_down(exc)
-        self._inflight = []
 
-    async def write_items(self, items: Sequence[Item]) -> None:
-        """Write one batch in one transaction (idempotent); bad data is isolated item by item and rejected."""
-        assert self._sessions is not None
-        try:
-            async with self._sessions() as session, session.begin():
-                res = await write_batch(session, self.dialect, items)
-        except Exception as exc:
-            kind = _error_kind(exc)
-            if kind == "outage" or (kind == "probe" and not await self._probe()):
-                raise
-            if len(items) == 1:
-                log.error("database refused a record (moved to %s.rejected): %s", self.journal.path, exc)
-                self._stats["rejected"] += 1
-                self.journal.reject(item_to_json(i) for i in items)
-                return
-            for it in items:
-                await self.write_items([it])
+    async def _write_entries(self, batch: list[Entry]) -> None:
+        """Write the batch straight from memory when it continues the journal; else catch up from the file."""
+        done, end = self.journal.position()
+        run: list[Entry] = []
+        cur, gap = done, False
+        for e in batch:
+            if e.end <= done:
+                continue  # already in the database (read back from the file)
+            if e.start != cur:
+                gap = True  # entries were dropped from memory (queue full, outage): the file has them
+                break
+            run.append(e)
+            cur = e.end
+        if gap or (not run and done < end):
+            await self._catch_up()
             return
-        self._stats["batches"] += 1
-        self._stats["calls_written"] += res.calls
-        self._stats["members_written"] += res.members
-        self._stats["surveys_written"] += res.surveys
-        self._stats["surveys_attached"] += res.attached
-        self._stats["duplicates"] += res.duplicates
+        if run:
+            await self.write_items([e.obj for e in run])
+            self.journal.commit(cur, len(run))
 
-    async def _probe(self) -> bool:
-        """Whether the database answers a query on our schema (then a failed batch was bad data)."""
-        assert self.engine is not None
-        try:
-            async with asyncio.timeout(2.0), self.engine.connect() as conn:
-                await conn.execute(select(Call.id).limit(0))
-        except Exception:
-            return False
-        return True
-
-    async def _replay_journal(self) -> None:
-        """Journal lines into the database, in file order; idempotent, so a crash midway replays harmlessly."""
-        while self.journal.pending:
-            entries, end, nlines = self.journal.read(self.journal.done_offset, self.settings.batch_size)
-            if end == self.journal.done_offset:
-                break  # only a torn line left at the end
+    async def _catch_up(self) -> None:
+        """Journal lines into the database in file order; idempotent, so a crash midway replays harmlessly."""
+        while True:
+            done, end = self.journal.position()
+            if done >= end:
+                return
+            entries, off, nlines = await asyncio.to_thread(self.journal.read, done, end, self.settings.batch_size)
+            if off <= done:
+                return
             items: list[Item] = []
             for e in entries:
                 try:
                     items.append(item_from_json(e))
                 except (KeyError, TypeError, ValueError) as exc:
-                    log.error("journal: skipping malformed entry (%s); kept in .rejected", exc)
-                    self._stats["rejected"] += 1
-                    self.journal.reject([e])
+                    await asyncio.to_thread(self.journal.reject, [e])
+                    self._lost(1, f"malformed journal entry ({type(exc).__name__}), kept in .rejected")
             if items:
                 await self.write_items(items)
             self._stats["journal_replayed"] += len(items)
-            self.journal.consume(end, nlines)
+            self.journal.commit(off, nlines)
 
     def _mark_down(self, exc: BaseException) -> None:
         now = self.clock()
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        reason = str(exc) if isinstance(exc, SchemaNotReady) else describe(exc)
         if self._down_since is None:
             self._down_since = now
-            log.error("database %s unavailable (%s); records go to the journal %s",
+            log.error("database %s unavailable (%s); records wait in the journal %s",
                       masked(self.settings.url), reason, self.journal.path)
         self._down_reason = reason
         self._backoff = min(self.settings.retry_max_s, max(self.settings.flush_interval_s, self._backoff * 2))
@@ -323,48 +320,45 @@ class Store(StoreReads):
         self._backoff = 0.0
         self._retry_at = 0.0
 
-    def _spill(self) -> None:
-        """Whatever is in flight or queued goes to the journal (shutdown, cancellation)."""
-        items = list(self._inflight)
-        self._inflight = []
-        while not self._queue.empty():
-            items.append(self._queue.get_nowait())
-        items += self._overflow
-        self._overflow = []
-        self._to_journal(items)
-
     async def drain(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 (the daemon's API)
-        """Flush the queue (and the journal) within ``timeout``; the rest goes to the journal. True if all in DB."""
+        """Flush the journal into the database within ``timeout`` s; the rest stays in the journal (replayed
+        at the next start). True if everything is in the database."""
         timeout = self.settings.drain_timeout_s if timeout is None else timeout
-        self._stop.set()
-        task = self._task
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
+            if self.journal.running:  # everything submitted so far into the file (and on to the queue)
+                await asyncio.to_thread(self.journal.flush, timeout)
+            self._stop.set()
+            task = self._task
             if task is not None and not task.done():
-                done, _ = await asyncio.wait({task}, timeout=timeout)
+                done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - loop.time()))
                 if not done:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-            self._journal_overflow()
-            if self.engine is not None and (not self._queue.empty() or self.journal.pending):
+            if self.engine is not None and (self.journal.pending or self._volatile):
                 # No writer task (never started, or gone): flush here, one last try even if it was down.
                 self._retry_at = 0.0
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._flush_all(), max(0.0, deadline - loop.time()))
         finally:
             self._closing = True
-            self._spill()
-        return self._queue.empty() and not self.journal.pending and self._down_since is None
+            if self.journal.running:
+                await asyncio.to_thread(self.journal.stop)
+            if self._volatile:
+                items, self._volatile = self._volatile, []
+                self._append_now(items)
+        return not self.journal.pending and self._down_since is None
 
     async def _flush_all(self) -> None:
-        while not self._queue.empty() or self.journal.pending:
-            batch: list[Item] = []
+        while self.journal.pending or self._volatile:
+            before = self.journal.position()
+            batch: list[Entry] = []
             while not self._queue.empty() and len(batch) < self.settings.batch_size:
                 batch.append(self._queue.get_nowait())
             await self._flush(batch)
-            if self._down_since is not None:
+            if self._down_since is not None or (self.journal.position() == before and not batch):
                 return
 
     # -- state for /readyz and metrics --------------------------------------------------------------------
@@ -376,22 +370,27 @@ class Store(StoreReads):
         if self._down_since is not None:
             return False, (f"database unavailable for {self.clock() - self._down_since:.0f} s "
                            f"({self._down_reason}); {self.journal.lines} record(s) journaled")
+        engine = self.engine
+
+        async def go() -> None:
+            await self._ensure_schema()
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
         try:
-            async with asyncio.timeout(2.0):
-                await self._ensure_schema()
-                async with self.engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
+            await bounded(go(), 2.0)
         except Exception as exc:
-            return False, f"database unavailable: {type(exc).__name__}: {str(exc)[:200]}"
+            return False, f"database unavailable: {describe(exc)}"
         return True, "ok"
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Counters and gauges for metrics (queue depth, batches, retries, journal size/lines, dropped)."""
+        """Counters and gauges for metrics (see :func:`monitor.store.store_counters` for the issue-14 ones)."""
         return {
-            **self._stats, "queue_depth": self._queue.qsize(), "overflow": len(self._overflow),
+            **self._stats, "queue_depth": self._queue.qsize(), "overflow": len(self._volatile),
             "queue_size": self._queue.maxsize,
             "journal_bytes": self.journal.size, "journal_lines": self.journal.lines,
+            "journal_write_errors": self.journal.write_errors,
             "dropped": sum(self.dropped.values()), "dropped_by_reason": dict(self.dropped),
             "db_up": self._down_since is None,
         }

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from monitor.core.records import NOT_ASKED as _NOT_ASKED
 from monitor.core.records import Survey, SurveyResultRecord
 from monitor.store.engine import cut, dialect_insert
+from monitor.store.fit import fit_row
 from monitor.store.models import Call, SurveyResult, SurveyRow
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -105,12 +106,16 @@ class ResultsWritten:
     attached: int = 0
 
 
-async def write_results(session: AsyncSession, dialect: str, items: Sequence[SurveyItem]) -> ResultsWritten:
-    """Insert results (those already stored are skipped) and apply each new one to its call if stored."""
+async def write_results(session: AsyncSession, dialect: str, items: Sequence[SurveyItem],
+                        scrub: bool = False) -> ResultsWritten:
+    """Insert results (those already stored are skipped) and apply each new one to its call if stored.
+
+    ``scrub``: free text blanked, numbers clamped (a row the database refused, see ``Store.write_items``).
+    """
     out = ResultsWritten()
     rows: dict[tuple[Any, ...], tuple[dict[str, Any], SurveyResultRecord]] = {}
     for it in items:
-        row = result_row(it)
+        row = fit_row(SurveyResult.__table__, result_row(it), scrub)
         key = tuple(row[k] for k in _KEY)
         if key in rows:
             out.duplicates += 1

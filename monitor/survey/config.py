@@ -57,9 +57,20 @@ def policy_config(s: SurveySettings) -> PolicyConfig:
 
 
 def callback_config(s: SurveySettings) -> CallbackConfig:
-    """The callback scheduler's config; ValueError when callbacks are on but no channel is set."""
-    if s.callback_enabled and "{number}" not in s.callback_channel:
-        raise ValueError("survey.callback_channel: must contain {number}, e.g. PJSIP/{number}@trunk")
+    """The callback scheduler's config; ValueError listing every bad callback setting (when callbacks are on)."""
+    errors: list[str] = []
+    if s.callback_enabled:
+        if "{number}" not in s.callback_channel:
+            errors.append("survey.callback_channel: must contain {number}, e.g. PJSIP/{number}@trunk")
+        if not s.callback_answer_timeout_s > 0:
+            errors.append("survey.callback_answer_timeout_s: must be more than 0 (seconds of ringing)")
+        if s.callback_max_attempts < 1:
+            errors.append("survey.callback_max_attempts: must be at least 1")
+        if s.callback_retry_delay_s < 0 or s.callback_delay_s < 0:
+            errors.append("survey.callback_delay_s / callback_retry_delay_s: must not be negative")
+    if errors:
+        raise ValueError("; ".join(errors))
+    # One ring limit: the Originate's Timeout and how long qmon holds an attempt in flight are the same setting.
     return CallbackConfig(
         channel=s.callback_channel, context=s.callback_context, exten=s.callback_exten,
         caller_id=s.callback_caller_id, delay_s=s.callback_delay_s, retry_delay_s=s.callback_retry_delay_s,

@@ -48,11 +48,15 @@ def local_time(ts: float) -> dtime:
 
 @dataclass(frozen=True, slots=True)
 class CallbackTarget:
-    """The original call a callback survey is about (handed over by the callback scheduler)."""
+    """The original call a callback survey is about (handed over by the callback scheduler).
+
+    ``decline`` non-empty: the job already ended that way (given up, claimed): say goodbye, record nothing.
+    """
 
     record: CallRecord
     caller: str
     language: str | None
+    decline: str = ""
 
 
 class CallbackClaims(Protocol):
@@ -106,7 +110,7 @@ class SurveyServer:
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qmon-survey")
         self.stats: dict[str, int] = {
             "connections": 0, "active": 0, "header_errors": 0, "early_hangups": 0, "errors": 0, "results": 0,
-            "qmon_slow": 0, "peer_stalled": 0,
+            "qmon_slow": 0, "peer_stalled": 0, "callbacks_declined": 0,
         }
 
     async def start(self) -> None:
@@ -174,6 +178,9 @@ class SurveyServer:
         source = "agi" if script == "csat" else "callback"
         # The scheduler's state lives on the loop: claim here; the lookups that may be slow go to a thread.
         target = self.callbacks.claim(args[0]) if source == "callback" and self.callbacks is not None else None
+        if target is not None and target.decline:
+            await self._decline(chan, headers, target)
+            return None, None
         hint = args[2] if source == "agi" else (target.language if target else None)
         lid_hint = args[0] if source == "agi" else ""
         try:
@@ -208,6 +215,15 @@ class SurveyServer:
                            queue_hint=args[1], lid_hint=lid_hint, scores=(out.csat, out.nps, out.ces), raw=out.raw,
                            reason="agi_no_reply" if chan.stalled else "ok")
         return rec, prep.caller
+
+    async def _decline(self, chan: AgiChannel, headers: dict[str, str], target: CallbackTarget) -> None:
+        """A late answer of a callback already ended (and recorded): goodbye, no second record."""
+        self.stats["callbacks_declined"] += 1
+        lang = self.policy.language(None, headers.get("agi_language"), target.language)
+        await self._say(chan, lang, [
+            f"VERBOSE {quote('qmon survey: callback already ' + target.decline)} 3",
+            SetVar("QMON_SURVEY_STATUS", "not_eligible"), *self._trace("qmon:status=not_eligible"),
+        ])
 
     def _prepare(self, headers: dict[str, str], source: str, target: CallbackTarget | None,
                  started: float) -> _Prep:

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 from monitor.core.repeat import normalize_number
+from monitor.files import private_file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS optout (number TEXT PRIMARY KEY, added_ts REAL NOT NULL);
@@ -31,8 +32,8 @@ class SurveyState:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if self.path.parent and not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Caller numbers: the file (and SQLite's -wal/-shm, which copy its mode) 0600, new directories 0700.
+        private_file(self.path)
         # check_same_thread=False: writes may run in a worker thread; the lock serialises them.
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()

@@ -28,15 +28,22 @@ from monitor.core.records import (
     TransferNote,
     VoicemailNote,
 )
-from monitor.core.vocab import ANSWERED_SURVEY, nps_bucket, valid_ces, valid_csat, valid_nps
+from monitor.core.vocab import (
+    ANSWERED_SURVEY,
+    CALL_OUTCOME_LABELS,
+    VOICEMAIL_REASONS,
+    nps_bucket,
+    valid_ces,
+    valid_csat,
+    valid_nps,
+)
+from monitor.settings import WAIT_BUCKETS_S
 
-CALL_OUTCOMES = ("answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "join_empty", "exit_key",
-                 "transferred", "unknown")
-VOICEMAIL_REASONS = ("timeout", "exit_empty", "join_empty", "exit_key")
+CALL_OUTCOMES = CALL_OUTCOME_LABELS  # every outcome label, pre-created per queue (the last two: no wait histogram)
 TRANSFER_TYPES = ("blind", "attended")
 CSAT_SCORES = ("1", "2", "3", "4", "5")
 SURVEY_RESULTS = ("completed", "no_input", "invalid")
-WAIT_BUCKETS = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
+WAIT_BUCKETS = WAIT_BUCKETS_S  # one definition (monitor.settings): config checks sl_threshold_s against it
 TALK_BUCKETS = (15, 30, 60, 120, 180, 300, 600, 900, 1800, 3600)
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _NO_MEMBERS = dict.fromkeys(MEMBER_STATES, 0)
@@ -300,6 +307,14 @@ def _store_families(stats: Mapping[str, Any] | None) -> Iterator[Any]:
     for reason in sorted({"queue_full", *by_reason}):
         dropped.add_metric([reason], by_reason.get(reason, 0))
     yield dropped
+    for key, name, doc in (
+        ("rejected", "qmon_store_rejected",
+         "Records the database refused as they were; stored with free-text fields blanked (original in .rejected)"),
+        ("lost", "qmon_store_lost",
+         "Records neither in the database nor in the journal (kept in .rejected when there is something to keep)"),
+        ("journal_replayed", "qmon_store_journal_replayed", "Records written to the database from the journal file"),
+    ):  # present at 0 from the start: an alert on increase() needs the series before the first loss
+        yield CounterMetricFamily(name, doc, value=float((stats or {}).get(key, 0)))
     if stats is None:
         return
     for key, name, doc in (("batches", "qmon_store_batches", "Batches written"),
@@ -308,8 +323,9 @@ def _store_families(stats: Mapping[str, Any] | None) -> Iterator[Any]:
         if key in stats:
             yield CounterMetricFamily(name, doc, value=float(stats[key]))
     for key, name, doc in (("queue_depth", "qmon_store_queue_depth", "Records waiting for the writer"),
-                           ("journal_bytes", "qmon_store_journal_bytes", "Size of the outage journal"),
-                           ("journal_lines", "qmon_store_journal_records", "Records in the outage journal"),
+                           ("journal_bytes", "qmon_store_journal_bytes", "Size of the write-ahead journal"),
+                           ("journal_lines", "qmon_store_journal_records",
+                            "Records journaled but not yet committed to the database"),
                            ("db_up", "qmon_store_up", "1 when the database accepts writes")):
         if key in stats:
             yield GaugeMetricFamily(name, doc, value=float(stats[key]))

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from monitor.demo import after, flows, talk
-from monitor.demo.emit import Emitter
-from monitor.demo.live import Live
+from monitor.sim import after, flows, talk
+from monitor.sim.emit import Emitter
+from monitor.sim.live import Live
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 T0 = 1795380000.0

@@ -1,0 +1,178 @@
+"""``qmon report``: historical per-queue and per-agent report from the database (reads only, never creates)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import time
+from collections.abc import Mapping
+from datetime import datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any
+
+from monitor.cli.common import CliError, add_db_args, one_line, require_database, store_settings
+from monitor.settings import StoreSettings
+
+if TYPE_CHECKING:
+    from monitor.core.records import CallRecord
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``qmon report``."""
+    p = sub.add_parser("report", help="historical per-queue/per-agent report from the database",
+                       description="Historical per-queue and per-agent report from the database.")
+    p.add_argument("--from", dest="from_", metavar="TIME", help="start (default: --to minus 1 day)")
+    p.add_argument("--to", metavar="TIME", help="end, exclusive; a date includes that day (default: now)")
+    p.add_argument("--queue", help="only this queue (agents: only their calls in it)")
+    p.add_argument("--agent", help="only this agent in the agent table")
+    p.add_argument("--pbx", metavar="NAME", help="only calls of this PBX (the [[ami]] name, or import-queue-log "
+                   "--pbx)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--by", choices=("day", "hour"), help="also break down by day or hour")
+    p.add_argument("--tz", default="UTC", help="time zone of dates and buckets (default UTC)")
+    p.add_argument("--sl-threshold-s", type=float, default=20.0, help="service-level threshold (default 20)")
+    add_db_args(p)
+    p.set_defaults(func=run)
+
+
+def parse_report_time(text: str, tz: tzinfo, end: bool = False) -> float:
+    """Epoch seconds from ``YYYY-MM-DD`` (a whole day: ``--to`` includes it), an ISO datetime in ``tz`` or
+    epoch seconds; CliError naming the accepted forms."""
+    t = text.strip()
+    try:
+        return float(t)
+    except ValueError:
+        pass
+    try:
+        d = datetime.fromisoformat(t)
+    except ValueError:
+        raise CliError(f"bad time {text!r}: use YYYY-MM-DD, an ISO datetime or epoch seconds") from None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=tz)
+    if end and len(t) == 10:
+        d += timedelta(days=1)
+    return d.timestamp()
+
+
+def _range(args: argparse.Namespace) -> tuple[tzinfo, float, float]:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        tz: tzinfo = ZoneInfo(args.tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CliError(f"--tz: unknown time zone {args.tz!r}") from None
+    to_ts = parse_report_time(args.to, tz, end=True) if args.to else time.time()
+    from_ts = parse_report_time(args.from_, tz) if args.from_ else to_ts - 86400.0
+    if from_ts >= to_ts:
+        raise CliError("--from must be before --to")
+    return tz, from_ts, to_ts
+
+
+def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """Read the calls of the range, print the report (says which database it read)."""
+    import asyncio
+
+    from monitor.settings import WAIT_BUCKETS_S
+    from monitor.store.engine import masked
+    from monitor.store.history import history
+
+    tz, from_ts, to_ts = _range(args)
+    if args.sl_threshold_s not in WAIT_BUCKETS_S:
+        raise CliError(f"--sl-threshold-s: {args.sl_threshold_s:g} is not a bound of the wait histogram "
+                       f"(one of {', '.join(str(b) for b in WAIT_BUCKETS_S)})")
+    s = store_settings(args, env).store
+    require_database(s.url)
+    records = asyncio.run(_load(s, from_ts, to_ts))
+    if args.pbx is not None:
+        records = [r for r in records if r.pbx == args.pbx]
+    rep = history(records, args.sl_threshold_s, args.queue, args.agent, args.by, tz)
+    rep = {"database": masked(s.url), "pbx": args.pbx, "from": datetime.fromtimestamp(from_ts, tz).isoformat(),
+           "to": datetime.fromtimestamp(to_ts, tz).isoformat(), "sl_threshold_s": args.sl_threshold_s, **rep}
+    if args.format == "json":
+        print(json.dumps(rep, indent=2))
+    elif args.format == "csv":
+        print(format_csv(rep), end="")
+    else:
+        print(format_table(rep))
+    return 0
+
+
+async def _load(s: StoreSettings, from_ts: float, to_ts: float) -> list[CallRecord]:
+    """The stored calls of [from_ts, to_ts); CliError when the database is unreachable or has no schema."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from monitor.store.engine import head_revision, make_engine, masked, schema_revision
+    from monitor.store.queries import records_between
+
+    engine = make_engine(s.url, s.connect_timeout_s, s.sqlite_busy_timeout_s, read_only=True)
+    try:
+        try:
+            rev = await schema_revision(engine)
+        except Exception as exc:
+            raise CliError(f"{masked(s.url)}: cannot read: {one_line(exc)}", 1) from None
+        if rev is None:
+            raise CliError(f"{masked(s.url)}: not a qmon database (no schema)", 1)
+        if rev != head_revision():
+            raise CliError(f"{masked(s.url)}: schema at {rev}, this qmon needs {head_revision()}: run "
+                           "`qmon db upgrade`", 1)
+        return await records_between(async_sessionmaker(engine), from_ts, to_ts)
+    finally:
+        await engine.dispose()
+
+
+def _f(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return str(v)
+
+
+_SHORT = {"abandoned_short": "short", "exit_empty": "empty", "join_empty": "jempty", "service_level": "SL",
+          "longest_wait_s": "maxwait", "repeat_calls": "rep", "repeat_rate": "reprate", "csat_responses": "resp",
+          "csat_mean": "csat", "csat_satisfied_ratio": "csat%", "csat_response_rate": "rrate",
+          "completed_by_agent": "byagent", "completed_by_caller": "bycaller", "ring_no_answer": "rna",
+          "transfers": "xfer", "voicemail": "vm"}
+
+
+def _table(title: str, rows: Mapping[str, Mapping[str, Any]], cols: tuple[str, ...]) -> list[str]:
+    heads = [_SHORT.get(c, c.removesuffix("_s")) for c in cols]
+    w = [max(len(h), *(len(_f(r[c])) for r in rows.values())) if rows else len(h) for h, c in zip(heads, cols,
+                                                                                                   strict=True)]
+    nw = max([len(title), *(len(n) for n in rows)])
+    lines = [" ".join([f"{title:<{nw}}", *(f"{h:>{x}}" for h, x in zip(heads, w, strict=True))])]
+    lines += [" ".join([f"{n:<{nw}}", *(f"{_f(r[c]):>{x}}" for c, x in zip(cols, w, strict=True))])
+              for n, r in rows.items()]
+    return lines
+
+
+def format_table(rep: dict[str, Any]) -> str:
+    """Queue and agent tables (then one pair per bucket), under a line naming the database and range."""
+    from monitor.store.history import AGENT_COLUMNS, QUEUE_COLUMNS
+
+    r = rep["report"]
+    pbx = f"  pbx {rep['pbx']}" if rep.get("pbx") else ""
+    out = [f"database {rep['database']}{pbx}",
+           f"{rep['from']} .. {rep['to']}  calls {r['calls']}  voicemail {r['voicemail_calls']}  "
+           f"callers {r['callers']['distinct']}  repeat calls {r['callers']['repeat_calls']}", ""]
+    out += [*_table("queue", rep["queues"], QUEUE_COLUMNS), "", *_table("agent", rep["agents"], AGENT_COLUMNS)]
+    for b in rep.get("buckets", []):
+        out += ["", f"== {b['start']}", *_table("queue", b["queues"], QUEUE_COLUMNS)]
+        out += _table("agent", b["agents"], AGENT_COLUMNS)
+    return "\n".join(out)
+
+
+def format_csv(rep: dict[str, Any]) -> str:
+    """One row per (bucket, queue) and (bucket, agent); bucket ``total`` for the whole range."""
+    from monitor.store.history import AGENT_COLUMNS, QUEUE_COLUMNS
+
+    buf = io.StringIO()
+    cols = sorted(set(QUEUE_COLUMNS) | set(AGENT_COLUMNS), key=(list(QUEUE_COLUMNS) + list(AGENT_COLUMNS)).index)
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["bucket", "scope", "name", *cols])
+    for b in [{"start": "total", **rep}, *rep.get("buckets", [])]:
+        for scope in ("queues", "agents"):
+            for name, row in b[scope].items():
+                w.writerow([b["start"], scope[:-1], name, *("" if row.get(c) is None else row[c] for c in cols)])
+    return buf.getvalue()

@@ -1,0 +1,106 @@
+"""Dialplan after Queue(): the CSAT survey, voicemail fallthrough, overflow into another queue."""
+
+from __future__ import annotations
+
+from monitor.sim.flows import AFTER, ENTRY, MAILBOX, SURVEY, VOICEMAIL, Call
+
+#: Survey answers: a digit 1-5 (OK), another digit (INVALID), nothing (NOINPUT), or the caller hangs up.
+SURVEY_KINDS = ("OK", "INVALID", "NOINPUT", "HANGUP")
+
+
+def _after(call: Call, t: float, status: str) -> None:
+    call.em.exten(t, call.c2, "Goto", f"{AFTER},{status},1")
+    call.em.goto(call.c2, AFTER, status)
+
+
+def _caller_gone(call: Call, t: float) -> None:
+    call.em.chan_ev(t, "SoftHangupRequest", call.c2, Cause="16")
+    call.em.chan_ev(t, "HangupRequest", call.c1, Cause="16")
+    call.em.hangup(t, call.c2)
+    call.em.hangup(t, call.c1)
+
+
+def survey(call: Call, t: float, queue: str, agent: str, kind: str, digit: str) -> float:
+    """The post-call survey: Playback, Read, UserEvent CSAT (or a hang-up during the prompt); returns end time."""
+    em, c2 = call.em, call.c2
+    _after(call, t, "CONTINUE")
+    em.exten(t, c2, "Goto", f"{SURVEY},s,1")
+    em.goto(c2, SURVEY, "s")
+    em.exten(t, c2, "NoOp", f"CSAT survey for {queue} agent {agent}")
+    em.exten(t, c2, "Playback", "if-correct-press")
+    if kind == "HANGUP":
+        t += 0.8
+        em.chan_ev(t, "HangupRequest", c2, Cause="16")
+        em.hangup(t, call.c1)
+        em.var(t, c2, "PLAYBACKSTATUS", "SUCCESS")
+        em.chan_ev(t, "SoftHangupRequest", c2, Cause="16")
+        em.hangup(t, c2)
+        return t
+    t += 2.0
+    em.var(t, c2, "PLAYBACKSTATUS", "SUCCESS")
+    em.exten(t, c2, "Read", "CSAT,beep,1,,1,5")
+    em.var(t, c2, "READSTATUS", "ERROR")
+    if kind == "NOINPUT":
+        t += 5.0
+        em.var(t, c2, "CSAT", "")
+        em.var(t, c2, "READSTATUS", "TIMEOUT")
+        em.exten(t, c2, "GotoIf", "1?noinput", priority=4)
+        em.exten(t, c2, "Set", "CDR(userfield)=csat=noinput", priority=11)
+        score, status = "", "NOINPUT"
+    else:
+        t += 1.2
+        em.chan_ev(t, "DTMFBegin", c2, Digit=digit, Direction="Received")
+        t += 0.25
+        em.chan_ev(t, "DTMFEnd", c2, Digit=digit, DurationMs="250", Direction="Received")
+        em.var(t, c2, "CSAT", digit)
+        em.var(t, c2, "READSTATUS", "OK")
+        em.exten(t, c2, "GotoIf", "0?noinput")
+        valid = kind == "OK"
+        em.exten(t, c2, "GotoIf", f"{int(valid)}?valid:invalid")
+        em.exten(t, c2, "Set", f"CDR(userfield)=csat={digit if valid else 'invalid:' + digit}",
+                 priority=None if valid else 9)
+        score, status = digit, kind
+    data = f"CSAT,Queue: {queue},Score: {score},Status: {status},Agent: {agent},QueueUniqueid: {c2.uid}"
+    em.exten(t, c2, "UserEvent", data)
+    em.chan_ev(t, "UserEvent", c2, UserEvent="CSAT", Queue=queue, Score=score, Status=status, Agent=agent,
+               QueueUniqueid=c2.uid)
+    if kind != "NOINPUT":
+        em.exten(t, c2, "Playback", "auth-thankyou")
+        t += 1.0
+        em.var(t, c2, "PLAYBACKSTATUS", "SUCCESS")
+    em.exten(t, c2, "Hangup")
+    _caller_gone(call, t)
+    return t
+
+
+def voicemail(call: Call, t: float, status: str, queue: str, message_s: float) -> float:
+    """Unanswered: dialplan sends the caller to VoiceMail; the message is saved when they hang up."""
+    em, c2 = call.em, call.c2
+    _after(call, t, status)
+    if status == "TIMEOUT":
+        em.exten(t, c2, "GotoIf", f"0?{ENTRY},,1")
+    em.exten(t, c2, "Goto", f"{VOICEMAIL},s,1")
+    em.goto(c2, VOICEMAIL, "s")
+    em.exten(t, c2, "NoOp", f"voicemail fallthrough from {queue} ({status})")
+    em.exten(t, c2, "VoiceMail", f"{MAILBOX},u")
+    t += message_s
+    em.chan_ev(t, "HangupRequest", c2, Cause="16")
+    em.hangup(t, call.c1)
+    em.var(t, c2, "VM_MESSAGEFILE", "")
+    em.events[-1][1]["_vm"] = "file"
+    em.chan_ev(t, "MessageWaiting", c2, Mailbox=MAILBOX, Waiting="1", New="", Old="0", _vm="count")
+    em.var(t, c2, "VMSTATUS", "SUCCESS")
+    em.chan_ev(t, "SoftHangupRequest", c2, Cause="16")
+    em.hangup(t, c2)
+    return t
+
+
+def overflow(call: Call, t: float, queue: str) -> None:
+    """After a timeout the dialplan sends the same channel into another queue (same Uniqueid)."""
+    em, c2 = call.em, call.c2
+    _after(call, t, "TIMEOUT")
+    em.exten(t, c2, "GotoIf", f"1?{ENTRY},{queue},1")
+    em.goto(c2, ENTRY, queue)
+    em.exten(t, c2, "NoOp", f"Inbound call for {queue}")
+    em.exten(t, c2, "Set", f"DEMO_QUEUE={queue}")
+    em.exten(t, c2, "Answer")

@@ -1,0 +1,204 @@
+"""Every user mistake: one line on stderr naming the problem, a non-zero exit, never a traceback, never a silent 0.
+
+One table: each row runs ``python -m monitor ...`` as a subprocess, as a user would (all rows at once, in threads).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+FIXTURES = Path(__file__).parent / "fixtures"
+BUSY = "{busy}"  # replaced by a port the test holds open
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    argv: tuple[str, ...]
+    code: int
+    needle: str  # must be in the one stderr line
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str = "."  # relative to the work directory
+
+
+NO_SURVEY = {"QMON_AMI_SECRET": "x", "QMON_SURVEY_ENABLED": "false"}
+CASES = [
+    # -- the daemon's host: ports, addresses, paths, exposure
+    Case("run: HTTP port in use", ("run", "--http-port", BUSY), 2,
+         "http: cannot listen on 127.0.0.1:{busy}: address already in use", NO_SURVEY),
+    Case("demo: HTTP port in use", ("demo", "--http-port", BUSY), 2,
+         "--http-port: cannot listen on 127.0.0.1:{busy}: address already in use"),
+    Case("run: survey port in use", ("run", "--http-port", "0"), 2,
+         "survey: cannot listen on 127.0.0.1:{busy}: address already in use",
+         {"QMON_AMI_SECRET": "x", "QMON_SURVEY_PORT": BUSY}),
+    Case("run: --http-bind to an address the host does not have", ("run", "--http-bind", "192.0.2.7"), 2,
+         "http: cannot listen on 192.0.2.7:9465: not an address of this host", {**NO_SURVEY, "QMON_HTTP_TOKEN": "t"}),
+    Case("run: public bind without a token", ("run", "--http-bind", "0.0.0.0"), 2,
+         "http.bind 0.0.0.0 is reachable from other hosts and no token is set", NO_SURVEY),
+    Case("demo: public bind without a token", ("demo", "--web.listen-address", "0.0.0.0:0"), 2,
+         "no token is set"),
+    Case("run: bad --web.listen-address", ("run", "--web.listen-address", "9465"), 2,
+         "--web.listen-address: expected HOST:PORT, got '9465'", NO_SURVEY),
+    Case("run: --web.listen-address and --http-port", ("run", "--web.listen-address", ":9100", "--http-port", "1"),
+         2, "--web.listen-address sets the bind address and the port", NO_SURVEY),
+    Case("run: SQLite file in a directory that does not exist", ("run", "--store-url", "nodir/q.db"), 2,
+         "store.url: directory nodir does not exist", NO_SURVEY),
+    Case("demo: SQLite file in a directory that does not exist", ("demo", "--db", "nodir/d.db"), 2,
+         "does not exist"),
+    Case("demo: --speed 0", ("demo", "--speed", "0"), 2, "--speed: must be > 0"),
+    # -- configuration
+    Case("run: no AMI secret", ("run",), 2, "ami[default].secret: missing"),
+    Case("run: missing config file", ("run", "--config", "missing.toml"), 2,
+         "--config: cannot read missing.toml: No such file or directory"),
+    Case("check-config: bad TOML", ("check-config", "--config", "bad.toml"), 2, "bad.toml is not valid TOML",
+         {"QMON_AMI_SECRET": "x"}),
+    Case("check-config: bad env value", ("check-config",), 2, "http.port: expected an integer, got string 'abc'",
+         {"QMON_AMI_SECRET": "x", "QMON_HTTP_PORT": "abc"}),
+    Case("check-config: unknown env variable", ("check-config",), 2, "env QMON_HTTP_PROT: unknown setting",
+         {"QMON_AMI_SECRET": "x", "QMON_HTTP_PROT": "1"}),
+    Case("check-config: sl_threshold_s between histogram bounds", ("check-config", "--config", "sl25.toml"), 2,
+         "tracker.sl_threshold_s: 25 is not a bound of the wait histogram", {"QMON_AMI_SECRET": "x"}),
+    Case("unknown command", ("frobnicate",), 2, "invalid choice: 'frobnicate'"),
+    Case("unknown flag", ("replay", "x.ami", "--bogus"), 2, "qmon replay: unrecognized arguments: --bogus"),
+    # -- replay: never an empty report for a file that is not a capture
+    Case("replay: random bytes", ("replay", "random.ami"), 1, "random.ami: no AMI event in it"),
+    Case("replay: plain text", ("replay", "text.ami"), 1, "text.ami: no AMI event in it"),
+    Case("replay: bad JSONL", ("replay", "bad.jsonl"), 1, "bad.jsonl: no AMI event in it"),
+    Case("replay: missing file", ("replay", "missing.ami"), 2, "missing.ami: cannot open"),
+    Case("replay: unknown format", ("replay", "notes.txt"), 2, "unknown capture format"),
+    Case("replay: SL threshold between bounds", ("replay", "abandoned.ami", "--sl-threshold-s", "25"), 2,
+         "tracker.sl_threshold_s: 25 is not a bound"),
+    # -- store commands: plain paths accepted; a read never creates a database
+    Case("report: default database missing", ("report",), 1, "no database at qmon.db: nothing to read (qmon demo "
+         "writes qmon-demo.db", cwd="empty"),
+    Case("report: plain path missing", ("report", "--db", "nope.db"), 1, "no database at nope.db"),
+    Case("report: in a directory that does not exist", ("report", "--db", "nodir/r.db"), 1,
+         "no database at nodir/r.db"),
+    Case("report: bad --from", ("report", "--from", "yesterday", "--db", "nope.db"), 2, "bad time 'yesterday'"),
+    Case("report: bad --tz", ("report", "--tz", "Mars/Olympus"), 2, "--tz: unknown time zone 'Mars/Olympus'"),
+    Case("report: a file that is not a database", ("report", "--db", "bad.toml"), 1, "bad.toml: cannot read"),
+    Case("db current: plain path missing", ("db", "current", "--db", "nope.db"), 1, "no database at nope.db"),
+    Case("db prune: no retention", ("db", "prune", "--db", "nope.db"), 2, "--older-than DAYS (> 0) is required"),
+    Case("db upgrade: directory missing", ("db", "upgrade", "--db", "nodir/x.db"), 2,
+         "store.url: directory nodir does not exist"),
+    Case("db: no action", ("db",), 2, "qmon db: the following arguments are required: ACTION"),
+    Case("import-queue-log: an .ami capture", ("import-queue-log", "abandoned.ami", "--db", "ql.db"), 1,
+         "abandoned.ami: not a queue_log: none of its"),
+    Case("import-queue-log: missing file", ("import-queue-log", "missing.queue_log", "--db", "ql.db"), 2,
+         "no such file: missing.queue_log"),
+    Case("import-queue-log: empty file", ("import-queue-log", "empty.queue_log", "--db", "ql.db"), 1,
+         "empty.queue_log: empty: nothing to import"),
+    # -- the small commands
+    Case("record: no secret", ("record", "--out", "x.ami"), 2, "ami[default].secret: missing"),
+    Case("record: --out in a missing directory", ("record", "--out", "nodir/x.ami"), 2,
+         "--out: directory nodir does not exist", {"QMON_AMI_SECRET": "x"}),
+    Case("optout: no number", ("optout", "add", "--state", "s.db"), 2, "add: a NUMBER is required"),
+    Case("optout: not a number", ("optout", "add", "anonymous", "--state", "s.db"), 2,
+         "not a phone number: 'anonymous'"),
+]
+
+
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QMON_")}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return {**env, **extra}
+
+
+def _run(case: Case, work: Path, busy: int) -> subprocess.CompletedProcess[str]:
+    def sub(s: str) -> str:
+        return s.replace(BUSY, str(busy))
+
+    return subprocess.run([sys.executable, "-m", "monitor", *map(sub, case.argv)], cwd=work / case.cwd,
+                          env=_env({k: sub(v) for k, v in case.env.items()}), capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("cli")
+    (d / "empty").mkdir()
+    (d / "random.ami").write_bytes(bytes(range(256)) * 16)
+    (d / "text.ami").write_text("Dear diary,\nno events today.\n")
+    (d / "bad.jsonl").write_text('{"Event": \nnot json at all\n')
+    (d / "notes.txt").write_text("x\n")
+    (d / "bad.toml").write_text("[http\nport = 1\n")
+    (d / "sl25.toml").write_text("[tracker]\nsl_threshold_s = 25\n")
+    (d / "empty.queue_log").write_text("")
+    shutil.copy(FIXTURES / "abandoned.ami", d / "abandoned.ami")
+    return d
+
+
+@pytest.fixture(scope="module")
+def busy_port() -> Iterator[int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def results(work: Path, busy_port: int) -> dict[str, subprocess.CompletedProcess[str]]:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {c.name: pool.submit(_run, c, work, busy_port) for c in CASES}
+        return {name: f.result() for name, f in futures.items()}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_a_mistake_gets_one_line_and_a_non_zero_exit(case: Case, results: dict[str, subprocess.CompletedProcess[str]],
+                                                     busy_port: int) -> None:
+    r = results[case.name]
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert case.needle.replace(BUSY, str(busy_port)) in lines[0]
+    assert lines[0].startswith("qmon")
+    assert r.returncode == case.code, r.stderr
+
+
+def test_read_commands_create_nothing(work: Path, results: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    """``qmon report`` and ``qmon db current`` on a missing database leave no file (nor directory) behind."""
+    assert results and list((work / "empty").iterdir()) == []
+    assert not (work / "nope.db").exists() and not (work / "nodir").exists() and not (work / "ql.db").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "demo", "check-config", "replay", "record", "report",
+                                     "import-queue-log", "db", "optout"])
+def test_help_names_the_command(command: str) -> None:
+    r = subprocess.run([sys.executable, "-m", "monitor", command, "--help"], capture_output=True, text=True,
+                       env=_env({}), timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith(f"usage: qmon {command} ")
+
+
+def test_output_piped_to_head(tmp_path: Path) -> None:
+    """The reader closing the pipe early (``| head``) is not an error of ours: no traceback, SIGPIPE's status."""
+    files = [str(p) for p in sorted(FIXTURES.glob("*.ami"))]
+    p = subprocess.Popen([sys.executable, "-m", "monitor", "replay", *files, "--records"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=_env({}), cwd=tmp_path)
+    assert p.stdout is not None and p.stderr is not None
+    # Closed before the child (still importing) writes anything: its output (30 kB) would fit in the pipe's buffer.
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_gzipped_queue_log_is_read(tmp_path: Path) -> None:
+    """What logrotate leaves (queue_log.1.gz) imports like the plain file."""
+    gz = tmp_path / "queue_log.1.gz"
+    gz.write_bytes(gzip.compress((FIXTURES / "abandoned.queue_log").read_bytes()))
+    r = subprocess.run([sys.executable, "-m", "monitor", "import-queue-log", str(gz), "--db", "ql.db"],
+                       capture_output=True, text=True, env=_env({}), cwd=tmp_path, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "calls 1, imported 1" in r.stdout and "bad_lines 0" in r.stdout
