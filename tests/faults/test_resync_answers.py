@@ -116,6 +116,10 @@ async def test_talking_caller_adopted_as_answered_by_the_bridged_member() -> Non
         await srv.push({"Event": "Hangup", "Privilege": "call,all", "Timestamp": f"{PBX_NOW + 5:.6f}",
                         "Channel": "Local/5557002@lab-callers-00000002;2", "Uniqueid": "1796035245.5",
                         "Linkedid": "1796035245.4", "CallerIDNum": "5557002", "Cause": "16"})
+        # Any later event: a record may be held a short grace period after its hang-up (late AgentComplete).
+        await srv.push({"Event": "Newchannel", "Privilege": "call,all", "Timestamp": f"{PBX_NOW + 30:.6f}",
+                        "Channel": "Local/5557003@lab-callers-00000009;1", "Uniqueid": "1796035284.20",
+                        "Linkedid": "1796035284.20"})
         await until(lambda: run.records, 5, "the talking call's record")
     (rec,) = run.records
     seg = rec.segments[0]
