@@ -42,6 +42,9 @@ from monitor.web.server import ApiContext, LivePbx, make_app, start_http
 
 log = logging.getLogger("qmon")
 
+#: How often the event-loop lag is sampled (s): a timer asks to wake after this long and measures how late it is.
+LAG_INTERVAL_S = 0.25
+
 
 class StartupError(RuntimeError):
     """A part could not start (e.g. the HTTP port is taken); the message is one line for stderr."""
@@ -210,6 +213,16 @@ def _why(exc: OSError) -> str:
     return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
+async def watch_loop_lag(observe: Callable[[float], None], interval_s: float = LAG_INTERVAL_S) -> None:
+    """Forever: sleep ``interval_s`` and ``observe`` how late (s, monotonic clock) the wake-up came; a blocked or
+    overloaded loop shows here before Asterisk drops our AMI session (its events wait as long)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        start = loop.time()
+        await asyncio.sleep(interval_s)
+        observe(max(0.0, loop.time() - start - interval_s))
+
+
 async def _bounded(close: Callable[[], Coroutine[Any, Any, Any]], timeout_s: float) -> None:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(close(), timeout_s)
@@ -269,6 +282,7 @@ async def _serve(d: Daemon, listeners: contextlib.AsyncExitStack, survey: Survey
         writer = tg.create_task(d.store.run(), name="store-writer")
         ami_tasks = [tg.create_task(p.source.run(), name=f"ami-{name}") for name, p in d.pbxs.items()]
         ami_tasks.append(tg.create_task(_tick(d), name="tracker-tick"))  # ends with the AMI tasks, before close_all
+        lag = tg.create_task(watch_loop_lag(d.metrics.loop_lag.observe), name="event-loop-lag")
         survey_tasks: list[asyncio.Task[None]] = []
         if survey is not None and survey.webhook is not None:
             survey_tasks.append(tg.create_task(survey.webhook.run(), name="survey-webhook"))
@@ -281,6 +295,7 @@ async def _serve(d: Daemon, listeners: contextlib.AsyncExitStack, survey: Survey
             log.info("shutting down")
         finally:
             # Shielded: a crashed task cancels this body, and the shutdown must still run to the end.
+            lag.cancel()
             await asyncio.shield(_shutdown(d, listeners, survey, survey_tasks, ami_tasks, writer))
 
 

@@ -144,7 +144,7 @@ async def _gap_run(drop_at: int, resume_at: int, caplog: pytest.LogCaptureFixtur
         live.finish()
     assert srv.connections == 2 and live.source.reconnects == 1
     after = [a["Action"] for a in srv.actions if a["_conn"] == "2"]
-    assert after[:3] == ["Login", "QueueStatus", "CoreShowChannels"], after
+    assert after[:4] == ["Login", "Ping", "QueueStatus", "CoreShowChannels"], after  # Ping: the PBX clock
     msgs = [r.getMessage() for r in caplog.records if r.name == "qmon.ami"]
     assert sum("lost" in m for m in msgs) == 1 and sum("reconnected" in m for m in msgs) == 1, msgs
     ids = [r.call_id for r in live.records]

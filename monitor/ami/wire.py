@@ -35,6 +35,7 @@ class WireParser:
         if self._expect_banner and self.banner is None:
             nl = buf.find(b"\n")
             if nl < 0:
+                self._check_size()  # bytes before the banner are bounded like any message
                 return out
             self.banner = buf[:nl].decode("utf-8", "replace").strip()
             pos = nl + 1
@@ -57,11 +58,14 @@ class WireParser:
             if msg:
                 out.append(msg)
         del buf[:pos]
-        if len(buf) > self._max:
+        self._check_size()
+        return out
+
+    def _check_size(self) -> None:
+        if len(self._buf) > self._max:
             # No message boundary within the limit: drop what we have, keep reading.
             self.oversized += 1
-            buf.clear()
-        return out
+            self._buf.clear()
 
     def _parse(self, raw: bytes) -> Headers:
         msg: Headers = {}

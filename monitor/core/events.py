@@ -248,7 +248,11 @@ class QueueParams(Event):
 
 @dataclass(frozen=True, slots=True)
 class QueueEntry(ChannelEvent):
-    """QueueEntry (QueueStatus response): a caller waiting right now."""
+    """QueueEntry (QueueStatus response): a caller waiting right now, ``wait`` s so far.
+
+    Asterisk's QueueEntry carries no Linkedid (app_queue.c, manager_queues_status): ``chan.linkedid`` is ``''``;
+    the resync recovers it from the channel's CoreShowChannel.
+    """
 
     queue: str
     position: int
@@ -257,10 +261,16 @@ class QueueEntry(ChannelEvent):
 
 @dataclass(frozen=True, slots=True)
 class CoreShowChannel(ChannelEvent):
-    """CoreShowChannel (CoreShowChannels response): a channel alive right now."""
+    """CoreShowChannel (CoreShowChannels response): a channel alive right now, for ``duration_s`` s.
+
+    ``duration_s`` is None when Asterisk sent no parsable ``Duration`` (HH:MM:SS); ``bridge_id`` is ``''`` when
+    the channel is in no bridge (manager.c, action_coreshowchannels).
+    """
 
     application: str
     app_data: str
+    duration_s: int | None = None
+    bridge_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from monitor.core.records import (
     Voicemail,
     VoicemailNote,
 )
+from monitor.core.resync import answered_unseen, members_listed
 from monitor.core.segments import SegmentInput as In
 from monitor.core.state import CallState, SegState, TrackerState
 from monitor.core.transfers import describe_target
@@ -239,6 +240,10 @@ def on_complete(st: TrackerState, e: ev.AgentComplete, ts: float, out: Out) -> N
     after the call's record is final it amends the stored record (not the counters) and counts as a late skip.
     """
     found = complete_target(st, e)
+    if found is None:  # answered while we did not listen (a gap), or adopted at a resync without its member
+        call = st.call_for(e.chan.uniqueid, e.chan.linkedid) if e.chan.uniqueid else None
+        unseen = answered_unseen(st, call, e, ts, out) if call is not None else None
+        found = (call, unseen) if call is not None and unseen is not None else None
     if found is None:
         if amend_complete(st, e.queue, e.member, e.dest_uniqueid, float(e.talk_time), e.reason, out):
             st.skips[skip_reason(SkipReason.LATE, "AgentComplete")] += 1
@@ -248,6 +253,11 @@ def on_complete(st: TrackerState, e: ev.AgentComplete, ts: float, out: Out) -> N
     _, seg = found
     if seg.talk_s is not None or not step(st, seg, In.COMPLETE, ts, out):
         return
+    if seg.adopted:  # answered before a gap: Asterisk's HoldTime/TalkTime replace the resync's estimates
+        seg.agent = seg.agent or e.member
+        seg.end_ts = ts - e.talk_time
+        seg.wait_s = float(e.hold_time)
+        seg.join_ts = seg.end_ts - e.hold_time
     seg.talk_s = float(e.talk_time)
     seg.completion = e.reason
     st.members.adjust(e.queue, e.member, in_call=-1)
@@ -319,8 +329,10 @@ def on_user(st: TrackerState, e: ev.UserEvent, ts: float, out: Out) -> None:
 
 
 def on_member(st: TrackerState, e: ev.MemberEvent, ts: float, out: Out) -> None:
-    """QueueMemberAdded/Removed/Status/Pause and QueueMember list entries."""
+    """QueueMemberAdded/Removed/Status/Pause and QueueMember list entries (collected during a resync)."""
     st.queues.add(e.queue)
+    if e.kind == "list" and st.resync is not None:
+        st.resync.members.add((e.queue, e.member))
     note = st.members.apply(e, ts)
     st.agents.member_event(e, ts)
     if note is not None:
@@ -349,21 +361,25 @@ def on_entry(st: TrackerState, e: ev.QueueEntry, ts: float, out: Out) -> None:
     """QueueEntry (QueueStatus response): a caller waiting now; collected during a resync."""
     st.queues.add(e.queue)
     st.chan(e.chan)
-    if st.resync_alive is not None:
-        st.resync_alive.add(e.chan.uniqueid)
-        st.resync_waiting.append(e)
+    if st.resync is not None:
+        st.resync.alive.add(e.chan.uniqueid)
+        st.resync.waiting.append((e, ts))
 
 
 def on_listed(st: TrackerState, e: ev.CoreShowChannel, ts: float, out: Out) -> None:
     """CoreShowChannel (CoreShowChannels response): a channel alive now; collected during a resync."""
     st.chan(e.chan)
-    if st.resync_alive is not None:
-        st.resync_alive.add(e.chan.uniqueid)
+    if st.resync is not None:
+        st.resync.alive.add(e.chan.uniqueid)
+        st.resync.channels[e.chan.uniqueid] = (e, ts)
 
 
 def on_list_complete(st: TrackerState, e: ev.ListComplete, ts: float, out: Out) -> None:
-    """QueueStatusComplete / CoreShowChannelsComplete: a resync list is whole (members not listed have left)."""
+    """QueueStatusComplete during a resync: the members it listed are all there are (the others are removed,
+    from the live member state and from the agent measures)."""
     st.agents.list_complete(e.list_name)
+    if st.resync is not None and e.list_name == "QueueStatus":
+        members_listed(st, st.resync, ts, out)
 
 
 Handler = Callable[[TrackerState, Any, float, Out], None]

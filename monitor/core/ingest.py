@@ -138,8 +138,14 @@ class Ingest:
         self.tracker.connection_lost(now)
 
     def resync_begin(self) -> None:
-        """A reconnect: the QueueStatus/CoreShowChannels answers fed next say what is still alive."""
+        """A reconnect (or a new resync attempt): the QueueStatus/CoreShowChannels answers fed next say what is
+        alive now."""
         self.tracker.resync_begin()
+
+    def clock_sample(self, pbx_ts: float, now: float) -> None:
+        """PBX time ``pbx_ts`` read at daemon time ``now`` (epoch s), e.g. a Ping answer's Timestamp: answers
+        without a Timestamp (the resync lists) are placed on the PBX clock through it."""
+        self.tracker.clock_sample(pbx_ts, now)
 
     def resync_end(self, now: float) -> list[Note]:
         """The answers are in: settle suspect calls at daemon time ``now`` (s) and hand the notes to the sinks."""

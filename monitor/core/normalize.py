@@ -252,11 +252,27 @@ def _params(r: _Reader) -> ev.Event:
 
 
 def _entry(r: _Reader) -> ev.Event:
-    return ev.QueueEntry(r.ts(), r.chan(), r.req_nonempty("Queue"), r.int_("Position", 0), r.int_("Wait", 0))
+    # QueueEntry has no Linkedid header: '' says "not known" (the resync joins it from CoreShowChannel), never
+    # the Uniqueid, which is another channel's id whenever the caller's ;1 leg came first.
+    chan = r.chan()
+    if not r.opt("Linkedid"):
+        chan = ev.Chan(chan.uniqueid, "", chan.channel, chan.caller_num, chan.caller_name, chan.context,
+                       chan.exten, chan.language)
+    return ev.QueueEntry(r.ts(), chan, r.req_nonempty("Queue"), r.int_("Position", 0), r.int_("Wait", 0))
+
+
+def duration_s(text: str) -> int | None:
+    """CoreShowChannel ``Duration`` (``HH:MM:SS``, hours may exceed 24) in seconds; None if malformed."""
+    parts = text.strip().split(":")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    h, m, s = (int(p) for p in parts)
+    return h * 3600 + m * 60 + s
 
 
 def _listed(r: _Reader) -> ev.Event:
-    return ev.CoreShowChannel(r.ts(), r.chan(), r.opt("Application"), r.opt("ApplicationData"))
+    return ev.CoreShowChannel(r.ts(), r.chan(), r.opt("Application"), r.opt("ApplicationData"),
+                              duration_s(r.opt("Duration")), r.opt("BridgeId").strip())
 
 
 def _complete(name: str) -> Callable[[_Reader], ev.Event]:

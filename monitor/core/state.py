@@ -126,6 +126,16 @@ NO_CHAN = ChanState("", "", "", "")
 
 
 @dataclass(slots=True)
+class ResyncAnswers:
+    """What one resync attempt collected (times: when each answer was read, on the PBX clock, s)."""
+
+    alive: set[str] = field(default_factory=set)  # Uniqueids listed by QueueEntry or CoreShowChannel
+    waiting: list[tuple[ev.QueueEntry, float]] = field(default_factory=list)
+    channels: dict[str, tuple[ev.CoreShowChannel, float]] = field(default_factory=dict)  # by Uniqueid
+    members: set[tuple[str, str]] = field(default_factory=set)  # (queue, member) listed by QueueMember
+
+
+@dataclass(slots=True)
 class TrackerState:
     """Everything the tracker knows; the bounded maps evict their oldest entries (sizes in ``config``)."""
 
@@ -145,8 +155,7 @@ class TrackerState:
     final: OrderedDict[str, tuple[CallState, float, str]] = field(default_factory=OrderedDict)
     targets: TransferTargets = field(default_factory=TransferTargets)
     zombies: OrderedDict[str, float] = field(default_factory=OrderedDict)  # uniqueids renamed <ZOMBIE> -> ts
-    resync_alive: set[str] | None = None  # uniqueids listed since resync_begin (None: no resync running)
-    resync_waiting: list[ev.QueueEntry] = field(default_factory=list)
+    resync: ResyncAnswers | None = None  # answers collected since resync_begin (None: no resync running)
     now: float = 0.0  # the latest event time seen (PBX clock, epoch s)
     daemon_now: float = 0.0  # the daemon's clock at the latest event or tick (epoch s; never compared with PBX time)
     pbx_offset: float = 0.0  # PBX clock minus the daemon clock (s), from the last sane Timestamp
@@ -185,6 +194,8 @@ class TrackerState:
                 self.stats["evicted_channels"] += 1
                 self.by_uid.pop(old_uid, None)
         else:
+            if c.linkedid and not ch.linkedid:  # first seen in a QueueEntry, which carries no Linkedid
+                ch.linkedid = c.linkedid
             if c.caller_num:
                 ch.caller_num = c.caller_num
                 ch.caller_name = c.caller_name

@@ -18,14 +18,15 @@ from dataclasses import replace
 
 from monitor.core import events as ev
 from monitor.core.agents import AgentBoard
-from monitor.core.calls import attach_survey, check_repeat, close, flush, freeze, open_call
+from monitor.core.calls import attach_survey, close, flush, freeze
 from monitor.core.handlers import HANDLERS
 from monitor.core.members import Members
 from monitor.core.owed import OwedCallbacks
 from monitor.core.records import CallClosed, CallRecord, Note, SurveyNote, SurveyResultRecord
 from monitor.core.repeat import RepeatIndex
+from monitor.core.resync import adopt, reconcile
 from monitor.core.segments import SegmentState
-from monitor.core.state import SegState, TrackerConfig, TrackerState
+from monitor.core.state import ResyncAnswers, TrackerConfig, TrackerState
 from monitor.core.vocab import ClosedBy, SurveyStatus
 
 __all__ = ["CallTracker", "TrackerConfig", "TrackerState"]
@@ -206,37 +207,36 @@ class CallTracker:
         self.state.members.reset_call_state()
 
     def resync_begin(self) -> None:
-        """Start collecting QueueStatus/CoreShowChannels answers after a reconnect."""
-        self.state.resync_alive = set()
-        self.state.resync_waiting = []
+        """Start collecting QueueStatus/CoreShowChannels answers after a reconnect (again for each attempt)."""
+        self.state.resync = ResyncAnswers()
         self.state.agents.resync_begin()
 
-    def resync_end(self, now: float) -> list[Note]:
-        """Close suspect calls whose channels are gone (as unknown); adopt callers waiting since the gap.
+    def clock_sample(self, pbx_ts: float, now: float) -> None:
+        """A PBX time ``pbx_ts`` read at daemon time ``now`` (e.g. the ``Timestamp`` of a Ping answer), both epoch s:
+        the clock offset for answers that carry none (a fresh process has seen no event yet)."""
+        st = self.state
+        st.now = max(st.now, self._event_time(pbx_ts, now))
 
-        ``now`` is the daemon's clock (s); it is placed on the PBX clock before it touches any call.
+    def resync_end(self, now: float) -> list[Note]:
+        """Close suspect calls whose channels are gone (as gap); adopt calls alive that we do not track.
+
+        ``now`` is the daemon's clock (s); it is placed on the PBX clock before it touches any call. What is
+        adopted, and from which answers, is in :mod:`monitor.core.resync`.
         """
         now = self.pbx_time(now)
         st = self.state
         out: list[Note] = []
-        alive = st.resync_alive or set()
+        answers = st.resync or ResyncAnswers()
         for call in list(st.calls.values()):
             if call.hangup_ts is not None:  # its hang-up was seen: it closes as such when its grace is over
                 call.suspect = False
-            elif call.suspect and not (call.channels & alive):
+            elif call.suspect and not (call.channels & answers.alive):
                 out.append(close(st, call, now, ClosedBy.GAP))
-            else:
+            elif call.suspect:
                 call.suspect = False
-        for entry in st.resync_waiting:
-            if entry.chan.uniqueid not in st.by_uid and entry.chan.linkedid not in st.closed:
-                # QueueStatus lists a caller we never saw join (it joined during the gap): adopt it.
-                joined = now - entry.wait
-                call = open_call(st, entry.chan, joined)
-                call.segments.append(SegState(entry.queue, entry.chan.uniqueid, joined, entry.position,
-                                              adopted=True))
-                check_repeat(st, call, entry.chan, joined, out)
-        st.resync_alive = None
-        st.resync_waiting = []
+                reconcile(st, call, answers, now, out)
+        adopt(st, answers, out)
+        st.resync = None
         st.agents.resync_end(now)
         return with_owed(st, out)
 

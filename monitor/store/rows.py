@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, tuple_
+from sqlalchemy import delete, insert, or_, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor.core.records import (
@@ -170,10 +170,14 @@ async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item]
             res.replaced = int(getattr(d, "rowcount", 0) or 0)
         # A record closed by a gap or a shutdown is provisional: the same call seen to its hang-up (adopted again
         # after a reconnect or restart) replaces it, so the stored outcome is the real one.
-        final = [(r.pbx, r.linkedid) for r in calls.values() if r.closed_by == "hangup"]
+        # Matched by Linkedid or by call id (the Uniqueid of the channel that ran Queue()): a call adopted at a
+        # resync under another id than the one its provisional row was written under is still the same call.
+        final = [r for r in calls.values() if r.closed_by == "hangup"]
         if final:
-            await session.execute(delete(Call).where(tuple_(Call.pbx, Call.linkedid).in_(final),
-                                                     Call.closed_by.in_(PROVISIONAL)))
+            await session.execute(delete(Call).where(
+                or_(tuple_(Call.pbx, Call.linkedid).in_([(r.pbx, r.linkedid) for r in final]),
+                    tuple_(Call.pbx, Call.call_id).in_([(r.pbx, r.call_id) for r in final])),
+                Call.closed_by.in_(PROVISIONAL)))
         # An amended record replaces the stored one of its call whatever it was (upsert by call id, never twice).
         amended = [(r.pbx, r.linkedid) for r in calls.values() if r.extra.get("amended")]
         if amended:

@@ -45,6 +45,7 @@ CSAT_SCORES = ("1", "2", "3", "4", "5")
 SURVEY_RESULTS = ("completed", "no_input", "invalid")
 WAIT_BUCKETS = WAIT_BUCKETS_S  # one definition (monitor.settings): config checks sl_threshold_s against it
 TALK_BUCKETS = (15, 30, 60, 120, 180, 300, 600, 900, 1800, 3600)
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _NO_MEMBERS = dict.fromkeys(MEMBER_STATES, 0)
 
 
@@ -137,6 +138,9 @@ class QmonMetrics:
                               ["pbx", "queue", "outcome"], buckets=WAIT_BUCKETS, registry=r)
         self.talk = Histogram("qmon_queue_talk_seconds", "Talk time of answered queue calls", ["pbx", "queue"],
                               buckets=TALK_BUCKETS, registry=r)
+        self.loop_lag = Histogram("qmon_event_loop_lag_seconds", "How late the daemon's periodic timer ran (the "
+                                  "event loop was busy or blocked that long; AMI events wait as long)",
+                                  buckets=LAG_BUCKETS, registry=r)
 
     # -- wiring ----------------------------------------------------------------------------------------
 

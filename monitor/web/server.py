@@ -20,6 +20,8 @@ from monitor.web.params import bad_request, query
 from monitor.web.surveys import SurveyQuery, add_survey_routes
 
 log = logging.getLogger("qmon.http")
+MAX_BODY_BYTES = 64 * 1024  # GET only: no request of ours has a body worth more
+MAX_LINE_BYTES = 8190  # request line and each header field (aiohttp's default, explicit)
 
 
 class StoreApi(Protocol):
@@ -55,6 +57,16 @@ class SourceApi(Protocol):
     @property
     def last_error(self) -> str:
         """Why not, when not."""
+        ...
+
+    @property
+    def synced(self) -> bool:
+        """Logged in and resynced (the live state is Asterisk's)."""
+        ...
+
+    @property
+    def resync_error(self) -> str:
+        """Why the resync has not succeeded yet."""
         ...
 
 
@@ -133,16 +145,21 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """200 when every AMI connection is logged in and the store is writable; 503 with the reasons otherwise."""
+    """200 when every AMI connection is logged in and resynced and the store is writable; 503 with the reasons
+    otherwise (``resyncing: <why>`` while Asterisk has not yet answered QueueStatus/CoreShowChannels)."""
     query(request)
     ctx = request.app[CTX]
     reasons: list[str] = []
     ami: dict[str, Any] = {}
     for name, p in sorted(ctx.pbxs.items()):
         up = p.source is not None and p.source.connected
-        ami[name] = {"up": up}
-        if not up:
-            why = (p.source.last_error if p.source is not None else "") or "not logged in yet"
+        synced = p.source is not None and p.source.synced
+        ami[name] = {"up": up, "synced": synced}
+        if not up or not synced:
+            if not up:
+                why = (p.source.last_error if p.source is not None else "") or "not logged in yet"
+            else:
+                why = f"resyncing: {(p.source.resync_error if p.source is not None else '') or 'waiting for answers'}"
             ami[name]["reason"] = why
             reasons.append(f"ami {name}: {why}")
     store: dict[str, Any] = {"ok": True, "reason": "no store configured"}
@@ -222,7 +239,8 @@ async def summary(request: web.Request) -> web.Response:
 
 def make_app(ctx: ApiContext, survey_query: SurveyQuery | None = None) -> web.Application:
     """The aiohttp application; ``survey_query`` (surveys enabled) mounts ``/api/v1/surveys``."""
-    app = web.Application(middlewares=[_errors_and_auth])
+    # Every buffer fed by a peer is bounded: request bodies (we take none) at 64 KiB.
+    app = web.Application(middlewares=[_errors_and_auth], client_max_size=MAX_BODY_BYTES)
     app.on_response_prepare.append(_security_headers)
     app[CTX] = ctx
     app.router.add_get("/metrics", metrics)
@@ -277,7 +295,9 @@ class _ProtocolLog(logging.LoggerAdapter):  # type: ignore[type-arg]  # generic 
 
 async def start_http(app: web.Application, bind: str, port: int) -> tuple[web.AppRunner, int]:
     """Serve ``app``; returns the runner (for cleanup) and the bound port (``port=0`` picks a free one)."""
-    runner = web.AppRunner(app, access_log=None, logger=_ProtocolLog())
+    # Request line and each header bounded (aiohttp's own defaults are 8190 bytes; named here, and tested).
+    runner = web.AppRunner(app, access_log=None, logger=_ProtocolLog(), max_line_size=MAX_LINE_BYTES,
+                           max_field_size=MAX_LINE_BYTES)
     await runner.setup()
     site = web.TCPSite(runner, bind, port)
     await site.start()
