@@ -15,9 +15,8 @@ from monitor.sim import after, flows, talk
 from monitor.sim.agi import AgiSurvey, caller_keys
 from monitor.sim.emit import Bridge, Emitter, Event
 from monitor.sim.live import Live
-from monitor.sim.roster import QueueSpec, Rota, Roster
+from monitor.sim.roster import QueueSpec, Roster, Rota
 from monitor.sim.showcase import Force, opening
-
 
 DEFAULT_QUEUES = (
     QueueSpec("support", tuple(f"agent{i}" for i in range(1, 9)), 45, overflow="sales", share=0.45, exit_key=True),
@@ -205,8 +204,8 @@ class Simulation:
     # -- planning --------------------------------------------------------------------------------------
 
     def _number(self, force: Force | None) -> str:
-        if force is not None and force.number == "anonymous" or force is None and \
-                self.rng.random() < self.knobs.anonymous_p:
+        if (force is not None and force.number == "anonymous") or (force is None and \
+                self.rng.random() < self.knobs.anonymous_p):
             return "anonymous"
         if force is not None and force.number == "repeat" and self._recent:
             return self._recent[0]
@@ -273,11 +272,12 @@ class Simulation:
             ring_end = ring_start + (k.ring_timeout_s if rna else self.rng.uniform(*k.ring_answer_s))
             if ring_end >= deadline:
                 self._free[agent] = deadline
+                ringing: flows.Leg | None = leg
                 if deadline >= empty:  # the member was removed while ringing: the ring ends unanswered first
                     flows.ring_no_answer(call, leg, deadline, int((deadline - ring_start) * 1000))
                     seg.rna.append(agent)
-                    leg = None
-                self._unanswered(plan, seg, t, deadline, give_up, leg)
+                    ringing = None
+                self._unanswered(plan, seg, t, deadline, give_up, ringing)
                 return
             if rna:
                 flows.ring_no_answer(call, leg, ring_end, int((ring_end - ring_start) * 1000))
@@ -343,20 +343,20 @@ class Simulation:
         how = plan.force.talk if plan.force is not None and transferable else ""
         plan.force = None if how else plan.force
         others = [q for q in self.queues.values() if q.name != leg.queue and q.agents and q.rota is None]
-        if transferable and others and (how == "blind" or not how and r < k.blind_p):
+        if transferable and others and (how == "blind" or (not how and r < k.blind_p)):
             target = rng.choice(others).name
             talk.blind_transfer(call, leg, br, end, hold, end - answered, target)
             intent.transfers.append(("blind", leg.queue, leg.agent))
             self._release(leg.agent, end, leg.queue)
             self._visit(plan, end + 0.01, target, end + 120 + 120 * rng.random(), transferable=False)
             return
-        if transferable and (how == "attended" or not how and r < k.blind_p + k.attended_p):
+        if transferable and (how == "attended" or (not how and r < k.blind_p + k.attended_p)):
             spare = [a for q in self.queues.values() if q.rota is None for a in q.agents
                      if a != leg.agent and self._free[a] <= end]
             if spare:
                 self._attended(plan, leg, br, hold, answered, end, rng.choice(spare))
                 return
-        if how == "caller" or not how and rng.random() < k.caller_hangup_p:
+        if how == "caller" or (not how and rng.random() < k.caller_hangup_p):
             talk.caller_hangup(call, leg, br, end, hold, end - answered)
             self._release(leg.agent, end, leg.queue)
             return
