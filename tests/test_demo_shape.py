@@ -6,6 +6,7 @@ import pytest
 
 from monitor.sim.scenario import generate
 from tests.support.demo_scripts import (
+    MEMBERS,
     RACES,
     SCAFFOLDING,
     SCRIPTS,
@@ -24,7 +25,7 @@ ALL = sorted(p for p in SCRIPTS)
 
 @pytest.mark.parametrize("name", ALL)
 def test_queue_channel_events_match_transcript(name: str) -> None:
-    real, sim = load_transcript(name), run_script(SCRIPTS[name], SUPPORT)
+    real, sim = load_transcript(name), run_script(SCRIPTS[name], MEMBERS.get(name, SUPPORT))
     races = RACES.get(name, set())
     want = [x for x in channel_signature(real, queue_channel(real)) if x not in races]
     got = [x for x in channel_signature(sim, queue_channel(sim)) if x not in races]
@@ -34,13 +35,14 @@ def test_queue_channel_events_match_transcript(name: str) -> None:
 @pytest.mark.parametrize("name", ALL)
 def test_call_story_matches_transcript(name: str) -> None:
     races = RACES.get(name, set())
-    real, sim = load_transcript(name), run_script(SCRIPTS[name], SUPPORT)
+    real, sim = load_transcript(name), run_script(SCRIPTS[name], MEMBERS.get(name, SUPPORT))
     assert [x for x in story(sim) if x not in races] == [x for x in story(real) if x not in races]
 
 
 def _transcript_shapes() -> dict[str, set[frozenset[str]]]:
     shapes: dict[str, set[frozenset[str]]] = {}
-    for name in [*ALL, "attended_transfer", "member_changes", "concurrent", "repeat_caller"]:
+    for name in [*ALL, "attended_transfer", "member_changes", "concurrent", "repeat_caller",
+                           "pause_reasons"]:
         for e, s in header_shapes(load_transcript(name)).items():
             shapes.setdefault(e, set()).update(s)
     return shapes

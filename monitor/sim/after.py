@@ -73,11 +73,16 @@ def survey(call: Call, t: float, queue: str, agent: str, kind: str, digit: str) 
     return t
 
 
+#: A caller who hangs up this soon (s) after VoiceMail starts has left no message (still in the greeting).
+GREETING_S = 8.0
+
+
 def voicemail(call: Call, t: float, status: str, queue: str, message_s: float) -> float:
     """Unanswered: dialplan sends the caller to VoiceMail; the message is saved when they hang up.
 
     ``status`` is QUEUESTATUS (TIMEOUT, JOINEMPTY, LEAVEEMPTY), or "" after an exit key (the channel is already
-    in the exit context, which goes to voicemail itself).
+    in the exit context, which goes to voicemail itself). A hang-up within :data:`GREETING_S` saves nothing:
+    ``VMSTATUS=FAILED`` a few seconds later, no MessageWaiting (transcripts ``exit_empty``, ``exit_key``).
     """
     em, c2 = call.em, call.c2
     if status:
@@ -91,6 +96,12 @@ def voicemail(call: Call, t: float, status: str, queue: str, message_s: float) -
     t += message_s
     em.chan_ev(t, "HangupRequest", c2, Cause="16")
     em.hangup(t, call.c1)
+    if message_s < GREETING_S:
+        t += 4.0  # recorded: VoiceMail notices the hang-up some seconds later
+        em.var(t, c2, "VMSTATUS", "FAILED")
+        em.chan_ev(t, "SoftHangupRequest", c2, Cause="16")
+        em.hangup(t, c2)
+        return t
     em.var(t, c2, "VM_MESSAGEFILE", "")
     em.events[-1][1]["_vm"] = "file"
     em.chan_ev(t, "MessageWaiting", c2, Mailbox=MAILBOX, Waiting="1", New="", Old="0", _vm="count")
