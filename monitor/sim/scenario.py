@@ -137,11 +137,8 @@ class Simulation:
     def advance(self, until: float) -> list[Event]:
         """Every event up to ``until`` (planning the calls that arrive by then), as sent on the wire."""
         self._plan_shifts(min(until, self.arrivals_until) + 600.0)
-        while True:
-            due = self._next_due()
-            if due is None or due[0] > until:
-                break
-            t, force = due
+        while (due := self._next_due(peek=True)) is not None and due[0] <= until:
+            t, force = self._next_due() or due
             self._plan_call(t, force)
         out: list[Event] = []
         while self._agi_wait and self._agi_wait[0][0] <= until:
