@@ -44,6 +44,7 @@ class Roster:
         self.start = start
         self.queues = {q.name: q for q in queues}
         self._of: dict[str, tuple[Rota, int]] = {}
+        self.breaks: dict[str, list[tuple[float, float]]] = {}  # paused from, to (s): nobody rings them then
         for q in queues:
             if q.rota is not None:
                 for i, a in enumerate(q.agents):
@@ -52,6 +53,21 @@ class Roster:
     def on_rota(self, agent: str) -> bool:
         """Whether the agent logs in and out (else: logged in from the start, for good)."""
         return agent in self._of
+
+    def pause(self, agent: str, start: float, end: float) -> None:
+        """A planned pause: the agent is not rung from ``start`` to ``end``."""
+        self.breaks.setdefault(agent, []).append((start, end))
+
+    def next_free(self, agent: str, t: float) -> float:
+        """The first time >= ``t`` the agent is logged in and not on a planned pause."""
+        while True:
+            t2 = self.next_on(agent, t)
+            for start, end in self.breaks.get(agent, ()):
+                if start <= t2 < end:
+                    t2 = end
+            if t2 == t:
+                return t
+            t = t2
 
     def next_on(self, agent: str, t: float) -> float:
         """The first time >= ``t`` the agent is logged in (``t`` itself when logged in)."""

@@ -16,7 +16,7 @@ from monitor.sim.agi import AgiSurvey, caller_keys
 from monitor.sim.emit import Bridge, Emitter, Event
 from monitor.sim.live import Live
 from monitor.sim.roster import QueueSpec, Roster, Rota
-from monitor.sim.showcase import Force, opening
+from monitor.sim.showcase import Force, breaks, opening
 
 DEFAULT_QUEUES = (
     QueueSpec("support", tuple(f"agent{i}" for i in range(1, 9)), 45, overflow="sales", share=0.45, exit_key=True),
@@ -122,13 +122,21 @@ class Simulation:
         self._recent: list[str] = []
         self._script = sorted(opening(self.roster), key=lambda f: f.at_s) if self.knobs.showcase else []
         self._shifts_until = start
-        em = self._emitter()
+        self._members = random.Random(seed + 1)  # member events: never draw from the calls' generator
+        em = self._member_emitter()
+        queue_of = {a: q.name for q in queues for a in q.agents}
         for q in queues:
             for agent in q.agents:
                 self._free[agent] = start + 1.0
                 if not self.roster.on_rota(agent):
                     em.member(start + 0.5, "QueueMemberAdded", q.name, agent, Status="1", Paused="0")
         self._push(em)
+        for agent, t0, t1, reason in breaks(self.roster) if self.knobs.showcase else ():
+            self.roster.pause(agent, t0, t1)
+            em = self._member_emitter()
+            em.member(t0, "QueueMemberPause", queue_of[agent], agent, Paused="1", PausedReason=reason)
+            em.member(t1, "QueueMemberPause", queue_of[agent], agent, Paused="0", PausedReason="")
+            self._push(em)
         self._next_arrival = start + 1.5
         self.arrivals_until = float("inf")
 
@@ -175,6 +183,9 @@ class Simulation:
     def _emitter(self) -> Emitter:
         return Emitter(random.Random(self.rng.getrandbits(64)), self._ids)
 
+    def _member_emitter(self) -> Emitter:
+        return Emitter(self._members, self._ids)
+
     def _push(self, em: Emitter) -> None:
         for t, headers in em.events:
             self._n += 1
@@ -189,7 +200,7 @@ class Simulation:
                          if self.roster.on_rota(agent)
                          for on, off in self.roster.shifts(agent, self._shifts_until, until)
                          for i, t in enumerate((on, off)))
-        em = self._emitter()  # one emitter keeps same-time events in order: give it the changes sorted
+        em = self._member_emitter()  # one emitter keeps same-time events in order: give it the changes sorted
         for t, i, queue, agent in changes:
             if i == 0:
                 em.member(t, "QueueMemberAdded", queue, agent, Status="1", Paused="0")
@@ -241,7 +252,7 @@ class Simulation:
 
     def _ring_at(self, agent: str, now: float) -> float:
         """When ``agent`` can next be rung: free again, and logged in then."""
-        return self.roster.next_on(agent, max(now, self._free[agent])) + 0.01
+        return self.roster.next_free(agent, max(now, self._free[agent])) + 0.01
 
     def _visit(self, plan: _Plan, t: float, queue: str, give_up: float, transferable: bool) -> None:
         spec, call, intent = self.queues[queue], plan.call, plan.intent
@@ -321,7 +332,8 @@ class Simulation:
         """The agent is free again after wrap-up, sometimes after a pause (QueueMemberPause with a reason)."""
         k = self.knobs
         free = t + self.rng.uniform(*k.wrapup_s)
-        if self.rng.random() < k.pause_p and not self.roster.on_rota(agent):
+        # Members on a rota log out instead; planned pauses are not mixed with random ones.
+        if self.rng.random() < k.pause_p and not self.roster.on_rota(agent) and agent not in self.roster.breaks:
             em = self._emitter()  # the agent's own events: not tied to the order of the call's
             reason = self.rng.choice(PAUSE_REASONS)
             em.member(free, "QueueMemberPause", queue, agent, Paused="1", PausedReason=reason)

@@ -55,3 +55,13 @@ def opening(roster: Roster) -> list[Force]:
         empty = roster.empty_at("billing", roster.start + spec.rota.on_s + 1)
         out.append(Force(empty - roster.start - 12, "billing", patience_s=1e9, rna=-1))  # there when all log out
     return out
+
+
+#: Planned pauses of the opening minutes (agent, from, to in s from the start, reason), beside the random ones.
+BREAKS = (("agent3", 50.0, 170.0, "training"), ("agent11", 80.0, 320.0, "lunch"), ("agent6", 140.0, 200.0, "break"))
+
+
+def breaks(roster: Roster) -> list[tuple[str, float, float, str]]:
+    """The opening's planned pauses for the agents the roster has, as absolute times."""
+    known = {a for q in roster.queues.values() for a in q.agents}
+    return [(a, roster.start + t0, roster.start + t1, why) for a, t0, t1, why in BREAKS if a in known]
