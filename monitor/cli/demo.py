@@ -136,7 +136,8 @@ async def _main(args: argparse.Namespace, settings: Settings, *, record: bool = 
                 on_start: Callable[[DemoParts], object] | None = None) -> int:
     """The simulator (and, unless ``--no-daemon``, the daemon on it) until ``stop``: SIGINT/SIGTERM/--duration."""
     from monitor.sim import DEMO_SECRET, DEMO_USER
-    from monitor.sim.scenario import Knobs, Simulation
+    from monitor.sim.model import Knobs
+    from monitor.sim.scenario import Simulation
     from monitor.sim.server import AmiSimServer
 
     seed = args.seed if args.seed is not None else int(time.time())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from monitor.core.records import CallRecord
-from monitor.sim.scenario import CallIntent
+from monitor.sim.model import CallIntent
 
 #: Every outcome the demo is meant to show (segment outcomes as qmon names them).
 OUTCOMES = ("answered", "abandoned", "abandoned_short", "timeout", "join_empty", "exit_empty", "exit_key")
