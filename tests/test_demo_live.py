@@ -18,10 +18,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from monitor.ami.files import read_capture
+from monitor.ami.wire import first
 from monitor.cli import demo
 from monitor.replay import replay_messages
 from tests.support.demo_truth import assert_everything_shown, check_call
-from tests.support.helpers import free_port
+from tests.support.helpers import FIXTURES, free_port
 
 SPEED, REAL_S, TOKEN = 40.0, 12.0, "demo-secret-token"
 
@@ -42,6 +44,25 @@ async def _probe(base: str, seen: dict[str, Any]) -> None:
     seen["anonymous"] = await loop.run_in_executor(None, _get, f"{base}/api/v1/surveys")
     seen["surveys"] = await loop.run_in_executor(None, _get, f"{base}/api/v1/surveys?limit=1000", TOKEN)
     seen["metrics"] = await loop.run_in_executor(None, _get, f"{base}/metrics", TOKEN)
+
+
+def _survey_tail(msgs: list[dict[str, str]], uid: str) -> list[str]:
+    """The queue channel's events from QUEUESTATUS on: the survey as the AMI shows it."""
+    out: list[str] = []
+    for m in msgs:
+        if m.get("Uniqueid") != uid or (not out and m.get("Variable") != "QUEUESTATUS"):
+            continue
+        e = m["Event"]
+        out.append(f"VarSet {m['Variable']}" if e == "VarSet" else f"Newexten {m['Application']}"
+                   if e == "Newexten" else e)
+    return out
+
+
+def _recorded_tail(name: str) -> list[str]:
+    msgs = [{k: first(v) or "" for k, v in h.items()} for h, _ in read_capture(FIXTURES / "live22" / name)]
+    msgs = [m for m in msgs if "Event" in m]
+    uid = next(m["Uniqueid"] for m in msgs if m.get("Application") == "AGI")
+    return _survey_tail(msgs, uid)
 
 
 def _run(tmp_path: Path) -> tuple[demo.DemoParts, dict[str, Any], Path]:
@@ -106,6 +127,10 @@ def test_demo_busy_true_and_surveyed(tmp_path: Path) -> None:
             assert str(csat) in i.agi.keys[-1]  # what the caller pressed
     kinds = Counter(i.agi.result[0] or "hangup" for i in talked if i.agi)
     assert {"completed", "hangup"} <= set(kinds), kinds
+    # ... and on the AMI the survey looks as beside a real Asterisk 22 (the caller pressed 4 / hung up).
+    for status, recording in (("completed", "a_csat4.qmon.ami"), ("", "b_hangup_during_prompt.qmon.ami")):
+        call = next(i for i in talked if i.agi and i.agi.result[0] == status and i.agi.keys[0] != "9")
+        assert _survey_tail(sent, sim.live.resolve(call.uid)) == _recorded_tail(recording), recording
 
     # /api/v1/surveys is served (not 404) and honours QMON_HTTP_TOKEN; the CSAT metrics filled up.
     assert seen["anonymous"][0] == 401

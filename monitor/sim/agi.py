@@ -21,8 +21,15 @@ from monitor.sim.flows import Call
 DEAD = "511 Command Not Permitted on a dead channel or intercept routine"
 RATE = 8000  # STREAM FILE endpos is in samples of the 8 kHz prompts
 PRESS_S = 1.75  # recorded: a key typed during the question arrived ~1.75 s after GET DATA
-#: Prompt lengths (s) as recorded (endpos / 8000; the question from its GET DATA with no input, minus 5 s).
-PROMPT_S = {"csat-question": 10.0, "thanks": 2.91, "goodbye": 2.67, "noinput": 2.47, "invalid": 2.48}
+#: Prompts played to their end, as recorded: STREAM FILE's endpos (samples).
+ENDPOS = {"thanks": 23299, "goodbye": 21378, "noinput": 19777, "invalid": 19875, "callback-intro": 59216}
+QUESTION_S = 10.0  # recorded: GET DATA of a question with no input took ~15 s with a 5 s digit timeout
+
+
+def _length(prompt: str) -> float:
+    """A prompt's length (s) from its sound name (``qmon/en/thanks``)."""
+    name = prompt.rsplit("/", 1)[-1]
+    return ENDPOS[name] / RATE if name in ENDPOS else QUESTION_S if name.endswith("question") else 3.0
 
 
 @dataclass
@@ -78,11 +85,16 @@ def request(port: int, h: dict[str, str], queue: str) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-class _Asterisk:
-    """Replies to one conversation's commands as Asterisk 22 did (GET DATA read by ast_readstring)."""
+class AsteriskReplies:
+    """Replies to one conversation's commands as Asterisk 22 did (GET DATA read by ast_readstring).
 
-    def __init__(self, s: AgiSurvey, emit: Emit) -> None:
-        self.s, self.emit = s, emit
+    ``keys``: the caller's, one item per GET DATA (see :class:`AgiSurvey`); ``emit`` gets the channel's events.
+    Not modelled: keys typed past ``#`` spilling into the next GET DATA, hang-ups during a STREAM FILE.
+    """
+
+    def __init__(self, keys: list[str], emit: Emit) -> None:
+        self.keys, self.emit = keys, emit
+        self.variables: dict[str, str] = {}
         self.dead = False
         self._gi = 0
 
@@ -93,7 +105,7 @@ class _Asterisk:
         if verb == "SET VARIABLE" and len(words) >= 4:
             name, value = words[2], command.split(" ", 3)[3].strip().strip('"')
             if not self.dead:  # res_agi allows it on a dead channel, but nothing is left to set it on
-                self.s.variables[name] = value
+                self.variables[name] = value
                 self.emit("var", name, value)
             return [(0.0, "200 result=1")]
         if words[:1] == ["VERBOSE"]:
@@ -103,14 +115,14 @@ class _Asterisk:
         if verb == "STREAM FILE" and len(words) >= 3:
             if self.dead:
                 return [(0.0, DEAD)]
-            length = PROMPT_S.get(words[2].rsplit("/", 1)[-1], 3.0)
+            length = _length(words[2])
             self.emit("var", "PLAYBACKSTATUS", "SUCCESS")
             return [(length, f"200 result=0 endpos={round(length * RATE)}")]
         return [(0.0, "510 Invalid or unknown command")]
 
     def _get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> list[tuple[float, str]]:
-        length = PROMPT_S.get(prompt.rsplit("/", 1)[-1], 3.0)
-        keys = self.s.keys[self._gi] if self._gi < len(self.s.keys) else ""
+        length = _length(prompt)
+        keys = self.keys[self._gi] if self._gi < len(self.keys) else ""
         self._gi += 1
         if keys == "!":
             self.dead = True
@@ -130,7 +142,8 @@ async def run_survey(s: AgiSurvey, port: int, headers: dict[str, str], emit: Emi
     ``emit`` receives the events the conversation causes on the channel (VarSets, the caller's hang-up, the end
     with AGISTATUS). A refused connection ends as Asterisk's ``AGISTATUS=FAILURE``.
     """
-    ast = _Asterisk(s, emit)
+    ast = AsteriskReplies(s.keys, emit)
+    s.variables = ast.variables
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
     except OSError:
