@@ -1,6 +1,6 @@
 """``qmon demo`` run for real (in-process, 40x faster than life): a busy call center from its first minutes.
 
-One run of ~12 s real (~7 simulated minutes) is checked for: every outcome, calls per queue per minute, the
+One run of ~14 s real (~8 simulated minutes) is checked for: every outcome, calls per queue per minute, the
 post-call surveys answered over real FastAGI and stored (served by ``/api/v1/surveys`` behind the token), and the
 demo's own AMI stream replayed by qmon equal to the simulator's ground truth, call by call.
 """
@@ -22,10 +22,10 @@ from monitor.ami.files import read_capture
 from monitor.ami.wire import first
 from monitor.cli import demo
 from monitor.replay import replay_messages
-from tests.support.demo_truth import assert_everything_shown, check_call
+from tests.support.demo_truth import ALWAYS_IN, assert_everything_shown, check_call
 from tests.support.helpers import FIXTURES, free_port
 
-SPEED, REAL_S, TOKEN = 40.0, 12.0, "demo-secret-token"
+SPEED, REAL_S, TOKEN = 40.0, 14.0, "demo-secret-token"
 
 
 def _get(url: str, token: str | None = None) -> tuple[int, str]:
@@ -98,7 +98,7 @@ def test_demo_busy_true_and_surveyed(tmp_path: Path) -> None:
     assert res.skipped == {}
     by_id = {r.call_id: r for r in res.records}
     done = [i for i in sim.intents if i.end is not None and i.end <= last]
-    assert len(done) > 80, len(done)
+    assert len(done) > 60, len(done)
     for intent in done:
         check_call(intent, by_id[sim.live.resolve(intent.uid)], agi=True)
 
@@ -110,7 +110,7 @@ def test_demo_busy_true_and_surveyed(tmp_path: Path) -> None:
     assert len([i for i in sim.intents if i.start < sim.start + 30]) >= 8
     paused = {h["PausedReason"] for h in sent if h["Event"] == "QueueMemberPause" and h["Paused"] == "1"}
     members = Counter(h["Event"] for h in sent if h["Event"].startswith("QueueMember"))
-    assert paused and members["QueueMemberRemoved"] and members["QueueMemberAdded"] > 13, (paused, members)
+    assert paused and members["QueueMemberRemoved"] and members["QueueMemberAdded"] > ALWAYS_IN, (paused, members)
 
     # The surveys went over FastAGI and qmon stored each one as the conversation ended.
     talked = [i for i in done if i.agi is not None and i.agi.agistatus in ("SUCCESS", "HANGUP")]

@@ -44,7 +44,7 @@ class Knobs:
 
     mean_interarrival_s: float = 4.0  # over all queues: ~15 calls a minute
     mean_patience_s: float = 90.0
-    short_abandon_p: float = 0.07
+    short_abandon_p: float = 0.04
     ring_answer_s: tuple[float, float] = (2.0, 8.0)
     rna_p: float = 0.1
     ring_timeout_s: float = 15.0

@@ -20,11 +20,11 @@ from monitor.sim.roster import QueueSpec, Roster, Rota
 from monitor.sim.showcase import Force, breaks, opening
 
 DEFAULT_QUEUES = (
-    QueueSpec("support", tuple(f"agent{i}" for i in range(1, 9)), 45, overflow="sales", share=0.45, exit_key=True),
-    QueueSpec("sales", tuple(f"agent{i}" for i in range(9, 14)), 40, share=0.3),
+    QueueSpec("support", tuple(f"agent{i}" for i in range(1, 11)), 45, overflow="sales", share=0.45, exit_key=True),
+    QueueSpec("sales", tuple(f"agent{i}" for i in range(11, 17)), 40, share=0.3),
     # Billing works shifts: its members log in 20 s into every 5 minutes and out 3.5 minutes later (staggered):
     # callers then find nobody (JOINEMPTY) or are left waiting alone (LEAVEEMPTY); both go to voicemail.
-    QueueSpec("billing", ("agent14", "agent15", "agent16"), 30, share=0.25, rota=Rota(300.0, 20.0, 230.0, 6.0)),
+    QueueSpec("billing", ("agent17", "agent18", "agent19"), 30, share=0.25, rota=Rota(300.0, 20.0, 230.0, 6.0)),
 )
 PAUSE_REASONS = ("break", "lunch", "training", "admin")
 EXIT_KEY = "0"

@@ -6,7 +6,10 @@ from collections import Counter
 
 from monitor.core.records import CallRecord
 from monitor.sim.model import CallIntent
+from monitor.sim.scenario import DEFAULT_QUEUES
 
+#: Members logged in from the start for good (more QueueMemberAdded than these: the rota's members logged in).
+ALWAYS_IN = sum(len(q.agents) for q in DEFAULT_QUEUES if q.rota is None)
 #: Every outcome the demo is meant to show (segment outcomes as qmon names them).
 OUTCOMES = ("answered", "abandoned", "abandoned_short", "timeout", "join_empty", "exit_empty", "exit_key")
 
