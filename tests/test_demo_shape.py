@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.sim.scenario import generate
+from monitor.sim.scenario import Simulation, generate
 from tests.support.demo_scripts import (
     MEMBERS,
     RACES,
@@ -82,3 +82,13 @@ def test_same_seed_same_stream() -> None:
     b, _, _ = generate(11, T0, 900)
     c, _, _ = generate(12, T0, 900)
     assert a == b and a != c
+
+
+def test_same_stream_however_paced() -> None:
+    """The live server advances in steps the wall clock decides: the stream must not depend on them."""
+    whole = Simulation(11, T0).advance(T0 + 600)
+    sim, stepped, t = Simulation(11, T0), [], T0
+    while t < T0 + 600:
+        t = min(t + 0.7, T0 + 600)
+        stepped += sim.advance(t)
+    assert stepped == whole

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from monitor.sim import flows
 from monitor.sim.agi import AgiSurvey
@@ -61,7 +62,9 @@ class Knobs:
     repeat_p: float = 0.2
     anonymous_p: float = 0.04
     showcase: bool = True  # the scripted opening callers (monitor.sim.showcase)
-    survey_via: str = "dialplan"  # "dialplan": Read() + UserEvent CSAT; "agi": qmon's FastAGI survey
+    # "dialplan": the lab's Read() + UserEvent CSAT (calls end by themselves: generate()); "agi": qmon's survey
+    # over FastAGI, run live by monitor.sim.server (a call then ends when its conversation does).
+    survey_via: Literal["dialplan", "agi"] = "dialplan"
     agi_url: str = "agi://127.0.0.1:4573"
     survey_weights: tuple[tuple[str, float], ...] = (("OK", 0.6), ("INVALID", 0.05), ("NOINPUT", 0.1),
                                                      ("HANGUP", 0.15), ("DECLINE", 0.1))

@@ -55,6 +55,7 @@ class Simulation:
         self.intents: list[CallIntent] = []
         self.agi_due: list[AgiSurvey] = []  # FastAGI surveys whose AGI() has been reached, for the server to run
         self._agi_wait: list[tuple[float, int, AgiSurvey]] = []
+        self._agi_owner: dict[int, CallIntent] = {}  # id(survey) -> its call, while the survey runs
         self._ids = [0]
         self._heap: list[tuple[float, int, dict[str, str]]] = []
         self._n = 0
@@ -86,8 +87,8 @@ class Simulation:
     def advance(self, until: float) -> list[Event]:
         """Every event up to ``until`` (planning the calls that arrive by then), as sent on the wire."""
         self._plan_shifts(min(until, self.arrivals_until) + 600.0)
-        while (due := self._next_due(peek=True)) is not None and due[0] <= until:
-            t, force = self._next_due() or due
+        while self._next_arrival_time() <= until:
+            t, force = self._take_arrival()
             self._plan_call(t, force)
         out: list[Event] = []
         while self._agi_wait and self._agi_wait[0][0] <= until:
@@ -102,22 +103,22 @@ class Simulation:
 
     def next_time(self) -> float:
         """When the next event (or arrival) is due."""
-        due = self._next_due(peek=True)
-        times = [due[0] if due else float("inf")]
+        times = [self._next_arrival_time()]
         times += [self._heap[0][0]] if self._heap else []
         times += [self._agi_wait[0][0]] if self._agi_wait else []
         return min(times)
 
-    def _next_due(self, peek: bool = False) -> tuple[float, Force | None] | None:
-        """The next arrival (a scripted caller first when it is due first); consumed unless ``peek``."""
-        scripted = self.start + self._script[0].at_s if self._script else float("inf")
-        t = min(scripted, self._next_arrival)
-        if t > self.arrivals_until or t == float("inf"):
-            return None
-        if peek:
-            return t, None
-        if scripted <= self._next_arrival:
-            return t, self._script.pop(0)
+    def _next_arrival_time(self) -> float:
+        """When the next caller (scripted or random) arrives; inf once arrivals have stopped."""
+        t = min(self.start + self._script[0].at_s if self._script else float("inf"), self._next_arrival)
+        return t if t <= self.arrivals_until else float("inf")
+
+    def _take_arrival(self) -> tuple[float, Force | None]:
+        """The next arrival, consumed: a scripted caller (with its script) first when it is due first."""
+        if self._script and self.start + self._script[0].at_s <= self._next_arrival:
+            force = self._script.pop(0)
+            return self.start + force.at_s, force
+        t = self._next_arrival
         self._next_arrival += self.rng.expovariate(1.0 / self.knobs.mean_interarrival_s)
         return t, None
 
@@ -335,6 +336,7 @@ class Simulation:
         score = self.rng.choices(range(1, 6), self.knobs.score_weights)[0]
         if self.knobs.survey_via == "agi":
             plan.intent.agi = AgiSurvey(plan.call, queue, agent, caller_keys(kind, score, self.rng))
+            self._agi_owner[id(plan.intent.agi)] = plan.intent
             after.agi_start(plan.call, t, queue, self.knobs.agi_url)
             self._n += 1
             heapq.heappush(self._agi_wait, (t, self._n, plan.intent.agi))
@@ -360,7 +362,7 @@ class Simulation:
             after.agi_caller_gone(s.call, t)
         else:
             after.agi_end(s.call, t, value)
-            owner = next(i for i in self.intents if i.agi is s)
+            owner = self._agi_owner.pop(id(s))
             owner.end = max((e[0] for e in s.call.em.events), default=t)
         self._push(s.call.em)
 
