@@ -87,7 +87,7 @@ class Simulation:
     def advance(self, until: float) -> list[Event]:
         """Every event up to ``until`` (planning the calls that arrive by then), as sent on the wire."""
         self._plan_shifts(min(until, self.arrivals_until) + 600.0)
-        while self._next_arrival_time() <= until:
+        while (due := self._next_arrival_time()) <= until and due != float("inf"):
             t, force = self._take_arrival()
             self._plan_call(t, force)
         out: list[Event] = []
