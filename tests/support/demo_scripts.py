@@ -27,7 +27,8 @@ SCAFFOLDING = {"Cdr", "DeviceStateChange", "OriginateResponse", "SuccessfulAuth"
 def load_transcript(name: str) -> list[Msg]:
     """A recorded .jsonl transcript's events (no banner, no responses)."""
     out = []
-    for line in (FIXTURES / f"{name}.jsonl").read_text().splitlines():
+    path = FIXTURES / f"{name}.jsonl"
+    for line in (path if path.is_file() else FIXTURES / "more22" / path.name).read_text().splitlines():
         o = json.loads(line)
         o.pop("_recv", None)
         if "Event" in o:
