@@ -24,10 +24,11 @@ from typing import Any
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from monitor.ami.live import AmiSource
-from monitor.config import tracker_config
+from monitor.config import queue_sl_targets, tracker_config
 from monitor.core.ingest import Ingest
 from monitor.core.records import CallClosed, CallRecord, MemberNote, Note, SurveyNote
 from monitor.core.survey import SurveyPolicy, SurveyResultRecord
+from monitor.core.today import DayTally
 from monitor.core.tracker import CallTracker
 from monitor.settings import Settings
 from monitor.store.journal import JournalBusy
@@ -39,6 +40,7 @@ from monitor.survey.server import SurveyServer
 from monitor.survey.state import SurveyState
 from monitor.web.metrics import QmonMetrics
 from monitor.web.server import ApiContext, LivePbx, make_app, start_http
+from monitor.web.wallboard import BoardPbx, OwedProvider, Wallboard
 
 log = logging.getLogger("qmon")
 
@@ -82,6 +84,24 @@ class SurveyParts:
     state: SurveyState
     webhook: Webhook | None = None
     callbacks: CallbackScheduler | None = None
+
+
+def _build_wallboard(d: Daemon, owed: Mapping[str, OwedProvider] | None = None) -> Wallboard | None:
+    """The wallboard's per-PBX day tallies (a notes sink each) and targets; None when ``[wallboard]`` is off.
+
+    ``owed`` gives each PBX's callbacks owed by queue (the owed-callbacks tracker); without it the tile is hidden.
+    """
+    w = d.settings.wallboard
+    if not w.enabled:
+        return None
+    t = d.settings.tracker
+    pbxs: dict[str, BoardPbx] = {}
+    for name, p in d.pbxs.items():
+        tally = DayTally(t.sl_threshold_s)
+        p.ingest.sinks.append(tally.sink)
+        pbxs[name] = BoardPbx(p.ingest, p.source, tally, (owed or {}).get(name))
+    return Wallboard(pbxs, t.queues, t.sl_threshold_s, w.sl_target, w.sl_amber_margin, queue_sl_targets(w),
+                     w.abandon_target, w.abandon_amber_margin, w.refresh_s, w.cookie_max_age_s)
 
 
 def _store_sink(store: Store, pbx: str) -> Callable[[list[Note]], None]:
@@ -233,7 +253,7 @@ async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None =
         survey = _build_survey(d, stack.enter_context(contextlib.ExitStack()))
         ctx = ApiContext(metrics, {n: LivePbx(p.ingest, p.source) for n, p in d.pbxs.items()}, store,
                          settings.http.token, settings.tracker.sl_threshold_s, clock=clock)
-        app = make_app(ctx, store.query_surveys if survey is not None else None)
+        app = make_app(ctx, store.query_surveys if survey is not None else None, _build_wallboard(d))
         listeners = await stack.enter_async_context(contextlib.AsyncExitStack())
         h = settings.http
         try:

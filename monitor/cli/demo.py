@@ -133,8 +133,8 @@ async def _daemon(settings: Settings, stop: asyncio.Event) -> int:
 
     def ready(http_port: int) -> str:
         base = f"http://{shown}:{http_port}"
-        line = (f"qmon demo: metrics at {base}/metrics, API at {base}/api/v1/queues and {base}/api/v1/calls, "
-                f"records in {where} (qmon report --db {where}); Ctrl-C to stop")
+        line = (f"qmon demo: wallboard at {base}/, metrics at {base}/metrics, API at {base}/api/v1/queues and "
+                f"{base}/api/v1/calls, records in {where} (qmon report --db {where}); Ctrl-C to stop")
         print(line, file=sys.stdout, flush=True)
         return "qmon ready: AMI logged in (demo simulator)"
 

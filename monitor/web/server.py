@@ -17,6 +17,8 @@ from monitor.core.members import MEMBER_STATES
 from monitor.web.metrics import LiveSource, QmonMetrics
 from monitor.web.openapi import openapi_document
 from monitor.web.surveys import SurveyQuery, add_survey_routes
+from monitor.web.wallboard import Wallboard
+from monitor.web.wallboard_http import add_wallboard_routes
 
 log = logging.getLogger("qmon.http")
 MAX_LIMIT = 1000
@@ -243,8 +245,10 @@ async def summary(request: web.Request) -> web.Response:
     return web.json_response({"from": from_ts, "to": to_ts, "sl_threshold_s": ctx.sl_threshold_s, **rep})
 
 
-def make_app(ctx: ApiContext, survey_query: SurveyQuery | None = None) -> web.Application:
-    """The aiohttp application; ``survey_query`` (surveys enabled) mounts ``/api/v1/surveys``."""
+def make_app(ctx: ApiContext, survey_query: SurveyQuery | None = None,
+             wallboard: Wallboard | None = None) -> web.Application:
+    """The aiohttp application; ``survey_query`` (surveys enabled) mounts ``/api/v1/surveys``, ``wallboard``
+    the live wallboard at ``/`` (:mod:`monitor.web.wallboard_http`)."""
     app = web.Application(middlewares=[_errors_and_auth])
     app[CTX] = ctx
     app.router.add_get("/metrics", metrics)
@@ -255,7 +259,9 @@ def make_app(ctx: ApiContext, survey_query: SurveyQuery | None = None) -> web.Ap
     app.router.add_get("/api/v1/summary", summary)
     if survey_query is not None:
         add_survey_routes(app, survey_query)
-    doc = openapi_document(surveys=survey_query is not None)
+    if wallboard is not None:
+        add_wallboard_routes(app, wallboard, ctx.token, ctx.clock)
+    doc = openapi_document(surveys=survey_query is not None, wallboard=wallboard is not None)
 
     async def openapi(request: web.Request) -> web.Response:
         return web.json_response(doc)
