@@ -71,7 +71,8 @@ def _auth_middleware(token: str, max_age_s: int) -> Middleware:
         if path == "/" and "token" in request.query:
             if not hmac.compare_digest(request.query["token"].encode(), token.encode()):
                 return _login(401, "That token is not right.")
-            resp = web.HTTPSeeOther("/")  # the token leaves the address bar (and the browser history)
+            # 303 to "/": the token leaves the address bar (and the browser history).
+            resp = web.Response(status=303, headers={"Location": "/", "Cache-Control": "no-store"})
             resp.set_cookie(COOKIE, want.decode(), max_age=max_age_s, path="/", httponly=True, samesite="Strict",
                             secure=request.secure)
             return resp

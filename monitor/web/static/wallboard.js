@@ -62,8 +62,8 @@ function queueCard(q, showOwed) {
             el("div", { class: "paused live" }, paused));
 }
 
-function agentRow(r) {
-  return el("tr", { "data-agent": r.agent, "data-queue": r.queue, "data-pbx": r.pbx },
+function agentRow(r, stale) {
+  return el("tr", { "data-agent": r.agent, "data-queue": r.queue, "data-pbx": r.pbx, class: stale ? "stale" : null },
             el("td", {}, r.agent), el("td", {}, r.queue),
             el("td", { class: "state-" + r.state, "data-field": "state" },
                STATE_TEXT[r.state] + (r.paused_reason ? ` (${r.paused_reason})` : "")),
@@ -84,15 +84,17 @@ function render(snap) {
   document.body.dataset.generatedAt = String(snap.generated_at);
   document.body.dataset.amiUp = String(snap.ami_up);
   document.getElementById("sl-name").textContent = `SL = ${snap.sl_name}`;
-  document.getElementById("clock").textContent =
-    `${snap.day} ${new Date(snap.generated_at * 1000).toLocaleTimeString()}`;
+  // The day is the PBX's (today's numbers count on it); the time is this screen's, when the numbers arrived.
+  document.getElementById("clock").textContent = `${snap.day} · ${new Date().toLocaleTimeString()}`;
   const down = snap.ami.filter((a) => !a.up);
   banner(down.map((a) => `AMI ${a.pbx} DOWN: ${a.reason} — live numbers are stale` +
                          (a.last_event_age_s === null ? "" : ` (last event ${duration(a.last_event_age_s)} ago)`))
              .join(" · "), false);
   document.getElementById("queues").replaceChildren(
     ...snap.queues.map((q) => queueCard(q, snap.callbacks_owed_shown)));
-  document.querySelector("#agents tbody").replaceChildren(...snap.agents.map(agentRow));
+  const downPbx = new Set(down.map((a) => a.pbx));
+  document.querySelector("#agents tbody").replaceChildren(
+    ...snap.agents.map((r) => agentRow(r, downPbx.has(r.pbx))));
 }
 
 function start() {
