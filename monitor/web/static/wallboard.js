@@ -38,9 +38,9 @@ function queueCard(q, showOwed) {
   const tiles = [
     tile("waiting_calls", "Waiting", q.waiting_calls, String(q.waiting_calls), "", "live" +
          (q.waiting_calls > 0 && a.available === 0 ? " alert" : "")),
-    tile("longest_wait_s", "Longest wait", q.longest_wait_s, duration(q.longest_wait_s), "", "live"),
+    tile("longest_wait_s", "Longest", q.longest_wait_s, duration(q.longest_wait_s), "", "live"),
     tile("available", "Available", a.available, String(a.available), `${a.ringing} ringing`, "live"),
-    tile("in_call", "On call", a.in_call, String(a.in_call), `${a.unavailable} unavailable`, "live"),
+    tile("in_call", "On call", a.in_call, String(a.in_call), `${a.unavailable} logged off`, "live"),
     tile("paused", "Paused", a.paused, String(a.paused), "", "live"),
     tile("service_level", "SL today", t.service_level, pct(t.service_level),
          `target ${pct(t.sl_target)} · ${t.answered_within}/${t.offered - t.abandoned_short}`, "rag-" + t.sl_rag),
