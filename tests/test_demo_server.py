@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -95,9 +97,15 @@ def test_qmon_demo_serves_metrics(tmp_path) -> None:  # type: ignore[no-untyped-
                 continue
             counters = [line for line in body.splitlines() if line.startswith(
                 ("qmon_ami_events_total", "qmon_queue_calls_total")) and not line.endswith(" 0.0")]
+        board: dict[str, object] = {}
+        with contextlib.suppress(OSError):  # the wallboard works out of the box (no token on loopback)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/wallboard", timeout=2) as r:
+                board = json.loads(r.read())
         out, _ = proc.communicate(timeout=30)
     finally:
         proc.kill()
     assert proc.returncode == 0, out
     assert f"127.0.0.1:{port}/metrics" in out
+    assert f"wallboard at http://127.0.0.1:{port}/," in out  # the demo prints the wallboard's URL
+    assert board.get("ami_up") is True and board.get("queues"), board
     assert counters, body[:2000]
