@@ -30,6 +30,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 TOKEN = "wallboard-t0ken"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 T_MS = 20_000  # per browser step: generous for a loaded 2-core machine; the whole test is bounded below
+XSS = "<img src=x onerror=\"document.title='owned'\">"
 # concurrent.ami: the last Timestamp of the capture (PBX clock); pushed events follow it.
 LAST_TS = 1795381278.938007
 
@@ -166,6 +167,7 @@ async def _agrees_with_api(page: Any, http: aiohttp.ClientSession, base: str) ->
 async def _updates(page: Any, http: aiohttp.ClientSession, srv: AmiTestServer, base: str, tmp: Path) -> None:
     await srv.push(_join(1, LAST_TS + 2.0))
     await srv.push(_pause("agent1", "lunch", LAST_TS + 3.0))
+    await srv.push(_pause("agent2", XSS, LAST_TS + 3.5))  # pause reasons are free text typed on a phone
     card = 'article.queue[data-queue="support"]'
     await _wait_text(page, f'{card} .tile[data-field="waiting_calls"] .value', "1")
     await _wait_text(page, f"{card} .paused", "agent1 — lunch")
@@ -175,7 +177,10 @@ async def _updates(page: Any, http: aiohttp.ClientSession, srv: AmiTestServer, b
     live = next(q for q in queues["queues"] if q["queue"] == "support")
     shown = await _tiles(page, "default", "support")
     assert shown["waiting_calls"]["value"] == live["waiting_calls"] == 1
-    assert shown["paused"]["value"] == live["member_counts"]["paused"] == 1
+    assert shown["paused"]["value"] == live["member_counts"]["paused"] == 2
+    # Shown as text, never run as HTML.
+    assert XSS in (await page.text_content(f"{card} .paused") or "") and await page.title() == "qmon wallboard"
+    assert await page.locator(f"{card} .paused img").count() == 0
     # Waits are on the PBX clock: seconds since the join, not a year (the wall clock is a year after the capture).
     assert 0 < shown["longest_wait_s"]["value"] < 60 and abs(shown["longest_wait_s"]["value"]
                                                               - live["longest_wait_s"]) < 15

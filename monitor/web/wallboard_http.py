@@ -54,8 +54,8 @@ def _login(status: int, message: str) -> web.Response:
 
 
 def _auth_middleware(token: str, max_age_s: int) -> Middleware:
-    """Runs before the API's bearer check: on the wallboard paths a valid cookie (or ``?token=``) lets the request
-    through to its route; a bearer header is left to the API's own check; everything else is untouched."""
+    """Runs before the API's bearer check: on the wallboard paths a valid cookie lets the request through the
+    API's chain as the bearer token; ``/?token=`` sets the cookie; everything else is untouched."""
     want = cookie_value(token).encode()
 
     @web.middleware
@@ -63,9 +63,6 @@ def _auth_middleware(token: str, max_age_s: int) -> Middleware:
         path = request.path
         if not token or not (path in PAGE_PATHS or path.startswith(STATIC_PREFIX)):
             return await handler(request)
-        route: Handler = request.match_info.handler
-        if path.startswith(STATIC_PREFIX):  # no data in the stylesheet and script: the login page needs them
-            return await route(request)
         if request.headers.get("Authorization", "").startswith("Bearer "):
             return await handler(request)  # the API's check decides
         if path == "/" and "token" in request.query:
@@ -76,8 +73,12 @@ def _auth_middleware(token: str, max_age_s: int) -> Middleware:
             resp.set_cookie(COOKIE, want.decode(), max_age=max_age_s, path="/", httponly=True, samesite="Strict",
                             secure=request.secure)
             return resp
-        if hmac.compare_digest(request.cookies.get(COOKIE, "").encode(), want):
-            return await route(request)
+        # The stylesheet and script hold no data (the login page needs them); a valid cookie opens the rest.
+        if path.startswith(STATIC_PREFIX) or hmac.compare_digest(request.cookies.get(COOKIE, "").encode(), want):
+            # Through the API's own chain (its token check, error bodies, headers), as the bearer it stands for.
+            headers = request.headers.copy()
+            headers["Authorization"] = f"Bearer {token}"
+            return await handler(request.clone(headers=headers))
         if path == "/":
             return _login(401, "This screen is not logged in.")
         return web.json_response({"error": "missing or wrong bearer token or wallboard cookie"}, status=401,
