@@ -19,6 +19,7 @@ import pytest
 
 from monitor.core.today import QueueDay
 from tests.support.amiserver import AmiTestServer, transcript_messages
+from tests.support.builders import member_pause
 from tests.support.daemon import daemon_settings, running
 from tests.support.helpers import until
 
@@ -49,16 +50,6 @@ def _join(n: int, ts: float) -> dict[str, str]:
             "AccountCode": "", "Context": "lab-entry", "Exten": "support", "Priority": "4",
             "Uniqueid": f"1795381290.{n}", "Linkedid": f"1795381290.{n + 50}", "Queue": "support",
             "Position": "1", "Count": "1"}
-
-
-def _pause(agent: str, reason: str, ts: float) -> dict[str, str]:
-    """QueueMemberPause as Asterisk 22 sends it (see member_changes.ami)."""
-    return {"Event": "QueueMemberPause", "Privilege": "agent,all", "Timestamp": f"{ts:.6f}", "Queue": "support",
-            "MemberName": agent, "Interface": f"Local/{agent}@lab-agents/n",
-            "StateInterface": f"Local/{agent}@lab-agents/n", "Membership": "dynamic", "Penalty": "0",
-            "CallsTaken": "0", "LastCall": "0", "LastPause": str(int(ts)), "LoginTime": "1795381258",
-            "InCall": "0", "Status": "1", "Paused": "1", "PausedReason": reason, "Ringinuse": "0",
-            "Wrapuptime": "0"}
 
 
 async def _tiles(page: Any, pbx: str, queue: str) -> dict[str, Any]:
@@ -166,8 +157,8 @@ async def _agrees_with_api(page: Any, http: aiohttp.ClientSession, base: str) ->
 
 async def _updates(page: Any, http: aiohttp.ClientSession, srv: AmiTestServer, base: str, tmp: Path) -> None:
     await srv.push(_join(1, LAST_TS + 2.0))
-    await srv.push(_pause("agent1", "lunch", LAST_TS + 3.0))
-    await srv.push(_pause("agent2", XSS, LAST_TS + 3.5))  # pause reasons are free text typed on a phone
+    await srv.push(member_pause("agent1", "lunch", LAST_TS + 3.0))
+    await srv.push(member_pause("agent2", XSS, LAST_TS + 3.5))  # pause reasons are free text typed on a phone
     card = 'article.queue[data-queue="support"]'
     await _wait_text(page, f'{card} .tile[data-field="waiting_calls"] .value', "1")
     await _wait_text(page, f"{card} .paused", "agent1 — lunch")

@@ -13,7 +13,8 @@ from monitor.core.ingest import Ingest
 from monitor.core.records import MemberNote, SegmentNote, SurveyNote, TalkNote
 from monitor.core.today import DayTally, local_day
 from monitor.core.tracker import CallTracker, TrackerConfig
-from monitor.web.wallboard import rag_high, rag_low
+from monitor.web.wallboard import BoardPbx, Wallboard, rag_high, rag_low, snapshot
+from tests.support.builders import member_pause
 from tests.support.helpers import FIXTURES
 
 DAY = 86400.0
@@ -109,3 +110,17 @@ def test_tally_equals_the_transcripts_ground_truth(scenario: str) -> None:
     assert {q: [d.offered, d.answered, d.abandoned] for q, d in today.items()} == want
     assert {q: (d.csat_n, d.csat_mean()) for q, d in today.items() if d.csat_n} == {
         q: (len(v), sum(v) / len(v)) for q, v in csat.items()}
+
+
+def test_for_how_long_from_the_agent_board_when_given() -> None:
+    """A ``since`` provider (the agents' board) wins where it says the same state; else the tally's mark; else None."""
+    tally = DayTally()
+    ingest = Ingest(CallTracker(TrackerConfig()), [tally.sink])
+    for agent, ts in (("agent1", T0), ("agent2", T0 + 10), ("agent3", T0 + 20)):
+        ingest.feed(member_pause(agent, "lunch", ts), 1000.0)  # daemon clock 1000 s = PBX T0 + 20 from here on
+    given = {("support", "agent1"): ("paused", T0 - 100.0), ("support", "agent2"): ("in_call", T0)}
+    tally.marks.pop(("support", "agent3"))  # as if qmon never saw agent3's pause
+    wb = Wallboard({"default": BoardPbx(ingest, None, tally, since=lambda now: given)})
+    rows = {r["agent"]: r for r in snapshot(wb, 1005.0)["agents"]}
+    assert {a: r["for_s"] for a, r in rows.items()} == {"agent1": 125.0, "agent2": 15.0, "agent3": None}
+    assert rows["agent1"]["paused_reason"] == "lunch" and rows["agent1"]["state"] == "paused"

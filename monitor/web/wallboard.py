@@ -21,6 +21,9 @@ from monitor.core.today import DayTally, QueueDay
 SL_DEFINITION = "offered_no_short"
 #: Callbacks owed per queue right now (``""`` = no queue); e.g. counts of ``OwedCallbacks.open()`` by queue.
 OwedProvider = Callable[[], Mapping[str, int]]
+#: (queue, agent) -> (state, since: PBX epoch s or None) at PBX time ``now``; e.g. from ``AgentBoard.snapshot(now)``
+#: rows. When given, its ``since`` wins over the day tally's marks wherever both say the same state.
+SinceProvider = Callable[[float], Mapping[tuple[str, str], tuple[str, float | None]]]
 
 
 class _Live(Protocol):
@@ -49,6 +52,7 @@ class BoardPbx:
     source: _Source | None
     tally: DayTally
     owed: OwedProvider | None = None
+    since: SinceProvider | None = None
 
 
 @dataclass
@@ -112,13 +116,24 @@ def _queue(wb: Wallboard, pbx: str, queue: str, st: LiveState, up: bool, day: Qu
     }
 
 
-def _agents(pbx: str, st: LiveState, tally: DayTally) -> list[dict[str, Any]]:
+def _since(p: BoardPbx, given: Mapping[tuple[str, str], tuple[str, float | None]], queue: str, agent: str,
+           state: str) -> float | None:
+    """When ``agent`` entered ``state`` in ``queue`` (PBX epoch s): the provider's answer, else the tally's mark."""
+    g = given.get((queue, agent))
+    if g is not None and g[0] == state and g[1] is not None:
+        return g[1]
+    mark = p.tally.marks.get((queue, agent))
+    return mark.ts if mark is not None and mark.state == state else None
+
+
+def _agents(pbx: str, st: LiveState, p: BoardPbx) -> list[dict[str, Any]]:
     """One row per (queue, member): state, pause reason, for how long (s, PBX clock; None if unknown), today."""
-    agents_today = tally.agents_today(st.pbx_now)
+    given = p.since(st.pbx_now) if p.since is not None else {}
+    agents_today = p.tally.agents_today(st.pbx_now)
     rows = []
     for m in st.members:
-        mark = tally.marks.get((m.queue, m.name))
-        for_s = round(max(0.0, st.pbx_now - mark.ts), 1) if mark is not None and mark.state == m.state else None
+        since = _since(p, given, m.queue, m.name, m.state)
+        for_s = None if since is None else round(max(0.0, st.pbx_now - since), 1)
         day = agents_today.get((m.queue, m.name))
         rows.append({"pbx": pbx, "queue": m.queue, "agent": m.name, "state": m.state,
                      "paused_reason": m.paused_reason if m.state == "paused" else "", "for_s": for_s,
@@ -144,7 +159,7 @@ def snapshot(wb: Wallboard, now: float) -> dict[str, Any]:
         today = p.tally.today(st.pbx_now)
         owed = p.owed() if p.owed is not None else None
         owed_shown = owed_shown or owed is not None
-        rows = _agents(name, st, p.tally)
+        rows = _agents(name, st, p)
         agents += rows
         paused = [r for r in rows if r["state"] == "paused"]
         for q in sorted(st.queues | set(wb.queues) | set(today)):
