@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from monitor.core.repeat import parse_window
+from monitor.core.servicelevel import sl_definition_map
 from monitor.settings import (
     WAIT_BUCKETS_S,
     AmiSettings,
@@ -27,6 +28,7 @@ from monitor.settings import (
     SurveySettings,
     TrackerSettings,
     WallboardSettings,
+    wrapup_pairs,
 )
 
 if TYPE_CHECKING:
@@ -281,7 +283,10 @@ def tracker_config(t: TrackerSettings, pbx: str = "default") -> TrackerConfig:
     from monitor.core.tracker import TrackerConfig  # lazy: `qmon --help` need not load the tracker
 
     return TrackerConfig(abandon_short_s=t.abandon_short_s, repeat_windows=t.repeat_windows,
-                         repeat_max_entries=t.repeat_max_entries, pbx=pbx)
+                         repeat_max_entries=t.repeat_max_entries, pbx=pbx, late_grace_s=t.late_grace_s,
+                         home_region=t.home_region, trunk_prefixes=t.trunk_prefixes,
+                         withheld_numbers=t.withheld_numbers, pause_reasons=t.pause_reasons,
+                         wrapup_s=wrapup_pairs(t), owed_horizon_s=t.owed_horizon_s)
 
 
 def _foreign(key: str) -> bool:
@@ -336,6 +341,12 @@ def _resolve_secrets(amis: list[dict[str, Any]], sections: dict[str, Any], needs
         store["url"] = _read_secret("store.url", store["url_file"], read_file, problems)
 
 
+def _regions() -> frozenset[str]:
+    import phonenumbers
+
+    return frozenset(phonenumbers.SUPPORTED_REGIONS)
+
+
 def validate(s: Settings, needs: Collection[str] = ALL_SECTIONS) -> list[str]:
     """Value checks across fields (ranges, names, URLs) once types are right."""
     p: list[str] = []
@@ -353,11 +364,22 @@ def validate(s: Settings, needs: Collection[str] = ALL_SECTIONS) -> list[str]:
     p += [f"tracker.sl_threshold_s: {t.sl_threshold_s:g} is not a bound of the wait histogram (one of "
           f"{', '.join(str(b) for b in WAIT_BUCKETS_S)})"] if t.sl_threshold_s not in WAIT_BUCKETS_S else []
     p += ["tracker.repeat_max_entries: must be > 0"] if t.repeat_max_entries <= 0 else []
+    p += ["tracker.late_grace_s: must be >= 0"] if t.late_grace_s < 0 else []
+    if t.home_region and t.home_region.upper() not in _regions():
+        p.append(f"tracker.home_region: {t.home_region!r} is not an ISO 3166 region phonenumbers knows (e.g. PL)")
     for w in t.repeat_windows:
         try:
             parse_window(w)
         except ValueError as exc:
             p.append(f"tracker.repeat_windows: {exc}")
+    p += ["tracker.owed_horizon_s: must be > 0"] if t.owed_horizon_s <= 0 else []
+    supervisor: list[Callable[[], object]] = [lambda: sl_definition_map(t.sl_definition, t.queue_sl_definition),
+                                              lambda: wrapup_pairs(t)]
+    for validate in supervisor:
+        try:
+            validate()
+        except ValueError as exc:
+            p.append(f"tracker.{exc}")
     p += [f"http.port: {s.http.port} is not a TCP port (0-65535)"] if not 0 <= s.http.port < 65536 else []
     st = s.store
     p += _check_url(st.url)

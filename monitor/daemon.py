@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from monitor.ami.live import AmiSource
 from monitor.config import queue_sl_targets, tracker_config
 from monitor.core.ingest import Ingest
-from monitor.core.records import CallClosed, CallRecord, MemberNote, Note, SurveyNote
+from monitor.core.records import CallAmended, CallClosed, CallRecord, MemberNote, Note, OwedNote, SurveyNote
 from monitor.core.survey import SurveyPolicy, SurveyResultRecord
 from monitor.core.today import DayTally
 from monitor.core.tracker import CallTracker
@@ -107,10 +107,12 @@ def _build_wallboard(d: Daemon, owed: Mapping[str, OwedProvider] | None = None) 
 def _store_sink(store: Store, pbx: str) -> Callable[[list[Note]], None]:
     def sink(notes: list[Note]) -> None:
         for n in notes:
-            if isinstance(n, CallClosed):
+            if isinstance(n, (CallClosed, CallAmended)):  # an amended record replaces the stored one
                 store.submit(n.record)
             elif isinstance(n, MemberNote):
                 store.submit_member(n, pbx)
+            elif isinstance(n, OwedNote):
+                store.submit_owed(n)
             elif isinstance(n, SurveyNote) and n.answer is not None:
                 store.submit_survey(n.answer, pbx)
 
@@ -130,6 +132,12 @@ async def _build_pbx(d: Daemon, index: int) -> None:
         log.warning("AMI %s: repeat-caller index not warmed (%s)", ami.name, type(exc).__name__)
     tracker = CallTracker(tracker_config(t, ami.name), repeats)
     tracker.queues.update(t.queues)
+    try:
+        # Owed callbacks survive restarts: reload the open ones (a week back at most; a dead database is not fatal).
+        owed = await asyncio.wait_for(d.store.load_owed(ami.name), 30.0)
+        log.info("AMI %s: %d owed callback(s) reloaded", ami.name, tracker.owed.restore(owed))
+    except Exception as exc:
+        log.warning("AMI %s: owed callbacks not reloaded (%s)", ami.name, type(exc).__name__)
     ingest = Ingest(tracker, [d.metrics.sink(ami.name), _store_sink(d.store, ami.name)], pbx=ami.name)
     source = AmiSource(ami, ingest, clock=d.clock)
     d.metrics.add_pbx(ami.name, ingest, source)
@@ -279,6 +287,7 @@ async def _serve(d: Daemon, listeners: contextlib.AsyncExitStack, survey: Survey
     async with asyncio.TaskGroup() as tg:
         writer = tg.create_task(d.store.run(), name="store-writer")
         ami_tasks = [tg.create_task(p.source.run(), name=f"ami-{name}") for name, p in d.pbxs.items()]
+        ami_tasks.append(tg.create_task(_tick(d), name="tracker-tick"))  # ends with the AMI tasks, before close_all
         survey_tasks: list[asyncio.Task[None]] = []
         if survey is not None and survey.webhook is not None:
             survey_tasks.append(tg.create_task(survey.webhook.run(), name="survey-webhook"))
@@ -292,6 +301,15 @@ async def _serve(d: Daemon, listeners: contextlib.AsyncExitStack, survey: Survey
         finally:
             # Shielded: a crashed task cancels this body, and the shutdown must still run to the end.
             await asyncio.shield(_shutdown(d, listeners, survey, survey_tasks, ami_tasks, writer))
+
+
+async def _tick(d: Daemon, every_s: float = 0.5) -> None:
+    """Until ``stop``, every ``every_s`` (s): calls past their grace period after the caller's hang-up become final
+    (stored, counted) even when no further event arrives."""
+    while not d.stop.is_set():
+        await asyncio.sleep(every_s)
+        for p in d.pbxs.values():
+            p.ingest.tick(d.clock())
 
 
 async def _shutdown(d: Daemon, listeners: contextlib.AsyncExitStack, survey: SurveyParts | None,
@@ -311,10 +329,12 @@ async def _shutdown(d: Daemon, listeners: contextlib.AsyncExitStack, survey: Sur
             t.cancel()
     now = d.clock()
     for name, p in d.pbxs.items():
-        # Nothing lost: calls still open are closed and written like any other (closed_by = shutdown).
+        # Nothing lost: calls still open are closed and written like any other (closed_by = shutdown); calls whose
+        # caller hung up within the grace period close as hangup.
         notes = p.ingest.close_all(now, "shutdown")
-        if notes:
-            log.info("AMI %s: %d open call(s) closed as shutdown", name, len(notes))
+        shut = sum(1 for n in notes if isinstance(n, CallClosed) and n.record.closed_by == "shutdown")
+        if shut:
+            log.info("AMI %s: %d open call(s) closed as shutdown", name, shut)
     s = d.settings.store
     if not await d.store.drain(s.drain_timeout_s):
         log.warning("store: not everything reached the database before the drain timeout; the rest is in the "

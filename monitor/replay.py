@@ -8,10 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from monitor.ami.files import read_capture
-from monitor.core.ingest import Ingest, closed_records
+from monitor.core.ingest import UNSUPPORTED_MESSAGE, Ingest, closed_records, merge_records
 from monitor.core.records import CallRecord
 from monitor.core.report import build_report
 from monitor.core.tracker import CallTracker, TrackerConfig
+
+
+class UnsupportedStream(ValueError):
+    """The capture is from Asterisk 11 or older (AMI 1.x event names): refused rather than half counted."""
 
 
 @dataclass
@@ -46,8 +50,10 @@ def replay_messages(
                 now = float(ts)
             except ValueError:
                 pass
-        res.records.extend(closed_records(ing.feed(headers, now)))
-    res.records.extend(closed_records(tr.close_all(tr.now or now, "eof")))
+        merge_records(res.records, closed_records(ing.feed(headers, now)))
+    if ing.unsupported is not None:
+        raise UnsupportedStream(f"event {ing.unsupported!r} is from Asterisk 11 or older: {UNSUPPORTED_MESSAGE}")
+    merge_records(res.records, closed_records(tr.close_all(tr.now or now, "eof")))
     res.events = ing.events
     res.skipped = dict(ing.skipped)
     res.queues = set(tr.queues)
@@ -60,7 +66,7 @@ def replay_files(paths: Iterable[Path], config: TrackerConfig | None = None) -> 
     total = ReplayResult()
     for p in paths:
         r = replay_messages(read_capture(p), tracker=tr)
-        total.records.extend(r.records)
+        merge_records(total.records, r.records)  # a late event in the next file may amend a record
         total.events += r.events
         for k, v in r.skipped.items():
             total.skipped[k] = total.skipped.get(k, 0) + v

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from monitor.core.repeat import WITHHELD_NUMBERS
+
 #: Bounds (s) of the queue-wait histogram. The service-level threshold must be one of them: the service level is
 #: read from the histogram's ``le`` bucket, so a threshold between bounds could not be answered.
 WAIT_BUCKETS_S = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
@@ -39,6 +41,16 @@ class TrackerSettings:
     repeat_windows: tuple[str, ...] = ("24h",)
     repeat_max_entries: int = 500_000
     queues: tuple[str, ...] = ()  # known queues: their series exist at 0 from the start
+    late_grace_s: float = 2.0  # a call's record is final this long after its caller's hang-up (late app_queue events)
+    home_region: str = ""  # ISO 3166 region of national caller numbers (e.g. "PL"): E.164 for repeat callers
+    trunk_prefixes: tuple[str, ...] = ()  # prefixes the trunk puts before caller numbers (stripped)
+    withheld_numbers: tuple[str, ...] = WITHHELD_NUMBERS  # never a caller (empty and all-zero numbers always)
+    # Supervisor's view (issue 13): see monitor.core.agents, monitor.core.servicelevel, monitor.core.owed.
+    pause_reasons: tuple[str, ...] = ()  # pause reasons kept as labels; any other is "other" (raw text stored)
+    sl_definition: str = "offered_no_short"  # the service level shown per queue (a servicelevel.SL_DEFINITIONS)
+    queue_sl_definition: tuple[str, ...] = ()  # "queue=definition" overrides per queue
+    queue_wrapup_s: tuple[str, ...] = ()  # "queue=seconds": queues.conf wrapuptime, for members whose own is 0
+    owed_horizon_s: float = 14_400.0  # an owed callback not reached within this is truly abandoned (4 h)
 
 
 @dataclass(frozen=True)
@@ -139,3 +151,18 @@ class Settings:
     log_level: str = "INFO"
     status_interval_s: float = 60.0  # the periodic one-line status on the log; 0 = never
     config_file: str | None = None
+
+
+def wrapup_pairs(t: TrackerSettings) -> tuple[tuple[str, float], ...]:
+    """``queue_wrapup_s`` as (queue, seconds) pairs for ``TrackerConfig.wrapup_s``; ValueError names a bad entry."""
+    out = []
+    for p in t.queue_wrapup_s:
+        queue, sep, value = p.partition("=")
+        try:
+            secs = float(value) if sep and queue.strip() else -1.0
+        except ValueError:
+            secs = -1.0
+        if secs < 0:
+            raise ValueError(f"queue_wrapup_s: {p!r} is not queue=seconds (seconds >= 0)")
+        out.append((queue.strip(), secs))
+    return tuple(out)

@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 
 from monitor.ami.live import AmiNotConnected, AmiSource
-from monitor.core.ingest import Ingest, closed_records
+from monitor.core.ingest import Ingest, closed_records, merge_records
 from monitor.core.records import CallRecord, Note
+from monitor.core.report import build_report
 from monitor.core.tracker import CallTracker
 from monitor.settings import AmiSettings
 from tests.support.amiserver import AmiTestServer
-from tests.support.factcheck import SCENARIOS, assert_facts, load_facts
+from tests.support.factcheck import ALL_RECORDINGS, RECORDING_IDS, assert_facts, assert_report, load_facts
 
 SECRET = "s3cr3t-do-not-log"
 BYTE_SCENARIOS = ["voicemail_empty", "abandoned_short", "answered_caller_hangup"]
@@ -35,7 +36,7 @@ class Live:
 
     def finish(self) -> list[CallRecord]:
         """Close what is still open (like the end of a replay) and return every record."""
-        self.records.extend(closed_records(self.tracker.close_all(self.tracker.now, "eof")))
+        merge_records(self.records, closed_records(self.tracker.close_all(self.tracker.now, "eof")))
         return self.records
 
 
@@ -46,7 +47,7 @@ async def live_source(server: AmiTestServer, **settings: Any) -> AsyncIterator[L
     live = Live(None, None, tracker)  # type: ignore[arg-type]
 
     def sink(notes: list[Note]) -> None:
-        live.records.extend(closed_records(notes))
+        merge_records(live.records, closed_records(notes))
 
     live.ingest = Ingest(tracker, [sink])
     cfg = AmiSettings(port=server.port, secret=SECRET, **settings)
@@ -66,20 +67,24 @@ async def _drain(live: Live, server: AmiTestServer) -> None:
     await live.source.send_action({"Action": "Ping"})
 
 
-async def _replay_over_tcp(scenario: str, mode: str) -> None:
-    async with AmiTestServer.from_transcript(scenario, secret=SECRET, mode=mode, seed=len(scenario)) as srv, \
+async def _replay_over_tcp(scenario: str, mode: str, version: str = "ast22") -> None:
+    path = next(b for v, s, b in ALL_RECORDINGS if (v, s) == (version, scenario)).with_suffix(".ami")
+    async with AmiTestServer.from_transcript(path, secret=SECRET, mode=mode, seed=len(scenario)) as srv, \
             live_source(srv) as live:
         await live.source.wait_ready()
         await _drain(live, srv)
         assert live.ingest.skipped == {}
-        assert_facts(live.finish(), load_facts(scenario))
+        records = live.finish()
+        facts = load_facts(scenario, version)
+        assert_facts(records, facts)
+        assert_report(build_report(records, live.ingest.events, queues=live.tracker.queues), facts)
         assert live.source.bytes_received > sum(len(m) for m in srv.messages)
 
 
 @pytest.mark.parametrize("mode", ["whole", "chunks"])
-@pytest.mark.parametrize("scenario", SCENARIOS)
-async def test_transcript_over_tcp(scenario: str, mode: str) -> None:
-    await _replay_over_tcp(scenario, mode)
+@pytest.mark.parametrize(("version", "scenario", "base"), ALL_RECORDINGS, ids=RECORDING_IDS)
+async def test_transcript_over_tcp(version: str, scenario: str, base: object, mode: str) -> None:
+    await _replay_over_tcp(scenario, mode, version)
 
 
 @pytest.mark.parametrize("scenario", BYTE_SCENARIOS)

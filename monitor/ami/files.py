@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO, cast
 
 from monitor.ami.wire import Headers, WireParser
+from monitor.core.normalize import old_ami_banner
 
 CHUNK = 64 * 1024
 
@@ -49,7 +50,11 @@ def read_capture(path: Path, stats: dict[str, int] | None = None) -> Iterator[tu
             if kind == "ami":
                 parser = WireParser(expect_banner=True)
                 while chunk := f.read(CHUNK):
-                    for msg in parser.feed(chunk):
+                    msgs = parser.feed(chunk)
+                    if parser.banner is not None and old_ami_banner(parser.banner):
+                        raise CaptureError(f"{path}: banner {parser.banner!r} is Asterisk 11 or older (AMI 1.x): "
+                                           "qmon supports the AMI 2 event set of Asterisk 13 and later")
+                    for msg in msgs:
                         yield msg, None
                 for msg in parser.feed(b"\r\n\r\n"):
                     yield msg, None

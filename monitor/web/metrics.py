@@ -28,12 +28,18 @@ from monitor.core.records import (
     TransferNote,
     VoicemailNote,
 )
-from monitor.core.vocab import ANSWERED_SURVEY, nps_bucket, valid_ces, valid_csat, valid_nps
+from monitor.core.vocab import (
+    ANSWERED_SURVEY,
+    CALL_OUTCOME_LABELS,
+    VOICEMAIL_REASONS,
+    nps_bucket,
+    valid_ces,
+    valid_csat,
+    valid_nps,
+)
 from monitor.settings import WAIT_BUCKETS_S
 
-CALL_OUTCOMES = ("answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "join_empty", "exit_key",
-                 "transferred", "unknown")
-VOICEMAIL_REASONS = ("timeout", "exit_empty", "join_empty", "exit_key")
+CALL_OUTCOMES = CALL_OUTCOME_LABELS  # every outcome label, pre-created per queue (the last two: no wait histogram)
 TRANSFER_TYPES = ("blind", "attended")
 CSAT_SCORES = ("1", "2", "3", "4", "5")
 SURVEY_RESULTS = ("completed", "no_input", "invalid")

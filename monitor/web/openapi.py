@@ -33,8 +33,8 @@ def _get(summary: str, ref: str, params: list[dict[str, Any]] | None = None, bad
 
 
 _COUNTS = ("entered", "answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "join_empty", "exit_key",
-           "ring_no_answer", "completed_by_agent", "completed_by_caller", "transfers_blind", "transfers_attended",
-           "voicemail", "repeat_calls")
+           "full", "join_unavail", "leave_unavail", "withdraw", "ring_no_answer", "completed_by_agent",
+           "completed_by_caller", "transfers_blind", "transfers_attended", "voicemail", "repeat_calls")
 _INT = {"type": "integer", "minimum": 0}
 _RATIO = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
 _RAG = {"enum": ["green", "amber", "red", "none"], "description": "none: no call today yet"}
