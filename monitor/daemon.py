@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from monitor.ami.live import AmiSource
 from monitor.config import queue_sl_targets, tracker_config
 from monitor.core.ingest import Ingest
 from monitor.core.records import CallAmended, CallClosed, CallRecord, MemberNote, Note, OwedNote, SurveyNote
+from monitor.core.servicelevel import sl_definition_map
 from monitor.core.survey import SurveyPolicy, SurveyResultRecord
 from monitor.core.today import DayTally
 from monitor.core.tracker import CallTracker
@@ -40,7 +42,7 @@ from monitor.survey.server import SurveyServer
 from monitor.survey.state import SurveyState
 from monitor.web.metrics import QmonMetrics
 from monitor.web.server import ApiContext, LivePbx, make_app, start_http
-from monitor.web.wallboard import BoardPbx, OwedProvider, Wallboard
+from monitor.web.wallboard import BoardPbx, OwedProvider, SinceProvider, Wallboard
 
 log = logging.getLogger("qmon")
 
@@ -86,10 +88,11 @@ class SurveyParts:
     callbacks: CallbackScheduler | None = None
 
 
-def _build_wallboard(d: Daemon, owed: Mapping[str, OwedProvider] | None = None) -> Wallboard | None:
-    """The wallboard's per-PBX day tallies (a notes sink each) and targets; None when ``[wallboard]`` is off.
+def _build_wallboard(d: Daemon) -> Wallboard | None:
+    """The wallboard's per-PBX day tallies (a notes sink each), providers and targets; None when it is off.
 
-    ``owed`` gives each PBX's callbacks owed by queue (the owed-callbacks tracker); without it the tile is hidden.
+    Per PBX: callbacks owed by queue from the tracker's owed list (one per number still owed a call, counted in the
+    queue of its latest unanswered call), and since when each member is in its state from the agents' board.
     """
     w = d.settings.wallboard
     if not w.enabled:
@@ -99,9 +102,25 @@ def _build_wallboard(d: Daemon, owed: Mapping[str, OwedProvider] | None = None) 
     for name, p in d.pbxs.items():
         tally = DayTally(t.sl_threshold_s)
         p.ingest.sinks.append(tally.sink)
-        pbxs[name] = BoardPbx(p.ingest, p.source, tally, (owed or {}).get(name))
+        pbxs[name] = BoardPbx(p.ingest, p.source, tally, _owed_by_queue(p.ingest.tracker),
+                              _since_by_member(p.ingest.tracker))
     return Wallboard(pbxs, t.queues, t.sl_threshold_s, w.sl_target, w.sl_amber_margin, queue_sl_targets(w),
-                     w.abandon_target, w.abandon_amber_margin, w.refresh_s, w.cookie_max_age_s)
+                     sl_definition_map(t.sl_definition, t.queue_sl_definition), w.abandon_target,
+                     w.abandon_amber_margin, w.refresh_s, w.cookie_max_age_s)
+
+
+def _owed_by_queue(tracker: CallTracker) -> OwedProvider:
+    def owed() -> Counter[str]:
+        return Counter(o.queue or "" for o in tracker.owed.open())
+
+    return owed
+
+
+def _since_by_member(tracker: CallTracker) -> SinceProvider:
+    def since(pbx_now: float) -> dict[tuple[str, str], tuple[str, float | None]]:
+        return {(r.queue, r.agent): (r.state, r.since) for r in tracker.agents.snapshot(pbx_now)}
+
+    return since
 
 
 def _store_sink(store: Store, pbx: str) -> Callable[[list[Note]], None]:

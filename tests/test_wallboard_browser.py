@@ -89,7 +89,8 @@ async def test_wallboard_in_chromium(tmp_path: Path) -> None:
             try:
                 page = await (await browser.new_context(viewport={"width": 1920, "height": 1080})).new_page()
                 await _token_flow(page, base)
-                await _agrees_with_api(page, http, base)
+                owed = [o for o in pbx.ingest.tracker.owed.open() if o.queue == "support"]
+                await _agrees_with_api(page, http, base, len(owed))
                 await _updates(page, http, srv, base, tmp_path)
                 await srv.close()  # Asterisk gone: the reconnects are refused
                 await _wait_text(page, "#banner", "AMI default DOWN")
@@ -125,7 +126,7 @@ async def _token_flow(page: Any, base: str) -> None:
     await page.wait_for_selector('article.queue[data-queue="support"]', timeout=T_MS)
 
 
-async def _agrees_with_api(page: Any, http: aiohttp.ClientSession, base: str) -> None:
+async def _agrees_with_api(page: Any, http: aiohttp.ClientSession, base: str, owed: int) -> None:
     queues = await _get(http, base + "/api/v1/queues")
     board = await _get(http, base + "/api/v1/wallboard")
     shown = await _tiles(page, "default", "support")
@@ -145,7 +146,11 @@ async def _agrees_with_api(page: Any, http: aiohttp.ClientSession, base: str) ->
     assert shown["abandon_rate"]["value"] == today["abandon_rate"]
     assert shown["abandon_rate"]["text"] == _pct(truth.abandon_rate()) == "33%" and today["abandon_rag"] == "red"
     assert shown["csat_mean"]["value"] == today["csat_mean"] == 3.0 and shown["csat_mean"]["text"] == "3.0"
-    assert "callbacks_owed" not in shown  # no owed-callbacks provider wired: the tile is not shown
+    # The two callers who hung up (5551104, 5551106) are owed a call: the tracker's worklist, on the board.
+    assert shown["callbacks_owed"]["value"] == owed == 2 and shown["callbacks_owed"]["text"] == "2"
+    assert shown["service_level"]["value"] == truth.service_level("offered_no_short")  # the configured default
+    sl_def = await page.text_content('article.queue[data-queue="support"] [data-field="sl_definition"]')
+    assert sl_def == "SL = answered within 20 s ÷ (offered - short abandons)"
     rag = await page.eval_on_selector('article.queue[data-queue="support"] .tile[data-field="service_level"]',
                                       "t => t.className")
     assert "rag-green" in rag

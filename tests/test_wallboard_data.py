@@ -124,3 +124,19 @@ def test_for_how_long_from_the_agent_board_when_given() -> None:
     rows = {r["agent"]: r for r in snapshot(wb, 1005.0)["agents"]}
     assert {a: r["for_s"] for a, r in rows.items()} == {"agent1": 125.0, "agent2": 15.0, "agent3": None}
     assert rows["agent1"]["paused_reason"] == "lunch" and rows["agent1"]["state"] == "paused"
+
+
+def test_each_queue_shows_its_chosen_sl_definition() -> None:
+    """``tracker.sl_definition`` / ``queue_sl_definition`` pick the formula per queue; the board names it."""
+    tally = DayTally(20.0, day_of=lambda ts: "today")
+    for q in ("support", "sales"):
+        tally.sink([SegmentNote(q, "answered", 10.0, "a1", T0), SegmentNote(q, "answered", 40.0, "a1", T0),
+                    SegmentNote(q, "abandoned_short", 1.0, None, T0), SegmentNote(q, "abandoned", 30.0, None, T0)])
+    ingest = Ingest(CallTracker(TrackerConfig()))
+    wb = Wallboard({"default": BoardPbx(ingest, None, tally)}, sl_definitions={"": "offered", "support": "answered"})
+    body = snapshot(wb, T0)
+    today = {q["queue"]: q["today"] for q in body["queues"]}
+    assert (today["support"]["sl_definition"], today["support"]["service_level"]) == ("answered", 0.5)
+    assert (today["sales"]["sl_definition"], today["sales"]["service_level"]) == ("offered", 0.25)
+    assert today["support"]["sl_name"] == "answered within 20 s ÷ answered"
+    assert body["sl_definition"] == "offered" and body["sl_name"] == "answered within 20 s ÷ offered"

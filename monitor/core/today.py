@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from monitor.core.records import MemberNote, Note, SegmentNote, SurveyNote, TalkNote
+from monitor.core.servicelevel import DEFAULT_SL, SlCounts, service_levels
 from monitor.core.vocab import ANSWERED_SURVEY, valid_csat
 
 
@@ -40,10 +41,11 @@ class QueueDay:
     csat_sum: int = 0
     csat_n: int = 0
 
-    def service_level(self) -> float | None:
-        """Answered within T ÷ (offered - short abandons), 0..1 (qmon's default definition); None with no calls."""
-        base = self.offered - self.abandoned_short
-        return self.answered_within / base if base > 0 else None
+    def service_level(self, definition: str = DEFAULT_SL) -> float | None:
+        """The service level by ``definition`` (a :data:`~monitor.core.servicelevel.SL_DEFINITIONS`; default
+        answered within T ÷ (offered - short abandons)), 0..1; None when its denominator is 0."""
+        return service_levels(SlCounts(self.offered, self.answered, self.answered_within, self.abandoned,
+                                       self.abandoned_within, self.abandoned_short))[definition]
 
     def abandon_rate(self) -> float | None:
         """Abandoned (short ones included) ÷ offered, 0..1; None with no calls."""

@@ -41,6 +41,8 @@ _RAG = {"enum": ["green", "amber", "red", "none"], "description": "none: no call
 _STATES = {"enum": ["available", "in_call", "ringing", "paused", "unavailable"]}
 WALLBOARD_SCHEMAS: dict[str, Any] = {
     "WallboardToday": _obj({
+        "sl_definition": {"type": "string", "description": "the queue's chosen service-level definition"},
+        "sl_name": {"type": "string", "description": "its formula in words"},
         "offered": _INT, "answered": _INT, "answered_within": _INT, "abandoned": _INT, "abandoned_short": _INT,
         "unanswered_other": _INT, "service_level": _RATIO, "sl_target": {"type": "number"}, "sl_rag": _RAG,
         "abandon_rate": _RATIO, "abandon_target": {"type": "number"}, "abandon_rag": _RAG,

@@ -17,8 +17,13 @@ from monitor.core.ingest import LiveState
 from monitor.core.members import MEMBER_STATES
 from monitor.core.today import DayTally, QueueDay
 
-#: The service-level definition the wallboard shows (qmon's default, the report's ``service_level``).
-SL_DEFINITION = "offered_no_short"
+#: How the board names each service-level definition (formulas: :mod:`monitor.core.servicelevel`); T = threshold.
+SL_NAMES = {
+    "answered": "answered within {t} s ÷ answered",
+    "answered_abandoned": "(answered + abandoned) within {t} s ÷ (answered + abandoned)",
+    "offered": "answered within {t} s ÷ offered",
+    "offered_no_short": "answered within {t} s ÷ (offered - short abandons)",
+}
 #: Callbacks owed per queue right now (``""`` = no queue); e.g. counts of ``OwedCallbacks.open()`` by queue.
 OwedProvider = Callable[[], Mapping[str, int]]
 #: (queue, agent) -> (state, since: PBX epoch s or None) at PBX time ``now``; e.g. from ``AgentBoard.snapshot(now)``
@@ -65,6 +70,7 @@ class Wallboard:
     sl_target: float = 0.8
     sl_amber_margin: float = 0.05
     queue_sl_target: dict[str, float] = field(default_factory=dict)
+    sl_definitions: dict[str, str] = field(default_factory=dict)  # queue -> definition; "" = the default
     abandon_target: float = 0.05
     abandon_amber_margin: float = 0.03
     refresh_s: float = 2.0
@@ -89,10 +95,20 @@ def _r(x: float | None, nd: int = 4) -> float | None:
     return None if x is None else round(x, nd)
 
 
+def _definition(wb: Wallboard, queue: str) -> str:
+    return wb.sl_definitions.get(queue) or wb.sl_definitions.get("") or "offered_no_short"
+
+
+def _sl_name(wb: Wallboard, definition: str) -> str:
+    return SL_NAMES.get(definition, definition).format(t=f"{wb.sl_threshold_s:g}")
+
+
 def _today(wb: Wallboard, queue: str, d: QueueDay) -> dict[str, Any]:
-    sl, ab = d.service_level(), d.abandon_rate()
+    definition = _definition(wb, queue)
+    sl, ab = d.service_level(definition), d.abandon_rate()
     target = wb.queue_sl_target.get(queue, wb.sl_target)
     return {
+        "sl_definition": definition, "sl_name": _sl_name(wb, definition),
         "offered": d.offered, "answered": d.answered, "answered_within": d.answered_within,
         "abandoned": d.abandoned, "abandoned_short": d.abandoned_short, "unanswered_other": d.unanswered_other,
         "service_level": _r(sl), "sl_target": target, "sl_rag": rag_high(sl, target, wb.sl_amber_margin),
@@ -168,8 +184,8 @@ def snapshot(wb: Wallboard, now: float) -> dict[str, Any]:
             queues.append(_queue(wb, name, q, st, up, today.get(q) or QueueDay(), owed, paused))
     return {
         "generated_at": round(now, 3), "day": day, "ami": ami, "ami_up": all(a["up"] for a in ami),
-        "sl_definition": SL_DEFINITION, "sl_threshold_s": wb.sl_threshold_s,
-        "sl_name": f"answered within {wb.sl_threshold_s:g} s ÷ (offered - short abandons)",
+        "sl_definition": _definition(wb, ""), "sl_threshold_s": wb.sl_threshold_s,
+        "sl_name": _sl_name(wb, _definition(wb, "")),
         "callbacks_owed_shown": owed_shown, "refresh_s": wb.refresh_s,
         "queues": queues, "agents": sorted(agents, key=lambda r: (r["agent"], r["queue"], r["pbx"])),
     }

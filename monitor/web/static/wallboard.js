@@ -43,7 +43,7 @@ function queueCard(q, showOwed) {
     tile("in_call", "On call", a.in_call, String(a.in_call), `${a.unavailable} logged off`, "live"),
     tile("paused", "Paused", a.paused, String(a.paused), "", "live"),
     tile("service_level", "SL today", t.service_level, pct(t.service_level),
-         `target ${pct(t.sl_target)} · ${t.answered_within}/${t.offered - t.abandoned_short}`, "rag-" + t.sl_rag),
+         `target ${pct(t.sl_target)}`, "rag-" + t.sl_rag),
     tile("abandon_rate", "Abandoned today", t.abandon_rate, pct(t.abandon_rate), `${t.abandoned} of ${t.offered}`,
          "rag-" + t.abandon_rag),
     tile("csat_mean", "CSAT today", t.csat_mean, t.csat_mean === null ? "—" : t.csat_mean.toFixed(1),
@@ -58,7 +58,10 @@ function queueCard(q, showOwed) {
                      `${p.agent} — ${p.paused_reason || "no reason"} — ${duration(p.for_s)}`));
   }
   return el("article", { class: "queue" + (q.live ? "" : " stale"), "data-pbx": q.pbx, "data-queue": q.queue },
-            el("h2", {}, q.queue, el("span", { class: "pbx" }, q.pbx)), el("div", { class: "tiles" }, ...tiles),
+            el("h2", {}, q.queue, el("span", { class: "pbx" }, q.pbx)),
+            el("div", { class: "sl-def", "data-field": "sl_definition", "data-value": JSON.stringify(t.sl_definition) },
+               `SL = ${t.sl_name}`),
+            el("div", { class: tiles.length > 8 ? "tiles nine" : "tiles" }, ...tiles),
             el("div", { class: "paused live" }, paused));
 }
 
@@ -83,7 +86,6 @@ function render(snap) {
   refreshS = snap.refresh_s || refreshS;
   document.body.dataset.generatedAt = String(snap.generated_at);
   document.body.dataset.amiUp = String(snap.ami_up);
-  document.getElementById("sl-name").textContent = `SL = ${snap.sl_name}`;
   // The day is the PBX's (today's numbers count on it); the time is this screen's, when the numbers arrived.
   document.getElementById("clock").textContent = `${snap.day} · ${new Date().toLocaleTimeString()}`;
   const down = snap.ami.filter((a) => !a.up);
