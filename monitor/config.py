@@ -41,6 +41,7 @@ SECTIONS: dict[str, type[Any]] = {
 #: Secrets come from env or a *_file, never from the TOML itself.
 SECRET_FIELDS = frozenset({"secret", "token", "hash_salt"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MAX_SESSIONS = 10_000  # survey.max_sessions: far beyond any PBX's simultaneous surveys, still a bound
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
@@ -392,6 +393,8 @@ def validate(s: Settings, needs: Collection[str] = ALL_SECTIONS) -> list[str]:
     p += ["status_interval_s: must be >= 0 (0 = no status line)"] if s.status_interval_s < 0 else []
     p += wallboard_problems(s.wallboard)
     p += [f"survey.port: {s.survey.port} is not a TCP port (0-65535)"] if not 0 <= s.survey.port < 65536 else []
+    p += [f"survey.max_sessions: {s.survey.max_sessions} is not from 1 to {MAX_SESSIONS}"] if (
+        not 1 <= s.survey.max_sessions <= MAX_SESSIONS) else []
     if "survey" not in needs:
         return p
     from monitor.survey.config import callback_config, policy_config  # lazy: pulls in the survey adapter

@@ -208,7 +208,7 @@ def _build_survey(d: Daemon, stack: contextlib.ExitStack) -> SurveyParts | None:
         log.info("survey callbacks enabled through AMI %s", source.name)
     server = SurveyServer(policy, lookup=lookup, on_result=on_answer, cooldown=state, optout=state,
                           callbacks=callbacks, bind=s.bind, port=s.port, header_timeout_s=s.header_timeout_s,
-                          max_header_bytes=s.max_header_bytes, clock=d.clock)
+                          max_header_bytes=s.max_header_bytes, clock=d.clock, max_sessions=s.max_sessions)
     return SurveyParts(server, state, webhook, callbacks)
 
 
@@ -296,6 +296,7 @@ async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None =
                                    f"{_why(exc)}") from exc
             listeners.push_async_callback(_bounded, survey.server.close, 5.0)
             d.survey_port = survey.server.port
+            metrics.survey_server = survey.server
         await _serve(d, listeners, survey, ready_cb)
     return 0 if store.stats.get("lost", 0) == 0 else 1
 

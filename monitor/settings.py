@@ -92,6 +92,8 @@ class SurveySettings:
     port: int = 4573
     header_timeout_s: float = 5.0
     max_header_bytes: int = 16_384
+    # Surveys at once; beyond it callers hear goodbye at once. Up to 2x this many descriptors (see docs).
+    max_sessions: int = 200
     sampling_rate: float = 1.0
     cooldown_days: float = 7.0
     quiet_hours: str = ""  # e.g. "21:00-08:00", local time of the daemon

@@ -65,6 +65,10 @@ async def test_wallboard_json_cookie_and_events(tmp_path: Path) -> None:
                     assert r.status == 401, path
             async with http.get(base + "/api/v1/wallboard", headers={"Cookie": f"{COOKIE}=forged"}) as r:
                 assert r.status == 401
+            async with http.get(base + "/api/v1/wallboard?bogus=1", headers=jar) as r:
+                assert r.status == 400 and "bogus" in (await r.json())["error"]  # validated like every endpoint
+            async with http.post(base + "/api/v1/wallboard", headers=jar) as r:
+                assert r.status == 405 and "GET" in r.headers["Allow"]
             async with http.get(base + "/wallboard/wallboard.js") as r:  # no data in it: served to the login page
                 assert r.status == 200 and r.content_type == "text/javascript"
             async with http.get(base + "/wallboard/secret.txt", headers=jar) as r:

@@ -79,6 +79,15 @@ class StoreStats(Protocol):
         ...
 
 
+class SurveyServerStats(Protocol):
+    """What the collector reads from the FastAGI server (:class:`~monitor.survey.server.SurveyServer`)."""
+
+    @property
+    def stats(self) -> Mapping[str, int]:
+        """Server counters (see ``_survey_server_families`` for the keys read)."""
+        ...
+
+
 @dataclass
 class _Pbx:
     live: LiveSource
@@ -98,6 +107,7 @@ class QmonMetrics:
         self.started = clock()
         self.pbxs: dict[str, _Pbx] = {}
         self.store = store
+        self.survey_server: SurveyServerStats | None = None  # set by the daemon when surveys are enabled
         self._known: set[tuple[str, str]] = set()
         self._known_agents: set[tuple[str, str, str]] = set()
         self.registry.register(_StateCollector(self))
@@ -294,6 +304,23 @@ class _StateCollector(Collector):
                 skipped.add_metric([name, reason], count)
         yield from (waiting, longest, members, up, age, open_calls, events, reconnects, skipped)
         yield from _store_families(m.store.stats if m.store is not None else None)
+        if m.survey_server is not None:
+            yield from _survey_server_families(m.survey_server.stats)
+
+
+def _survey_server_families(stats: Mapping[str, int]) -> Iterator[Any]:
+    yield GaugeMetricFamily("qmon_survey_sessions_in_progress", "FastAGI surveys running now (at most "
+                            "survey.max_sessions)", value=float(stats.get("sessions", 0)))
+    rejected = CounterMetricFamily("qmon_survey_sessions_rejected", "FastAGI connections turned away: overloaded = "
+                                   "max_sessions surveys running, the caller heard qmon's goodbye; no_room = closed "
+                                   "at once, the dialplan's goodbye", labels=["reason"])
+    for reason in ("overloaded", "no_room"):
+        rejected.add_metric([reason], float(stats.get(f"rejected_{reason}", 0)))
+    yield rejected
+    yield CounterMetricFamily("qmon_survey_idle_connections_dropped", "FastAGI connections that sent no request, "
+                              "dropped to make room for new ones", value=float(stats.get("idle_dropped", 0)))
+    yield CounterMetricFamily("qmon_survey_accept_errors", "FastAGI accept() failures (EMFILE: out of file "
+                              "descriptors)", value=float(stats.get("accept_errors", 0)))
 
 
 def _store_families(stats: Mapping[str, Any] | None) -> Iterator[Any]:

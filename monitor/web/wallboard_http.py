@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from aiohttp_sse import sse_response
 
+from monitor.web.params import query
 from monitor.web.wallboard import Wallboard, snapshot
 
 COOKIE = "qmon_wallboard"
@@ -113,9 +114,11 @@ def add_wallboard_routes(app: web.Application, wb: Wallboard, token: str, clock:
     app.on_shutdown.append(on_shutdown)
 
     async def board(request: web.Request) -> web.Response:
+        query(request)  # no parameters: anything given is a 400, as on every endpoint
         return web.json_response(snapshot(wb, clock()), headers={"Cache-Control": "no-store"})
 
     async def events(request: web.Request) -> web.StreamResponse:
+        query(request)
         async with sse_response(request, headers={"Cache-Control": "no-store"}) as sse:
             with contextlib.suppress(ConnectionError):  # the screen went away: nothing to clean up
                 while sse.is_connected() and not closing.is_set():
