@@ -27,6 +27,7 @@ from monitor.settings import (
     StoreSettings,
     SurveySettings,
     TrackerSettings,
+    WallboardSettings,
     wrapup_pairs,
 )
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 SECTIONS: dict[str, type[Any]] = {
     "tracker": TrackerSettings, "http": HttpSettings, "store": StoreSettings, "survey": SurveySettings,
+    "wallboard": WallboardSettings,
 }
 #: Secrets come from env or a *_file, never from the TOML itself.
 SECRET_FIELDS = frozenset({"secret", "token", "hash_salt"})
@@ -236,6 +238,38 @@ def load_settings(env: Mapping[str, str], toml_text: str | None = None, *, sourc
     return settings
 
 
+def queue_sl_targets(w: WallboardSettings) -> dict[str, float]:
+    """``queue_sl_target`` as {queue: target 0..1}; ValueError naming the bad entries."""
+    out: dict[str, float] = {}
+    bad: list[str] = []
+    for p in w.queue_sl_target:
+        queue, sep, value = p.partition("=")
+        try:
+            target = float(value) if sep and queue.strip() else -1.0
+        except ValueError:
+            target = -1.0
+        if not 0.0 <= target <= 1.0:
+            bad.append(p)
+            continue
+        out[queue.strip()] = target
+    if bad:
+        raise ValueError(f"wallboard.queue_sl_target: {', '.join(repr(b) for b in bad)} not queue=target (0..1)")
+    return out
+
+
+def wallboard_problems(w: WallboardSettings) -> list[str]:
+    """Value checks of ``[wallboard]``."""
+    p = [f"wallboard.{f}: must be from 0 to 1" for f in ("sl_target", "sl_amber_margin", "abandon_target",
+                                                         "abandon_amber_margin") if not 0.0 <= getattr(w, f) <= 1.0]
+    p += ["wallboard.refresh_s: must be from 0.2 to 60"] if not 0.2 <= w.refresh_s <= 60 else []
+    p += ["wallboard.cookie_max_age_s: must be > 0"] if w.cookie_max_age_s <= 0 else []
+    try:
+        queue_sl_targets(w)
+    except ValueError as exc:
+        p.append(str(exc))
+    return p
+
+
 def _section_of(problem: str) -> str:
     """The section a problem is about (``""`` for the file, the top level and unknown env variables)."""
     key = problem.partition(":")[0]
@@ -357,6 +391,7 @@ def validate(s: Settings, needs: Collection[str] = ALL_SECTIONS) -> list[str]:
     p += [f"log_level: {s.log_level!r} is not one of {', '.join(LOG_LEVELS)}"] if (
         s.log_level.upper() not in LOG_LEVELS) else []
     p += ["status_interval_s: must be >= 0 (0 = no status line)"] if s.status_interval_s < 0 else []
+    p += wallboard_problems(s.wallboard)
     p += [f"survey.port: {s.survey.port} is not a TCP port (0-65535)"] if not 0 <= s.survey.port < 65536 else []
     p += [f"survey.max_sessions: {s.survey.max_sessions} is not from 1 to {MAX_SESSIONS}"] if (
         not 1 <= s.survey.max_sessions <= MAX_SESSIONS) else []

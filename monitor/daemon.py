@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,10 +25,12 @@ from typing import Any
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from monitor.ami.live import AmiSource
-from monitor.config import tracker_config
+from monitor.config import queue_sl_targets, tracker_config
 from monitor.core.ingest import Ingest
 from monitor.core.records import CallAmended, CallClosed, CallRecord, MemberNote, Note, OwedNote, SurveyNote
+from monitor.core.servicelevel import sl_definition_map
 from monitor.core.survey import SurveyPolicy, SurveyResultRecord
+from monitor.core.today import DayTally
 from monitor.core.tracker import CallTracker
 from monitor.settings import Settings
 from monitor.store.journal import JournalBusy
@@ -39,6 +42,7 @@ from monitor.survey.server import SurveyServer
 from monitor.survey.state import SurveyState
 from monitor.web.metrics import QmonMetrics
 from monitor.web.server import ApiContext, LivePbx, make_app, start_http
+from monitor.web.wallboard import BoardPbx, OwedProvider, SinceProvider, Wallboard
 
 log = logging.getLogger("qmon")
 
@@ -85,6 +89,41 @@ class SurveyParts:
     state: SurveyState
     webhook: Webhook | None = None
     callbacks: CallbackScheduler | None = None
+
+
+def _build_wallboard(d: Daemon) -> Wallboard | None:
+    """The wallboard's per-PBX day tallies (a notes sink each), providers and targets; None when it is off.
+
+    Per PBX: callbacks owed by queue from the tracker's owed list (one per number still owed a call, counted in the
+    queue of its latest unanswered call), and since when each member is in its state from the agents' board.
+    """
+    w = d.settings.wallboard
+    if not w.enabled:
+        return None
+    t = d.settings.tracker
+    pbxs: dict[str, BoardPbx] = {}
+    for name, p in d.pbxs.items():
+        tally = DayTally(t.sl_threshold_s)
+        p.ingest.sinks.append(tally.sink)
+        pbxs[name] = BoardPbx(p.ingest, p.source, tally, _owed_by_queue(p.ingest.tracker),
+                              _since_by_member(p.ingest.tracker))
+    return Wallboard(pbxs, t.queues, t.sl_threshold_s, w.sl_target, w.sl_amber_margin, queue_sl_targets(w),
+                     sl_definition_map(t.sl_definition, t.queue_sl_definition), w.abandon_target,
+                     w.abandon_amber_margin, w.refresh_s, w.cookie_max_age_s)
+
+
+def _owed_by_queue(tracker: CallTracker) -> OwedProvider:
+    def owed() -> Counter[str]:
+        return Counter(o.queue or "" for o in tracker.owed.open())
+
+    return owed
+
+
+def _since_by_member(tracker: CallTracker) -> SinceProvider:
+    def since(pbx_now: float) -> dict[tuple[str, str], tuple[str, float | None]]:
+        return {(r.queue, r.agent): (r.state, r.since) for r in tracker.agents.snapshot(pbx_now)}
+
+    return since
 
 
 def _store_sink(store: Store, pbx: str) -> Callable[[list[Note]], None]:
@@ -254,7 +293,7 @@ async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None =
         survey = _build_survey(d, stack.enter_context(contextlib.ExitStack()))
         ctx = ApiContext(metrics, {n: LivePbx(p.ingest, p.source) for n, p in d.pbxs.items()}, store,
                          settings.http.token, settings.tracker.sl_threshold_s, clock=clock)
-        app = make_app(ctx, store.query_surveys if survey is not None else None)
+        app = make_app(ctx, store.query_surveys if survey is not None else None, _build_wallboard(d))
         listeners = await stack.enter_async_context(contextlib.AsyncExitStack())
         h = settings.http
         try:

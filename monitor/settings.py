@@ -127,6 +127,20 @@ class SurveySettings:
 
 
 @dataclass(frozen=True)
+class WallboardSettings:
+    """The live wallboard at ``/``: service-level targets and how often the page is refreshed."""
+
+    enabled: bool = True
+    sl_target: float = 0.8  # green at or above this service level (0..1)
+    sl_amber_margin: float = 0.05  # amber from sl_target - margin up to sl_target, red below
+    queue_sl_target: tuple[str, ...] = ()  # "queue=0.9": per-queue targets
+    abandon_target: float = 0.05  # abandonment today at or below this is green (0..1)
+    abandon_amber_margin: float = 0.03  # amber up to abandon_target + margin, red above
+    refresh_s: float = 2.0  # the page's server-sent events: one snapshot this often
+    cookie_max_age_s: int = 30 * 86400  # how long a TV stays logged in after opening /?token=...
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything ``qmon run`` needs."""
 
@@ -135,6 +149,7 @@ class Settings:
     http: HttpSettings = HttpSettings()
     store: StoreSettings = StoreSettings()
     survey: SurveySettings = SurveySettings()
+    wallboard: WallboardSettings = WallboardSettings()
     log_level: str = "INFO"
     status_interval_s: float = 60.0  # the periodic one-line status on the log; 0 = never
     config_file: str | None = None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -107,6 +109,12 @@ def test_qmon_demo_serves_metrics(tmp_path) -> None:  # type: ignore[no-untyped-
                 continue
             counters = [line for line in body.splitlines() if line.startswith(
                 ("qmon_ami_events_total", "qmon_queue_calls_total")) and not line.endswith(" 0.0")]
+        board: dict[str, object] = {}
+        with contextlib.suppress(OSError):  # the wallboard's data, behind the same token as the API
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/wallboard",
+                                         headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(req, timeout=2) as r:
+                board = json.loads(r.read())
         out, _ = proc.communicate(timeout=30)
     finally:
         proc.kill()
@@ -114,6 +122,7 @@ def test_qmon_demo_serves_metrics(tmp_path) -> None:  # type: ignore[no-untyped-
     for path in ("/", "/metrics", "/api/v1/queues", "/api/v1/calls", "/api/v1/surveys"):
         assert f"http://127.0.0.1:{port}{path} " in out or out.count(f"http://127.0.0.1:{port}{path}\n"), (path, out)
     assert "agi://127.0.0.1:" in out and "Authorization: Bearer" in out and token not in out
+    assert board.get("ami_up") is True and board.get("queues"), board
     assert counters, body[:2000]
     assert anonymous == 401 and surveys[0] == 200, (anonymous, surveys)
     assert (tmp_path / "demo-survey.db").is_file()  # the survey's state beside the demo database

@@ -29,7 +29,7 @@ from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
-from monitor.ami.resync import RESYNC_PREFIX, Resyncer
+from monitor.ami.resync import LIST_ANSWERS, RESYNC_PREFIX, Resyncer
 from monitor.ami.wire import Headers, WireParser
 from monitor.core.ingest import Ingest
 from monitor.settings import AmiSettings
@@ -374,8 +374,14 @@ class AmiSource:
 
     def _on_event(self, headers: Headers) -> None:
         """Every event not answering an action: normalise + track synchronously, never await; then listeners."""
-        self._feed(headers)
         event = headers.get("Event")
+        if self._resync.collecting and event in LIST_ANSWERS and "ActionID" in headers:
+            # A list answer to an action that is not our resync (a replayed capture holds the capturing session's
+            # own QueueStatus): while ours is being collected it would be taken for ours — a stale, partial list
+            # that removes members Asterisk still has. Asterisk sends each session only its own answers.
+            self.ingest.skip(f"foreign_answer:{event}")
+            return
+        self._feed(headers)
         if event == "FullyBooted":
             self._resync.fully_booted()
         for callback in self._listeners.get(event, ()) if isinstance(event, str) else ():

@@ -28,6 +28,9 @@ log = logging.getLogger("qmon.ami")
 
 #: ActionID prefix of resync list actions: their answers are ours, never panoramisk's.
 RESYNC_PREFIX = "qmon-resync-"
+#: Events that answer QueueStatus / CoreShowChannels (list entries and their end markers).
+LIST_ANSWERS = frozenset({"QueueParams", "QueueMember", "QueueEntry", "QueueStatusComplete", "CoreShowChannel",
+                          "CoreShowChannelsComplete"})
 LIST_ACTIONS = ("QueueStatus", "CoreShowChannels")
 
 
@@ -83,6 +86,11 @@ class Resyncer:
         self.synced = False
         self.error = ""  # why the last attempt failed ("" once synced)
         self.attempts = 0  # attempts of the current (or last) resync
+
+    @property
+    def collecting(self) -> bool:
+        """A resync's list answers are being collected right now."""
+        return bool(self._lists)
 
     def route(self, action_id: str, headers: Headers) -> None:
         """A message answering a resync action; answers to attempts given up on are dropped."""

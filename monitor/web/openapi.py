@@ -41,6 +41,46 @@ _COUNTS = ("entered", "answered", "abandoned", "abandoned_short", "timeout", "ex
            "full", "join_unavail", "leave_unavail", "withdraw", "ring_no_answer", "completed_by_agent",
            "completed_by_caller", "transfers_blind", "transfers_attended", "voicemail", "repeat_calls")
 _INT = {"type": "integer", "minimum": 0}
+_RATIO = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+_RAG = {"enum": ["green", "amber", "red", "none"], "description": "none: no call today yet"}
+_STATES = {"enum": ["available", "in_call", "ringing", "paused", "unavailable"]}
+WALLBOARD_SCHEMAS: dict[str, Any] = {
+    "WallboardToday": _obj({
+        "sl_definition": {"type": "string", "description": "the queue's chosen service-level definition"},
+        "sl_name": {"type": "string", "description": "its formula in words"},
+        "offered": _INT, "answered": _INT, "answered_within": _INT, "abandoned": _INT, "abandoned_short": _INT,
+        "unanswered_other": _INT, "service_level": _RATIO, "sl_target": {"type": "number"}, "sl_rag": _RAG,
+        "abandon_rate": _RATIO, "abandon_target": {"type": "number"}, "abandon_rag": _RAG,
+        "csat_mean": {"type": ["number", "null"], "minimum": 1, "maximum": 5}, "csat_responses": _INT,
+    }),
+    "WallboardAgent": _obj({
+        "pbx": {"type": "string"}, "queue": {"type": "string"}, "agent": {"type": "string"}, "state": _STATES,
+        "paused_reason": {"type": "string"},
+        "for_s": {"type": ["number", "null"], "minimum": 0, "description": "in this state for (s, PBX clock); "
+                  "null when qmon did not see the change"},
+        "answered_today": _INT, "talk_today_s": {"type": "number", "minimum": 0},
+    }),
+    "WallboardQueue": _obj({
+        "pbx": {"type": "string"}, "queue": {"type": "string"},
+        "live": {"type": "boolean", "description": "false while this PBX's AMI is down: live numbers are stale"},
+        "waiting_calls": _INT, "longest_wait_s": {"type": "number", "minimum": 0},
+        "agents": _obj({k: _INT for k in _STATES["enum"]}),
+        "paused": {"type": "array", "items": {"$ref": "#/components/schemas/WallboardAgent"}},
+        "today": {"$ref": "#/components/schemas/WallboardToday"},
+        "callbacks_owed": {"type": ["integer", "null"], "minimum": 0, "description": "null: not tracked"},
+    }),
+    "Wallboard": _obj({
+        "generated_at": {"type": "number"}, "day": {"type": "string", "description": "today: the daemon's local "
+                                                    "day on the PBX clock (YYYY-MM-DD)"},
+        "ami": {"type": "array", "items": _obj({"pbx": {"type": "string"}, "up": {"type": "boolean"},
+                                                "reason": {"type": "string"},
+                                                "last_event_age_s": {"type": ["number", "null"]}})},
+        "ami_up": {"type": "boolean"}, "sl_definition": {"type": "string"}, "sl_threshold_s": {"type": "number"},
+        "sl_name": {"type": "string"}, "callbacks_owed_shown": {"type": "boolean"}, "refresh_s": {"type": "number"},
+        "queues": {"type": "array", "items": {"$ref": "#/components/schemas/WallboardQueue"}},
+        "agents": {"type": "array", "items": {"$ref": "#/components/schemas/WallboardAgent"}},
+    }),
+}
 
 SCHEMAS: dict[str, Any] = {
     "Error": _obj({"error": {"type": "string"}}),
@@ -86,6 +126,7 @@ SCHEMAS: dict[str, Any] = {
                      "callers": _obj({"distinct": _INT, "repeat_calls": _INT}),
                      "queues": {"type": "object",
                                 "additionalProperties": {"$ref": "#/components/schemas/QueueSummary"}}}),
+    **WALLBOARD_SCHEMAS,
     "Surveys": _obj({"count": _INT, "surveys": {"type": "array", "items": {"type": "object"}}}),
 }
 
@@ -94,8 +135,8 @@ def _error(desc: str) -> dict[str, Any]:
     return {"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
-def openapi_document(surveys: bool = False) -> dict[str, Any]:
-    """The document; ``surveys`` adds ``/api/v1/surveys`` when the survey routes are mounted."""
+def openapi_document(surveys: bool = False, wallboard: bool = False) -> dict[str, Any]:
+    """The document; ``surveys`` adds ``/api/v1/surveys``, ``wallboard`` ``/api/v1/wallboard``, when mounted."""
     paths: dict[str, Any] = {
         "/api/v1/queues": _get("Live state of every queue: waiting callers and members", "Queues",
                                "/api/v1/queues", store=False),
@@ -106,6 +147,12 @@ def openapi_document(surveys: bool = False) -> dict[str, Any]:
     if surveys:
         paths["/api/v1/surveys"] = _get("Survey results, newest first (call back unhappy callers)", "Surveys",
                                         "/api/v1/surveys")
+    if wallboard:
+        paths["/api/v1/wallboard"] = _get(
+            "The wallboard's snapshot: live queue state, today's service level (RAG against the configured target), "
+            "abandonment and CSAT, callbacks owed, one row per queue member. Also as server-sent events (event "
+            "`snapshot`, this JSON) at /api/v1/wallboard/events. Bearer token, or the wallboard cookie set by "
+            "opening /?token=...", "Wallboard", "/api/v1/wallboard", store=False)
     return {
         "openapi": "3.1.0",
         "info": {"title": "qmon API", "version": __version__,

@@ -66,6 +66,7 @@ _QUEUE = Param("queue", "text", "only this queue")
 ENDPOINTS: dict[str, Endpoint] = {
     "/metrics": Endpoint(), "/healthz": Endpoint(), "/readyz": Endpoint(),
     "/api/v1/openapi.json": Endpoint(), "/api/v1/queues": Endpoint(),
+    "/api/v1/wallboard": Endpoint(), "/api/v1/wallboard/events": Endpoint(),
     "/api/v1/calls": Endpoint((Param("since", "time", "calls that started at or after this time"), _QUEUE, _LIMIT)),
     "/api/v1/summary": Endpoint((Param("from", "time", "start (default: to - 24 h)"),
                                  Param("to", "time", "end (default: now)")), ordered=("from", "to")),

@@ -18,6 +18,8 @@ from monitor.web.metrics import LiveSource, QmonMetrics
 from monitor.web.openapi import openapi_document
 from monitor.web.params import bad_request, query
 from monitor.web.surveys import SurveyQuery, add_survey_routes
+from monitor.web.wallboard import Wallboard
+from monitor.web.wallboard_http import add_wallboard_routes
 
 log = logging.getLogger("qmon.http")
 MAX_BODY_BYTES = 64 * 1024  # GET only: no request of ours has a body worth more
@@ -237,8 +239,10 @@ async def summary(request: web.Request) -> web.Response:
     return web.json_response({"from": from_ts, "to": to_ts, "sl_threshold_s": ctx.sl_threshold_s, **rep})
 
 
-def make_app(ctx: ApiContext, survey_query: SurveyQuery | None = None) -> web.Application:
-    """The aiohttp application; ``survey_query`` (surveys enabled) mounts ``/api/v1/surveys``."""
+def make_app(ctx: ApiContext, survey_query: SurveyQuery | None = None,
+             wallboard: Wallboard | None = None) -> web.Application:
+    """The aiohttp application; ``survey_query`` (surveys enabled) mounts ``/api/v1/surveys``, ``wallboard``
+    the live wallboard at ``/`` (:mod:`monitor.web.wallboard_http`)."""
     # Every buffer fed by a peer is bounded: request bodies (we take none) at 64 KiB.
     app = web.Application(middlewares=[_errors_and_auth], client_max_size=MAX_BODY_BYTES)
     app.on_response_prepare.append(_security_headers)
@@ -251,7 +255,9 @@ def make_app(ctx: ApiContext, survey_query: SurveyQuery | None = None) -> web.Ap
     app.router.add_get("/api/v1/summary", summary)
     if survey_query is not None:
         add_survey_routes(app, survey_query)
-    doc = openapi_document(surveys=survey_query is not None)
+    if wallboard is not None:
+        add_wallboard_routes(app, wallboard, ctx.token, ctx.clock)
+    doc = openapi_document(surveys=survey_query is not None, wallboard=wallboard is not None)
 
     async def openapi(request: web.Request) -> web.Response:
         query(request)
