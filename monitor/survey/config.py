@@ -72,7 +72,7 @@ def _timing_errors(s: SurveySettings) -> list[str]:
         errors.append("survey.digit_timeout_ms: must be from 1000 to 60000 (milliseconds)")
     if s.trace_var and not _VAR_RE.match(s.trace_var):
         errors.append(f"survey.trace_var: {s.trace_var!r} is not a variable name or FUNCTION(arg), "
-                      "e.g. CDR(userfield); empty = none")
+                      "e.g. CDR(userfield), or empty for none")
     return errors
 
 
