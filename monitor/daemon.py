@@ -37,6 +37,7 @@ from monitor.store.journal import JournalBusy
 from monitor.store.store import Store
 from monitor.survey.callback import CallbackScheduler
 from monitor.survey.config import callback_config, policy_config
+from monitor.survey.durations import default_durations, dialplan_timeout_s, load_durations
 from monitor.survey.results import Webhook
 from monitor.survey.server import SurveyServer
 from monitor.survey.state import SurveyState
@@ -72,6 +73,7 @@ class Daemon:
     pbxs: dict[str, Pbx] = field(default_factory=dict)
     http_port: int = 0
     survey_port: int | None = None
+    survey: SurveyParts | None = None  # the survey server, its state, webhook and callback scheduler (when enabled)
     clock: Callable[[], float] = time.time  # the daemon's clock (s); never compared with PBX event time
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -189,6 +191,15 @@ def _build_survey(d: Daemon, stack: contextlib.ExitStack) -> SurveyParts | None:
             webhook.submit(answer)
 
     policy = SurveyPolicy(policy_config(s))
+    try:
+        durations = load_durations(s.durations_file) if s.durations_file else default_durations()
+    except (OSError, ValueError) as exc:
+        raise StartupError(f"survey.durations_file: cannot use {s.durations_file}: "
+                           f"{getattr(exc, 'strerror', None) or exc}") from exc
+    if not s.max_duration_s:
+        log.info("survey: each survey ends within the prompts' worst case; the dialplan's QMON_SURVEY_TIMEOUT must "
+                 "be at least %d s and QMON_CALLBACK_TIMEOUT %d s for these questions (asterisk/budget.py)",
+                 dialplan_timeout_s(policy, durations), dialplan_timeout_s(policy, durations, callback=True))
     state = SurveyState(s.state_path)
     stack.callback(state.close)
     webhook = Webhook(s.webhook_url, s.webhook_max_score, retries=s.webhook_retries) if s.webhook_url else None
@@ -211,8 +222,11 @@ def _build_survey(d: Daemon, stack: contextlib.ExitStack) -> SurveyParts | None:
         log.info("survey callbacks enabled through AMI %s", source.name)
     server = SurveyServer(policy, lookup=lookup, on_result=on_answer, cooldown=state, optout=state,
                           callbacks=callbacks, bind=s.bind, port=s.port, header_timeout_s=s.header_timeout_s,
-                          max_header_bytes=s.max_header_bytes, clock=d.clock, max_sessions=s.max_sessions)
-    return SurveyParts(server, state, webhook, callbacks)
+                          max_header_bytes=s.max_header_bytes, clock=d.clock, max_sessions=s.max_sessions,
+                          durations=durations, work_deadline_s=s.work_deadline_s, reply_slack_s=s.reply_slack_s,
+                          trace_var=s.trace_var)
+    d.survey = SurveyParts(server, state, webhook, callbacks)
+    return d.survey
 
 
 def _flat(headers: Mapping[str, str | list[str]]) -> dict[str, str]:

@@ -100,7 +100,9 @@ class SurveySettings:
     queues: tuple[str, ...] = ()  # empty = every queue
     ask_nps: bool = False
     ask_ces: bool = False
-    max_duration_s: float = 90.0
+    # 0 = computed: the longest honest survey from the prompts' lengths (what asterisk/budget.py sizes the dialplan's
+    # TIMEOUT(absolute) from, minus its 3 s margin), so qmon has said goodbye before Asterisk hangs up.
+    max_duration_s: float = 0.0
     default_language: str = "en"
     webhook_url: str = ""
     webhook_max_score: int = 2
@@ -124,6 +126,12 @@ class SurveySettings:
     callback_caller_id: str = ""
     callback_retry_delay_s: float = 300.0
     callback_answer_timeout_s: float = 30.0
+    # Never silence (issue 12): qmon's own work before the first prompt (call lookup, cooldown and opt-out stores)
+    # may take this long (s); past it the caller hears goodbye at once.
+    work_deadline_s: float = 2.0
+    reply_slack_s: float = 5.0  # a reply may take its prompt's length + digit timeouts + this (s); then dropped
+    trace_var: str = "CDR(userfield)"  # the channel variable the result is written to; "" = none
+    durations_file: str = ""  # JSON {"<lang>": {"<prompt file>": seconds}} of your own prompts; "" = the shipped
 
 
 @dataclass(frozen=True)

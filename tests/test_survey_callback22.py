@@ -1,14 +1,19 @@
 """Callback surveys against Asterisk 22's real Originate replies and OriginateResponse events (issue 12, item 2).
 
-Over real TCP: :class:`tests.support.originate_peer.OriginatePeer` answers as the recordings in ``fixtures/ami22`` show,
-panoramisk is the client wired as the daemon must wire it (:class:`tests.support.originate_peer.Wiring`), and the survey
-channel's FastAGI connection is Asterisk 22's recorded one (``fixtures/agi22/e_callback*``) claiming the token.
-Time is a virtual daemon clock: the peer rings for the Originate's own ``Timeout`` on that clock.
+Over real TCP, with the real daemon (:func:`tests.support.daemon.running`, survey callbacks enabled): its AMI
+connection logs in to :class:`tests.support.originate_peer.OriginatePeer`, which answers as the recordings in
+``fixtures/ami22`` show; the daemon's own wiring (``monitor/daemon.py``) sends the Originates and routes
+``OriginateResponse`` and ``SoftHangupRequest`` to its callback scheduler; the survey channel's FastAGI connection
+to the daemon's survey server is Asterisk 22's recorded one (``fixtures/agi22/e_callback*``) claiming the token.
+Time is the daemon's virtual clock: the peer rings for the Originate's own ``Timeout`` on that clock, and
+:meth:`Rig.at` ticks the daemon's scheduler at the time it sets (the daemon's own once-a-second tick reads the same
+clock).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 from collections.abc import AsyncIterator
@@ -17,17 +22,18 @@ from typing import Any
 
 import pytest
 
-from monitor.core.ingest import Ingest, closed_records
-from monitor.core.records import CallRecord
+from monitor.ami.live import AmiSource
+from monitor.core.records import CallClosed, CallRecord, Note, SurveyNote
 from monitor.core.survey import PolicyConfig, SurveyPolicy, SurveyResultRecord
-from monitor.core.tracker import CallTracker
+from monitor.daemon import Daemon
 from monitor.replay import replay_files
+from monitor.settings import SurveySettings
 from monitor.survey.callback import CallbackConfig, CallbackScheduler
 from monitor.survey.server import SurveyServer
-from monitor.survey.state import SurveyState
 from tests.support.agi_peer import Asterisk22, Caller, PeerLog, caller_of, load, run_peer
 from tests.support.amiserver import AmiTestServer
 from tests.support.calls import answered
+from tests.support.daemon import daemon_settings, running
 from tests.support.originate_peer import (
     AMI22,
     ANSWER,
@@ -36,7 +42,6 @@ from tests.support.originate_peer import (
     Clock,
     OriginatePeer,
     Outcome,
-    Wiring,
     poll,
     read_ami,
     recorded_originate_responses,
@@ -44,6 +49,7 @@ from tests.support.originate_peer import (
 
 T0 = 1_900_000_000.0  # the daemon's (virtual) clock; the recorded calls carry their own PBX time
 RETRY = 120.0
+CHANNEL = "Local/{number}@lab-cbphone/n"
 E_CALLBACK = load("e_callback")[0]  # the recorded survey channel: csat-callback, token 7fd9f6750487d001, pressed 4
 LATE = load("e_callback_late_answer")[0]  # the recorded late answer qmon ended with goodbye
 
@@ -58,51 +64,81 @@ def prompts(log: PeerLog) -> list[str]:
     return [c.split()[2] for c in log.commands if c.startswith(("GET DATA", "STREAM FILE"))]
 
 
-class Rig:
-    """Scheduler + FastAGI server + AMI peer + panoramisk wiring, on one virtual clock."""
+def callback_settings(tmp: Path, ami_port: int, **survey: Any) -> Any:
+    """The daemon's settings: callbacks on, dialled through ``ami_port``, answered calls land on the survey server."""
+    values: dict[str, Any] = {"callback_delay_s": 60.0, "callback_retry_delay_s": RETRY, "callback_max_attempts": 2}
+    values |= {f"callback_{k}": v for k, v in survey.items()}  # retry_delay_s, max_attempts, ...
+    s = SurveySettings(port=0, state_path=str(tmp / "state.db"), callback_enabled=True, callback_channel=CHANNEL,
+                       **values)
+    return dataclasses.replace(daemon_settings(tmp, ami_port), survey=s)
 
-    def __init__(self, tmp: Path, script: dict[str, list[Outcome]], fold: bool = False, **cfg: Any) -> None:
+
+class Watch:
+    """What the daemon's parts hand on: every survey answer and closed call its ingest emits, and the AMI events
+    its source routed (listeners added after the daemon's own, so a routed event has reached the scheduler)."""
+
+    def __init__(self, d: Daemon) -> None:
+        self.results: list[SurveyResultRecord] = []
+        self.closed: list[CallRecord] = []
+        self.events: list[dict[str, str]] = []
+        self.source: AmiSource = d.pbxs["default"].source
+        d.pbxs["default"].ingest.sinks.append(self._notes)
+        for name in ("OriginateResponse", "SoftHangupRequest"):
+            self.source.on_event(name, lambda h: self.events.append({k: str(v) for k, v in h.items()}))
+
+    def _notes(self, notes: list[Note]) -> None:
+        for n in notes:
+            if isinstance(n, SurveyNote) and n.answer is not None:
+                self.results.append(n.answer)
+            elif isinstance(n, CallClosed):
+                self.closed.append(n.record)
+
+    async def wait_events(self, n: int, timeout_s: float = 5.0) -> None:
+        """Until ``n`` routed events arrived."""
+        await poll(lambda: len(self.events) >= n, timeout_s, f"{n} routed events")
+
+
+class Rig:
+    """The daemon (scheduler, FastAGI server, AMI wiring) against the Originate peer, on one virtual clock."""
+
+    def __init__(self, tmp: Path, script: dict[str, list[Outcome]], fold: bool = False, **survey: Any) -> None:
+        self.tmp = tmp
         self.clock = Clock(T0)
         self.fold = fold
+        self.survey = survey
         self.peer = OriginatePeer(self.clock, script)
-        self.results: list[SurveyResultRecord] = []
-        self.state = SurveyState(tmp / "state.db")
-        self.policy = SurveyPolicy(PolicyConfig())
-        self.wiring: Wiring | None = None
-        self.cfg = CallbackConfig(**{"channel": "Local/{number}@lab-cbphone/n", "delay_s": 60.0,
-                                     "retry_delay_s": RETRY, "max_attempts": 2, **cfg})
-        self.sched = CallbackScheduler(self.cfg, self.policy, self._send, self.results.append, cooldown=self.state,
-                                       optout=self.state)
-        self.server = SurveyServer(self.policy, lookup=lambda u, lid: None, on_result=self.results.append, port=0,
-                                   callbacks=self.sched, cooldown=self.state, optout=self.state, clock=self.clock)
-
-    async def _send(self, action: dict[str, Any]) -> Any:
-        assert self.wiring is not None
-        return await self.wiring.send_action(action)
+        self._stack = contextlib.AsyncExitStack()
 
     async def start(self) -> None:
         await self.peer.start()
-        await self.server.start()
-        self.wiring = Wiring(self.peer.port, self.clock, fold=self.fold)
-        await self.wiring.connect()
-        self.wiring.attach(self.sched)
+        self._stack.push_async_callback(self.peer.close)
+        ack = self.survey.pop("ack_timeout_s", None)
+        self.d = await self._stack.enter_async_context(
+            running(callback_settings(self.tmp, self.peer.port, **self.survey), clock=self.clock))
+        assert self.d.survey is not None and self.d.survey.callbacks is not None
+        self.sched: CallbackScheduler = self.d.survey.callbacks
+        self.server: SurveyServer = self.d.survey.server
+        self.watch = Watch(self.d)
+        self.results = self.watch.results
+        await poll(lambda: self.watch.source.connected, what="AMI login")
+        if self.fold:
+            # Wired wrong, as live: the whole folded answer awaited (panoramisk holds the action open for the event).
+            source = self.watch.source
+            self.sched.send_action = lambda action: source.send_action(action)
+        if ack is not None:
+            self.sched.config = dataclasses.replace(self.sched.config, ack_timeout_s=ack)
 
     async def close(self) -> None:
-        if self.wiring is not None:
-            self.wiring.close()
-        await self.server.close()
-        await self.peer.close()
-        self.state.close()
+        await self._stack.aclose()
 
     async def at(self, t: float) -> None:
         """The daemon's loop at ``t``: Asterisk's events due by then reach the scheduler, then one tick."""
-        assert self.wiring is not None
-        before = len(self.wiring.events)
+        before = len(self.watch.events)
         sent = await self.peer.advance(t)
         if self.fold:  # panoramisk swallows the events of actions it holds open: nothing to wait for
             await asyncio.sleep(0.01)
         else:
-            await self.wiring.wait_events(before + sent)
+            await self.watch.wait_events(before + sent)
         await self.sched.tick(t)
 
     async def run_until(self, end: float, step: float = 1.0) -> None:
@@ -116,15 +152,19 @@ class Rig:
         recorded_token = rec.headers["agi_arg_1"]
         chunks = [c.replace(recorded_token, token) for c in rec.header_chunks]
         caller = Caller(keys=keys) if keys is not None else caller_of(rec)
-        return await run_peer(self.server.port, chunks, Asterisk22(caller))
+        assert self.d.survey_port
+        log = await run_peer(self.d.survey_port, chunks, Asterisk22(caller))
+        # The result is handed on after the channel is back in the dialplan: wait for the session to end.
+        await poll(lambda: not self.server._sessions, what="the survey session to end")
+        return log
 
 
 @pytest.fixture
 async def rig(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     params = dict(getattr(request, "param", {}))
     r = Rig(tmp_path, params.pop("script", {}), **params)
-    await r.start()
     try:
+        await r.start()
         yield r
     finally:
         await r.close()
@@ -157,31 +197,40 @@ def test_recorded_shapes_and_the_live_overlap() -> None:
         assert round(ends[0] - dials[0]) == 30  # Asterisk rang the Originate's 30 s Timeout
 
 
-async def test_panoramisk_folds_the_event_into_the_reply_unless_as_list_is_false(tmp_path: Path) -> None:
-    """The live AttributeError: panoramisk's default keeps the action open for the OriginateResponse."""
-    clock = Clock(T0)
-    peer = await OriginatePeer(clock, {"5551001": [ANSWER]}).start()
-    w = Wiring(peer.port, clock)
-    try:
-        await w.connect()
-        seen: list[str] = []
-        w.manager.register_event("OriginateResponse", lambda m, e: seen.append(str(e["ActionID"])))
-        act = {"Action": "Originate", "Channel": "Local/5551001@x/n", "Context": "c", "Exten": "s",
-               "Priority": "1", "Async": "true", "Timeout": "30000"}
-        folded = w.manager.send_action(dict(act, ActionID="qmon-cb-aa-1"))
-        await poll(lambda: peer.originates())
-        await peer.advance(T0 + 2)
-        async with asyncio.timeout(5):
-            got = await folded
-        assert isinstance(got, list) and [m.get("Event") for m in got] == [None, "OriginateResponse"]
-        reply = await w.send_action(dict(act, ActionID="qmon-cb-bb-1"))
-        assert reply["Message"] == "Originate successfully queued"
-        await peer.advance(T0 + 10)
-        await poll(lambda: seen)
-        assert seen == ["qmon-cb-bb-1"]  # only the reply-only action lets the event through
-    finally:
-        w.close()
-        await peer.close()
+@with_script(script={"5551001": [ANSWER]})
+async def test_panoramisk_folds_the_event_into_the_reply_unless_response_only(rig: Rig) -> None:
+    """The live AttributeError: panoramisk's default keeps the action open for the OriginateResponse; the daemon's
+    AMI source sends callback Originates ``response_only`` so the event reaches its listeners."""
+    source = rig.watch.source
+    seen: list[str] = []
+    source.on_event("OriginateResponse", lambda h: seen.append(str(h["ActionID"])))
+    act = {"Action": "Originate", "Channel": "Local/5551001@x/n", "Context": "c", "Exten": "s",
+           "Priority": "1", "Async": "true", "Timeout": "30000"}
+    folded = asyncio.ensure_future(source.send_action(dict(act, ActionID="qmon-cb-aa-1")))
+    await poll(lambda: rig.peer.originates())
+    await rig.peer.advance(T0 + 2)
+    async with asyncio.timeout(5):
+        got = await folded
+    assert isinstance(got, list) and [m.get("Event") for m in got] == [None, "OriginateResponse"]
+    reply = await source.send_action(dict(act, ActionID="qmon-cb-bb-1"), response_only=True)
+    assert isinstance(reply, dict) and reply["Message"] == "Originate successfully queued"
+    await rig.peer.advance(T0 + 10)
+    await poll(lambda: seen)
+    assert seen == ["qmon-cb-bb-1"]  # only the reply-only action lets the event through
+    assert rig.sched.stats["stray_events"] == 1  # and the daemon routed it to its scheduler (not one of its own)
+
+
+@with_script(script={"5551001": [ANSWER]})
+async def test_the_daemon_dials_response_only(rig: Rig) -> None:
+    """The daemon's own send: the scheduler holds the reply alone, the event decides the attempt."""
+    call = answered("L9", caller="5551001", completion="caller", end_ts=1.0)
+    token = rig.sched.offer(call, T0, pbx_now=2.0)
+    assert token is not None
+    await rig.run_until(T0 + 60)
+    assert rig.sched.in_flight() == [f"qmon-cb-{token}-1"] and rig.sched.jobs[token].attempt is not None
+    assert rig.sched.jobs[token].attempt.acked  # type: ignore[union-attr]
+    await rig.at(T0 + 62)
+    assert rig.sched.stats["answered"] == 1 and rig.sched.stats["stray_events"] == 0
 
 
 # -- answered ------------------------------------------------------------------------------------------------
@@ -269,7 +318,8 @@ async def test_never_two_attempts_in_flight_even_without_events(rig: Rig) -> Non
     await rig.run_until(T0 + 60 + 3 * 50, step=1.0)
     sent = [(t, n) for t, what, _, n in rig.peer.timeline if what == "Originate" and n == "5553301"]
     assert len(sent) == 3
-    assert all(b - a >= rig.cfg.answer_timeout_s + rig.cfg.grace_s for (a, _), (b, _) in itertools.pairwise(sent))
+    limit = rig.sched.config.answer_timeout_s + rig.sched.config.grace_s
+    assert all(b - a >= limit for (a, _), (b, _) in itertools.pairwise(sent))
     assert rig.peer.overlaps() == []
     assert [(r.caller, r.status, r.reason) for r in rig.results] == [
         ("5551002", "unreachable", "originate no_answer"), ("5553301", "unreachable", "no OriginateResponse in time")]
@@ -326,37 +376,27 @@ async def test_late_answer_while_the_retry_waits_is_surveyed_and_the_retry_cance
 
 async def test_calls_cut_by_a_restart_are_not_offered(tmp_path: Path) -> None:
     """g_restart: the restart ends the call with AgentComplete Reason caller and ordinary Hangups; only
-    SoftHangupRequest Cause 4 (AST_SOFTHANGUP_SHUTDOWN) tells it apart. Streamed over AMI, wired as the daemon."""
+    SoftHangupRequest Cause 4 (AST_SOFTHANGUP_SHUTDOWN) tells it apart. Streamed over AMI into the daemon."""
     clock = Clock(T0)
-    sched = CallbackScheduler(CallbackConfig(channel="Local/{number}@x/n"), SurveyPolicy(PolicyConfig()),
-                              _never_sends, lambda r: None)
-    tracker = CallTracker()
-    ingest = Ingest(tracker)
-    closed: list[CallRecord] = []
-    async with AmiTestServer.from_transcript(AMI22 / "g_restart.qmon.ami", mode="chunks", seed=3) as srv:
-        w = Wiring(srv.port, clock)
-        w.attach(sched)
-
-        def feed(_: Any, message: Any) -> None:
-            for rec in closed_records(ingest.feed({str(k): v for k, v in message.items()}, clock())):
-                closed.append(rec)
-                sched.offer(rec, clock(), pbx_now=tracker.pbx_time(clock()))
-
-        w.manager.register_event("*", feed)
-        await w.connect()
-        await srv.wait_streamed()
-        await w.wait_events(1)
-        clock.t += 10  # past the late-event grace: the daemon's tick makes the hung-up calls final
-        for rec in closed_records(ingest.tick(clock())):
-            closed.append(rec)
-            sched.offer(rec, clock(), pbx_now=tracker.pbx_time(clock()))
-        await poll(lambda: any(r.caller == "5553601" for r in closed))
-        w.close()
-    (cut,) = [r for r in closed if r.caller == "5553601"]
-    seg = cut.segments[-1]
-    assert (seg.completion, seg.talk_s) == ("caller", 6.0)  # it looks like a caller hanging up on the agent
-    assert sched.jobs == {} and sched.stats["offered"] == 0
-    assert sched.offer(cut, clock()) is None  # and stays refused
+    srv = AmiTestServer.from_transcript(AMI22 / "g_restart.qmon.ami", mode="chunks", seed=3)
+    port = (await srv.start()).port
+    await srv.close()  # listening only once the test watches the daemon's parts: it must see every closed call
+    async with running(callback_settings(tmp_path, port), clock=clock) as d:
+        assert d.survey is not None and d.survey.callbacks is not None
+        sched = d.survey.callbacks
+        watch = Watch(d)
+        async with contextlib.AsyncExitStack() as stack:
+            await srv.start(port)  # the daemon's AMI connection retries until it logs in
+            stack.push_async_callback(srv.close)
+            await srv.wait_streamed()
+            await watch.wait_events(sum(1 for m in read_ami("g_restart") if m.get("Event") == "SoftHangupRequest"))
+            clock.t += 10  # past the late-event grace: the daemon's tick makes the hung-up calls final
+            await poll(lambda: any(r.caller == "5553601" for r in watch.closed), what="the cut call closed")
+            (cut,) = [r for r in watch.closed if r.caller == "5553601"]
+            seg = cut.segments[-1]
+            assert (seg.completion, seg.talk_s) == ("caller", 6.0)  # it looks like a caller hanging up on the agent
+            assert sched.jobs == {} and sched.stats["offered"] == 0
+            assert sched.offer(cut, clock()) is None  # and stays refused
 
 
 @pytest.mark.parametrize("closed_by", ["gap", "eof", "shutdown", "stale"])

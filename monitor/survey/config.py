@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from monitor.core.survey import PROMPT_KEYS, PolicyConfig, parse_quiet_hours
 from monitor.settings import SurveySettings
 from monitor.survey.callback import CallbackConfig
+
+# A dialplan variable (QMON_X, __INHERITED) or a function with an argument (CDR(userfield), CDR(qmon_survey)).
+_VAR_RE = re.compile(r"^_{0,2}[A-Za-z][A-Za-z0-9_]*(\([A-Za-z0-9_.,-]+\))?$")
 
 
 def _pairs(name: str, items: tuple[str, ...], errors: list[str]) -> list[tuple[str, str]]:
@@ -45,6 +50,7 @@ def policy_config(s: SurveySettings) -> PolicyConfig:
         errors.append(f"survey.default_language: {s.default_language!r} not in languages")
     if "{lang}" not in s.prompt_path or "{name}" not in s.prompt_path:
         errors.append("survey.prompt_path: must contain {lang} and {name}")
+    errors += _timing_errors(s)
     if errors:
         raise ValueError("; ".join(errors))
     return PolicyConfig(
@@ -54,6 +60,20 @@ def policy_config(s: SurveySettings) -> PolicyConfig:
         default_language=s.default_language, languages=s.languages, queue_language=tuple(langs),
         prompt_path=s.prompt_path, prompt_files=tuple(files),
     )
+
+
+def _timing_errors(s: SurveySettings) -> list[str]:
+    """The never-silence and time-limit settings (seconds), and the trace variable's name."""
+    errors = [f"survey.{k}: must be more than 0 (seconds)" for k in ("work_deadline_s", "reply_slack_s")
+              if not getattr(s, k) > 0]
+    if s.max_duration_s < 0:
+        errors.append("survey.max_duration_s: must not be negative (0 = computed from the prompts' lengths)")
+    if not 1000 <= s.digit_timeout_ms <= 60_000:
+        errors.append("survey.digit_timeout_ms: must be from 1000 to 60000 (milliseconds)")
+    if s.trace_var and not _VAR_RE.match(s.trace_var):
+        errors.append(f"survey.trace_var: {s.trace_var!r} is not a variable name or FUNCTION(arg), "
+                      "e.g. CDR(userfield), or empty for none")
+    return errors
 
 
 def callback_config(s: SurveySettings) -> CallbackConfig:

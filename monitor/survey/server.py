@@ -21,6 +21,7 @@ Overload (issue 14): at most ``max_sessions`` surveys run at once; beyond it a c
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 import time
@@ -36,7 +37,7 @@ from monitor.core.records import CallRecord
 from monitor.core.repeat import normalize_number
 from monitor.core.survey import CooldownState, Decision, OptOutList, SurveyPolicy, SurveyResultRecord
 from monitor.survey.agi import AgiChannel, AgiError, AgiHangup, quote, read_headers, render, to_reply
-from monitor.survey.durations import default_durations
+from monitor.survey.durations import default_durations, worst_case_s
 from monitor.survey.listener import Acceptor, Admission, Throttle, fd_budget, listen
 
 log = logging.getLogger("qmon.survey")
@@ -112,6 +113,7 @@ class SurveyServer:
         self.reply_slack_s = reply_slack_s
         self.trace_var = trace_var
         self.max_sessions = max_sessions
+        self._limits: dict[tuple[str, bool], SurveyPolicy] = {}
         self._acceptor: Acceptor | None = None
         self._sessions: set[asyncio.Task[None]] = set()
         self._overload = Throttle(log)
@@ -266,8 +268,8 @@ class SurveyServer:
             ])
             return self._record(prep.call, headers, prep.caller, d, "not_eligible", prep.lang, source, started,
                                 reason=d.reason, queue_hint=args[1], lid_hint=lid_hint), None
-        conv = Conversation(self.policy, prep.lang, started, intro=source == "callback", durations=self.durations,
-                            trace_var=self.trace_var)
+        conv = Conversation(self.limited(prep.lang, source == "callback"), prep.lang, started,
+                            intro=source == "callback", durations=self.durations, trace_var=self.trace_var)
         await self._say(chan, prep.lang, [f"VERBOSE {quote('qmon survey: ' + prep.lang)} 3"], farewell=False)
         cmd = conv.start(self.clock())
         while not isinstance(cmd, Done):
@@ -287,6 +289,17 @@ class SurveyServer:
             f"VERBOSE {quote('qmon survey: callback already ' + target.decline)} 3",
             SetVar("QMON_SURVEY_STATUS", "not_eligible"), *self._trace("qmon:status=not_eligible"),
         ])
+
+    def limited(self, lang: str, callback: bool) -> SurveyPolicy:
+        """The policy a conversation in ``lang`` runs under: ``max_duration_s`` (s), or when it is 0 the longest
+        honest survey computed from the prompts' lengths (asterisk/budget.py's formula, under the dialplan's
+        TIMEOUT(absolute) by its 3 s margin)."""
+        policy = self._limits.get((lang, callback))
+        if policy is None:
+            cfg = self.policy.config
+            limit = cfg.max_duration_s or worst_case_s(self.policy, self.durations, lang, callback)
+            policy = self._limits[(lang, callback)] = SurveyPolicy(dataclasses.replace(cfg, max_duration_s=limit))
+        return policy
 
     def _prepare(self, headers: dict[str, str], source: str, target: CallbackTarget | None,
                  started: float) -> _Prep:

@@ -1,4 +1,4 @@
-"""An AMI peer that answers ``Originate`` as Asterisk 22 did, and the wiring the daemon must give the scheduler.
+"""An AMI peer that answers ``Originate`` as Asterisk 22 did (the real daemon's AMI connection logs in to it).
 
 :class:`OriginatePeer` runs :class:`tests.support.amiserver.AmiTestServer` with an ``Originate`` handler:
 
@@ -14,29 +14,18 @@
 
 Every Originate received and every OriginateResponse sent is logged on the virtual clock (:attr:`timeline`), so a
 test can prove that no two attempts for one number were ever in flight together.
-
-:class:`Wiring` is what ``monitor/daemon.py`` must do, with panoramisk over real TCP: ``send_action`` resolves
-with the reply only (``as_list=False``: panoramisk then completes the action on its first message and forgets
-the ActionID, so the later ``OriginateResponse`` is dispatched as an event), ``Originate`` is never re-sent after a
-reconnect (``forgetable_actions``), and every ``OriginateResponse`` / ``SoftHangupRequest`` event is routed to the
-scheduler with the daemon's clock.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from panoramisk import Manager
 
 from monitor.ami.wire import Headers, WireParser, first
-from monitor.survey.callback import CallbackScheduler
 from tests.support.amiserver import AmiTestServer
 
 AMI22 = Path(__file__).parent.parent / "fixtures" / "ami22"
@@ -183,51 +172,3 @@ class OriginatePeer:
             elif open_.get(number) == aid:
                 del open_[number]
         return bad
-
-
-class Wiring:
-    """The daemon's side (see the module docstring): panoramisk, the scheduler, the daemon's clock."""
-
-    def __init__(self, port: int, clock: Callable[[], float], *, fold: bool = False) -> None:
-        self.clock = clock
-        self.fold = fold  # wired wrong, as live: panoramisk's default holds the action open for the event
-        self.manager = Manager(host="127.0.0.1", port=port, username="qmon", secret="secret", ping_delay=3600,
-                               forgetable_actions=("ping", "login", "originate"))
-        self.scheduler: CallbackScheduler | None = None
-        self.events: list[dict[str, str]] = []
-
-    async def connect(self, timeout_s: float = 5.0) -> None:
-        """Connect and log in."""
-        self.manager.loop = asyncio.get_running_loop()
-        await self.manager.connect()
-        await poll(lambda: self.manager.authenticated, timeout_s, "AMI login")
-
-    def attach(self, scheduler: CallbackScheduler) -> None:
-        """Route OriginateResponse and SoftHangupRequest events to ``scheduler`` (synchronous, no await)."""
-        self.scheduler = scheduler
-
-        def relay(_: Manager, message: Any) -> None:
-            headers = {str(k): str(v) for k, v in message.items()}
-            self.events.append(headers)
-            if headers.get("Event") == "OriginateResponse":
-                scheduler.on_originate_response(headers, self.clock())
-            else:
-                scheduler.on_soft_hangup_request(headers, self.clock())
-
-        self.manager.register_event("OriginateResponse", relay)
-        self.manager.register_event("SoftHangupRequest", relay)
-
-    async def send_action(self, action: dict[str, Any]) -> Any:
-        """Write ``action``; resolve with Asterisk's immediate reply only."""
-        if not self.manager.authenticated:
-            raise ConnectionError("AMI not connected")
-        return await self.manager.send_action(action, as_list=None if self.fold else False)
-
-    async def wait_events(self, n: int, timeout_s: float = 5.0) -> None:
-        """Until ``n`` routed events arrived."""
-        await poll(lambda: len(self.events) >= n, timeout_s, f"{n} routed events")
-
-    def close(self) -> None:
-        """Disconnect."""
-        with contextlib.suppress(Exception):
-            self.manager.close()
