@@ -10,11 +10,13 @@ the worst honest survey. Usage::
 
 The worst case follows qmon's conversation rules (monitor/core/survey.py): each question may be asked twice
 (a no-input or invalid answer plays ``noinput``/``invalid`` and asks again); ``GET DATA`` plays the whole
-question, then waits up to the digit timeout for each digit (NPS takes up to 2 digits); the survey ends with
+question, then waits up to the digit timeout for each digit (NPS takes up to 3: "10" then "#"); the survey ends with
 ``thanks`` (or ``goodbye``); a callback survey first plays ``callback-intro``. It takes the longer of
 ``invalid``/``noinput`` and of ``thanks``/``goodbye`` everywhere, so it is an upper bound, within a second of the
-longest path of the real conversation (tests/test_survey_budget.py walks every path). The dialplan adds MARGIN_S for
-the AGI connection, headers and ``SET VARIABLE`` round trips (each a few ms on one host).
+longest path of the real conversation (tests/test_survey_budget.py walks every path). The dialplan adds MARGIN_S
+for the AGI connection, headers and ``SET VARIABLE`` round trips (each a few ms on one host). qmon computes the
+same worst case itself (monitor/survey/durations.py, tested equal) and, with survey.max_duration_s = 0 (the
+default), ends every survey within it: it has said goodbye before this TIMEOUT(absolute) fires.
 Stdlib only: an administrator can run it on the PBX.
 """
 
@@ -29,7 +31,7 @@ from pathlib import Path
 DURATIONS = Path(__file__).resolve().parent / "sounds" / "durations.json"
 MARGIN_S = 3.0
 #: (prompt file, digits collected) of every question, in the order qmon asks them.
-QUESTIONS = {"csat": ("csat-question", 1), "nps": ("nps-question", 2), "ces": ("ces-question", 1)}
+QUESTIONS = {"csat": ("csat-question", 1), "nps": ("nps-question", 3), "ces": ("ces-question", 1)}
 
 
 def worst_case_s(durations: dict[str, float], questions: list[str], digit_timeout_ms: int,

@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from monitor.core.repeat import parse_window
+from monitor.core.servicelevel import sl_definition_map
 from monitor.settings import (
     WAIT_BUCKETS_S,
     AmiSettings,
@@ -26,6 +27,8 @@ from monitor.settings import (
     StoreSettings,
     SurveySettings,
     TrackerSettings,
+    WallboardSettings,
+    wrapup_pairs,
 )
 
 if TYPE_CHECKING:
@@ -33,10 +36,12 @@ if TYPE_CHECKING:
 
 SECTIONS: dict[str, type[Any]] = {
     "tracker": TrackerSettings, "http": HttpSettings, "store": StoreSettings, "survey": SurveySettings,
+    "wallboard": WallboardSettings,
 }
 #: Secrets come from env or a *_file, never from the TOML itself.
 SECRET_FIELDS = frozenset({"secret", "token", "hash_salt"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MAX_SESSIONS = 10_000  # survey.max_sessions: far beyond any PBX's simultaneous surveys, still a bound
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
@@ -233,6 +238,38 @@ def load_settings(env: Mapping[str, str], toml_text: str | None = None, *, sourc
     return settings
 
 
+def queue_sl_targets(w: WallboardSettings) -> dict[str, float]:
+    """``queue_sl_target`` as {queue: target 0..1}; ValueError naming the bad entries."""
+    out: dict[str, float] = {}
+    bad: list[str] = []
+    for p in w.queue_sl_target:
+        queue, sep, value = p.partition("=")
+        try:
+            target = float(value) if sep and queue.strip() else -1.0
+        except ValueError:
+            target = -1.0
+        if not 0.0 <= target <= 1.0:
+            bad.append(p)
+            continue
+        out[queue.strip()] = target
+    if bad:
+        raise ValueError(f"wallboard.queue_sl_target: {', '.join(repr(b) for b in bad)} not queue=target (0..1)")
+    return out
+
+
+def wallboard_problems(w: WallboardSettings) -> list[str]:
+    """Value checks of ``[wallboard]``."""
+    p = [f"wallboard.{f}: must be from 0 to 1" for f in ("sl_target", "sl_amber_margin", "abandon_target",
+                                                         "abandon_amber_margin") if not 0.0 <= getattr(w, f) <= 1.0]
+    p += ["wallboard.refresh_s: must be from 0.2 to 60"] if not 0.2 <= w.refresh_s <= 60 else []
+    p += ["wallboard.cookie_max_age_s: must be > 0"] if w.cookie_max_age_s <= 0 else []
+    try:
+        queue_sl_targets(w)
+    except ValueError as exc:
+        p.append(str(exc))
+    return p
+
+
 def _section_of(problem: str) -> str:
     """The section a problem is about (``""`` for the file, the top level and unknown env variables)."""
     key = problem.partition(":")[0]
@@ -247,7 +284,10 @@ def tracker_config(t: TrackerSettings, pbx: str = "default") -> TrackerConfig:
     from monitor.core.tracker import TrackerConfig  # lazy: `qmon --help` need not load the tracker
 
     return TrackerConfig(abandon_short_s=t.abandon_short_s, repeat_windows=t.repeat_windows,
-                         repeat_max_entries=t.repeat_max_entries, pbx=pbx)
+                         repeat_max_entries=t.repeat_max_entries, pbx=pbx, late_grace_s=t.late_grace_s,
+                         home_region=t.home_region, trunk_prefixes=t.trunk_prefixes,
+                         withheld_numbers=t.withheld_numbers, pause_reasons=t.pause_reasons,
+                         wrapup_s=wrapup_pairs(t), owed_horizon_s=t.owed_horizon_s)
 
 
 def _foreign(key: str) -> bool:
@@ -302,6 +342,12 @@ def _resolve_secrets(amis: list[dict[str, Any]], sections: dict[str, Any], needs
         store["url"] = _read_secret("store.url", store["url_file"], read_file, problems)
 
 
+def _regions() -> frozenset[str]:
+    import phonenumbers
+
+    return frozenset(phonenumbers.SUPPORTED_REGIONS)
+
+
 def validate(s: Settings, needs: Collection[str] = ALL_SECTIONS) -> list[str]:
     """Value checks across fields (ranges, names, URLs) once types are right."""
     p: list[str] = []
@@ -319,11 +365,22 @@ def validate(s: Settings, needs: Collection[str] = ALL_SECTIONS) -> list[str]:
     p += [f"tracker.sl_threshold_s: {t.sl_threshold_s:g} is not a bound of the wait histogram (one of "
           f"{', '.join(str(b) for b in WAIT_BUCKETS_S)})"] if t.sl_threshold_s not in WAIT_BUCKETS_S else []
     p += ["tracker.repeat_max_entries: must be > 0"] if t.repeat_max_entries <= 0 else []
+    p += ["tracker.late_grace_s: must be >= 0"] if t.late_grace_s < 0 else []
+    if t.home_region and t.home_region.upper() not in _regions():
+        p.append(f"tracker.home_region: {t.home_region!r} is not an ISO 3166 region phonenumbers knows (e.g. PL)")
     for w in t.repeat_windows:
         try:
             parse_window(w)
         except ValueError as exc:
             p.append(f"tracker.repeat_windows: {exc}")
+    p += ["tracker.owed_horizon_s: must be > 0"] if t.owed_horizon_s <= 0 else []
+    supervisor: list[Callable[[], object]] = [lambda: sl_definition_map(t.sl_definition, t.queue_sl_definition),
+                                              lambda: wrapup_pairs(t)]
+    for validate in supervisor:
+        try:
+            validate()
+        except ValueError as exc:
+            p.append(f"tracker.{exc}")
     p += [f"http.port: {s.http.port} is not a TCP port (0-65535)"] if not 0 <= s.http.port < 65536 else []
     st = s.store
     p += _check_url(st.url)
@@ -334,7 +391,10 @@ def validate(s: Settings, needs: Collection[str] = ALL_SECTIONS) -> list[str]:
     p += [f"log_level: {s.log_level!r} is not one of {', '.join(LOG_LEVELS)}"] if (
         s.log_level.upper() not in LOG_LEVELS) else []
     p += ["status_interval_s: must be >= 0 (0 = no status line)"] if s.status_interval_s < 0 else []
+    p += wallboard_problems(s.wallboard)
     p += [f"survey.port: {s.survey.port} is not a TCP port (0-65535)"] if not 0 <= s.survey.port < 65536 else []
+    p += [f"survey.max_sessions: {s.survey.max_sessions} is not from 1 to {MAX_SESSIONS}"] if (
+        not 1 <= s.survey.max_sessions <= MAX_SESSIONS) else []
     if "survey" not in needs:
         return p
     from monitor.survey.config import callback_config, policy_config  # lazy: pulls in the survey adapter

@@ -17,30 +17,38 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from monitor.ami.live import AmiSource
-from monitor.config import tracker_config
+from monitor.config import queue_sl_targets, tracker_config
 from monitor.core.ingest import Ingest
-from monitor.core.records import CallClosed, CallRecord, MemberNote, Note, SurveyNote
+from monitor.core.records import CallAmended, CallClosed, CallRecord, MemberNote, Note, OwedNote, SurveyNote
+from monitor.core.servicelevel import sl_definition_map
 from monitor.core.survey import SurveyPolicy, SurveyResultRecord
+from monitor.core.today import DayTally
 from monitor.core.tracker import CallTracker
 from monitor.settings import Settings
 from monitor.store.journal import JournalBusy
 from monitor.store.store import Store
 from monitor.survey.callback import CallbackScheduler
 from monitor.survey.config import callback_config, policy_config
+from monitor.survey.durations import default_durations, dialplan_timeout_s, load_durations
 from monitor.survey.results import Webhook
 from monitor.survey.server import SurveyServer
 from monitor.survey.state import SurveyState
 from monitor.web.metrics import QmonMetrics
 from monitor.web.server import ApiContext, LivePbx, make_app, start_http
+from monitor.web.wallboard import BoardPbx, OwedProvider, SinceProvider, Wallboard
 
 log = logging.getLogger("qmon")
+
+#: How often the event-loop lag is sampled (s): a timer asks to wake after this long and measures how late it is.
+LAG_INTERVAL_S = 0.25
 
 
 class StartupError(RuntimeError):
@@ -65,6 +73,7 @@ class Daemon:
     pbxs: dict[str, Pbx] = field(default_factory=dict)
     http_port: int = 0
     survey_port: int | None = None
+    survey: SurveyParts | None = None  # the survey server, its state, webhook and callback scheduler (when enabled)
     clock: Callable[[], float] = time.time  # the daemon's clock (s); never compared with PBX event time
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -84,13 +93,50 @@ class SurveyParts:
     callbacks: CallbackScheduler | None = None
 
 
+def _build_wallboard(d: Daemon) -> Wallboard | None:
+    """The wallboard's per-PBX day tallies (a notes sink each), providers and targets; None when it is off.
+
+    Per PBX: callbacks owed by queue from the tracker's owed list (one per number still owed a call, counted in the
+    queue of its latest unanswered call), and since when each member is in its state from the agents' board.
+    """
+    w = d.settings.wallboard
+    if not w.enabled:
+        return None
+    t = d.settings.tracker
+    pbxs: dict[str, BoardPbx] = {}
+    for name, p in d.pbxs.items():
+        tally = DayTally(t.sl_threshold_s)
+        p.ingest.sinks.append(tally.sink)
+        pbxs[name] = BoardPbx(p.ingest, p.source, tally, _owed_by_queue(p.ingest.tracker),
+                              _since_by_member(p.ingest.tracker))
+    return Wallboard(pbxs, t.queues, t.sl_threshold_s, w.sl_target, w.sl_amber_margin, queue_sl_targets(w),
+                     sl_definition_map(t.sl_definition, t.queue_sl_definition), w.abandon_target,
+                     w.abandon_amber_margin, w.refresh_s, w.cookie_max_age_s)
+
+
+def _owed_by_queue(tracker: CallTracker) -> OwedProvider:
+    def owed() -> Counter[str]:
+        return Counter(o.queue or "" for o in tracker.owed.open())
+
+    return owed
+
+
+def _since_by_member(tracker: CallTracker) -> SinceProvider:
+    def since(pbx_now: float) -> dict[tuple[str, str], tuple[str, float | None]]:
+        return {(r.queue, r.agent): (r.state, r.since) for r in tracker.agents.snapshot(pbx_now)}
+
+    return since
+
+
 def _store_sink(store: Store, pbx: str) -> Callable[[list[Note]], None]:
     def sink(notes: list[Note]) -> None:
         for n in notes:
-            if isinstance(n, CallClosed):
+            if isinstance(n, (CallClosed, CallAmended)):  # an amended record replaces the stored one
                 store.submit(n.record)
             elif isinstance(n, MemberNote):
                 store.submit_member(n, pbx)
+            elif isinstance(n, OwedNote):
+                store.submit_owed(n)
             elif isinstance(n, SurveyNote) and n.answer is not None:
                 store.submit_survey(n.answer, pbx)
 
@@ -110,6 +156,12 @@ async def _build_pbx(d: Daemon, index: int) -> None:
         log.warning("AMI %s: repeat-caller index not warmed (%s)", ami.name, type(exc).__name__)
     tracker = CallTracker(tracker_config(t, ami.name), repeats)
     tracker.queues.update(t.queues)
+    try:
+        # Owed callbacks survive restarts: reload the open ones (a week back at most; a dead database is not fatal).
+        owed = await asyncio.wait_for(d.store.load_owed(ami.name), 30.0)
+        log.info("AMI %s: %d owed callback(s) reloaded", ami.name, tracker.owed.restore(owed))
+    except Exception as exc:
+        log.warning("AMI %s: owed callbacks not reloaded (%s)", ami.name, type(exc).__name__)
     ingest = Ingest(tracker, [d.metrics.sink(ami.name), _store_sink(d.store, ami.name)], pbx=ami.name)
     source = AmiSource(ami, ingest, clock=d.clock)
     d.metrics.add_pbx(ami.name, ingest, source)
@@ -139,6 +191,15 @@ def _build_survey(d: Daemon, stack: contextlib.ExitStack) -> SurveyParts | None:
             webhook.submit(answer)
 
     policy = SurveyPolicy(policy_config(s))
+    try:
+        durations = load_durations(s.durations_file) if s.durations_file else default_durations()
+    except (OSError, ValueError) as exc:
+        raise StartupError(f"survey.durations_file: cannot use {s.durations_file}: "
+                           f"{getattr(exc, 'strerror', None) or exc}") from exc
+    if not s.max_duration_s:
+        log.info("survey: each survey ends within the prompts' worst case; the dialplan's QMON_SURVEY_TIMEOUT must "
+                 "be at least %d s and QMON_CALLBACK_TIMEOUT %d s for these questions (asterisk/budget.py)",
+                 dialplan_timeout_s(policy, durations), dialplan_timeout_s(policy, durations, callback=True))
     state = SurveyState(s.state_path)
     stack.callback(state.close)
     webhook = Webhook(s.webhook_url, s.webhook_max_score, retries=s.webhook_retries) if s.webhook_url else None
@@ -153,15 +214,24 @@ def _build_survey(d: Daemon, stack: contextlib.ExitStack) -> SurveyParts | None:
 
         callbacks = CallbackScheduler(callback_config(s), policy, send, on_answer, cooldown=state, optout=state)
         cb = callbacks
-        source.on_event("OriginateResponse", lambda h: cb.on_originate_response(
-            {k: v if isinstance(v, str) else v[0] for k, v in h.items()}, d.clock()))
+        source.on_event("OriginateResponse", lambda h: cb.on_originate_response(_flat(h), d.clock()))
+        for p in pbxs:  # a call cut by `core restart` looks like a caller hang-up but for this (Cause 4)
+            p.source.on_event("SoftHangupRequest", lambda h: cb.on_soft_hangup_request(_flat(h), d.clock()))
         for p in pbxs:
             p.ingest.sinks.append(_offer(cb, p.ingest, d.clock))
         log.info("survey callbacks enabled through AMI %s", source.name)
     server = SurveyServer(policy, lookup=lookup, on_result=on_answer, cooldown=state, optout=state,
                           callbacks=callbacks, bind=s.bind, port=s.port, header_timeout_s=s.header_timeout_s,
-                          max_header_bytes=s.max_header_bytes, clock=d.clock)
-    return SurveyParts(server, state, webhook, callbacks)
+                          max_header_bytes=s.max_header_bytes, clock=d.clock, max_sessions=s.max_sessions,
+                          durations=durations, work_deadline_s=s.work_deadline_s, reply_slack_s=s.reply_slack_s,
+                          trace_var=s.trace_var)
+    d.survey = SurveyParts(server, state, webhook, callbacks)
+    return d.survey
+
+
+def _flat(headers: Mapping[str, str | list[str]]) -> dict[str, str]:
+    """AMI headers with a repeated key reduced to its first value."""
+    return {k: v if isinstance(v, str) else v[0] for k, v in headers.items()}
 
 
 def _offer(callbacks: CallbackScheduler, ingest: Ingest, clock: Callable[[], float]) -> Callable[[list[Note]], None]:
@@ -196,6 +266,16 @@ def _why(exc: OSError) -> str:
     return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
+async def watch_loop_lag(observe: Callable[[float], None], interval_s: float = LAG_INTERVAL_S) -> None:
+    """Forever: sleep ``interval_s`` and ``observe`` how late (s, monotonic clock) the wake-up came; a blocked or
+    overloaded loop shows here before Asterisk drops our AMI session (its events wait as long)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        start = loop.time()
+        await asyncio.sleep(interval_s)
+        observe(max(0.0, loop.time() - start - interval_s))
+
+
 async def _bounded(close: Callable[[], Coroutine[Any, Any, Any]], timeout_s: float) -> None:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(close(), timeout_s)
@@ -227,7 +307,7 @@ async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None =
         survey = _build_survey(d, stack.enter_context(contextlib.ExitStack()))
         ctx = ApiContext(metrics, {n: LivePbx(p.ingest, p.source) for n, p in d.pbxs.items()}, store,
                          settings.http.token, settings.tracker.sl_threshold_s, clock=clock)
-        app = make_app(ctx, store.query_surveys if survey is not None else None)
+        app = make_app(ctx, store.query_surveys if survey is not None else None, _build_wallboard(d))
         listeners = await stack.enter_async_context(contextlib.AsyncExitStack())
         h = settings.http
         try:
@@ -243,6 +323,7 @@ async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None =
                                    f"{_why(exc)}") from exc
             listeners.push_async_callback(_bounded, survey.server.close, 5.0)
             d.survey_port = survey.server.port
+            metrics.survey_server = survey.server
         await _serve(d, listeners, survey, ready_cb)
     return 0 if store.stats.get("lost", 0) == 0 else 1
 
@@ -253,6 +334,8 @@ async def _serve(d: Daemon, listeners: contextlib.AsyncExitStack, survey: Survey
     async with asyncio.TaskGroup() as tg:
         writer = tg.create_task(d.store.run(), name="store-writer")
         ami_tasks = [tg.create_task(p.source.run(), name=f"ami-{name}") for name, p in d.pbxs.items()]
+        ami_tasks.append(tg.create_task(_tick(d), name="tracker-tick"))  # ends with the AMI tasks, before close_all
+        lag = tg.create_task(watch_loop_lag(d.metrics.loop_lag.observe), name="event-loop-lag")
         survey_tasks: list[asyncio.Task[None]] = []
         if survey is not None and survey.webhook is not None:
             survey_tasks.append(tg.create_task(survey.webhook.run(), name="survey-webhook"))
@@ -265,7 +348,17 @@ async def _serve(d: Daemon, listeners: contextlib.AsyncExitStack, survey: Survey
             log.info("shutting down")
         finally:
             # Shielded: a crashed task cancels this body, and the shutdown must still run to the end.
+            lag.cancel()
             await asyncio.shield(_shutdown(d, listeners, survey, survey_tasks, ami_tasks, writer))
+
+
+async def _tick(d: Daemon, every_s: float = 0.5) -> None:
+    """Until ``stop``, every ``every_s`` (s): calls past their grace period after the caller's hang-up become final
+    (stored, counted) even when no further event arrives."""
+    while not d.stop.is_set():
+        await asyncio.sleep(every_s)
+        for p in d.pbxs.values():
+            p.ingest.tick(d.clock())
 
 
 async def _shutdown(d: Daemon, listeners: contextlib.AsyncExitStack, survey: SurveyParts | None,
@@ -285,10 +378,12 @@ async def _shutdown(d: Daemon, listeners: contextlib.AsyncExitStack, survey: Sur
             t.cancel()
     now = d.clock()
     for name, p in d.pbxs.items():
-        # Nothing lost: calls still open are closed and written like any other (closed_by = shutdown).
+        # Nothing lost: calls still open are closed and written like any other (closed_by = shutdown); calls whose
+        # caller hung up within the grace period close as hangup.
         notes = p.ingest.close_all(now, "shutdown")
-        if notes:
-            log.info("AMI %s: %d open call(s) closed as shutdown", name, len(notes))
+        shut = sum(1 for n in notes if isinstance(n, CallClosed) and n.record.closed_by == "shutdown")
+        if shut:
+            log.info("AMI %s: %d open call(s) closed as shutdown", name, shut)
     s = d.settings.store
     if not await d.store.drain(s.drain_timeout_s):
         log.warning("store: not everything reached the database before the drain timeout; the rest is in the "

@@ -9,10 +9,14 @@ from typing import Any
 
 from monitor.ami.files import read_capture
 from monitor.ami.selection import tracker_selection
-from monitor.core.ingest import Ingest, closed_records
+from monitor.core.ingest import UNSUPPORTED_MESSAGE, Ingest, closed_records, merge_records
 from monitor.core.records import CallRecord
 from monitor.core.report import build_report
 from monitor.core.tracker import CallTracker, TrackerConfig
+
+
+class UnsupportedStream(ValueError):
+    """The capture is from Asterisk 11 or older (AMI 1.x event names): refused rather than half counted."""
 
 
 @dataclass
@@ -49,8 +53,10 @@ def replay_messages(
                 pass
         notes = ing.feed(headers, now)
         if notes:
-            res.records.extend(closed_records(notes))
-    res.records.extend(closed_records(tr.close_all(tr.now or now, "eof")))
+            merge_records(res.records, closed_records(notes))
+    if ing.unsupported is not None:
+        raise UnsupportedStream(f"event {ing.unsupported!r} is from Asterisk 11 or older: {UNSUPPORTED_MESSAGE}")
+    merge_records(res.records, closed_records(tr.close_all(tr.now or now, "eof")))
     res.events = ing.events
     res.skipped = dict(ing.skipped)
     res.queues = set(tr.queues)
@@ -69,7 +75,7 @@ def replay_files(paths: Iterable[Path], config: TrackerConfig | None = None, fas
     for p in paths:
         stats: dict[str, int] = {}
         r = replay_messages(read_capture(p, stats, select), tracker=tr)
-        total.records.extend(r.records)
+        merge_records(total.records, r.records)  # a late event in the next file may amend a record
         total.events += r.events + stats.get("dropped_events", 0)
         for k, v in r.skipped.items():
             total.skipped[k] = total.skipped.get(k, 0) + v

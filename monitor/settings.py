@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from monitor.core.repeat import WITHHELD_NUMBERS
+
 #: Bounds (s) of the queue-wait histogram. The service-level threshold must be one of them: the service level is
 #: read from the histogram's ``le`` bucket, so a threshold between bounds could not be answered.
 WAIT_BUCKETS_S = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
@@ -39,6 +41,16 @@ class TrackerSettings:
     repeat_windows: tuple[str, ...] = ("24h",)
     repeat_max_entries: int = 500_000
     queues: tuple[str, ...] = ()  # known queues: their series exist at 0 from the start
+    late_grace_s: float = 2.0  # a call's record is final this long after its caller's hang-up (late app_queue events)
+    home_region: str = ""  # ISO 3166 region of national caller numbers (e.g. "PL"): E.164 for repeat callers
+    trunk_prefixes: tuple[str, ...] = ()  # prefixes the trunk puts before caller numbers (stripped)
+    withheld_numbers: tuple[str, ...] = WITHHELD_NUMBERS  # never a caller (empty and all-zero numbers always)
+    # Supervisor's view (issue 13): see monitor.core.agents, monitor.core.servicelevel, monitor.core.owed.
+    pause_reasons: tuple[str, ...] = ()  # pause reasons kept as labels; any other is "other" (raw text stored)
+    sl_definition: str = "offered_no_short"  # the service level shown per queue (a servicelevel.SL_DEFINITIONS)
+    queue_sl_definition: tuple[str, ...] = ()  # "queue=definition" overrides per queue
+    queue_wrapup_s: tuple[str, ...] = ()  # "queue=seconds": queues.conf wrapuptime, for members whose own is 0
+    owed_horizon_s: float = 14_400.0  # an owed callback not reached within this is truly abandoned (4 h)
 
 
 @dataclass(frozen=True)
@@ -80,13 +92,17 @@ class SurveySettings:
     port: int = 4573
     header_timeout_s: float = 5.0
     max_header_bytes: int = 16_384
+    # Surveys at once; beyond it callers hear goodbye at once. Up to 2x this many descriptors (see docs).
+    max_sessions: int = 200
     sampling_rate: float = 1.0
     cooldown_days: float = 7.0
     quiet_hours: str = ""  # e.g. "21:00-08:00", local time of the daemon
     queues: tuple[str, ...] = ()  # empty = every queue
     ask_nps: bool = False
     ask_ces: bool = False
-    max_duration_s: float = 90.0
+    # 0 = computed: the longest honest survey from the prompts' lengths (what asterisk/budget.py sizes the dialplan's
+    # TIMEOUT(absolute) from, minus its 3 s margin), so qmon has said goodbye before Asterisk hangs up.
+    max_duration_s: float = 0.0
     default_language: str = "en"
     webhook_url: str = ""
     webhook_max_score: int = 2
@@ -110,6 +126,26 @@ class SurveySettings:
     callback_caller_id: str = ""
     callback_retry_delay_s: float = 300.0
     callback_answer_timeout_s: float = 30.0
+    # Never silence (issue 12): qmon's own work before the first prompt (call lookup, cooldown and opt-out stores)
+    # may take this long (s); past it the caller hears goodbye at once.
+    work_deadline_s: float = 2.0
+    reply_slack_s: float = 5.0  # a reply may take its prompt's length + digit timeouts + this (s); then dropped
+    trace_var: str = "CDR(userfield)"  # the channel variable the result is written to; "" = none
+    durations_file: str = ""  # JSON {"<lang>": {"<prompt file>": seconds}} of your own prompts; "" = the shipped
+
+
+@dataclass(frozen=True)
+class WallboardSettings:
+    """The live wallboard at ``/``: service-level targets and how often the page is refreshed."""
+
+    enabled: bool = True
+    sl_target: float = 0.8  # green at or above this service level (0..1)
+    sl_amber_margin: float = 0.05  # amber from sl_target - margin up to sl_target, red below
+    queue_sl_target: tuple[str, ...] = ()  # "queue=0.9": per-queue targets
+    abandon_target: float = 0.05  # abandonment today at or below this is green (0..1)
+    abandon_amber_margin: float = 0.03  # amber up to abandon_target + margin, red above
+    refresh_s: float = 2.0  # the page's server-sent events: one snapshot this often
+    cookie_max_age_s: int = 30 * 86400  # how long a TV stays logged in after opening /?token=...
 
 
 @dataclass(frozen=True)
@@ -121,6 +157,22 @@ class Settings:
     http: HttpSettings = HttpSettings()
     store: StoreSettings = StoreSettings()
     survey: SurveySettings = SurveySettings()
+    wallboard: WallboardSettings = WallboardSettings()
     log_level: str = "INFO"
     status_interval_s: float = 60.0  # the periodic one-line status on the log; 0 = never
     config_file: str | None = None
+
+
+def wrapup_pairs(t: TrackerSettings) -> tuple[tuple[str, float], ...]:
+    """``queue_wrapup_s`` as (queue, seconds) pairs for ``TrackerConfig.wrapup_s``; ValueError names a bad entry."""
+    out = []
+    for p in t.queue_wrapup_s:
+        queue, sep, value = p.partition("=")
+        try:
+            secs = float(value) if sep and queue.strip() else -1.0
+        except ValueError:
+            secs = -1.0
+        if secs < 0:
+            raise ValueError(f"queue_wrapup_s: {p!r} is not queue=seconds (seconds >= 0)")
+        out.append((queue.strip(), secs))
+    return tuple(out)

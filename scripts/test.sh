@@ -32,7 +32,7 @@ if command -v pg_ctlcluster >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5
 fi
 
 export PATH="$venv/bin:$PATH"
-ruff check monitor tests bench
+ruff check monitor tests bench scripts
 mypy monitor
 lint-imports
 python -m pytest -q -p no:cacheprovider "$@"

@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 
 from monitor.ami.live import AmiNotConnected, AmiSource
-from monitor.core.ingest import Ingest, closed_records
+from monitor.core.ingest import Ingest, closed_records, merge_records
 from monitor.core.records import CallRecord, Note
+from monitor.core.report import build_report
 from monitor.core.tracker import CallTracker
 from monitor.settings import AmiSettings
 from tests.support.amiserver import AmiTestServer
-from tests.support.factcheck import SCENARIOS, assert_facts, load_facts
+from tests.support.factcheck import ALL_RECORDINGS, RECORDING_IDS, assert_facts, assert_report, load_facts
 
 SECRET = "s3cr3t-do-not-log"
 BYTE_SCENARIOS = ["voicemail_empty", "abandoned_short", "answered_caller_hangup"]
@@ -36,7 +37,7 @@ class Live:
 
     def finish(self) -> list[CallRecord]:
         """Close what is still open (like the end of a replay) and return every record."""
-        self.records.extend(closed_records(self.tracker.close_all(self.tracker.now, "eof")))
+        merge_records(self.records, closed_records(self.tracker.close_all(self.tracker.now, "eof")))
         return self.records
 
 
@@ -47,7 +48,7 @@ async def live_source(server: AmiTestServer, **settings: Any) -> AsyncIterator[L
     live = Live(None, None, tracker)  # type: ignore[arg-type]
 
     def sink(notes: list[Note]) -> None:
-        live.records.extend(closed_records(notes))
+        merge_records(live.records, closed_records(notes))
 
     live.ingest = Ingest(tracker, [sink])
     feed = live.ingest.feed
@@ -74,8 +75,9 @@ async def _drain(live: Live, server: AmiTestServer) -> None:
     await live.source.send_action({"Action": "Ping"})
 
 
-async def _replay_over_tcp(scenario: str, mode: str) -> None:
-    async with AmiTestServer.from_transcript(scenario, secret=SECRET, mode=mode, seed=len(scenario)) as srv, \
+async def _replay_over_tcp(scenario: str, mode: str, version: str = "ast22") -> None:
+    path = next(b for v, s, b in ALL_RECORDINGS if (v, s) == (version, scenario)).with_suffix(".ami")
+    async with AmiTestServer.from_transcript(path, secret=SECRET, mode=mode, seed=len(scenario)) as srv, \
             live_source(srv) as live:
         await live.source.wait_ready()
         await _drain(live, srv)
@@ -84,14 +86,17 @@ async def _replay_over_tcp(scenario: str, mode: str) -> None:
         stream = [m for m in srv.messages if m.startswith(b"Event:")]
         assert live.ingest.events - live.answers == sum(b"ActionID" not in m for m in stream)
         assert live.source._proto is not None and live.source._proto.parser.dropped_events > 0
-        assert_facts(live.finish(), load_facts(scenario))
+        records = live.finish()
+        facts = load_facts(scenario, version)
+        assert_facts(records, facts)
+        assert_report(build_report(records, live.ingest.events, queues=live.tracker.queues), facts)
         assert live.source.bytes_received > sum(len(m) for m in srv.messages)
 
 
 @pytest.mark.parametrize("mode", ["whole", "chunks"])
-@pytest.mark.parametrize("scenario", SCENARIOS)
-async def test_transcript_over_tcp(scenario: str, mode: str) -> None:
-    await _replay_over_tcp(scenario, mode)
+@pytest.mark.parametrize(("version", "scenario", "base"), ALL_RECORDINGS, ids=RECORDING_IDS)
+async def test_transcript_over_tcp(version: str, scenario: str, base: object, mode: str) -> None:
+    await _replay_over_tcp(scenario, mode, version)
 
 
 @pytest.mark.parametrize("scenario", BYTE_SCENARIOS)
@@ -151,7 +156,7 @@ async def _gap_run(drop_at: int, resume_at: int, caplog: pytest.LogCaptureFixtur
         live.finish()
     assert srv.connections == 2 and live.source.reconnects == 1
     after = [a["Action"] for a in srv.actions if a["_conn"] == "2"]
-    assert after[:3] == ["Login", "QueueStatus", "CoreShowChannels"], after
+    assert after[:4] == ["Login", "Ping", "QueueStatus", "CoreShowChannels"], after  # Ping: the PBX clock
     msgs = [r.getMessage() for r in caplog.records if r.name == "qmon.ami"]
     assert sum("lost" in m for m in msgs) == 1 and sum("reconnected" in m for m in msgs) == 1, msgs
     ids = [r.call_id for r in live.records]

@@ -50,6 +50,7 @@ async def test_ready_only_after_the_login_then_a_status_line(tmp_path: Path, cap
                         r"store queue \d+ journal \d+ db up", up), up
     messages = [r.getMessage() for r in caplog.records]
     assert messages.index(lines("qmon ready")[0]) > messages.index(lines("logged in")[0])
+    assert re.search(r", wallboard http://127\.0\.0\.1:\d+/$", lines("qmon ready")[0])  # the TV's address
     assert not [r for r in caplog.records if r.name.startswith("alembic") and r.levelno < logging.WARNING]
 
 

@@ -25,9 +25,10 @@ def test_nps_and_ces_ranges() -> None:
 
 def test_vocabularies_are_the_strings_of_the_public_contract() -> None:
     assert OUTCOMES == ("answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "join_empty",
-                        "exit_key", "unknown")
-    assert UNANSWERED_FOR_VOICEMAIL == set(vocab.VOICEMAIL_REASONS) == {"timeout", "exit_empty", "join_empty",
-                                                                        "exit_key"}
+                        "exit_key", "full", "join_unavail", "leave_unavail", "withdraw", "unknown")
+    assert UNANSWERED_FOR_VOICEMAIL == set(vocab.VOICEMAIL_REASONS) == {
+        "timeout", "exit_empty", "join_empty", "exit_key", "full", "join_unavail", "leave_unavail", "withdraw"}
+    assert vocab.NOT_ENTERED == {"join_empty", "join_unavail", "full"}
     assert vocab.CALL_OUTCOME_LABELS[-2:] == ("transferred", "unknown")
     assert vocab.ABANDONED_ANY == {"abandoned", "abandoned_short"}
     assert STATUSES == ("completed", "partial", "no_input", "invalid", "hangup", "declined", "not_eligible",

@@ -75,6 +75,9 @@ url = "postgresql+asyncpg://qmon:hunter2@db/qmon"
 [tracker]
 queues = ["support", 3]
 repeat_windows = ["forever"]
+queue_sl_definition = ["sales=sl9"]
+queue_wrapup_s = ["support=soon"]
+owed_horizon_s = 0
 """)
     got = problems(["--config", cfg], {"QMON_HTTP_BIND": "127.0.0.1", "QMON_TRACKER_SL_THRESHOLD_S": "soon",
                                        "QMON_STORE_BATCH_SIZ": "5"})
@@ -90,6 +93,9 @@ repeat_windows = ["forever"]
         "store.url: holds a password",
         "tracker.queues: expected a list of strings",
         "tracker.repeat_windows: bad window 'forever'",
+        "tracker.queue_sl_definition: sales='sl9' is not a service-level definition",
+        "tracker.queue_wrapup_s: 'support=soon' is not queue=seconds",
+        "tracker.owed_horizon_s: must be > 0",
         "tracker.sl_threshold_s: expected a number, got string 'soon'",
         "env QMON_STORE_BATCH_SIZ: unknown setting",
     ):
@@ -163,6 +169,12 @@ def test_tracker_config_comes_from_the_settings_in_one_place() -> None:
     c = tracker_config(s.tracker, "pbx1")
     assert (c.abandon_short_s, c.repeat_windows, c.repeat_max_entries, c.pbx) == (3.0, ("48h", "7d"), 500_000,
                                                                                    "pbx1")
+    s = load_settings({"QMON_TRACKER_LATE_GRACE_S": "0.5", "QMON_TRACKER_HOME_REGION": "PL",
+                       "QMON_TRACKER_TRUNK_PREFIXES": "9,0", "QMON_TRACKER_WITHHELD_NUMBERS": "blocked"},
+                      needs={"tracker"})
+    c = tracker_config(s.tracker)
+    assert (c.late_grace_s, c.home_region, c.trunk_prefixes, c.withheld_numbers) == (0.5, "PL", ("9", "0"),
+                                                                                      ("blocked",))
 
 
 def test_the_service_level_threshold_must_be_a_histogram_bound() -> None:
@@ -171,3 +183,14 @@ def test_the_service_level_threshold_must_be_a_histogram_bound() -> None:
         load_settings({"QMON_TRACKER_SL_THRESHOLD_S": "25"}, needs={"tracker"})
     assert exc.value.problems[0].startswith("tracker.sl_threshold_s: 25 is not a bound of the wait histogram")
     assert load_settings({"QMON_TRACKER_SL_THRESHOLD_S": "30"}, needs={"tracker"}).tracker.sl_threshold_s == 30.0
+
+
+def test_tracker_field_settings_from_file_and_env(tmp_path: Path) -> None:
+    """Caller-number and late-event settings (issue 11): TOML keys and QMON_TRACKER_* like every other."""
+    cfg = write(tmp_path, '[tracker]\nhome_region = "PL"\ntrunk_prefixes = ["9"]\nwithheld_numbers = ["blocked"]\n')
+    s: Any = load(["--config", cfg], {"QMON_AMI_SECRET": "s", "QMON_TRACKER_LATE_GRACE_S": "3.5"})
+    t = s.tracker
+    assert (t.home_region, t.trunk_prefixes, t.withheld_numbers, t.late_grace_s) == ("PL", ("9",), ("blocked",), 3.5)
+    bad = write(tmp_path, '[tracker]\nhome_region = "XX"\nlate_grace_s = -1\n')
+    got = problems(["--config", bad], {"QMON_AMI_SECRET": "s"})
+    assert any(p.startswith("tracker.home_region:") for p in got) and "tracker.late_grace_s: must be >= 0" in got

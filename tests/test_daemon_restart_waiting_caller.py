@@ -49,6 +49,7 @@ async def _restart(tmp_path: Path) -> tuple[list[Note], list[tuple[str, str]]]:
     notes += t2.resync_end(t1.now + 5)
     for m in MSGS[CUT:]:
         notes += ing2.feed(m, t2.now)
+    notes += ing2.tick(t2.now + 60)  # past the grace period after the caller's hang-up
     final = closed_records(notes)
     assert len(final) == 1 and final[0].segments[0].outcome == "answered"
     await store.write_items(final)

@@ -38,6 +38,7 @@ async def test_sigterm_closes_open_calls_and_drains_queue(tmp_path: Path) -> Non
             notes = ingest.feed(h, 0)
             closed += closed_records(notes)
             outcomes += sum(isinstance(n, SegmentNote) for n in notes)
+    closed += closed_records(ingest.tick(60))  # the grace period after the last hang-up is over
     expected = {r.linkedid for r in closed} | {r.linkedid for r in closed_records(tracker.close_all(0, "eof"))}
     assert len(closed) == 2 and len(expected) == 6
     db, journal, http_port = tmp_path / "qmon.db", tmp_path / "journal.jsonl", free_port()

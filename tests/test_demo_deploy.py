@@ -23,12 +23,34 @@ METRICS = {
     "qmon_queue_longest_wait_seconds", "qmon_queue_members", "qmon_ami_up", "qmon_ami_last_event_age_seconds",
 } | {f"{h}{s}" for h in ("qmon_queue_wait_seconds", "qmon_queue_talk_seconds") for s in ("_bucket", "_sum", "_count")}
 LABELS = {"pbx", "queue", "outcome", "reason", "type", "window", "agent", "score", "result", "state", "le"}
+#: Recording rules (level:metric:operations) defined in prometheus/rules.yml.
+RULES = {r["record"]: r["expr"] for g in yaml.safe_load((ROOT / "prometheus/rules.yml").read_text())["groups"]
+         for r in g["rules"]}
+RULE_NAME = re.compile(r"\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b")
+DS_REF = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
 OUTCOMES = {"answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "join_empty", "exit_key",
             "transferred"}
 
 
 def _exprs(dash: dict[str, Any]) -> list[str]:
     return [t["expr"] for p in dash["panels"] for t in p["targets"]]
+
+
+def _metrics(expr: str) -> set[str]:
+    """qmon metric names an expression reads, directly or through the recording rules it uses."""
+    names = set(re.findall(r"(?<![:\w])(qmon_[a-z_]+)", RULE_NAME.sub(" ", expr)))
+    for rule in RULE_NAME.findall(expr):
+        names |= _metrics(RULES[rule])
+    return names
+
+
+def _datasource_refs(node: Any) -> list[Any]:
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k == "datasource"] + [
+            r for k, v in node.items() if k != "datasource" for r in _datasource_refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _datasource_refs(v)]
+    return []
 
 
 def _balanced(expr: str) -> bool:
@@ -48,12 +70,14 @@ def _balanced(expr: str) -> bool:
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
 def test_dashboard_promql_uses_only_contract_metrics(path: Path) -> None:
     dash = json.loads(path.read_text())
-    assert {v["name"] for v in dash["templating"]["list"]} == {"pbx", "queue"}
+    assert {v["name"] for v in dash["templating"]["list"]} == {"DS_PROMETHEUS", "pbx", "queue"}
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids)) and ids
     for expr in _exprs(dash):
         assert _balanced(expr), expr
-        names = set(re.findall(r"\b(qmon_[a-z_]+)", expr))
+        rules = set(RULE_NAME.findall(expr))
+        assert rules <= set(RULES), (expr, rules - set(RULES))
+        names = _metrics(expr)
         assert names and names <= METRICS, (expr, names - METRICS)
         for sel in re.findall(r"\{([^}]*)\}", expr):
             for label, _, _value in re.findall(r'(\w+)\s*(=~|!=|=|!~)\s*"([^"]*)"', sel):
@@ -64,19 +88,64 @@ def test_dashboard_promql_uses_only_contract_metrics(path: Path) -> None:
             assert {g.strip() for g in group.split(",")} <= LABELS, expr
 
 
+def test_docs_define_every_recording_rule() -> None:
+    """docs/metrics.md documents exactly the recording rules of prometheus/rules.yml (formula and source)."""
+    documented = {n for n in RULE_NAME.findall((ROOT / "docs/metrics.md").read_text()) if ":qmon_" in n}
+    assert documented == set(RULES), (documented ^ set(RULES))
+
+
 def test_dashboards_cover_the_brief() -> None:
     exprs = " ".join(e for p in DASHBOARDS for e in _exprs(json.loads(p.read_text())))
-    used = set(re.findall(r"\b(qmon_[a-z_]+)", exprs))
+    used = _metrics(exprs)
     assert used >= METRICS - {"qmon_queue_talk_seconds_bucket"}, METRICS - used
+
+
+# Derived measures come from recording rules only: a ratio, mean or quantile written inline in a dashboard would be
+# a second definition that can drift from the alerts (as the abandonment rate and the service level once did).
+INLINE_DERIVATIONS = ("histogram_quantile", "le=", "clamp_min", "_sum", ") /", ")/")
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_dashboards_derive_nothing_inline(path: Path) -> None:
+    for expr in _exprs(json.loads(path.read_text())):
+        assert not any(d in expr for d in INLINE_DERIVATIONS), expr
+
+
+def test_alerts_read_measures_from_recording_rules() -> None:
+    """An alert's expression uses recording rules, or raw gauges/`up` only: no increase()/ratio of its own."""
+    alerts = [r for g in yaml.safe_load((ROOT / "prometheus/alerts.yml").read_text())["groups"] for r in g["rules"]]
+    for a in alerts:
+        assert "increase(" not in a["expr"] and "rate(" not in a["expr"] and "le=" not in a["expr"], a["alert"]
+        assert set(RULE_NAME.findall(a["expr"])) <= set(RULES), a["alert"]
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_dashboard_datasource_is_a_variable(path: Path) -> None:
+    """Importable into any Grafana (``__inputs``: the import dialog asks for the Prometheus) and provisionable
+    (a ``datasource`` variable of the same name resolves ``${DS_PROMETHEUS}`` at view time); no hard-coded uid."""
+    text = path.read_text()
+    dash = json.loads(text)
+    assert "qmon-prometheus" not in text
+    (inp,) = dash["__inputs"]
+    assert inp == inp | {"name": "DS_PROMETHEUS", "type": "datasource", "pluginId": "prometheus"}
+    assert {"type": "datasource", "id": "prometheus"}.items() <= next(
+        r for r in dash["__requires"] if r["type"] == "datasource").items()
+    var = next(v for v in dash["templating"]["list"] if v["name"] == "DS_PROMETHEUS")
+    assert var["type"] == "datasource" and var["query"] == "prometheus" and not var.get("multi")
+    # Empty current value: Grafana then picks the default Prometheus (the provisioned one in docker-compose).
+    assert not var.get("current")
+    refs = _datasource_refs({k: v for k, v in dash.items() if k != "__inputs"})
+    n_targets = sum(len(p["targets"]) for p in dash["panels"])
+    assert len(refs) == len(dash["panels"]) + n_targets + len(dash["templating"]["list"]) - 1
+    assert all(r == DS_REF for r in refs), [r for r in refs if r != DS_REF]
 
 
 def test_grafana_provisioning() -> None:
     ds = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())
     (source,) = ds["datasources"]
     assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
-    for path in DASHBOARDS:
-        for p in json.loads(path.read_text())["panels"]:
-            assert p["datasource"]["uid"] == source["uid"]
+    # The dashboards' datasource variable falls back to the default Prometheus: the provisioned one must be it.
+    assert source["isDefault"] is True
     prov = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/qmon.yml").read_text())
     assert prov["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
 
@@ -103,6 +172,7 @@ def test_compose_services_volumes_and_ports() -> None:
     assert mounts["/etc/grafana/provisioning/datasources"] == "./grafana/provisioning/datasources"
     assert mounts["/var/lib/grafana/dashboards"] == "./grafana/dashboards"
     assert mounts["/etc/prometheus/alerts.yml"] == "./prometheus/alerts.yml"
+    assert mounts["/etc/prometheus/rules.yml"] == "./prometheus/rules.yml"
     demo = services["qmon-demo"]["command"]
     assert demo[0] == "demo" and demo[demo.index("--http-bind") + 1] == "0.0.0.0"
     assert "postgresql+asyncpg://" in demo[demo.index("--db") + 1]
@@ -149,7 +219,7 @@ def test_compose_real_pbx_mounts_config_publishes_agi_and_reaches_the_host() -> 
 
 def test_prometheus_sends_the_token_compose_gives_it() -> None:
     compose = _compose()
-    cfg = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
+    cfg = yaml.safe_load((ROOT / "prometheus/prometheus-compose.yml").read_text())
     (job,) = cfg["scrape_configs"]
     path = job["authorization"]["credentials_file"]
     assert path == "/run/secrets/qmon_http_token"
@@ -157,25 +227,45 @@ def test_prometheus_sends_the_token_compose_gives_it() -> None:
     assert compose["secrets"]["qmon_http_token"] == {"environment": "QMON_HTTP_TOKEN"}
 
 
+def test_the_compose_scrape_config_is_the_plain_one_plus_the_token() -> None:
+    plain = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
+    compose = yaml.safe_load((ROOT / "prometheus/prometheus-compose.yml").read_text())
+    (pjob,), (cjob,) = plain["scrape_configs"], compose["scrape_configs"]
+    assert pjob["static_configs"][0]["targets"] == ["127.0.0.1:9465"] and "authorization" not in pjob
+    assert cjob.pop("authorization")["type"] == "Bearer"
+    cjob["static_configs"] = pjob["static_configs"]
+    assert compose == plain
+
+
 def test_prometheus_scrapes_qmon_and_loads_alerts() -> None:
-    cfg = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
+    cfg = yaml.safe_load((ROOT / "prometheus/prometheus-compose.yml").read_text())
     (job,) = cfg["scrape_configs"]
     assert job["static_configs"][0]["targets"] == ["qmon:9465"]
     from monitor.settings import HttpSettings
 
     assert HttpSettings().port == 9465
     mounted = {v.split(":")[1]: v.split(":")[0] for v in _compose()["services"]["prometheus"]["volumes"]}
+    config_dir = Path(next(d for d, s in mounted.items() if s == "./prometheus/prometheus-compose.yml")).parent
+    assert set(cfg["rule_files"]) == {"rules.yml", "alerts.yml"}
     for rule in cfg["rule_files"]:
-        assert rule in mounted and (ROOT / mounted[rule]).is_file()
+        # Relative paths resolve against the config file's directory, in the container and in the repository.
+        assert mounted[str(config_dir / rule)] == f"./prometheus/{rule}"
+        assert (ROOT / "prometheus" / rule).is_file()
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
-def test_promtool_accepts_the_scrape_config(tmp_path: Path) -> None:
-    text = (ROOT / "prometheus/prometheus.yml").read_text()
-    shutil.copy(ROOT / "prometheus/alerts.yml", tmp_path / "alerts.yml")
+def test_promtool_accepts_the_scrape_configs_from_the_repository(tmp_path: Path) -> None:
+    """`promtool check config prometheus/prometheus.yml` as is, from the repository root (rule files resolve);
+    the compose variant too, with its token file where compose mounts the secret."""
+    res = subprocess.run(["promtool", "check", "config", "prometheus/prometheus.yml"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    for name in ("rules.yml", "alerts.yml"):
+        shutil.copy(ROOT / "prometheus" / name, tmp_path / name)
     (tmp_path / "token").write_text("t0ken")
     cfg = tmp_path / "prometheus.yml"
-    cfg.write_text(text.replace("/etc/prometheus/alerts.yml", str(tmp_path / "alerts.yml"))
+    cfg.write_text((ROOT / "prometheus/prometheus-compose.yml").read_text()
                    .replace("/run/secrets/qmon_http_token", str(tmp_path / "token")))
     res = subprocess.run(["promtool", "check", "config", str(cfg)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
+    assert "SUCCESS: 2 rule files found" in res.stdout, res.stdout

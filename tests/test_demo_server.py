@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 from monitor.ami.wire import Headers, WireParser, encode
@@ -77,27 +80,49 @@ def test_ami_conversation() -> None:
     asyncio.run(main())
 
 
+def _get(url: str, token: str | None = None) -> tuple[int, str]:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(req, timeout=2) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+
+
 def test_qmon_demo_serves_metrics(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    """The command as a user runs it: QMON_HTTP_TOKEN from the environment guards the API, the URLs are printed."""
+    port, token = free_port(), "tok-from-env"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "QMON_HTTP_TOKEN": token}
     proc = subprocess.Popen([sys.executable, "-m", "monitor", "demo", "--duration", "8", "--speed", "20",
                              "--http-port", str(port), "--db", str(tmp_path / "demo.db"), "--seed", "3"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    body, counters = "", []
+    body, counters, surveys, anonymous = "", [], (0, ""), 0
     try:
         deadline = time.monotonic() + 7.5
-        while time.monotonic() < deadline and not counters:
+        while time.monotonic() < deadline and not (counters and surveys[0] == 200):
             time.sleep(0.5)
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-                    body = r.read().decode()
+                anonymous = _get(f"http://127.0.0.1:{port}/api/v1/surveys")[0]
+                surveys = _get(f"http://127.0.0.1:{port}/api/v1/surveys", token)
+                body = _get(f"http://127.0.0.1:{port}/metrics", token)[1]
             except OSError:
                 continue
             counters = [line for line in body.splitlines() if line.startswith(
                 ("qmon_ami_events_total", "qmon_queue_calls_total")) and not line.endswith(" 0.0")]
+        board: dict[str, object] = {}
+        with contextlib.suppress(OSError):  # the wallboard's data, behind the same token as the API
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/wallboard",
+                                         headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(req, timeout=2) as r:
+                board = json.loads(r.read())
         out, _ = proc.communicate(timeout=30)
     finally:
         proc.kill()
     assert proc.returncode == 0, out
-    assert f"127.0.0.1:{port}/metrics" in out
+    for path in ("/", "/metrics", "/api/v1/queues", "/api/v1/calls", "/api/v1/surveys"):
+        assert f"http://127.0.0.1:{port}{path} " in out or out.count(f"http://127.0.0.1:{port}{path}\n"), (path, out)
+    assert "agi://127.0.0.1:" in out and "Authorization: Bearer" in out and token not in out
+    assert board.get("ami_up") is True and board.get("queues"), board
     assert counters, body[:2000]
+    assert anonymous == 401 and surveys[0] == 200, (anonymous, surveys)
+    assert (tmp_path / "demo-survey.db").is_file()  # the survey's state beside the demo database

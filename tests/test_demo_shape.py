@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.sim.scenario import generate
+from monitor.sim.scenario import Simulation, generate
 from tests.support.demo_scripts import (
+    MEMBERS,
     RACES,
     SCAFFOLDING,
     SCRIPTS,
@@ -24,7 +25,7 @@ ALL = sorted(p for p in SCRIPTS)
 
 @pytest.mark.parametrize("name", ALL)
 def test_queue_channel_events_match_transcript(name: str) -> None:
-    real, sim = load_transcript(name), run_script(SCRIPTS[name], SUPPORT)
+    real, sim = load_transcript(name), run_script(SCRIPTS[name], MEMBERS.get(name, SUPPORT))
     races = RACES.get(name, set())
     want = [x for x in channel_signature(real, queue_channel(real)) if x not in races]
     got = [x for x in channel_signature(sim, queue_channel(sim)) if x not in races]
@@ -34,13 +35,14 @@ def test_queue_channel_events_match_transcript(name: str) -> None:
 @pytest.mark.parametrize("name", ALL)
 def test_call_story_matches_transcript(name: str) -> None:
     races = RACES.get(name, set())
-    real, sim = load_transcript(name), run_script(SCRIPTS[name], SUPPORT)
+    real, sim = load_transcript(name), run_script(SCRIPTS[name], MEMBERS.get(name, SUPPORT))
     assert [x for x in story(sim) if x not in races] == [x for x in story(real) if x not in races]
 
 
 def _transcript_shapes() -> dict[str, set[frozenset[str]]]:
     shapes: dict[str, set[frozenset[str]]] = {}
-    for name in [*ALL, "attended_transfer", "member_changes", "concurrent", "repeat_caller"]:
+    for name in [*ALL, "attended_transfer", "member_changes", "concurrent", "repeat_caller",
+                           "pause_reasons"]:
         for e, s in header_shapes(load_transcript(name)).items():
             shapes.setdefault(e, set()).update(s)
     return shapes
@@ -80,3 +82,13 @@ def test_same_seed_same_stream() -> None:
     b, _, _ = generate(11, T0, 900)
     c, _, _ = generate(12, T0, 900)
     assert a == b and a != c
+
+
+def test_same_stream_however_paced() -> None:
+    """The live server advances in steps the wall clock decides: the stream must not depend on them."""
+    whole = Simulation(11, T0).advance(T0 + 600)
+    sim, stepped, t = Simulation(11, T0), [], T0
+    while t < T0 + 600:
+        t = min(t + 0.7, T0 + 600)
+        stepped += sim.advance(t)
+    assert stepped == whole

@@ -21,7 +21,8 @@ EXAMPLE = ROOT / "qmon.example.toml"
 DOCUMENTED = [f.name for f in dataclasses.fields(SurveySettings)
               if f.name.startswith("callback_") or f.name in (
                   "max_duration_s", "ask_nps", "ask_ces", "digit_timeout_ms", "languages", "prompt_path",
-                  "state_path")]
+                  "state_path", "max_sessions", "work_deadline_s", "reply_slack_s", "trace_var",
+                  "durations_file")]
 
 
 def _unit() -> configparser.ConfigParser:

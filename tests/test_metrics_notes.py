@@ -66,6 +66,7 @@ def test_late_answer_for_a_recently_closed_call_is_placed_by_the_tracker() -> No
     ing = Ingest(CallTracker(), [m.sink("p")])
     for headers, _ in read_capture(FIXTURES / "answered_caller_hangup.jsonl"):
         ing.feed(headers, 0)
+    ing.tick(60)  # the grace period after the caller's hang-up is over: the record is final
     lid = next(h["Linkedid"] for h, _ in read_capture(FIXTURES / "answered_caller_hangup.jsonl") if "Linkedid" in h)
     assert ing.find_call(None, str(lid)) is None and ing.knows(None, str(lid))
     assert not ing.knows(None, "no-such-call")
@@ -85,3 +86,19 @@ def test_nps_buckets_and_ces_from_survey_results() -> None:
            for b in ("promoter", "passive", "detractor")}
     assert got == {"promoter": 2, "passive": 1, "detractor": 2}  # NPS = (2 - 2) / 5 = 0
     assert _value(reg, "qmon_ces_responses_total", pbx="p", queue="q", score="1") == 1
+
+
+def test_every_outcome_and_voicemail_reason_is_pre_created_from_the_vocabulary() -> None:
+    """New outcomes (full, join_unavail, leave_unavail, withdraw) exist at 0 per known queue, like the others."""
+    from monitor.core.vocab import CALL_OUTCOME_LABELS, VOICEMAIL_REASONS
+
+    reg = CollectorRegistry()
+    m = QmonMetrics(reg, queues=("support",))
+    m.add_pbx("default", Ingest(CallTracker()))
+    assert {"full", "join_unavail", "leave_unavail", "withdraw"} <= set(CALL_OUTCOME_LABELS)
+    for o in CALL_OUTCOME_LABELS:
+        assert reg.get_sample_value("qmon_queue_calls_total", {"pbx": "default", "queue": "support", "outcome": o}) \
+            == 0.0, o
+    for reason in VOICEMAIL_REASONS:
+        assert reg.get_sample_value("qmon_queue_voicemail_total",
+                                    {"pbx": "default", "queue": "support", "reason": reason}) == 0.0, reason

@@ -26,5 +26,6 @@ def test_unknown_segment_counted_once() -> None:
               _ev("QueueCallerJoin", 110, Queue="support", Position="1", Count="1"),
               _ev("Hangup", 120, Cause="16")):
         ingest.feed(h, 0.0)
+    ingest.tick(10.0)  # the grace period after the caller's hang-up is over: the call is final
     unknown = reg.get_sample_value("qmon_queue_calls_total", {"pbx": "default", "queue": "sales", "outcome": "unknown"})
     assert unknown == 1.0

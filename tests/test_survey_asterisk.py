@@ -293,6 +293,14 @@ def test_qmon_down_or_silent_means_goodbye_then_hangup(agi: dict[str, str]) -> N
     assert w.cdr["userfield"] == f"qmon:agi_{agi['AGISTATUS']}:"
 
 
+def test_overloaded_qmon_says_goodbye_itself_and_the_cdr_says_why() -> None:
+    """Beyond survey.max_sessions qmon sets QMON_SURVEY_STATUS=overloaded and plays goodbye: not twice."""
+    w = Walk(BASE, ANSWERED | {"AGI": {"AGISTATUS": "SUCCESS", "QMON_SURVEY_STATUS": "overloaded"}})
+    assert w.run("qmon-queue", "support") == "hangup"
+    assert not any("goodbye" in x for x in w.trace)
+    assert w.cdr["userfield"] == "qmon:overloaded:"
+
+
 def test_qmon_hung_the_timeout_ends_agi_and_says_goodbye() -> None:
     """Live Asterisk 22: without AGIEXITONHANGUP the channel stayed in AGI() after the timeout."""
     w = Walk(BASE, ANSWERED | {"AGI": {"_timeout": True}})

@@ -102,7 +102,9 @@ async def test_originate_shape_then_the_survey_runs(rig: Rig) -> None:
     assert (r.source, r.status, r.csat, r.linkedid, r.agent, r.caller) == (
         "callback", "completed", 2, "L1", "agent1", "5551001")
     assert rig.sched.jobs == {} and rig.state.last_surveyed("5551001") == T0 + 70
-    assert rig.sched.claim(token) is None  # a token works once
+    again = rig.sched.claim(token)  # a token works once; a second answer is declined (goodbye, no record)
+    assert again is not None and again.decline == "claimed"
+    assert rig.sched.claim("unknown") is None
 
 
 async def test_only_callers_who_hung_up_before_the_survey(rig: Rig) -> None:
@@ -148,7 +150,8 @@ async def test_failed_originate_is_retried_up_to_the_limit_then_recorded(rig: Ri
     tok = str(rig.originates()[0]["ActionID"]).split("-")[2]
     assert [o["ActionID"] for o in rig.originates()] == [f"qmon-cb-{tok}-{n}" for n in (1, 2, 3)]
     (r,) = rig.results
-    assert (r.status, r.reason, r.source, r.linkedid) == ("unreachable", "Originate failed", "callback", "L1")
+    assert (r.status, r.reason, r.source, r.linkedid) == (
+        "unreachable", "Originate refused: Originate failed", "callback", "L1")
     assert rig.sched.jobs == {}
 
 
@@ -164,8 +167,22 @@ async def test_no_answer_and_never_connected_count_as_failed_attempts(rig: Rig) 
     assert len(rig.originates()) == 2
     await rig.sched.tick(T0 + 210 + 44)  # answer timeout 30 + grace 15 not over
     assert rig.results == []
-    await rig.sched.tick(T0 + 210 + 46)  # answered by nobody's AGI: give up
-    assert [(r.status, r.reason) for r in rig.results] == [("unreachable", "survey never connected")]
+    await rig.sched.tick(T0 + 210 + 46)  # no OriginateResponse by then (Asterisk stopped ringing at 30 s)
+    assert [(r.status, r.reason) for r in rig.results] == [("unreachable", "no OriginateResponse in time")]
+
+
+async def test_answered_but_the_survey_channel_never_connects(rig: Rig) -> None:
+    rig.sched.offer(caller_hung_up(), T0)
+    await rig.sched.tick(T0 + 60)
+    (o,) = rig.originates()
+    rig.sched.on_originate_response({"Event": "OriginateResponse", "ActionID": o["ActionID"],
+                                     "Response": "Success", "Reason": "4"}, T0 + 65)
+    await rig.sched.tick(T0 + 65 + 14)
+    assert rig.results == []
+    await rig.sched.tick(T0 + 65 + 15)  # answered, but no FastAGI connection within the grace: no retry
+    assert [(r.status, r.reason) for r in rig.results] == [("unreachable", "answered; survey never connected")]
+    await rig.sched.tick(T0 + 1000)
+    assert len(rig.originates()) == 1
 
 
 @pytest.mark.parametrize("rig", [{"rate_per_min": 2}], indirect=True)

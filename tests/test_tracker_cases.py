@@ -174,5 +174,6 @@ def test_join_arriving_after_resync_adoption_is_the_same_segment() -> None:
         e = normalize(m)
         assert e is not None and not isinstance(e, Skip)
         notes += tr.feed(e, 110)
+    notes += tr.tick(200)  # past the grace period after the hang-up: the call is final
     (rec,) = [n.record for n in notes if hasattr(n, "record")]
     assert [(s.queue, s.outcome, s.wait_s) for s in rec.segments] == [("q", "abandoned", 10)]

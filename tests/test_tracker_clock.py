@@ -28,6 +28,7 @@ def test_events_without_timestamp_and_resync_stay_on_the_pbx_clock() -> None:
     gap = CallBuilder("10.1")  # joined during the gap: known only from QueueStatus, which has no Timestamp
     _feed(tr, {"Event": "QueueEntry", "Queue": "q", "Position": "2", "Wait": "12", **gap.snap()}, DAEMON_T0 + 60)
     _feed(tr, {"Event": "CoreShowChannel", **waiting.snap(Application="Queue")}, DAEMON_T0 + 60)
+    _feed(tr, {"Event": "CoreShowChannel", **gap.snap(Application="Queue")}, DAEMON_T0 + 60)  # alive: adopted
     tr.resync_end(DAEMON_T0 + 60)
     assert tr.now == PBX_T0 + 60
     assert sorted(tr.waiting()["q"]) == [PBX_T0, PBX_T0 + 48]  # adopted: 12 s of wait on the PBX clock

@@ -31,7 +31,8 @@ def test_every_pair_is_a_transition_a_no_op_or_illegal_and_never_two() -> None:
     # The illegal pairs, spelled out: a change here is a change of the documented state machine.
     assert illegal == {
         (S.ANSWERED, In.LEAVE), (S.ANSWERED, In.ABANDON), (S.ANSWERED, In.CONNECT), (S.DONE, In.CONNECT),
-        *((s, In.COMPLETE) for s in OPEN_STATES), *((s, In.JOIN_EMPTY) for s in SegmentState if s != S.WAITING),
+        *((s, In.COMPLETE) for s in OPEN_STATES),
+        *((s, i) for s in SegmentState if s != S.WAITING for i in (In.JOIN_EMPTY, In.JOIN_UNAVAIL, In.FULL)),
     }
 
 
@@ -81,17 +82,20 @@ INPUT_MSG: dict[SegmentInput, Msg] = {
     In.HANGUP: C.hangup(T),
     In.TIMEOUT: C.status(T, "TIMEOUT"),
     In.LEAVE_EMPTY: C.status(T, "LEAVEEMPTY"),
-    In.STATUS: C.status(T, "CONTINUE"),
+    In.LEAVE_UNAVAIL: C.status(T, "LEAVEUNAVAIL"),
+    In.WITHDRAW: C.status(T, "WITHDRAW"),
+    In.CONTINUE: C.status(T, "CONTINUE"),
+    In.STATUS: C.status(T, "UNKNOWN"),
     In.DIALPLAN: C.ev("Newexten", T, Application="Playback", AppData="beep"),
     In.REJOIN: C.join(T, "other"),
 }
 
 
 def _walkable() -> list[tuple[SegmentState, SegmentInput]]:
-    """Every pair AMI can carry to an existing segment (JOIN_EMPTY makes a new segment; AgentComplete finds
-    its segment by member, so it never reaches a segment without one)."""
+    """Every pair AMI can carry to an existing segment (JOIN_EMPTY, JOIN_UNAVAIL and FULL make a new segment;
+    AgentComplete finds its segment by member, so it never reaches a segment without one)."""
     return [(s, i) for s, i in product(SegmentState, SegmentInput)
-            if i != In.JOIN_EMPTY and not (i == In.COMPLETE and s in OPEN_STATES)]
+            if i not in (In.JOIN_EMPTY, In.JOIN_UNAVAIL, In.FULL) and not (i == In.COMPLETE and s in OPEN_STATES)]
 
 
 def expect(state: SegmentState, inp: SegmentInput) -> tuple[SegmentState, Outcome | None, dict[str, int]]:
@@ -121,6 +125,7 @@ def test_tracker_follows_the_table(state: SegmentState, inp: SegmentInput) -> No
         skipped = dict(tracker.take_skips())
     else:
         ingest.feed(INPUT_MSG[inp], T)
+        ingest.tick(T + 60)  # past the grace period: a hung-up call is final (and its segments closed)
         skipped = dict(ingest.skipped)
     assert seg.state == nxt
     assert seg.outcome == (outcome or before[0])
@@ -134,7 +139,7 @@ def test_illegal_transition_is_a_counted_skip_and_the_record_stays_right() -> No
     tracker = CallTracker()
     ingest = Ingest(tracker)
     msgs = [*PREFIX[S.ANSWERED], INPUT_MSG[In.CONNECT], C.hangup(60)]
-    notes = [n for m in msgs for n in ingest.feed(m, float(m["Timestamp"]))]
+    notes = [n for m in msgs for n in ingest.feed(m, float(m["Timestamp"]))] + ingest.tick(70)
     assert ingest.skipped == {"illegal:AgentConnect@answered": 1}
     (rec,) = closed_records(notes)
     assert [(s.outcome, s.agent, s.wait_s) for s in rec.segments] == [("answered", "alice", 12.0)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import random
 from pathlib import Path
 
@@ -11,10 +12,8 @@ import pytest
 from monitor.ami.selection import headers_read, tracker_selection
 from monitor.ami.wire import Headers, Selection, WireParser, _parse_subset
 from monitor.core.normalize import TRACKED_VARIABLES, normalize
-from monitor.replay import replay_files
+from monitor.replay import UnsupportedStream, replay_files
 from tests.support.factcheck import FIXTURES
-
-CAPTURES = sorted(FIXTURES.glob("*.ami")) + sorted((FIXTURES / "transcripts").glob("*/*.ami.gz"))
 
 
 def _name(p: Path) -> str:
@@ -26,12 +25,43 @@ def _raw(p: Path) -> bytes:
     return gzip.decompress(data) if p.suffix == ".gz" else data
 
 
+def _captures() -> list[Path]:
+    """Every ``.ami`` / ``.ami.gz`` under tests/fixtures (ast22, ast20, field, live22, agents, ami22, transcripts
+    ...), each distinct content once (several sets hold copies of the same recording)."""
+    seen: set[bytes] = set()
+    out: list[Path] = []
+    for p in sorted(FIXTURES.rglob("*.ami")) + sorted(FIXTURES.rglob("*.ami.gz")):
+        digest = hashlib.sha256(_raw(p)).digest()
+        if digest not in seen:
+            seen.add(digest)
+            out.append(p)
+    return out
+
+
+ALL = _captures()
+#: Asterisk 11 recordings (AMI 1.x events): both paths must refuse them alike (tested apart).
+OLD = [p for p in ALL if b"Event: Join\r\n" in _raw(p)]
+CAPTURES = [p for p in ALL if p not in OLD]
+
+
 #: The captures of call streams (not the answer to one action, such as the recorded QueueStatus list).
 STREAMS = [p for p in CAPTURES if b"Event: Newchannel" in _raw(p)]
 
 
 def test_every_transcript_set_is_there() -> None:
-    assert len(CAPTURES) == 18 + 9 + 26 and len(STREAMS) == 17 + 9 + 26
+    names = {_name(p).split("/")[0] for p in CAPTURES}
+    assert {"ast22", "ast20", "field", "live22", "agents", "ami22"} <= names
+    assert (len(ALL), len(CAPTURES), len(STREAMS), len(OLD)) == (63, 62, 61, 1)
+
+
+@pytest.mark.parametrize("path", OLD, ids=_name)
+def test_fast_replay_refuses_an_asterisk_11_stream_like_the_full_parse(path: Path) -> None:
+    errors = []
+    for fast in (False, True):
+        with pytest.raises(UnsupportedStream) as exc:
+            replay_files([path], fast=fast)
+        errors.append(str(exc.value))
+    assert errors[0] == errors[1] and "Asterisk 11 or older" in errors[0]
 
 
 @pytest.mark.parametrize("path", CAPTURES, ids=_name)

@@ -23,8 +23,8 @@ from pathlib import Path
 from monitor.ami.selection import DAEMON_EVENTS, tracker_events
 from monitor.core.normalize import TRACKED_VARIABLES
 
-#: Kept on the wire beyond the tracker's table (issue 15): low volume, and what a channel-rename or dial-state
-#: aware tracker reads next; cheaper to keep than to re-deploy Asterisk configuration for.
+#: Kept on the wire whatever the tracker's table says (issue 15): low volume, and read by the tracker since issue 11
+#: (Rename) and the agent board (DialBegin/DialEnd); listed here too so the filter never depends on that staying so.
 WIRE_EXTRA = frozenset({"Rename", "DialBegin", "DialEnd"})
 #: Event name prefixes kept whole (every QueueMember* event: status, pause, penalty, ringinuse...).
 PREFIXES = ("QueueMember",)

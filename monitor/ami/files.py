@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO, cast
 
 from monitor.ami.wire import Headers, Selection, WireParser
+from monitor.core.normalize import old_ami_banner
 
 CHUNK = 64 * 1024
 
@@ -65,6 +66,9 @@ def read_capture(path: Path, stats: dict[str, int] | None = None, select: Select
                 clocked = select is not None and select.gap_clock
                 for chunk in _chunks(f):
                     msgs = parser.feed(chunk)
+                    if parser.banner is not None and old_ami_banner(parser.banner):
+                        raise CaptureError(f"{path}: banner {parser.banner!r} is Asterisk 11 or older (AMI 1.x): "
+                                           "qmon supports the AMI 2 event set of Asterisk 13 and later")
                     if clocked:
                         yield from zip(msgs, parser.gap_clocks, strict=True)
                     else:

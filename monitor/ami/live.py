@@ -1,23 +1,18 @@
 """The live AMI source: panoramisk ``Manager`` + our wire parser, reconnect with backoff, resync, fed synchronously.
 
-panoramisk is used for what it does well — Action IDs, collecting responses and event lists into futures — with
-three workarounds (all traps seen in panoramisk 1.4 source):
+panoramisk is used for what it does well (Action IDs, responses into futures), with workarounds for traps in its
+1.4 source: **framing/parsing** is :class:`monitor.ami.wire.WireParser` (panoramisk decodes each TCP read alone
+with ``errors='ignore'``, strips a last empty header, never bounds its buffer); **reconnect** is ours
+(``Manager.connection_lost`` retries every 2 s without backoff and re-sends pending actions: an ``Originate``
+could ring a customer twice) — a lost connection fails pending actions with :class:`AmiNotConnected` and
+:meth:`AmiSource.run` reconnects with capped exponential backoff + jitter, then resyncs
+(:mod:`monitor.ami.resync`, retried until Asterisk answers); **keepalive** is ours (panoramisk's pinger never
+checks for an answer): each ``Ping`` is awaited with a timeout and the connection dropped without one. A peer
+that sends no Asterisk banner line within ``MAX_BANNER_BYTES`` is dropped at once.
 
-* **Framing/parsing** is :class:`monitor.ami.wire.WireParser`, not ``AMIProtocol.data_received``: panoramisk
-  decodes each TCP read on its own with ``errors='ignore'`` (a UTF-8 caller name split across two reads loses
-  bytes), strips each message so a last header with an empty value (``Value: ``, ``Score: ``) vanishes, never
-  bounds its buffer, and would give live events a different shape than the ``.ami`` replay path.
-* **Reconnect** is ours: ``Manager.connection_lost`` retries every 2 s forever without backoff, and re-sends
-  pending actions after the next login (an ``Originate`` could ring a customer twice). Here a lost connection
-  fails pending actions with :class:`AmiNotConnected`, and :meth:`AmiSource.run` reconnects with capped
-  exponential backoff + jitter, then resyncs the tracker from ``QueueStatus`` + ``CoreShowChannels``.
-* **Keepalive** is ours: panoramisk's pinger never checks for an answer, so a half-open TCP connection would
-  go unnoticed; we await each ``Ping`` with a timeout and drop the connection when it does not come back.
-
-Events go straight from the wire parser into :meth:`Ingest.feed` on the read path (no panoramisk ``Message``, no
-dispatch: its coroutine callbacks would run fire-and-forget, out of order); nothing is awaited there. Only
-answers to our actions (a ``Response``, or an event carrying the ActionID of a pending action, such as the
-QueueStatus list) go to panoramisk.
+Events go straight from the wire parser into :meth:`Ingest.feed` on the read path (no panoramisk dispatch: its
+coroutine callbacks would run fire-and-forget, out of order); nothing is awaited there. Answers to our actions go
+to panoramisk, except the resync's, which go to the resync in wire order.
 """
 
 from __future__ import annotations
@@ -34,12 +29,17 @@ from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
+from monitor.ami.resync import LIST_ANSWERS, RESYNC_PREFIX, Resyncer
 from monitor.ami.selection import DAEMON_EVENTS, tracker_selection
 from monitor.ami.wire import Headers, WireParser
 from monitor.core.ingest import Ingest
 from monitor.settings import AmiSettings
 
 log = logging.getLogger("qmon.ami")
+
+#: Asterisk's banner is one short line ("Asterisk Call Manager/11.0.0", manager.c); a peer that sends more than
+#: this before a line end, or another banner, is not an AMI server and is dropped at once (never buffered).
+MAX_BANNER_BYTES = 1024
 
 
 class AmiAuthError(Exception):
@@ -63,15 +63,20 @@ def _headers(msg: Message) -> Headers:
 class _Protocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
     """panoramisk's AMIProtocol with wire.py framing and no re-queueing of actions on close."""
 
-    def __init__(self, manager: _Manager, on_event: Callable[[Headers], None], on_dropped: Callable[[int], None],
+    def __init__(self, manager: _Manager, on_event: Callable[[Headers], None],
+                 on_resync: Callable[[str, Headers], None], on_dropped: Callable[[int], None],
                  events: frozenset[str]) -> None:
         super().__init__()
         self._manager = manager
         self._on_event = on_event
+        self._on_resync = on_resync
         self._on_dropped = on_dropped
         # Events outside the tracker's selection and ``events`` are counted, never parsed (docs/performance.md);
-        # responses and events carrying an ActionID (answers to our actions) are always kept and parsed whole.
+        # responses and events carrying an ActionID (answers to our actions, the resync's lists) are always kept
+        # and parsed whole.
         self.parser = WireParser(expect_banner=True, select=tracker_selection(extra=events))
+        self.refused = ""  # why we dropped the peer (not an AMI server), for the login error
+        self._head = b""  # the banner line so far (at most MAX_BANNER_BYTES)
 
     def listen(self, events: frozenset[str]) -> None:
         """Keep (parse and hand on) these events too, from the next message on."""
@@ -89,6 +94,8 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
         if self._manager.tap is not None:
             self._manager.tap(data)
         parser = self.parser
+        if parser.banner is None and not self._banner_ok(data):
+            return
         dropped = parser.dropped_events
         for headers in parser.feed(data):
             try:
@@ -98,9 +105,30 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
         if parser.dropped_events != dropped:
             self._on_dropped(parser.dropped_events - dropped)
 
+    def _banner_ok(self, data: bytes) -> bool:
+        """Before the banner: False (and the connection dropped) once the peer is plainly not Asterisk."""
+        nl = data.find(b"\n")
+        line = self._head + (data if nl < 0 else data[:nl])
+        if len(line) > MAX_BANNER_BYTES:
+            self.refused = f"not an AMI server (no banner line within {MAX_BANNER_BYTES} bytes)"
+        elif nl < 0:
+            self._head = line
+            return True
+        elif b"Call Manager" not in line:
+            self.refused = f"not an AMI server (banner {bytes(line[:60]).decode('utf-8', 'replace')!r})"
+        else:
+            return True
+        log.warning("AMI %s: %s; dropping the connection", self._manager.name, self.refused)
+        self.connection_lost(None)
+        return False
+
     def _route(self, headers: Headers) -> None:
-        """An answer to a pending action -> panoramisk; any other event -> our read path, as parsed."""
+        """An answer to a pending action -> panoramisk; a resync answer -> the resync; any other event -> our read
+        path, as parsed."""
         action_id = headers.get("ActionID")
+        if isinstance(action_id, str) and action_id.startswith(RESYNC_PREFIX):
+            self._on_resync(action_id, headers)
+            return
         if "Event" not in headers or (isinstance(action_id, str) and action_id in self.responses):
             msg = Message(headers)
             msg.qmon_headers = headers
@@ -113,9 +141,10 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
     def close(self) -> None:
         pending = {id(a): a for a in self.responses.values()}
         self.responses.clear()
+        why = self.refused or "connection closed before the {} answer"
         for action in pending.values():
             if not action.future.done():
-                action.future.set_exception(AmiNotConnected(f"connection closed before the {action['action']} answer"))
+                action.future.set_exception(AmiNotConnected(why.format(action["action"])))
                 action.future.exception()  # mark retrieved: nobody may be waiting (e.g. a timed-out Ping)
         if not self.is_closed:
             self.closed = True
@@ -164,6 +193,7 @@ class AmiSource:
         self._lost_event = asyncio.Event()
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
+        self._resync = Resyncer(settings, ingest, clock=clock, rng=rng, feed=self._feed)
         self._ever_up = False
         self._down_since: float | None = None
         self._attempts = 0
@@ -179,6 +209,16 @@ class AmiSource:
     def name(self) -> str:
         """The pbx label of this connection."""
         return self.settings.name
+
+    @property
+    def synced(self) -> bool:
+        """Logged in and resynced: the tracker's calls and members are Asterisk's (``/readyz`` reads this)."""
+        return self.connected and self._resync.synced
+
+    @property
+    def resync_error(self) -> str:
+        """Why the resync has not succeeded yet ("" when it has, or has not started)."""
+        return self._resync.error
 
     @property
     def bytes_received(self) -> int:
@@ -275,11 +315,12 @@ class AmiSource:
         self._lost_event.clear()
         self._attempts += 1
         events = self._listened()
-        _, proto = await asyncio.wait_for(
-            loop.create_connection(lambda: _Protocol(self._manager, self._on_event, self._on_dropped, events),
-                                   s.host, s.port),
-            s.connect_timeout_s)
+        _, proto = await asyncio.wait_for(loop.create_connection(
+            lambda: _Protocol(self._manager, self._on_event, self._resync.route, self._on_dropped, events),
+            s.host, s.port), s.connect_timeout_s)
         self._proto = proto
+        if proto.is_closed:  # dropped before we could even log in (e.g. not an AMI server: see _banner_ok)
+            raise AmiNotConnected(proto.refused or "connection closed before the Login")
         m = self._manager
         m.loop, m.protocol, m.tap = loop, proto, self.tap
         m.responses = proto.responses
@@ -311,8 +352,9 @@ class AmiSource:
         self._down_since = None
         ping = asyncio.create_task(self._ping_loop(), name=f"ami-ping-{self.name}")
         try:
-            await self._resync()
-            self._ready.set()
+            await self._resync.run(self._write, self._lost_event)
+            if self._resync.synced:
+                self._ready.set()
             if not self._lost_event.is_set():
                 stop = asyncio.create_task(self._stop.wait())
                 lost = asyncio.create_task(self._lost_event.wait())
@@ -333,27 +375,12 @@ class AmiSource:
             self.last_error = f"connection to AMI {s.host}:{s.port} lost"
             log.warning("AMI %s: connection to %s:%d lost; reconnecting with backoff", self.name, s.host, s.port)
 
-    async def _resync(self) -> None:
-        """Ask Asterisk what is alive now and let the tracker settle calls left suspect by a gap."""
-        self.ingest.resync_begin()
-        tasks = [asyncio.ensure_future(self._manager.send_action({"Action": a})) for a in
-                 ("QueueStatus", "CoreShowChannels")]
-        done, pending = await asyncio.wait(tasks, timeout=self.settings.resync_timeout_s)
-        for t in pending:
-            t.cancel()
-        if pending:
-            log.warning("AMI %s: resync answers incomplete after %.0f s; calls not confirmed alive are closed "
-                        "as gap", self.name, self.settings.resync_timeout_s)
-        results: list[Any] = []
-        for t in tasks:
-            if t in done:
-                if (exc := t.exception()) is not None:
-                    raise exc  # AmiNotConnected: the session is over, the next login resyncs again
-                result = t.result()
-                results.extend(result if isinstance(result, list) else [result])
-        for msg in results:
-            self._feed(_headers(msg))
-        self.ingest.resync_end(self._clock())
+    def _write(self, data: bytes) -> None:
+        """Send raw bytes on the current connection (the resync's own list actions)."""
+        proto = self._proto
+        if proto is None or proto.is_closed:
+            raise AmiNotConnected(f"AMI {self.name} is not connected")
+        proto.transport.write(data)
 
     async def _ping_loop(self) -> None:
         interval = self.settings.ping_interval_s
@@ -371,8 +398,16 @@ class AmiSource:
 
     def _on_event(self, headers: Headers) -> None:
         """Every event not answering an action: normalise + track synchronously, never await; then listeners."""
-        self._feed(headers)
         event = headers.get("Event")
+        if self._resync.collecting and event in LIST_ANSWERS and "ActionID" in headers:
+            # A list answer to an action that is not our resync (a replayed capture holds the capturing session's
+            # own QueueStatus): while ours is being collected it would be taken for ours — a stale, partial list
+            # that removes members Asterisk still has. Asterisk sends each session only its own answers.
+            self.ingest.skip(f"foreign_answer:{event}")
+            return
+        self._feed(headers)
+        if event == "FullyBooted":
+            self._resync.fully_booted()
         for callback in self._listeners.get(event, ()) if isinstance(event, str) else ():
             try:
                 callback(headers)
@@ -392,6 +427,7 @@ class AmiSource:
 
     def _lost(self, proto: _Protocol, exc: Exception | None) -> None:
         if proto is self._proto:
+            self._resync.session_ended(AmiNotConnected(f"connection to AMI {self.name} lost during the resync"))
             self._lost_event.set()
 
     def _close_transport(self) -> None:

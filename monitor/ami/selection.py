@@ -13,9 +13,10 @@ from monitor.ami.wire import Selection
 from monitor.core import normalize
 from monitor.core.normalize import TRACKED_VARIABLES, event_builders, tracked_events
 
-#: Events qmon uses outside the tracker: survey callbacks wait for the answer to their Originate; the live
-#: source ends the session on ``Shutdown`` (with the ``system`` read privilege only, but never filter it out).
-DAEMON_EVENTS = frozenset({"OriginateResponse", "Shutdown"})
+#: Events qmon uses outside the tracker: survey callbacks wait for the answer to their Originate and watch
+#: ``SoftHangupRequest`` (who hung up an owed callback); the live source ends the session on ``Shutdown`` (with
+#: the ``system`` read privilege only, but never filter it out).
+DAEMON_EVENTS = frozenset({"OriginateResponse", "Shutdown", "SoftHangupRequest"})
 
 
 def tracker_events(extra: Iterable[str] = DAEMON_EVENTS) -> frozenset[str]:

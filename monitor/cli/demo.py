@@ -5,18 +5,29 @@ from __future__ import annotations
 import argparse
 import contextlib
 import signal
+import socket
 import sys
 import time
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from monitor.cli.common import CliError, check_exposure, check_listen, check_store_paths, split_listen_address
+from monitor.cli.common import (
+    CliError,
+    check_exposure,
+    check_listen,
+    check_store_paths,
+    check_writable_file,
+    split_listen_address,
+)
 from monitor.settings import AmiSettings, HttpSettings, Settings, StoreSettings, SurveySettings, TrackerSettings
 
 if TYPE_CHECKING:
     import asyncio  # annotations only: the event loop is imported when a command runs, not by qmon replay
+
+    from monitor.sim.scenario import Simulation
+    from monitor.sim.server import AmiSimServer
 
 
 def add_parser(sub: Any) -> None:
@@ -26,6 +37,8 @@ def add_parser(sub: Any) -> None:
                        "speaks the Asterisk Manager Interface locally.")
     p.add_argument("--port-ami", type=int, default=0, help="simulator AMI port (default: any free port)")
     p.add_argument("--http-port", type=int, default=9465, help="qmon HTTP port for /metrics and /api/v1")
+    p.add_argument("--survey-port", type=int, default=0, help="qmon FastAGI survey port the simulated callers "
+                   "answer the post-call survey on (default: any free port)")
     p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (default 1)")
     p.add_argument("--seed", type=int, default=None, help="random seed (same seed, same calls)")
     p.add_argument("--http-bind", default="127.0.0.1", help="qmon HTTP address (0.0.0.0 inside a container: "
@@ -42,8 +55,12 @@ def add_parser(sub: Any) -> None:
 
 
 def demo_settings(ami_port: int, http_port: int, db: str, http_bind: str = "127.0.0.1", token: str = "",
-                  log_level: str = "INFO") -> Settings:
-    """Settings of the daemon pointed at the simulator, with SQLite storage and no survey server."""
+                  log_level: str = "INFO", survey_port: int = 0) -> Settings:
+    """Settings of the daemon pointed at the simulator: SQLite storage, the FastAGI survey server on loopback.
+
+    The survey's own state (cooldowns, opt-outs) sits beside the demo database, never in a production file.
+    ``survey_port`` 0: the caller picks a free port (the simulator must know it before the daemon starts).
+    """
     from monitor.config import db_url, sqlite_path
     from monitor.sim import DEMO_SECRET, DEMO_USER
     from monitor.sim.scenario import DEFAULT_QUEUES
@@ -53,14 +70,15 @@ def demo_settings(ami_port: int, http_port: int, db: str, http_bind: str = "127.
     if path is not None:
         resolved = Path(path).resolve()
         url, journal = f"sqlite+aiosqlite:///{resolved}", str(resolved.with_suffix(".journal.jsonl"))
+        state = str(resolved.with_name(resolved.stem + "-survey.db"))
     else:
-        journal = "qmon-demo.journal.jsonl"
+        journal, state = "qmon-demo.journal.jsonl", "qmon-demo-survey.db"
     return Settings(
         ami=(AmiSettings(name="demo", host="127.0.0.1", port=ami_port, username=DEMO_USER, secret=DEMO_SECRET),),
         tracker=TrackerSettings(queues=tuple(q.name for q in DEFAULT_QUEUES)),
         http=HttpSettings(bind=http_bind, port=http_port, token=token),
         store=StoreSettings(url=url, journal_path=journal),
-        survey=SurveySettings(enabled=False),
+        survey=SurveySettings(enabled=True, bind="127.0.0.1", port=survey_port, state_path=state),
         log_level=log_level,
     )
 
@@ -84,8 +102,13 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     if not args.no_daemon:
         check_exposure(args.http_bind, settings.http.token, args.insecure_no_token, "qmon demo")
         check_store_paths(settings)
+        check_writable_file(settings.survey.state_path, "survey state")
         if args.http_port:
             check_listen(args.http_bind, args.http_port, "--http-port")
+        if args.survey_port:
+            check_listen("127.0.0.1", args.survey_port, "--survey-port")
+        survey_port = args.survey_port or free_port()
+        settings = replace(settings, survey=replace(settings.survey, port=survey_port))
     if args.port_ami:
         check_listen("127.0.0.1", args.port_ami, "--port-ami")
     setup_logging(settings.log_level)
@@ -97,16 +120,42 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         raise CliError(str(exc), 1) from None
 
 
-async def _main(args: argparse.Namespace, settings: Settings) -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the simulator must know the survey port before the daemon binds it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class DemoParts:
+    """The simulator's handles (tests read the ground truth and the stream sent)."""
+
+    sim: Simulation
+    server: AmiSimServer
+
+
+async def _main(args: argparse.Namespace, settings: Settings, *, record: bool = False,
+                on_start: Callable[[DemoParts], object] | None = None) -> int:
+    """The simulator (and, unless ``--no-daemon``, the daemon on it) until ``stop``: SIGINT/SIGTERM/--duration."""
     import asyncio
 
     from monitor.sim import DEMO_SECRET, DEMO_USER
+    from monitor.sim.model import Knobs
     from monitor.sim.scenario import Simulation
     from monitor.sim.server import AmiSimServer
 
     seed = args.seed if args.seed is not None else int(time.time())
-    sim = Simulation(seed, time.time())
-    server = AmiSimServer(sim, speed=args.speed, username=DEMO_USER, secret=DEMO_SECRET)
+    agi = None if args.no_daemon else settings.survey.port
+    knobs = Knobs(survey_via="agi", agi_url=f"agi://127.0.0.1:{agi}") if agi else Knobs()
+    start = time.time()
+    if args.duration > 0 and args.speed > 1:
+        # Faster than life: begin in the past, so no call lies in the future when the run ends (`qmon report`
+        # right after the demo reads up to now).
+        start -= (args.speed - 1) * args.duration
+    sim = Simulation(seed, start, knobs=knobs)
+    server = AmiSimServer(sim, speed=args.speed, username=DEMO_USER, secret=DEMO_SECRET, agi_port=agi,
+                          record=record)
     port = await server.start("127.0.0.1", args.port_ami)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -116,6 +165,8 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
     pacer = asyncio.create_task(server.run(), name="demo-simulator")
     print(f"qmon demo: simulated call center (seed {seed}, speed x{args.speed:g}) speaking AMI on "
           f"127.0.0.1:{port} (user {DEMO_USER}, secret {DEMO_SECRET})", flush=True)
+    if on_start is not None:
+        on_start(DemoParts(sim, server))
     if args.duration > 0:
         loop.call_later(args.duration, stop.set)
     try:
@@ -130,18 +181,32 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         await server.close()
 
 
+def urls(base: str, where: str, survey_port: int) -> list[str]:
+    """The lines the demo prints once the daemon is up: every URL it serves, where records go."""
+    return [
+        f"qmon demo: wallboard   {base}/",
+        f"qmon demo: metrics     {base}/metrics",
+        f"qmon demo: API         {base}/api/v1/queues  {base}/api/v1/calls  {base}/api/v1/surveys  "
+        f"{base}/api/v1/openapi.json",
+        f"qmon demo: surveys     the simulated callers answer over FastAGI at agi://127.0.0.1:{survey_port}/csat",
+        f"qmon demo: records in {where} (qmon report --db {where}); Ctrl-C to stop",
+    ]
+
+
 async def _daemon(settings: Settings, stop: asyncio.Event) -> int:
     from monitor.cli.run import serve
     from monitor.config import sqlite_path
 
     where = sqlite_path(settings.store.url) or "the database"
     shown = "localhost" if settings.http.bind in ("0.0.0.0", "::") else settings.http.bind
+    if ":" in shown:
+        shown = f"[{shown}]"
 
     def ready(http_port: int) -> str:
-        base = f"http://{shown}:{http_port}"
-        line = (f"qmon demo: metrics at {base}/metrics, API at {base}/api/v1/queues and {base}/api/v1/calls, "
-                f"records in {where} (qmon report --db {where}); Ctrl-C to stop")
-        print(line, file=sys.stdout, flush=True)
+        lines = urls(f"http://{shown}:{http_port}", where, settings.survey.port)
+        if settings.http.token:
+            lines.append("qmon demo: the API wants the header  Authorization: Bearer $QMON_HTTP_TOKEN")
+        print("\n".join(lines), file=sys.stdout, flush=True)
         return "qmon ready: AMI logged in (demo simulator)"
 
     return await serve(settings, stop, ready)

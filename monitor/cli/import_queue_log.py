@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -88,6 +89,8 @@ async def _import(s: Settings, logs: list[tuple[Path, QueueLog]], pbx: str) -> i
             raise CliError(f"{masked(s.store.url)}: {why}", 1)
         for f, log in logs:
             res = await import_queue_log(store, log, pbx, s.tracker.repeat_windows)
+            for number, line, why in log.ignored:  # every line not used, with its reason: nothing dropped silently
+                print(f"{f}:{number}: ignored: {why}: {line}", file=sys.stderr)
             print(f"{f}: " + ", ".join(f"{k} {v}" for k, v in res.items()))
         return 0
     finally:

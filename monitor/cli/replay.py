@@ -23,6 +23,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--repeat-window", action="append", default=None, metavar="W",
                    help="repeat-caller window, repeatable (default 24h)")
     p.add_argument("--records", action="store_true", help="also print every call record (json report only)")
+    p.add_argument("--late-grace-s", metavar="S",
+                   help="a call is final this long after its caller's hang-up (default 2)")
+    p.add_argument("--home-region", metavar="CC", help="ISO 3166 region of national caller numbers, e.g. PL")
+    p.add_argument("--trunk-prefix", action="append", default=None, metavar="P",
+                   help="prefix a trunk adds to caller numbers, repeatable")
+    p.add_argument("--withheld", action="append", default=None, metavar="N",
+                   help="a caller number meaning 'withheld', repeatable (default: anonymous, restricted, ...)")
     p.add_argument("--full-parse", action="store_true",
                    help="parse every .ami message, even events the tracker never reads (slower; same report)")
     add_config_arg(p)
@@ -36,12 +43,15 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from monitor.ami.files import CaptureError, read_capture
     from monitor.ami.selection import tracker_selection
     from monitor.config import tracker_config
+    from monitor.core.ingest import merge_records
     from monitor.core.tracker import CallTracker
-    from monitor.replay import ReplayResult, replay_messages
+    from monitor.replay import ReplayResult, UnsupportedStream, replay_messages
 
     t = settings_from(args.config, env, {"tracker"}, {
         "tracker.abandon_short_s": args.abandon_short_s, "tracker.sl_threshold_s": args.sl_threshold_s,
-        "tracker.repeat_windows": ",".join(args.repeat_window) if args.repeat_window else None}).tracker
+        "tracker.repeat_windows": _joined(args.repeat_window), "tracker.late_grace_s": args.late_grace_s,
+        "tracker.home_region": args.home_region, "tracker.trunk_prefixes": _joined(args.trunk_prefix),
+        "tracker.withheld_numbers": _joined(args.withheld)}).tracker
     tracker = CallTracker(tracker_config(t))  # one tracker: repeat callers span files
     total = ReplayResult()
     # Fast path: .ami events the tracker never reads are counted, never parsed (same report: tests/test_wire_fast.py).
@@ -57,12 +67,12 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                 raise CliError(f"{path}: no AMI event in it{why}: not a capture of an AMI event stream?", 1)
             if sum(stats.values()):
                 print(f"qmon replay: {path}: {sum(stats.values())} unreadable line(s) skipped", file=sys.stderr)
-            total.records.extend(r.records)
+            merge_records(total.records, r.records)  # a late event in the next file may amend a record
             total.events += r.events
             for k, v in r.skipped.items():
                 total.skipped[k] = total.skipped.get(k, 0) + v
             total.queues |= r.queues
-    except CaptureError as exc:
+    except (CaptureError, UnsupportedStream) as exc:  # Asterisk 11 or older: refused, never half counted
         raise CliError(str(exc)) from None
     report = total.report(t.sl_threshold_s)
     if total.skipped:
@@ -74,6 +84,11 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     else:
         print(format_table(report))
     return 0
+
+
+def _joined(values: list[str] | None) -> str | None:
+    """A repeatable flag as the loader's comma-separated list (None when not given)."""
+    return ",".join(values) if values else None
 
 
 def _f(v: Any, digits: int = 1) -> str:

@@ -12,10 +12,11 @@ from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from monitor.cli.common import CliError, add_db_args, one_line, require_database, store_settings
+from monitor.core.servicelevel import DEFAULT_SL, SL_DEFINITIONS, sl_definition_map
 from monitor.settings import StoreSettings
 
 if TYPE_CHECKING:
-    from monitor.core.records import CallRecord
+    from monitor.core.records import CallRecord, MemberNote, OwedCall
 
 
 def add_parser(sub: Any) -> None:
@@ -32,6 +33,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--by", choices=("day", "hour"), help="also break down by day or hour")
     p.add_argument("--tz", default="UTC", help="time zone of dates and buckets (default UTC)")
     p.add_argument("--sl-threshold-s", type=float, default=20.0, help="service-level threshold (default 20)")
+    p.add_argument("--sl-definition", default=DEFAULT_SL, choices=SL_DEFINITIONS,
+                   help=f"the service level shown as 'sl' (default {DEFAULT_SL})")
+    p.add_argument("--queue-sl", action="append", default=[], metavar="QUEUE=DEFINITION",
+                   help="another definition for one queue (repeatable)")
+    p.add_argument("--horizon-s", type=float, default=14_400.0,
+                   help="true abandonment: an owed callback not reached within this many seconds (default 4 h)")
     add_db_args(p)
     p.set_defaults(func=run)
 
@@ -75,18 +82,25 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
     from monitor.settings import WAIT_BUCKETS_S
     from monitor.store.engine import masked
-    from monitor.store.history import history
+    from monitor.store.history import Extras, history
 
     tz, from_ts, to_ts = _range(args)
     if args.sl_threshold_s not in WAIT_BUCKETS_S:
         raise CliError(f"--sl-threshold-s: {args.sl_threshold_s:g} is not a bound of the wait histogram "
                        f"(one of {', '.join(str(b) for b in WAIT_BUCKETS_S)})")
+    if args.horizon_s <= 0:
+        raise CliError("--horizon-s must be > 0")
+    try:
+        sl_defs = sl_definition_map(args.sl_definition, tuple(args.queue_sl))
+    except ValueError as exc:
+        raise CliError(f"--queue-sl: {exc}") from None
     s = store_settings(args, env).store
     require_database(s.url)
-    records = asyncio.run(_load(s, from_ts, to_ts))
+    records, members, owed = asyncio.run(_load(s, from_ts, to_ts, args.pbx))
     if args.pbx is not None:
         records = [r for r in records if r.pbx == args.pbx]
-    rep = history(records, args.sl_threshold_s, args.queue, args.agent, args.by, tz)
+    extras = Extras((from_ts, to_ts), members, owed, args.horizon_s, time.time(), sl_defs)
+    rep = history(records, args.sl_threshold_s, args.queue, args.agent, args.by, tz, extras)
     rep = {"database": masked(s.url), "pbx": args.pbx, "from": datetime.fromtimestamp(from_ts, tz).isoformat(),
            "to": datetime.fromtimestamp(to_ts, tz).isoformat(), "sl_threshold_s": args.sl_threshold_s, **rep}
     if args.format == "json":
@@ -98,11 +112,19 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     return 0
 
 
-async def _load(s: StoreSettings, from_ts: float, to_ts: float) -> list[CallRecord]:
-    """The stored calls of [from_ts, to_ts); CliError when the database is unreachable or has no schema."""
+_LOOKBACK_S = 86_400.0  # member changes this far before --from: sessions and pauses already open at its start
+
+
+async def _load(s: StoreSettings, from_ts: float, to_ts: float, pbx: str | None = None,
+                ) -> tuple[list[CallRecord], list[MemberNote], list[OwedCall]]:
+    """The stored calls of [from_ts, to_ts), member changes (from a day before) and owed calls of the range.
+
+    CliError when the database is unreachable or has no schema.
+    """
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
     from monitor.store.engine import head_revision, make_engine, masked, schema_revision
+    from monitor.store.owed import member_notes_between, owed_between
     from monitor.store.queries import records_between
 
     engine = make_engine(s.url, s.connect_timeout_s, s.sqlite_busy_timeout_s, read_only=True)
@@ -116,7 +138,10 @@ async def _load(s: StoreSettings, from_ts: float, to_ts: float) -> list[CallReco
         if rev != head_revision():
             raise CliError(f"{masked(s.url)}: schema at {rev}, this qmon needs {head_revision()}: run "
                            "`qmon db upgrade`", 1)
-        return await records_between(async_sessionmaker(engine), from_ts, to_ts)
+        sessions = async_sessionmaker(engine)
+        return (await records_between(sessions, from_ts, to_ts),
+                await member_notes_between(sessions, from_ts - _LOOKBACK_S, to_ts, pbx),
+                await owed_between(sessions, from_ts, to_ts, pbx))
     finally:
         await engine.dispose()
 
@@ -133,7 +158,11 @@ _SHORT = {"abandoned_short": "short", "exit_empty": "empty", "join_empty": "jemp
           "longest_wait_s": "maxwait", "repeat_calls": "rep", "repeat_rate": "reprate", "csat_responses": "resp",
           "csat_mean": "csat", "csat_satisfied_ratio": "csat%", "csat_response_rate": "rrate",
           "completed_by_agent": "byagent", "completed_by_caller": "bycaller", "ring_no_answer": "rna",
-          "transfers": "xfer", "voicemail": "vm"}
+          "transfers": "xfer", "voicemail": "vm", "sl_definition": "sldef", "sl_answered": "SL/ans",
+          "sl_answered_abandoned": "SL2", "sl_offered": "SL/off", "sl_offered_no_short": "SL/off-short",
+          "abandon_rate": "abn%", "abandon_rate_no_short": "abn%-short", "true_abandon_rate": "trueabn%",
+          "logged_in_s": "login", "paused_s": "paused", "pause_reasons": "pauses", "wrapup_s": "wrapup",
+          "occupancy": "occ"}
 
 
 def _table(title: str, rows: Mapping[str, Mapping[str, Any]], cols: tuple[str, ...]) -> list[str]:

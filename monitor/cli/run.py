@@ -82,8 +82,10 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None,
 
     def ready(d: Daemon) -> None:
         amis = ", ".join(f"{a.name}={a.host}:{a.port}" for a in settings.ami)
+        base = f"http://{settings.http.bind}:{d.http_port}"
+        board = f", wallboard {base}/" if settings.wallboard.enabled else ""
         msg = (ready_line(d.http_port) if ready_line is not None else
-               f"qmon ready: AMI logged in ({amis}), http://{settings.http.bind}:{d.http_port}/metrics")
+               f"qmon ready: AMI logged in ({amis}), {base}/metrics{board}")
         tasks.append(start_watch(d, settings.status_interval_s, msg))
 
     try:

@@ -9,13 +9,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 from monitor.core import events as ev
-from monitor.core.records import CallClosed, CallRecord, Note, RepeatNote, SegmentNote, Survey, SurveyNote
+from monitor.core.records import CallAmended, CallClosed, CallRecord, Note, RepeatNote, SegmentNote, Survey, SurveyNote
 from monitor.core.repeat import normalize_number
 from monitor.core.segments import IGNORED, TRANSITIONS, SegmentInput, SegmentState, Transition, illegal_label
 from monitor.core.state import NO_CHAN, CallState, SegState, TrackerState
-from monitor.core.vocab import VOICEMAIL, Outcome, SkipReason, abandon_outcome, skip_reason
+from monitor.core.vocab import VOICEMAIL, ClosedBy, Outcome, SkipReason, abandon_outcome, skip_reason
 
 Out = list[Note]
+FINAL_KEPT = 2_000  # final calls kept to be amended by a late event (the newest)
 
 
 def fire(st: TrackerState, seg: SegState, inp: SegmentInput) -> Transition | None:
@@ -36,19 +37,25 @@ def open_call(st: TrackerState, c: ev.Chan, ts: float) -> CallState:
     if call is None:
         call = CallState(c.linkedid, c.uniqueid, ts)
         st.calls[c.linkedid] = call
-    if c.uniqueid not in call.channels:
-        call.channels.add(c.uniqueid)
-        st.by_uid[c.uniqueid] = c.linkedid
+    _add_channel(st, call, c.uniqueid)
     return call
+
+
+def _add_channel(st: TrackerState, call: CallState, uid: str) -> None:
+    # A new caller channel of a call whose caller had hung up (within the grace period): it goes on.
+    if uid not in call.channels:
+        call.channels.add(uid)
+        st.by_uid[uid] = call.linkedid
+    if call.hangup_ts is not None:
+        call.hangup_ts = None
+        st.ending.pop(call.linkedid, None)
 
 
 def entry_call(st: TrackerState, c: ev.Chan, ts: float, out: Out) -> CallState | None:
     """The call a queue-entering channel belongs to, opened if new (never re-opened once closed: None)."""
     existing = st.call_for(c.uniqueid, c.linkedid)
     if existing is not None:
-        if c.uniqueid not in existing.channels:
-            existing.channels.add(c.uniqueid)
-            st.by_uid[c.uniqueid] = existing.linkedid
+        _add_channel(st, existing, c.uniqueid)
         check_repeat(st, existing, c, ts, out)
         return existing
     if c.linkedid in st.closed:
@@ -64,7 +71,9 @@ def check_repeat(st: TrackerState, call: CallState, c: ev.Chan, ts: float, out: 
     if call.caller_checked:
         return
     known = st.chans[c.uniqueid].caller_num if c.uniqueid in st.chans else None
-    num = normalize_number(c.caller_num) or normalize_number(known)
+    cfg = st.config
+    num = (normalize_number(c.caller_num, cfg.home_region, cfg.trunk_prefixes, cfg.withheld_numbers)
+           or normalize_number(known, cfg.home_region, cfg.trunk_prefixes, cfg.withheld_numbers))
     if num is None and not c.caller_num:
         return  # not known yet; a later event of this channel will tell
     call.caller_checked = True
@@ -147,6 +156,48 @@ def freeze(st: TrackerState, call: CallState, ts: float, closed_by: str) -> Call
     )
 
 
+def hang_up(st: TrackerState, call: CallState, ts: float, out: Out) -> None:
+    """The call's last caller channel hung up at ``ts``: final ``late_grace_s`` later (at once when it is 0).
+
+    The grace is measured on the PBX clock and on the daemon's (``st.daemon_now``), whichever passes it first: a
+    stream whose Timestamps go back (a PBX clock change, concatenated captures) cannot keep a call open.
+    """
+    if st.config.late_grace_s <= 0:
+        out.append(close(st, call, ts, ClosedBy.HANGUP))
+        return
+    call.hangup_ts = ts
+    st.ending[call.linkedid] = (ts, st.daemon_now)
+
+
+def flush(st: TrackerState, pbx_now: float, daemon_now: float) -> list[Note]:
+    """Close, as ``hangup`` at their hang-up time, the calls whose grace period is over (times in epoch s)."""
+    grace = st.config.late_grace_s
+    due = sorted((ts, lid) for lid, (ts, seen) in st.ending.items()
+                 if pbx_now >= ts + grace or daemon_now >= seen + grace)
+    return [close(st, st.calls[lid], ts, ClosedBy.HANGUP) for ts, lid in due if lid in st.calls]
+
+
+def amend_complete(st: TrackerState, queue: str, member: str, dest_uid: str, talk_s: float, reason: str,
+                   out: Out) -> bool:
+    """A late AgentComplete for a call already final: amend its record (a :class:`CallAmended`); False if none.
+
+    Live counters are not touched (they were exported when the call closed); the member state neither.
+    """
+    for lid in reversed(st.final):
+        call, end_ts, closed_by = st.final[lid]
+        seg = next((s for s in reversed(call.segments) if s.queue == queue and s.agent == member
+                    and s.outcome == Outcome.ANSWERED and s.talk_s is None
+                    and (not dest_uid or not s.agent_uid or s.agent_uid == dest_uid)), None)
+        if seg is None:
+            continue
+        seg.talk_s, seg.completion = talk_s, reason
+        st.stats["amended"] += 1
+        rec = freeze(st, call, end_ts, closed_by)
+        out.append(CallAmended(replace(rec, extra={**rec.extra, "amended": True})))
+        return True
+    return False
+
+
 def close(st: TrackerState, call: CallState, ts: float, closed_by: str) -> CallClosed:
     """Close a call: open segments become ``unknown``, members stop ringing/talking; the final record.
 
@@ -163,12 +214,17 @@ def close(st: TrackerState, call: CallState, ts: float, closed_by: str) -> CallC
             end_rings(st, seg)
         elif seg.agent is not None and seg.talk_s is None:
             st.members.adjust(seg.queue, seg.agent, in_call=-1)
+            st.agents.call_ended(seg.queue, seg.agent, ts)
     st.calls.pop(call.linkedid, None)
+    st.ending.pop(call.linkedid, None)
     for uid in call.channels:
         st.by_uid.pop(uid, None)
     st.closed[call.linkedid] = ts
     while len(st.closed) > 10_000:
         st.closed.popitem(last=False)
+    st.final[call.linkedid] = (call, ts, str(closed_by))
+    while len(st.final) > FINAL_KEPT:
+        st.final.popitem(last=False)
     record = freeze(st, call, ts, str(closed_by))
     answered = [s for s in record.segments if s.outcome == Outcome.ANSWERED]
     st.recent[record.linkedid] = st.recent[record.call_id] = (

@@ -45,6 +45,14 @@ class Newchannel(ChannelEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class Rename(ChannelEvent):
+    """Rename: the channel with this Uniqueid is now called ``new_name`` (a masquerade names the loser
+    ``<name><ZOMBIE>``; channel.c ast_change_name / the stasis snapshot of a swapped channel)."""
+
+    new_name: str
+
+
+@dataclass(frozen=True, slots=True)
 class Newexten(ChannelEvent):
     """Newexten: the channel runs a dialplan application."""
 
@@ -194,6 +202,41 @@ class MemberEvent(Event):
     paused: bool
     paused_reason: str
     in_call: bool
+    state_interface: str = ""  # StateInterface: the device whose state counts (FreePBX: hint:1001@ext-local)
+    login_time: int = 0  # LoginTime (epoch s; 0 when absent): when the member joined the queue
+    last_pause: int = 0  # LastPause (epoch s; 0 when never paused)
+    wrapuptime: int = 0  # the member's own Wrapuptime (s; 0 = the queue's)
+
+
+@dataclass(frozen=True, slots=True)
+class DialEvent(Event):
+    """DialBegin/DialEnd (Asterisk 12+): ``channel``/``uniqueid`` dial out (empty for an Originate), ``dest_*`` is rung.
+
+    Headers as documented (docs.asterisk.org, AMI Events DialBegin/DialEnd): the caller snapshot (``Channel``,
+    ``Uniqueid``, ``Exten``, ...), the ``Dest*`` snapshot, ``DialString`` (DialBegin), ``DialStatus`` (DialEnd).
+    """
+
+    channel: str
+    uniqueid: str
+    exten: str
+    dest_channel: str
+    dest_uniqueid: str
+    dest_caller_num: str
+    dest_exten: str
+
+
+@dataclass(frozen=True, slots=True)
+class DialBegin(DialEvent):
+    """DialBegin: ``dial_string`` is Dial()'s argument for this destination (``PJSIP/5551010@trunk``)."""
+
+    dial_string: str
+
+
+@dataclass(frozen=True, slots=True)
+class DialEnd(DialEvent):
+    """DialEnd: ``dial_status`` ANSWER, BUSY, NOANSWER, CANCEL, CONGESTION, CHANUNAVAIL, ..."""
+
+    dial_status: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +248,11 @@ class QueueParams(Event):
 
 @dataclass(frozen=True, slots=True)
 class QueueEntry(ChannelEvent):
-    """QueueEntry (QueueStatus response): a caller waiting right now."""
+    """QueueEntry (QueueStatus response): a caller waiting right now, ``wait`` s so far.
+
+    Asterisk's QueueEntry carries no Linkedid (app_queue.c, manager_queues_status): ``chan.linkedid`` is ``''``;
+    the resync recovers it from the channel's CoreShowChannel.
+    """
 
     queue: str
     position: int
@@ -214,10 +261,16 @@ class QueueEntry(ChannelEvent):
 
 @dataclass(frozen=True, slots=True)
 class CoreShowChannel(ChannelEvent):
-    """CoreShowChannel (CoreShowChannels response): a channel alive right now."""
+    """CoreShowChannel (CoreShowChannels response): a channel alive right now, for ``duration_s`` s.
+
+    ``duration_s`` is None when Asterisk sent no parsable ``Duration`` (HH:MM:SS); ``bridge_id`` is ``''`` when
+    the channel is in no bridge (manager.c, action_coreshowchannels).
+    """
 
     application: str
     app_data: str
+    duration_s: int | None = None
+    bridge_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

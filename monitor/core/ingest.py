@@ -8,15 +8,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from monitor.core.clock import pbx_clock
-from monitor.core.normalize import Skip, normalize
+from monitor.core.normalize import Skip, UnsupportedAsterisk, normalize
+from monitor.core.records import CallAmended, CallRecord, Note, SurveyResultRecord
 from monitor.core.records import CallClosed as _Closed
-from monitor.core.records import CallRecord, Note, SurveyResultRecord
 from monitor.core.tracker import CallTracker
 from monitor.core.vocab import SkipReason
 
 log = logging.getLogger("qmon.ingest")
 
 Sink = Callable[[list[Note]], None]
+#: Why a stream of Asterisk 11 or older is refused (its numbers would be half right, silently).
+UNSUPPORTED_MESSAGE = ("qmon supports the AMI 2 event set of Asterisk 13 and later; this PBX sends the old "
+                       "(Asterisk 11 or older) event names, so its queue numbers cannot be counted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,7 @@ class Ingest:
         self.events = 0
         self.skipped: Counter[str] = Counter()
         self.last_event_at: float | None = None
+        self.unsupported: str | None = None  # the first AMI 1.x event name seen (Asterisk 11 or older), if any
 
     def feed(self, headers: Mapping[str, str | list[str]], now: float) -> list[Note]:
         """Process one message; every Event (tracked or not) counts in ``events``."""
@@ -71,6 +75,10 @@ class Ingest:
         if event is None:
             return []
         if isinstance(event, Skip):
+            if isinstance(event, UnsupportedAsterisk) and self.unsupported is None:
+                self.unsupported = event.reason.partition(":")[2]
+                log.error("AMI %s: event %r is from Asterisk 11 or older: %s", self.pbx, self.unsupported,
+                          UNSUPPORTED_MESSAGE)
             self.skip(event.reason)
             return []
         try:
@@ -136,12 +144,32 @@ class Ingest:
         self.tracker.connection_lost(now)
 
     def resync_begin(self) -> None:
-        """A reconnect: the QueueStatus/CoreShowChannels answers fed next say what is still alive."""
+        """A reconnect (or a new resync attempt): the QueueStatus/CoreShowChannels answers fed next say what is
+        alive now."""
         self.tracker.resync_begin()
+
+    def clock_sample(self, pbx_ts: float, now: float) -> None:
+        """PBX time ``pbx_ts`` read at daemon time ``now`` (epoch s), e.g. a Ping answer's Timestamp: answers
+        without a Timestamp (the resync lists) are placed on the PBX clock through it."""
+        self.tracker.clock_sample(pbx_ts, now)
 
     def resync_end(self, now: float) -> list[Note]:
         """The answers are in: settle suspect calls at daemon time ``now`` (s) and hand the notes to the sinks."""
         notes = self.tracker.resync_end(now)
+        self.emit(notes)
+        return notes
+
+    def tick(self, now: float) -> list[Note]:
+        """Let time pass (``now``: the daemon's clock, epoch s): calls past their grace period become final.
+
+        The daemon calls this periodically (every second or so); the notes go to the sinks like any other.
+        """
+        try:
+            notes = self.tracker.tick(now)
+        except Exception:
+            log.exception("tracker tick failed")
+            self.skip(SkipReason.TRACKER_ERROR)
+            return []
         self.emit(notes)
         return notes
 
@@ -164,5 +192,19 @@ class Ingest:
 
 
 def closed_records(notes: list[Note]) -> list[CallRecord]:
-    """The call records among notes."""
-    return [n.record for n in notes if isinstance(n, _Closed)]
+    """The call records among notes (final ones, and amended ones: see :func:`merge_records`)."""
+    return [n.record for n in notes if isinstance(n, (_Closed, CallAmended))]
+
+
+def merge_records(records: list[CallRecord], new: list[CallRecord]) -> None:
+    """Append ``new`` to ``records``; an amended record replaces the one of the same call (upsert by call id)."""
+    for r in new:
+        if r.extra.get("amended"):
+            for i in range(len(records) - 1, -1, -1):
+                if records[i].linkedid == r.linkedid and records[i].pbx == r.pbx:
+                    records[i] = r
+                    break
+            else:
+                records.append(r)
+        else:
+            records.append(r)

@@ -26,6 +26,8 @@ _SNAPSHOT_PREFIXES = ("Dest", "Queue", "Member", "Transferer", "Transferee", "Br
 _USER_SKIP = frozenset({"Event", "Privilege", "Timestamp", "UserEvent", "SequenceNumber", "File", "Line", "Func"})
 
 
+#: The caller snapshot of an Agent* event that carries none (``uniqueid`` empty).
+NO_CALLER = ev.Chan("", "")
 _MAX_TS = 4_102_444_800.0  # 2100-01-01: no real Asterisk Timestamp is later
 
 
@@ -127,6 +129,10 @@ def _newchannel(r: _Reader) -> ev.Event:
     return ev.Newchannel(r.ts(), r.chan())
 
 
+def _rename(r: _Reader) -> ev.Event:
+    return ev.Rename(r.ts(), r.chan(), r.req_nonempty("Newname"))
+
+
 def _newexten(r: _Reader) -> ev.Event:
     return ev.Newexten(r.ts(), r.chan(), r.req("Application"), r.opt("AppData"))
 
@@ -161,8 +167,11 @@ def _agent_base(r: _Reader) -> tuple[float | None, ev.Chan, str, str, str, str, 
     member = r.opt("MemberName") or r.opt("Interface")
     if not member:
         raise _Missing(skip_reason(SkipReason.MISSING, f"{r.event}.MemberName"))
+    # The caller's snapshot is absent when its channel was destroyed just before app_queue raised the event
+    # (seen on AgentComplete, Asterisk 20 and 22): the tracker then correlates by queue + member.
+    chan = r.chan() if r.opt("Uniqueid") else NO_CALLER
     return (
-        r.ts(), r.chan(), r.req_nonempty("Queue"), member, r.opt("Interface"),
+        r.ts(), chan, r.req_nonempty("Queue"), member, r.opt("Interface") or r.opt("Member"),
         r.opt("DestUniqueid"), r.opt("DestChannel"),
     )
 
@@ -232,9 +241,23 @@ def _member(kind: str) -> Callable[[_Reader], ev.Event]:
         return ev.MemberEvent(
             r.ts(), kind, r.req_nonempty("Queue"), member, r.opt("Interface") or r.opt("Location"),
             r.int_("Status", 0), paused, r.opt("PausedReason"), r.opt("InCall", "0") == "1",
+            r.opt("StateInterface"), r.int_("LoginTime", 0), r.int_("LastPause", 0), r.int_("Wrapuptime", 0),
         )
 
     return build
+
+
+def _dial_base(r: _Reader) -> tuple[float | None, str, str, str, str, str, str, str]:
+    return (r.ts(), r.opt("Channel"), r.opt("Uniqueid"), r.opt("Exten"), r.opt("DestChannel"),
+            r.req_nonempty("DestUniqueid"), r.opt("DestCallerIDNum"), r.opt("DestExten"))
+
+
+def _dial_begin(r: _Reader) -> ev.Event:
+    return ev.DialBegin(*_dial_base(r), dial_string=r.opt("DialString"))
+
+
+def _dial_end(r: _Reader) -> ev.Event:
+    return ev.DialEnd(*_dial_base(r), dial_status=r.opt("DialStatus").upper())
 
 
 def _params(r: _Reader) -> ev.Event:
@@ -242,11 +265,27 @@ def _params(r: _Reader) -> ev.Event:
 
 
 def _entry(r: _Reader) -> ev.Event:
-    return ev.QueueEntry(r.ts(), r.chan(), r.req_nonempty("Queue"), r.int_("Position", 0), r.int_("Wait", 0))
+    # QueueEntry has no Linkedid header: '' says "not known" (the resync joins it from CoreShowChannel), never
+    # the Uniqueid, which is another channel's id whenever the caller's ;1 leg came first.
+    chan = r.chan()
+    if not r.opt("Linkedid"):
+        chan = ev.Chan(chan.uniqueid, "", chan.channel, chan.caller_num, chan.caller_name, chan.context,
+                       chan.exten, chan.language)
+    return ev.QueueEntry(r.ts(), chan, r.req_nonempty("Queue"), r.int_("Position", 0), r.int_("Wait", 0))
+
+
+def duration_s(text: str) -> int | None:
+    """CoreShowChannel ``Duration`` (``HH:MM:SS``, hours may exceed 24) in seconds; None if malformed."""
+    parts = text.strip().split(":")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    h, m, s = (int(p) for p in parts)
+    return h * 3600 + m * 60 + s
 
 
 def _listed(r: _Reader) -> ev.Event:
-    return ev.CoreShowChannel(r.ts(), r.chan(), r.opt("Application"), r.opt("ApplicationData"))
+    return ev.CoreShowChannel(r.ts(), r.chan(), r.opt("Application"), r.opt("ApplicationData"),
+                              duration_s(r.opt("Duration")), r.opt("BridgeId").strip())
 
 
 def _complete(name: str) -> Callable[[_Reader], ev.Event]:
@@ -261,6 +300,7 @@ def _booted(r: _Reader) -> ev.Event:
 _BUILDERS: dict[str, Callable[[_Reader], ev.Event | None]] = {
     "Newchannel": _newchannel,
     "Newexten": _newexten,
+    "Rename": _rename,
     "VarSet": _varset,
     "Hangup": _hangup,
     "QueueCallerJoin": _join,
@@ -280,6 +320,8 @@ _BUILDERS: dict[str, Callable[[_Reader], ev.Event | None]] = {
     "QueueMemberPause": _member("pause"),
     "QueueMemberPaused": _member("pause"),
     "QueueMember": _member("list"),
+    "DialBegin": _dial_begin,
+    "DialEnd": _dial_end,
     "QueueParams": _params,
     "QueueEntry": _entry,
     "CoreShowChannel": _listed,
@@ -289,9 +331,28 @@ _BUILDERS: dict[str, Callable[[_Reader], ev.Event | None]] = {
 }
 
 
+#: Events only Asterisk 11 and older send (the AMI 1.x event set): their streams cannot be counted right here, so
+#: the first one is reported as ``unsupported:<Event>`` (qmon supports the AMI 2 event set, Asterisk 13 and later).
+#: Join/Leave became QueueCallerJoin/Leave, Link/Unlink/Bridge the Bridge* family, Dial DialBegin/DialEnd in 12.
+OLD_AMI_EVENTS = frozenset({"Join", "Leave", "Link", "Unlink", "Bridge", "Dial", "Masquerade", "Newcallerid"})
+
+
+def old_ami_banner(banner: str) -> bool:
+    """True for the banner of Asterisk 11 or older (``Asterisk Call Manager/1.x``; 12-13 say 2.x, 20 9.0.0, 22
+    11.0.0): the AMI 1.x event set. A modern banner does not prove modern events (see ``OLD_AMI_EVENTS``)."""
+    _, _, version = banner.strip().rpartition("/")
+    return banner.startswith("Asterisk Call Manager/") and version.split(".", 1)[0] in ("0", "1")
+
+
+class UnsupportedAsterisk(Skip):
+    """An event of the AMI 1.x generation (Asterisk 11 and older): the stream is not one qmon can count."""
+
+
 def tracked_events() -> frozenset[str]:
-    """Every AMI event name the normaliser turns into a tracker event (all others normalise to None)."""
-    return frozenset(_BUILDERS)
+    """Every AMI event name the normaliser reads: those it turns into a tracker event, and the AMI 1.x ones it
+    turns into an ``unsupported:`` skip (so a fast path keeps them and an Asterisk 11 stream is still refused);
+    all others normalise to None."""
+    return frozenset(_BUILDERS) | OLD_AMI_EVENTS
 
 
 def event_builders() -> dict[str, Callable[..., object]]:
@@ -314,6 +375,8 @@ def normalize(headers: HeaderMap) -> ev.Event | Skip | None:
         return None
     build = _BUILDERS.get(name)
     if build is None:
+        if name in OLD_AMI_EVENTS:
+            return UnsupportedAsterisk(skip_reason(SkipReason.UNSUPPORTED, name))
         return None
     try:
         return build(_Reader(name, headers))

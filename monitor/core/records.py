@@ -284,13 +284,54 @@ class MemberNote:
 
 
 @dataclass(frozen=True, slots=True)
+class OwedCall:
+    """One unanswered call owed a callback (times epoch s, PBX clock; ``wait_s`` seconds across its queues)."""
+
+    pbx: str
+    linkedid: str
+    caller: str
+    queue: str | None  # the queue where the call ended (its last segment)
+    start_ts: float
+    ended_ts: float
+    wait_s: float
+    outcome: str  # how its last queue segment ended: abandoned, abandoned_short, timeout, exit_empty, ...
+    voicemail: bool = False  # the caller then reached VoiceMail
+    closed_ts: float | None = None
+    closed_by: str | None = None  # inbound | outbound
+    agent: str | None = None  # who reached the caller
+
+    @property
+    def time_to_callback_s(self) -> float | None:
+        """Seconds from the end of the call to the caller being reached; None while open."""
+        return None if self.closed_ts is None else max(0.0, self.closed_ts - self.ended_ts)
+
+
+@dataclass(frozen=True, slots=True)
+class OwedNote:
+    """An owed call opened (``open``) or closed (``close``): for the store (upsert) and metrics."""
+
+    change: str
+    call: OwedCall
+
+
+@dataclass(frozen=True, slots=True)
 class CallClosed:
     """A call ended; its record is final."""
 
     record: CallRecord
 
 
+@dataclass(frozen=True, slots=True)
+class CallAmended:
+    """A late event changed a call whose record was already final: store it again (upsert by call id).
+
+    Live counters already exported are not changed: metrics ignore this note; only storage takes it.
+    """
+
+    record: CallRecord
+
+
 Note = (
     SegmentNote | RingNoAnswerNote | TalkNote | TransferNote | VoicemailNote | RepeatNote | SurveyNote
-    | MemberNote | CallClosed
+    | MemberNote | OwedNote | CallClosed | CallAmended
 )

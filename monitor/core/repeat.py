@@ -4,24 +4,55 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from functools import lru_cache
 
-_WITHHELD = frozenset({
-    "", "anonymous", "unknown", "<unknown>", "restricted", "withheld", "private", "unavailable", "none", "s",
-})
+import phonenumbers
+
+#: Caller "numbers" that mean the number was withheld (compared case-insensitively); empty and all-zero numbers
+#: (``0000000000``, ``00``, ``+000``: how some carriers present a withheld caller) are withheld too.
+WITHHELD_NUMBERS: tuple[str, ...] = (
+    "anonymous", "restricted", "unavailable", "unknown", "<unknown>", "withheld", "private", "none", "s",
+)
 _STRIP = re.compile(r"[\s\-().]")
 
 
-def normalize_number(raw: str | None) -> str | None:
-    """Digits with an optional leading ``+``; None for withheld/anonymous/unknown numbers."""
+@lru_cache(maxsize=16)
+def _lowered(withheld: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(w.strip().lower() for w in withheld)
+
+
+def normalize_number(raw: str | None, region: str = "", trunk_prefixes: tuple[str, ...] = (),
+                     withheld: tuple[str, ...] = WITHHELD_NUMBERS) -> str | None:
+    """A caller number as one key per subscriber; None for withheld, anonymous, empty or all-zero numbers.
+
+    With a home ``region`` (ISO 3166, e.g. ``PL``) every national or international spelling becomes E.164
+    (``+48 22 123 45 67``, ``0048221234567`` and ``221234567`` -> ``+48221234567``, by the phonenumbers library);
+    without one, only ``+`` numbers are; anything else is its digits. ``trunk_prefixes`` (e.g. a carrier's
+    ``9`` before every number) are stripped first, the longest matching one.
+    """
     if raw is None:
         return None
     s = _STRIP.sub("", raw.strip())
-    if s.lower() in _WITHHELD:
+    if not s or s.lower() in _lowered(withheld):
         return None
     plus = s.startswith("+")
     digits = s[1:] if plus else s
-    if not digits.isdigit():
+    if not digits.isdigit() or not digits.strip("0"):
         return None
+    if not plus:
+        for p in sorted(trunk_prefixes, key=len, reverse=True):
+            if p and digits.startswith(p) and len(digits) > len(p):
+                digits = digits[len(p):]
+                break
+        if not digits.strip("0"):
+            return None
+    if plus or region:
+        try:
+            parsed = phonenumbers.parse(("+" if plus else "") + digits, region.upper() or None)
+        except phonenumbers.NumberParseException:
+            parsed = None
+        if parsed is not None and phonenumbers.is_possible_number(parsed):
+            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     return ("+" if plus else "") + digits
 
 

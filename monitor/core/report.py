@@ -13,13 +13,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from monitor.core.records import CallRecord, Segment
+from monitor.core.servicelevel import SlCounts, SlDefinition, abandon_rates, service_levels
 from monitor.core.vocab import ABANDONED_ANY, CSAT_SATISFIED, CSAT_SCORES, CsatStatus, Outcome
 
 #: Per-queue counters of the report, in output order. ``abandoned`` = abandoned_total (includes abandoned_short).
 COUNT_KEYS = (
     "entered", "answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "join_empty", "exit_key",
-    "ring_no_answer", "completed_by_agent", "completed_by_caller", "transfers_blind", "transfers_attended",
-    "voicemail", "repeat_calls",
+    "full", "join_unavail", "leave_unavail", "withdraw", "ring_no_answer", "completed_by_agent",
+    "completed_by_caller", "transfers_blind", "transfers_attended", "voicemail", "repeat_calls",
 )
 _ABANDONED_TOTAL = "abandoned"  # the report key of abandoned_total
 
@@ -40,7 +41,7 @@ def _mean(values: list[float]) -> float | None:
 
 
 def _queue_block() -> dict[str, Any]:
-    return {k: 0 for k in COUNT_KEYS} | {"_wa": [], "_wab": [], "_talk": [], "_sl": 0, "_csat": []} | {
+    return {k: 0 for k in COUNT_KEYS} | {"_wa": [], "_wab": [], "_talk": [], "_sl": 0, "_slab": 0, "_csat": []} | {
         "_invalid": 0, "_noinput": 0}
 
 
@@ -67,6 +68,8 @@ def _count_segment(b: dict[str, Any], s: Segment, sl_threshold_s: float) -> None
             b["abandoned_short"] += 1
         if s.wait_s is not None:
             b["_wab"].append(s.wait_s)
+            if s.wait_s <= sl_threshold_s:
+                b["_slab"] += 1
     elif o in b:
         b[o] += 1
 
@@ -125,8 +128,14 @@ def _finish(b: dict[str, Any]) -> dict[str, Any]:
     out["wait_abandoned_s"] = {"n": len(b["_wab"]), "mean": _mean(b["_wab"])}
     out["talk_s"] = {"n": len(b["_talk"]), "mean": _mean(b["_talk"])}
     # Service level = answered within the threshold / (entered - short abandons): misdials do not count.
-    denom = b["entered"] - b["abandoned_short"]
-    out["service_level"] = b["_sl"] / denom if denom > 0 else None
+    counts = SlCounts(b["entered"], b["answered"], b["_sl"], b[_ABANDONED_TOTAL], b["_slab"], b["abandoned_short"])
+    levels = service_levels(counts)
+    out["service_level"] = levels[SlDefinition.OFFERED_NO_SHORT]
+    # Every definition side by side (monitor.core.servicelevel), with the counts they are made of.
+    out["answered_within_sl"], out["abandoned_within_sl"] = b["_sl"], b["_slab"]
+    out["service_levels"] = levels
+    out["asa_s"] = _mean(wa)
+    out["abandon_rate"], out["abandon_rate_no_short"] = abandon_rates(counts)
     scores: list[int] = b["_csat"]
     out["csat"] = {
         "responses": len(scores),

@@ -10,9 +10,11 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from monitor.core import events as ev
+from monitor.core.agents import AgentBoard
 from monitor.core.members import Members
+from monitor.core.owed import OwedCallbacks
 from monitor.core.records import RingNoAnswer, Segment, Survey, Transfer, Voicemail
-from monitor.core.repeat import RepeatIndex
+from monitor.core.repeat import WITHHELD_NUMBERS, RepeatIndex
 from monitor.core.segments import OPEN_STATES, SegmentState
 from monitor.core.transfers import TransferTargets
 from monitor.core.vocab import Outcome
@@ -28,6 +30,15 @@ class TrackerConfig:
     max_channels: int = 200_000
     max_call_age_s: float = 86_400.0  # a call open longer lost its Hangup (filtered AMI user?): closed as stale
     pbx: str = "default"
+    # A call's record is final this long after its caller's hang-up, so late app_queue events (AgentComplete
+    # raised after the caller's channel is gone) still land in it before it is stored and counted.
+    late_grace_s: float = 2.0
+    home_region: str = ""  # ISO 3166 region of national caller numbers ("PL"): E.164 via phonenumbers
+    trunk_prefixes: tuple[str, ...] = ()  # prefixes a trunk puts before caller numbers, stripped first
+    withheld_numbers: tuple[str, ...] = WITHHELD_NUMBERS  # never a caller: never distinct, never a repeat
+    pause_reasons: tuple[str, ...] = ()  # pause reasons kept as labels; any other is "other" (raw text kept)
+    wrapup_s: tuple[tuple[str, float], ...] = ()  # (queue, queues.conf wrapuptime s) for members that say 0
+    owed_horizon_s: float = 4 * 3600.0  # an owed callback not reached within this counts as truly abandoned
 
 
 @dataclass(slots=True)
@@ -86,6 +97,7 @@ class CallState:
     survey: Survey | None = None
     repeat: tuple[str, ...] = ()
     suspect: bool = False
+    hangup_ts: float | None = None  # its last caller channel hung up then: final after the grace period
 
     def last_seg(self, uid: str | None = None, queue: str | None = None) -> SegState | None:
         """The latest segment of this channel and/or queue."""
@@ -114,6 +126,16 @@ NO_CHAN = ChanState("", "", "", "")
 
 
 @dataclass(slots=True)
+class ResyncAnswers:
+    """What one resync attempt collected (times: when each answer was read, on the PBX clock, s)."""
+
+    alive: set[str] = field(default_factory=set)  # Uniqueids listed by QueueEntry or CoreShowChannel
+    waiting: list[tuple[ev.QueueEntry, float]] = field(default_factory=list)
+    channels: dict[str, tuple[ev.CoreShowChannel, float]] = field(default_factory=dict)  # by Uniqueid
+    members: set[tuple[str, str]] = field(default_factory=set)  # (queue, member) listed by QueueMember
+
+
+@dataclass(slots=True)
 class TrackerState:
     """Everything the tracker knows; the bounded maps evict their oldest entries (sizes in ``config``)."""
 
@@ -127,14 +149,27 @@ class TrackerState:
     closed: OrderedDict[str, float] = field(default_factory=OrderedDict)  # recently closed linkedid -> ts
     # Linkedid and call id of recently closed calls -> (queue, agent) a late survey answer is counted under.
     recent: OrderedDict[str, tuple[str | None, str | None]] = field(default_factory=OrderedDict)
+    # linkedid -> (hang-up time on the PBX clock, the daemon's clock then): open until the grace period ends
+    ending: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # recently final calls, amendable by a late event: linkedid -> (call, end ts, closed_by)
+    final: OrderedDict[str, tuple[CallState, float, str]] = field(default_factory=OrderedDict)
     targets: TransferTargets = field(default_factory=TransferTargets)
-    resync_alive: set[str] | None = None  # uniqueids listed since resync_begin (None: no resync running)
-    resync_waiting: list[ev.QueueEntry] = field(default_factory=list)
+    zombies: OrderedDict[str, float] = field(default_factory=OrderedDict)  # uniqueids renamed <ZOMBIE> -> ts
+    resync: ResyncAnswers | None = None  # answers collected since resync_begin (None: no resync running)
     now: float = 0.0  # the latest event time seen (PBX clock, epoch s)
+    daemon_now: float = 0.0  # the daemon's clock at the latest event or tick (epoch s; never compared with PBX time)
     pbx_offset: float = 0.0  # PBX clock minus the daemon clock (s), from the last sane Timestamp
     absurd_run: int = 0  # consecutive Timestamps a day ahead of the stream, ignored so far
-    stats: dict[str, int] = field(default_factory=lambda: {"events": 0, "evicted_channels": 0, "late_events": 0})
+    stats: dict[str, int] = field(default_factory=lambda: {"events": 0, "evicted_channels": 0, "late_events": 0,
+                                                           "amended": 0})
     skips: Counter[str] = field(default_factory=Counter)  # skip reasons not yet handed to the ingest counters
+    agents: AgentBoard = field(default_factory=AgentBoard)  # per (queue, agent) measures (see __post_init__)
+    owed: OwedCallbacks = field(default_factory=OwedCallbacks)  # callers owed a call
+
+    def __post_init__(self) -> None:
+        c = self.config
+        self.agents = AgentBoard(c.pause_reasons, dict(c.wrapup_s))
+        self.owed = OwedCallbacks(c.owed_horizon_s, pbx=c.pbx)
 
     def call_for(self, uid: str, linkedid: str) -> CallState | None:
         """The open call of a caller channel Uniqueid, else of a Linkedid."""
@@ -159,6 +194,8 @@ class TrackerState:
                 self.stats["evicted_channels"] += 1
                 self.by_uid.pop(old_uid, None)
         else:
+            if c.linkedid and not ch.linkedid:  # first seen in a QueueEntry, which carries no Linkedid
+                ch.linkedid = c.linkedid
             if c.caller_num:
                 ch.caller_num = c.caller_num
                 ch.caller_name = c.caller_name

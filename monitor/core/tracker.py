@@ -17,19 +17,31 @@ from collections import Counter
 from dataclasses import replace
 
 from monitor.core import events as ev
-from monitor.core.calls import attach_survey, check_repeat, close, freeze, open_call
+from monitor.core.agents import AgentBoard
+from monitor.core.calls import attach_survey, close, flush, freeze
 from monitor.core.handlers import HANDLERS
 from monitor.core.members import Members
-from monitor.core.records import CallRecord, Note, SurveyNote, SurveyResultRecord
+from monitor.core.owed import OwedCallbacks
+from monitor.core.records import CallClosed, CallRecord, Note, SurveyNote, SurveyResultRecord
 from monitor.core.repeat import RepeatIndex
+from monitor.core.resync import adopt, reconcile
 from monitor.core.segments import SegmentState
-from monitor.core.state import SegState, TrackerConfig, TrackerState
+from monitor.core.state import ResyncAnswers, TrackerConfig, TrackerState
 from monitor.core.vocab import ClosedBy, SurveyStatus
 
 __all__ = ["CallTracker", "TrackerConfig", "TrackerState"]
 
 _SWEEP_EVERY = 4096  # events between two stale-call sweeps
 _NO_SKIPS: Counter[str] = Counter()  # returned, never changed, when there is nothing to take
+
+
+def with_owed(st: TrackerState, out: list[Note]) -> list[Note]:
+    """``out`` plus the owed-callback notes of its closed calls (each closed record goes to the owed list once)."""
+    extra: list[Note] = []
+    for n in out:
+        if isinstance(n, CallClosed):
+            extra.extend(st.owed.call_closed(n.record))
+    return out + extra if extra else out
 
 
 class CallTracker:
@@ -63,19 +75,29 @@ class CallTracker:
         return self.state.queues
 
     @property
+    def agents(self) -> AgentBoard:
+        """Per (queue, agent) measures: ``agents.snapshot(now)``."""
+        return self.state.agents
+
+    @property
+    def owed(self) -> OwedCallbacks:
+        """Callers owed a call: ``owed.open()``, ``owed.stats(now)``; ``owed.restore(rows)`` at start."""
+        return self.state.owed
+
+    @property
     def now(self) -> float:
         """The latest event time seen, on the PBX clock (epoch s; 0.0 before the first event)."""
         return self.state.now
 
     @property
     def stats(self) -> dict[str, int]:
-        """Counters: events, evicted_channels, late_events."""
+        """Counters: events, evicted_channels, late_events (matched no call), amended (final records amended)."""
         return self.state.stats
 
     @property
     def open_calls(self) -> int:
-        """Calls in progress."""
-        return len(self.state.calls)
+        """Calls in progress (a call whose caller hung up is no longer in progress, even within its grace period)."""
+        return len(self.state.calls) - len(self.state.ending)
 
     # -- events ----------------------------------------------------------------------------------------
 
@@ -84,14 +106,26 @@ class CallTracker:
         st = self.state
         ts = self._event_time(event.ts, now)
         st.now = max(st.now, ts)
+        st.daemon_now = now
         st.stats["events"] += 1
-        out: list[Note] = []
+        # Calls whose grace period is over are final before this event: if it is about one of them, it is late.
+        out: list[Note] = flush(st, ts, now) if st.ending else []
         handler = HANDLERS.get(type(event))
         if handler is not None:
             handler(st, event, ts, out)
         if st.stats["events"] % _SWEEP_EVERY == 0:
             out.extend(self.sweep(st.now))
-        return out
+        return with_owed(st, out)
+
+    def tick(self, now: float) -> list[Note]:
+        """Time passes without events: close calls whose grace period is over at ``now`` (the daemon's clock, s).
+
+        The daemon calls it periodically (through :meth:`monitor.core.ingest.Ingest.tick`); each event does the
+        same at its own time. ``now`` is placed on the PBX clock through the tracker's clock offset.
+        """
+        st = self.state
+        st.daemon_now = max(st.daemon_now, now)
+        return with_owed(st, flush(st, self.pbx_time(now), now)) if st.ending else []
 
     def pbx_time(self, now: float) -> float:
         """The PBX's clock (epoch s) at daemon time ``now`` (s): the last event's Timestamp plus the time since."""
@@ -124,7 +158,8 @@ class CallTracker:
         """Close calls open longer than ``max_call_age_s`` (their hang-up was never seen) as ``stale``."""
         st = self.state
         limit = now - st.config.max_call_age_s
-        return [close(st, c, now, ClosedBy.STALE) for c in list(st.calls.values()) if c.start_ts < limit]
+        return with_owed(st, [close(st, c, now, ClosedBy.STALE) for c in list(st.calls.values())
+                              if c.start_ts < limit])
 
     def survey_answer(self, answer: SurveyResultRecord) -> list[Note]:
         """One survey-server answer (any status) -> exactly one note, the answer's queue/agent filled from its call.
@@ -172,40 +207,47 @@ class CallTracker:
         self.state.members.reset_call_state()
 
     def resync_begin(self) -> None:
-        """Start collecting QueueStatus/CoreShowChannels answers after a reconnect."""
-        self.state.resync_alive = set()
-        self.state.resync_waiting = []
+        """Start collecting QueueStatus/CoreShowChannels answers after a reconnect (again for each attempt)."""
+        self.state.resync = ResyncAnswers()
+        self.state.agents.resync_begin()
+
+    def clock_sample(self, pbx_ts: float, now: float) -> None:
+        """A PBX time ``pbx_ts`` read at daemon time ``now`` (e.g. the ``Timestamp`` of a Ping answer), both epoch s:
+        the clock offset for answers that carry none (a fresh process has seen no event yet)."""
+        st = self.state
+        st.now = max(st.now, self._event_time(pbx_ts, now))
 
     def resync_end(self, now: float) -> list[Note]:
-        """Close suspect calls whose channels are gone (as unknown); adopt callers waiting since the gap.
+        """Close suspect calls whose channels are gone (as gap); adopt calls alive that we do not track.
 
-        ``now`` is the daemon's clock (s); it is placed on the PBX clock before it touches any call.
+        ``now`` is the daemon's clock (s); it is placed on the PBX clock before it touches any call. What is
+        adopted, and from which answers, is in :mod:`monitor.core.resync`.
         """
         now = self.pbx_time(now)
         st = self.state
         out: list[Note] = []
-        alive = st.resync_alive or set()
+        answers = st.resync or ResyncAnswers()
         for call in list(st.calls.values()):
-            if call.suspect and not (call.channels & alive):
-                out.append(close(st, call, now, ClosedBy.GAP))
-            else:
+            if call.hangup_ts is not None:  # its hang-up was seen: it closes as such when its grace is over
                 call.suspect = False
-        for entry in st.resync_waiting:
-            if entry.chan.uniqueid not in st.by_uid and entry.chan.linkedid not in st.closed:
-                # QueueStatus lists a caller we never saw join (it joined during the gap): adopt it.
-                joined = now - entry.wait
-                call = open_call(st, entry.chan, joined)
-                call.segments.append(SegState(entry.queue, entry.chan.uniqueid, joined, entry.position,
-                                              adopted=True))
-                check_repeat(st, call, entry.chan, joined, out)
-        st.resync_alive = None
-        st.resync_waiting = []
-        return out
+            elif call.suspect and not (call.channels & answers.alive):
+                out.append(close(st, call, now, ClosedBy.GAP))
+            elif call.suspect:
+                call.suspect = False
+                reconcile(st, call, answers, now, out)
+        adopt(st, answers, out)
+        st.resync = None
+        st.agents.resync_end(now)
+        return with_owed(st, out)
 
     def close_all(self, now: float, reason: str = ClosedBy.GAP) -> list[Note]:
-        """Close every open call (end of a replay, stream gap without resync, shutdown); ``reason``: a ClosedBy."""
+        """Close every open call (end of a replay, stream gap without resync, shutdown); ``reason``: a ClosedBy.
+
+        Calls whose caller already hung up close first, as ``hangup`` at their hang-up time (their grace ends now).
+        """
         st = self.state
-        return [close(st, c, now, reason) for c in list(st.calls.values())]
+        out = flush(st, float("inf"), float("inf")) if st.ending else []
+        return with_owed(st, out + [close(st, c, now, reason) for c in list(st.calls.values())])
 
     def waiting(self) -> dict[str, list[float]]:
         """Join times (epoch s, PBX clock) of callers waiting right now, per queue."""

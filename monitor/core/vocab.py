@@ -21,9 +21,13 @@ class Outcome(StrEnum):
     ABANDONED = "abandoned"  # caller hung up while waiting >= abandon_short_s (ABANDON)
     ABANDONED_SHORT = "abandoned_short"  # caller hung up while waiting < abandon_short_s (ABANDON)
     TIMEOUT = "timeout"  # the Queue() timeout (EXITWITHTIMEOUT)
-    EXIT_EMPTY = "exit_empty"  # leaveempty/leaveunavail (EXITEMPTY)
-    JOIN_EMPTY = "join_empty"  # joinempty/joinunavail: never entered (no queue_log line)
+    EXIT_EMPTY = "exit_empty"  # leavewhenempty (QUEUESTATUS=LEAVEEMPTY; EXITEMPTY)
+    JOIN_EMPTY = "join_empty"  # joinempty: never entered (QUEUESTATUS=JOINEMPTY; no queue_log line)
     EXIT_KEY = "exit_key"  # the caller pressed a key to leave (EXITWITHKEY)
+    FULL = "full"  # maxlen reached: Queue() refused the caller (QUEUESTATUS=FULL; no queue event, no queue_log line)
+    JOIN_UNAVAIL = "join_unavail"  # joinempty=unavailable refused the caller (QUEUESTATUS=JOINUNAVAIL; no queue_log)
+    LEAVE_UNAVAIL = "leave_unavail"  # leavewhenempty=unavailable put the caller out (QUEUESTATUS=LEAVEUNAVAIL)
+    WITHDRAW = "withdraw"  # the QueueWithdrawCaller action took the caller out (QUEUESTATUS=WITHDRAW; WITHDRAW)
     UNKNOWN = "unknown"  # closed by a gap, stale sweep or shutdown before any outcome
 
 
@@ -34,7 +38,10 @@ ABANDONED_ANY: frozenset[str] = frozenset({Outcome.ABANDONED.value, Outcome.ABAN
 #: Outcomes after which a call may fall through to VoiceMail (= ``Voicemail.reason`` values), in label order.
 VOICEMAIL_REASONS: tuple[str, ...] = (
     Outcome.TIMEOUT.value, Outcome.EXIT_EMPTY.value, Outcome.JOIN_EMPTY.value, Outcome.EXIT_KEY.value,
+    Outcome.FULL.value, Outcome.JOIN_UNAVAIL.value, Outcome.LEAVE_UNAVAIL.value, Outcome.WITHDRAW.value,
 )
+#: Outcomes of a Queue() that refused the caller: the segment never entered (no ENTERQUEUE in queue_log).
+NOT_ENTERED: frozenset[str] = frozenset({Outcome.JOIN_EMPTY.value, Outcome.FULL.value, Outcome.JOIN_UNAVAIL.value})
 #: The metric-only label of ``qmon_queue_calls_total``: an answered segment that its member transferred.
 TRANSFERRED = "transferred"
 #: Every ``outcome`` label of ``qmon_queue_calls_total``, in the order the metrics pre-create them (the last two,
@@ -156,6 +163,8 @@ class SkipReason(StrEnum):
     ILLEGAL = "illegal"  # illegal:<input>@<segment state>: an event a queue segment cannot take in that state
     NORMALISE_ERROR = "normalise_error"  # a bug in the normaliser (logged with its traceback)
     TRACKER_ERROR = "tracker_error"  # a bug in the tracker (logged with its traceback)
+    LATE = "late"  # late:<Event>: it arrived after its call's record was final (the stored record is amended)
+    UNSUPPORTED = "unsupported"  # unsupported:<Event>: an event of Asterisk 11 or older (Join, Leave, Link...)
 
 
 def skip_reason(kind: SkipReason, detail: str = "") -> str:

@@ -73,10 +73,20 @@ def survey(call: Call, t: float, queue: str, agent: str, kind: str, digit: str) 
     return t
 
 
+#: A caller who hangs up this soon (s) after VoiceMail starts has left no message (still in the greeting).
+GREETING_S = 8.0
+
+
 def voicemail(call: Call, t: float, status: str, queue: str, message_s: float) -> float:
-    """Unanswered: dialplan sends the caller to VoiceMail; the message is saved when they hang up."""
+    """Unanswered: dialplan sends the caller to VoiceMail; the message is saved when they hang up.
+
+    ``status`` is QUEUESTATUS (TIMEOUT, JOINEMPTY, LEAVEEMPTY), or "" after an exit key (the channel is already
+    in the exit context, which goes to voicemail itself). A hang-up within :data:`GREETING_S` saves nothing:
+    ``VMSTATUS=FAILED`` a few seconds later, no MessageWaiting (transcripts ``exit_empty``, ``exit_key``).
+    """
     em, c2 = call.em, call.c2
-    _after(call, t, status)
+    if status:
+        _after(call, t, status)
     if status == "TIMEOUT":
         em.exten(t, c2, "GotoIf", f"0?{ENTRY},,1")
     em.exten(t, c2, "Goto", f"{VOICEMAIL},s,1")
@@ -86,6 +96,12 @@ def voicemail(call: Call, t: float, status: str, queue: str, message_s: float) -
     t += message_s
     em.chan_ev(t, "HangupRequest", c2, Cause="16")
     em.hangup(t, call.c1)
+    if message_s < GREETING_S:
+        t += 4.0  # recorded: VoiceMail notices the hang-up some seconds later
+        em.var(t, c2, "VMSTATUS", "FAILED")
+        em.chan_ev(t, "SoftHangupRequest", c2, Cause="16")
+        em.hangup(t, c2)
+        return t
     em.var(t, c2, "VM_MESSAGEFILE", "")
     em.events[-1][1]["_vm"] = "file"
     em.chan_ev(t, "MessageWaiting", c2, Mailbox=MAILBOX, Waiting="1", New="", Old="0", _vm="count")
@@ -104,3 +120,50 @@ def overflow(call: Call, t: float, queue: str) -> None:
     em.exten(t, c2, "NoOp", f"Inbound call for {queue}")
     em.exten(t, c2, "Set", f"DEMO_QUEUE={queue}")
     em.exten(t, c2, "Answer")
+
+
+# -- the survey over FastAGI (qmon's own dialplan), as recorded beside a real Asterisk 22 -------------------
+# live-asterisk-22/ami/a_csat4.qmon.ami: QUEUESTATUS=CONTINUE, GotoIf, Set(TIMEOUT(absolute)), AGI(); one VarSet
+# per SET VARIABLE qmon sends (PLAYBACKSTATUS after a STREAM FILE), AGISTATUS, GotoIf, Hangup.
+# b_hangup_during_prompt.qmon.ami: the caller's hang-up (HangupRequest, Hangup ;1) comes while AGI() runs, then
+# AGISTATUS=HANGUP and the queue channel's Hangup.
+
+#: TIMEOUT(absolute) the shipped dialplan sets around AGI() (asterisk/extensions_qmon.conf, QMON_SURVEY_TIMEOUT).
+SURVEY_TIMEOUT_S = 53
+
+
+def agi_start(call: Call, t: float, queue: str, url: str) -> None:
+    """The agent hung up (QUEUESTATUS=CONTINUE): the dialplan runs ``AGI(<url>/csat,<linkedid>,<queue>,en)``."""
+    em, c2 = call.em, call.c2
+    em.exten(t, c2, "GotoIf", "1?survey")
+    em.exten(t, c2, "Set", f"TIMEOUT(absolute)={SURVEY_TIMEOUT_S}", priority=c2.priority + 2)
+    em.exten(t, c2, "AGI", f"{url}/csat,{call.c1.uid},{queue},en")
+
+
+def agi_var(call: Call, t: float, name: str, value: str) -> None:
+    """A SET VARIABLE qmon sent (a dialplan function such as ``CDR(userfield)`` makes no VarSet)."""
+    if "(" not in name:
+        call.em.var(t, call.c2, name, value)
+
+
+def agi_caller_gone(call: Call, t: float) -> None:
+    """The caller hangs up while AGI() runs: HangupRequest of the queue channel, Hangup of the phone."""
+    call.em.chan_ev(t, "HangupRequest", call.c2, Cause="16")
+    call.em.hangup(t, call.c1)
+
+
+def agi_end(call: Call, t: float, agistatus: str) -> None:
+    """AGI() returned: AGISTATUS; the caller hung up already (HANGUP), or the dialplan ends the call."""
+    em, c2 = call.em, call.c2
+    em.var(t, c2, "AGISTATUS", agistatus)
+    if agistatus == "HANGUP":
+        em.chan_ev(t, "SoftHangupRequest", c2, Cause="16")
+        em.hangup(t, c2)
+        return
+    em.exten(t, c2, "GotoIf", f"{int(agistatus == 'SUCCESS')}?done")
+    if agistatus != "SUCCESS":  # qmon unreachable: the dialplan says goodbye itself
+        em.exten(t, c2, "Playback", "qmon/en/goodbye")
+        t += 1.5
+        em.var(t, c2, "PLAYBACKSTATUS", "SUCCESS")
+    em.exten(t, c2, "Hangup", priority=c2.priority + (0 if agistatus != "SUCCESS" else 1))
+    _caller_gone(call, t)

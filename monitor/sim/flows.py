@@ -12,6 +12,10 @@ from monitor.sim.emit import Chan, Emitter
 
 CALLERS, ENTRY, AGENTS = "demo-callers", "demo-entry", "demo-agents"
 AFTER, SURVEY, VOICEMAIL, XFER = "demo-after-queue", "demo-survey", "demo-voicemail", "demo-xfer"
+EXITKEY = "demo-exitkey"  # the queue's context= option: a key pressed while waiting leaves the queue for it
+#: Withheld numbers as carriers deliver them (CallerIDNum), with the presentation they come with.
+WITHHELD = {"anonymous": "32 (Presentation Prohibited, Not Screened)"}
+ALLOWED = "0 (Presentation Allowed, Not Screened)"
 MAILBOX = "100@default"
 QUEUE_VARS = ("QUEUENAME", "QUEUEMAX", "QUEUESTRATEGY", "QUEUECALLS", "QUEUEHOLDTIME", "QUEUETALKTIME",
               "QUEUECOMPLETED", "QUEUEABANDONED", "QUEUESRVLEVEL", "QUEUESRVLEVELPERF")
@@ -50,10 +54,11 @@ def arrive(em: Emitter, t: float, number: str, queue: str) -> Call:
     em.chan_ev(t, "Newchannel", c1)
     em.chan_ev(t, "Newchannel", c2)
     em.chan_ev(t, "Newexten", c1, Extension=number, Application="AppDial2", AppData="(Outgoing Line)")
-    name = f"Caller {number}"
+    name = "Anonymous" if number in WITHHELD else f"Caller {number}"
+    pres = WITHHELD.get(number, ALLOWED)
     for ch in (c1, c2):
         ch.cid_num, ch.cid_name = number, name
-        em.chan_ev(t, "NewCallerid", ch, **{"CID-CallingPres": "0 (Presentation Allowed, Not Screened)"})
+        em.chan_ev(t, "NewCallerid", ch, **{"CID-CallingPres": pres})
         ch.conn_num, ch.conn_name = number, name
         em.chan_ev(t, "NewConnectedLine", ch)
     em.local_bridge(t, c1, c2)
@@ -201,12 +206,45 @@ def abandon(call: Call, t: float, hold_s: float, ringing: Leg | None) -> None:
         em.member(t, "QueueMemberStatus", ringing.queue, ringing.agent, Status="1")
 
 
-def queue_timeout(call: Call, t: float, hold_s: float, ringing: Leg | None) -> None:
-    """Queue() gives up: QueueCallerAbandon (yes), Leave, QUEUESTATUS=TIMEOUT; the channel lives on."""
+def queue_timeout(call: Call, t: float, hold_s: float, ringing: Leg | None, status: str = "TIMEOUT") -> None:
+    """Queue() gives up: QueueCallerAbandon (yes), Leave, QUEUESTATUS=TIMEOUT; the channel lives on.
+
+    ``status="LEAVEEMPTY"``: the last member left while the caller waited (leavewhenempty; queue_log EXITEMPTY),
+    the same events as a timeout (transcript ``exit_empty``).
+    """
     if ringing is not None:
         _drop_leg(call, ringing, t, "CANCEL")
     _abandon_and_leave(call, t, hold_s, timeout=True)
-    call.em.var(t, call.c2, "QUEUESTATUS", "TIMEOUT")
+    call.em.var(t, call.c2, "QUEUESTATUS", status)
+
+
+def exit_key(call: Call, t: float, hold_s: float, ringing: Leg | None, digit: str, timeout: int) -> None:
+    """The caller presses ``digit`` while waiting (queue ``context=``): only QueueCallerLeave, no QUEUESTATUS.
+
+    As transcript ``exit_key``: DTMF, the ringing leg cancelled, the wait variables, the channel already in the
+    exit context (a Newexten of Queue at priority 0 there), QueueCallerLeave; then that context's dialplan.
+    """
+    em, c2 = call.em, call.c2
+    em.chan_ev(t - 0.25, "DTMFBegin", c2, Digit=digit, Direction="Received")
+    em.chan_ev(t, "DTMFEnd", c2, Digit=digit, DurationMs="250", Direction="Received")
+    if ringing is not None:
+        em.ev(t, "DialEnd", c2.snapshot(), ringing.a1.snapshot("Dest"), DialStatus="CANCEL")
+        em.ev(t, "DialEnd", c2.snapshot(), ringing.a1.snapshot("Dest"), DialStatus="CANCEL")
+        em.chan_ev(t, "HangupRequest", ringing.a2, Cause="0")
+        em.hangup(t, ringing.a1, 0)
+        em.member(t, "QueueMemberStatus", ringing.queue, ringing.agent, Status="1")
+    _wait_vars(call, t, hold_s)
+    em.goto(c2, EXITKEY, digit)
+    em.exten(t, c2, "Queue", f"{call.queue},ctT,,,{timeout}", priority=0)
+    em.chan_ev(t, "MusicOnHoldStop", c2)
+    queue_vars(call, t, 0)
+    if ringing is not None:
+        em.chan_ev(t, "SoftHangupRequest", ringing.a2, Cause="16")
+        em.hangup(t, ringing.a2, 0)
+    em.ev(t, "QueueCallerLeave", c2.snapshot(), Queue=call.queue, Position="", Count="", _q="leave")
+    em.var(t, c2, "QUEUEPOSITION", "")
+    em.events[-1][1]["_q"] = "pos"
+    em.exten(t, c2, "NoOp", f"caller left {call.queue} with key {digit}")
 
 
 def member_vars(call: Call, leg: Leg, t: float, ch: Chan) -> None:

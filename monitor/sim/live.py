@@ -81,15 +81,21 @@ class Live:
             self.names[key] = name
         return name
 
-    def apply(self, t: float, raw: dict[str, str]) -> dict[str, str]:
-        """The event as sent on the wire (hidden ``_`` keys consumed), updating the mirror."""
+    def apply(self, t: float, raw: dict[str, str]) -> dict[str, str] | None:
+        """The event as sent on the wire (hidden ``_`` keys consumed), updating the mirror.
+
+        None for a member event of an agent who is not (or no longer) a member: app_queue sends nothing then.
+        """
         h = {k: self.resolve(v, t) for k, v in raw.items()}
         h = {"Event": h["Event"], "Privilege": h["Privilege"], "Timestamp": f"{t:.6f}",
              **{k: v for k, v in h.items() if k not in ("Event", "Privilege")}}
         if "_q" in h:
             self._queue_op(t, h, h.pop("_q"))
         if "_member" in h:
-            h = self._member(t, h)
+            member = self._member(t, h)
+            if member is None:
+                return None
+            h = member
         if "_m" in h:
             kind, queue, agent = h.pop("_m").split(":")
             m = self.members.get((queue, agent))
@@ -129,11 +135,13 @@ class Live:
                 del line[idx]
             h["Count"] = str(len(line))
 
-    def _member(self, t: float, h: dict[str, str]) -> dict[str, str]:
+    def _member(self, t: float, h: dict[str, str]) -> dict[str, str] | None:
         h.pop("_member")
         key = (h["Queue"], h["MemberName"])
         m = self.members.get(key)
         if m is None:
+            if h["Event"] != "QueueMemberAdded":
+                return None  # logged out meanwhile (a call of theirs ended after QueueRemove)
             m = self.members[key] = MemberState(key[0], key[1], int(t))
         if "Status" in h:
             m.status = int(h["Status"])

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from contextlib import suppress
 
 from monitor.ami.wire import WireParser, encode, first
+from monitor.sim.agi import AgiSurvey, run_survey
 from monitor.sim.emit import SNAPSHOT
 from monitor.sim.live import MEMBER_FIELDS, Live
 from monitor.sim.scenario import Simulation
@@ -36,15 +37,25 @@ class _Client:
 
 
 class AmiSimServer:
-    """Serves the simulation to AMI clients: Login, Events, Ping, QueueStatus, CoreShowChannels, Logoff."""
+    """Serves the simulation to AMI clients: Login, Events, Ping, QueueStatus, CoreShowChannels, Logoff.
+
+    The call center opens (simulated time starts) when the first client logs in, so a client never misses the
+    first calls. With ``agi_port`` (the daemon's FastAGI survey port) the simulated Asterisk runs each post-call
+    survey of a ``survey_via="agi"`` simulation over FastAGI, as ``AGI()`` does. ``record``: keep every event sent.
+    """
 
     def __init__(self, sim: Simulation, *, speed: float = 1.0, username: str = "qmon", secret: str = "demo",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, agi_port: int | None = None, record: bool = False) -> None:
         self.sim, self.speed, self.username, self.secret, self.clock = sim, speed, username, secret, clock
+        self.agi_port = agi_port
         self.clients: set[_Client] = set()
-        self._origin = (clock(), sim.start)
+        self._origin: tuple[float, float] | None = None
+        self._opened = asyncio.Event()
         self.port = 0
         self._server: asyncio.Server | None = None
+        self._surveys: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self.sent: list[Msg] | None = [] if record else None
 
     @property
     def live(self) -> Live:
@@ -53,6 +64,8 @@ class AmiSimServer:
 
     def sim_now(self) -> float:
         """Simulated time: wall time since start, times the speed factor."""
+        if self._origin is None:
+            return self.sim.start
         wall0, sim0 = self._origin
         return sim0 + (self.clock() - wall0) * self.speed
 
@@ -63,14 +76,41 @@ class AmiSimServer:
         return self.port
 
     async def run(self) -> None:
-        """Pace the simulation forever (cancel to stop)."""
-        while True:
-            for _, headers in self.sim.advance(self.sim_now()):
-                for c in list(self.clients):
-                    if c.logged_in and c.events:
-                        c.send(headers)
-            wait = (self.sim.next_time() - self.sim_now()) / self.speed
-            await asyncio.sleep(min(max(wait, 0.001), 0.25))
+        """Pace the simulation forever (cancel to stop), from the first login on."""
+        await self._opened.wait()
+        try:
+            while True:
+                for _, headers in self.sim.advance(self.sim_now()):
+                    if self.sent is not None:
+                        self.sent.append(headers)
+                    for c in list(self.clients):
+                        if c.logged_in and c.events:
+                            c.send(headers)
+                while self.sim.agi_due:
+                    self._start_survey(self.sim.agi_due.pop(0))
+                wait = (self.sim.next_time() - self.sim_now()) / self.speed
+                self._wake.clear()
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), min(max(wait, 0.001), 0.25))
+        finally:
+            for t in list(self._surveys):
+                t.cancel()
+
+    def _start_survey(self, s: AgiSurvey) -> None:
+        """The survey's AGI() runs: connect to qmon's FastAGI server (no port: as if qmon were down)."""
+
+        def emit(kind: str, name: str, value: str) -> None:
+            self.sim.agi_event(s, self.sim_now(), kind, name, value)
+            self._wake.set()
+
+        if self.agi_port is None:
+            s.agistatus = "FAILURE"
+            emit("end", "", "FAILURE")
+            return
+        task = asyncio.create_task(run_survey(s, self.agi_port, self.sim.agi_headers(s), emit, self.speed),
+                                   name="demo-agi-survey")
+        self._surveys.add(task)
+        task.add_done_callback(self._surveys.discard)
 
     async def close(self) -> None:
         """Stop listening and hang up on every client."""
@@ -107,6 +147,9 @@ class AmiSimServer:
         if name == "login":
             if msg.get("Username") == self.username and msg.get("Secret") == self.secret:
                 c.logged_in = True
+                if self._origin is None:
+                    self._origin = (self.clock(), self.sim.start)
+                    self._opened.set()
                 c.events = msg.get("Events", "on").lower() not in ("off", "no", "false")
                 c.send({"Response": "Success", **aid, "Message": "Authentication accepted"},
                        {"Event": "FullyBooted", "Privilege": "system,all", "Uptime": "0", "LastReload": "0",

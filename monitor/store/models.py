@@ -221,3 +221,29 @@ class AgentEvent(Base):
     reason: Mapped[str] = mapped_column(String(256), default="")
     source: Mapped[str] = mapped_column(String(16), default="ami")
     ts: Mapped[float] = mapped_column(Double())
+
+
+class OwedCallRow(Base):
+    """An unanswered call owed a callback (``monitor.core.owed``): open while ``closed_ts`` is NULL."""
+
+    __tablename__ = "owed_calls"
+    __table_args__ = (
+        UniqueConstraint("pbx", "linkedid"),
+        Index("ix_owed_calls_ended_ts", "ended_ts"),
+        Index("ix_owed_calls_closed_ts", "closed_ts"),
+        Index("ix_owed_calls_caller", "caller"),
+    )
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    pbx: Mapped[str] = mapped_column(String(64))
+    linkedid: Mapped[str] = mapped_column(String(80))
+    caller: Mapped[str] = mapped_column(String(128))  # the number to call back, or its HMAC when hashed
+    queue: Mapped[str | None] = mapped_column(String(128))
+    start_ts: Mapped[float] = mapped_column(Double())
+    ended_ts: Mapped[float] = mapped_column(Double())
+    wait_s: Mapped[float] = mapped_column(Double())
+    outcome: Mapped[str] = mapped_column(String(32))
+    voicemail: Mapped[bool] = mapped_column(Boolean(), default=False)
+    closed_ts: Mapped[float | None] = mapped_column(Double())
+    closed_by: Mapped[str | None] = mapped_column(String(16))  # inbound | outbound
+    agent: Mapped[str | None] = mapped_column(String(128))

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from monitor.core.records import CallRecord
+from monitor.core.records import CallRecord, MemberNote, OwedCall
 from monitor.core.repeat import RepeatIndex
-from monitor.store import queries, surveys
+from monitor.store import owed, queries, surveys
 from monitor.store.engine import HashedRepeatIndex
 
 
@@ -48,6 +48,23 @@ class StoreReads:
         """
         return await surveys.query(self._s(), since=since, until=until, queue=queue, agent=agent,
                                    max_score=max_score, limit=limit, with_caller=self.hash is None)
+
+    async def load_owed(self, pbx: str, max_age_s: float = 7 * 86400.0) -> list[OwedCall]:
+        """Open owed calls of ``pbx`` (ended within ``max_age_s`` s of its newest one), to restore at start.
+
+        Empty when callers are hashed: a hash cannot be called back, nor matched by the live tracker.
+        """
+        if self.hash is not None:
+            return []
+        return await owed.load_open(self._s(), pbx, max_age_s)
+
+    async def owed_calls(self, from_ts: float, to_ts: float) -> list[OwedCall]:
+        """Owed calls (open or closed) whose call ended in [from_ts, to_ts)."""
+        return await owed.owed_between(self._s(), from_ts, to_ts)
+
+    async def member_notes(self, from_ts: float, to_ts: float) -> list[MemberNote]:
+        """Stored member logins/logouts/pauses/unpauses in [from_ts, to_ts), in time order."""
+        return await owed.member_notes_between(self._s(), from_ts, to_ts)
 
     def repeat_index(self, windows: tuple[str, ...] = ("24h",), max_entries: int = 500_000) -> RepeatIndex:
         """The tracker's repeat index: keyed by the hash when callers are hashed, so warm-up matches."""

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from sqlalchemy import delete, insert, tuple_
+from sqlalchemy import delete, insert, or_, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from monitor.core.records import (
@@ -25,6 +25,7 @@ from monitor.store.engine import cut as _cut
 from monitor.store.engine import dialect_insert as _insert
 from monitor.store.fit import fit_rows
 from monitor.store.models import AgentEvent, Call, RingNoAnswerRow, SegmentRow, SurveyRow, TransferRow
+from monitor.store.owed import OwedItem, owed_from_json, owed_to_json, write_owed
 from monitor.store.surveys import SurveyItem, adopt_results, write_results
 
 QL_PREFIX = "ql:"  # linkedid of calls imported from a queue_log (Linkedid is not in queue_log)
@@ -39,7 +40,7 @@ class MemberItem:
     source: str = "ami"
 
 
-Item = CallRecord | MemberItem | SurveyItem
+Item = CallRecord | MemberItem | SurveyItem | OwedItem
 
 
 PROVISIONAL = ("shutdown", "gap", "eof", "stale")
@@ -137,6 +138,7 @@ class WriteResult:
     duplicates: int = 0
     replaced: int = 0
     attached: int = 0  # survey results that became (or replaced) a stored call's survey
+    owed: int = 0  # owed-call rows upserted
 
 
 async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item], scrub: bool = False) -> WriteResult:
@@ -151,14 +153,17 @@ async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item]
     calls: dict[tuple[str, str], CallRecord] = {}
     members: list[dict[str, Any]] = []
     results: list[SurveyItem] = []
+    owed: list[OwedItem] = []
     for it in items:
         if isinstance(it, MemberItem):
             members.append(member_row(it))
+        elif isinstance(it, OwedItem):
+            owed.append(it)
         elif isinstance(it, SurveyItem):
             results.append(it)
-        elif (it.pbx, it.linkedid) in calls:
+        elif (it.pbx, it.linkedid) in calls and not it.extra.get("amended"):
             res.duplicates += 1
-        else:
+        else:  # an amended record (a late event changed a final call) supersedes the one before it
             calls[(it.pbx, it.linkedid)] = it
     if calls:
         # A live record supersedes the same call backfilled from queue_log (richer: linkedid, survey, voicemail).
@@ -168,10 +173,19 @@ async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item]
             res.replaced = int(getattr(d, "rowcount", 0) or 0)
         # A record closed by a gap or a shutdown is provisional: the same call seen to its hang-up (adopted again
         # after a reconnect or restart) replaces it, so the stored outcome is the real one.
-        final = [(r.pbx, r.linkedid) for r in calls.values() if r.closed_by == "hangup"]
+        # Matched by Linkedid or by call id (the Uniqueid of the channel that ran Queue()): a call adopted at a
+        # resync under another id than the one its provisional row was written under is still the same call.
+        final = [r for r in calls.values() if r.closed_by == "hangup"]
         if final:
-            await session.execute(delete(Call).where(tuple_(Call.pbx, Call.linkedid).in_(final),
-                                                     Call.closed_by.in_(PROVISIONAL)))
+            await session.execute(delete(Call).where(
+                or_(tuple_(Call.pbx, Call.linkedid).in_([(r.pbx, r.linkedid) for r in final]),
+                    tuple_(Call.pbx, Call.call_id).in_([(r.pbx, r.call_id) for r in final])),
+                Call.closed_by.in_(PROVISIONAL)))
+        # An amended record replaces the stored one of its call whatever it was (upsert by call id, never twice).
+        amended = [(r.pbx, r.linkedid) for r in calls.values() if r.extra.get("amended")]
+        if amended:
+            d = await session.execute(delete(Call).where(tuple_(Call.pbx, Call.linkedid).in_(amended)))
+            res.replaced += int(getattr(d, "rowcount", 0) or 0)
         # One statement executed for many parameter sets (SQLAlchemy's "insertmanyvalues": compiled once, cached),
         # not a multi-VALUES construct rebuilt and compiled for every batch (3x slower, on the event loop).
         stmt = (_insert(dialect, Call).on_conflict_do_nothing(index_elements=["pbx", "linkedid"])
@@ -197,6 +211,8 @@ async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item]
                 .returning(AgentEvent.id))
         res.members = len((await session.execute(stmt)).all())
         res.duplicates += len(members) - res.members
+    if owed:
+        res.owed = await write_owed(session, dialect, owed)
     if results:
         sr = await write_results(session, dialect, results, scrub)
         res.surveys, res.attached = sr.written, res.attached + sr.attached
@@ -210,6 +226,8 @@ def item_to_json(it: Item) -> dict[str, Any]:
         return {"v": 1, "k": "member", "pbx": it.pbx, "source": it.source, "n": asdict(it.note)}
     if isinstance(it, SurveyItem):
         return {"v": 1, "k": "survey", "pbx": it.pbx, "s": asdict(it.result)}
+    if isinstance(it, OwedItem):
+        return owed_to_json(it)
     return {"v": 1, "k": "call", "r": it.to_dict()}
 
 
@@ -223,4 +241,6 @@ def item_from_json(d: dict[str, Any]) -> Item:
         return record_from_dict(d["r"])
     if d["k"] == "survey":
         return SurveyItem(str(d["pbx"]), SurveyResultRecord(**d["s"]))
+    if d["k"] == "owed":
+        return owed_from_json(d)
     raise ValueError(f"unknown journal entry kind {d['k']!r}")

@@ -22,13 +22,14 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from monitor.core.records import CallRecord, MemberNote
+from monitor.core.records import CallRecord, MemberNote, OwedNote
 from monitor.core.survey import SurveyResultRecord
 from monitor.settings import StoreSettings
 from monitor.store.engine import caller_hasher, head_revision, is_sqlite, make_engine, masked, schema_revision
 from monitor.store.engine import upgrade as run_upgrade
 from monitor.store.faults import bounded, describe
 from monitor.store.journal import Entry, Journal
+from monitor.store.owed import OwedItem
 from monitor.store.reads import StoreReads
 from monitor.store.rows import Item, MemberItem, item_from_json, item_to_json
 from monitor.store.surveys import SurveyItem
@@ -78,7 +79,7 @@ class Store(StoreReads, BatchWriter):
         self._stats: dict[str, int] = {
             "batches": 0, "calls_written": 0, "members_written": 0, "duplicates": 0, "retries": 0,
             "journaled": 0, "journal_replayed": 0, "rejected": 0, "lost": 0, "surveys_written": 0,
-            "surveys_attached": 0,
+            "surveys_attached": 0, "owed_written": 0,
         }
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -155,6 +156,13 @@ class Store(StoreReads, BatchWriter):
         if self.hash is not None and result.caller is not None:
             result = replace(result, caller=self.hash(result.caller))
         self._put(SurveyItem(pbx, result))
+
+    def submit_owed(self, note: OwedNote) -> None:
+        """Queue an owed-call change (opened/closed) for storage (synchronous, never blocks; caller hashed if on)."""
+        call = note.call
+        if self.hash is not None:
+            call = replace(call, caller=self.hash(call.caller) or "")
+        self._put(OwedItem(replace(note, call=call)))
 
     def _put(self, item: Item) -> None:
         if self._closing:

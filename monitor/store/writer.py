@@ -86,6 +86,7 @@ class BatchWriter:
         self._stats["surveys_written"] += res.surveys
         self._stats["surveys_attached"] += res.attached
         self._stats["duplicates"] += res.duplicates
+        self._stats["owed_written"] += res.owed
 
     async def _probe(self) -> bool:
         """Whether the database answers a query on our schema (then a failed batch was bad data)."""

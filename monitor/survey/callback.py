@@ -1,11 +1,22 @@
-"""Callback surveys (opt-in): call back callers who hung up before the survey could start.
+"""Callback surveys (opt-in): call back callers who hung up on the agent, over AMI ``Originate``.
 
-Offered a closed call (the tracker's ``CallClosed``), the scheduler keeps a job; :meth:`tick` (time passed
-in) originates due jobs over AMI through an injected ``async send_action(dict) -> dict``, respecting quiet
-hours (postponed, not dropped), the opt-out list, the cooldown, a per-minute rate limit and a maximum number
-of attempts. ``Async: true`` keeps Asterisk's manager thread free; the attempt fails on ``Response: Error``,
-on an ``OriginateResponse`` failure event (:meth:`on_originate_response`) or when the survey's FastAGI
-connection never arrives in time. A job that fails every attempt is recorded as ``unreachable``.
+A job's life, every time on the daemon's clock passed in by the caller (PBX time only ages the call in
+:meth:`CallbackScheduler.offer`, never compared with ours):
+
+* offered: a closed call whose caller hung up on the agent after more than 0 s of talk, seen to its hang-up
+  (``closed_by`` hangup) and not cut by an Asterisk shutdown (``SoftHangupRequest`` ``Cause: 4``, see
+  :mod:`monitor.survey.originate`); one job per call and per number;
+* due after ``delay_s``: :meth:`~CallbackScheduler.tick` sends ``Originate`` with ``Async: true`` and
+  ``Timeout`` = ``answer_timeout_s`` through the injected ``send_action``, which resolves with Asterisk's
+  immediate reply only (``Originate successfully queued``);
+* the attempt stays *in flight* until Asterisk's ``OriginateResponse`` with its ActionID arrives
+  (:meth:`~CallbackScheduler.on_originate_response`: ``Reason`` 4 answered, 3 no answer, 5 busy, 8 congestion,
+  0 failed), or the survey channel claims the token (:meth:`~CallbackScheduler.claim`), or
+  ``answer_timeout_s + grace_s`` passed: Asterisk rings for that same ``answer_timeout_s``, so by then it has
+  stopped. Only then may a retry be scheduled: never two attempts in flight for one number;
+* the job ends once: claimed (the survey server records the survey), or given up / dropped (recorded here as
+  ``unreachable`` / ``not_eligible``). A claim arriving after the end gets a *decline* target: the callee hears
+  goodbye and nothing is recorded a second time.
 """
 
 from __future__ import annotations
@@ -14,24 +25,29 @@ import asyncio
 import logging
 import secrets
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.core.records import CallRecord
 from monitor.core.survey import CooldownState, OptOutList, SurveyPolicy, SurveyResultRecord, in_quiet_hours
+from monitor.core.vocab import SurveyStatus
+from monitor.survey import originate as orig
 from monitor.survey.server import CallbackTarget, ResultSink
 
 log = logging.getLogger("qmon.survey.callback")
 
-SendAction = Callable[[dict[str, Any]], Awaitable[Mapping[str, Any]]]
+#: Writes one AMI action and resolves with Asterisk's immediate reply to it (never the OriginateResponse event);
+#: raises ConnectionError only when nothing was written.
+SendAction = Callable[[dict[str, Any]], Awaitable[Mapping[str, Any] | Sequence[Mapping[str, Any]]]]
+_REMEMBER = 10_000  # ended jobs kept so a late claim is declined, shutdown-cut Linkedids kept
 
 
 @dataclass(frozen=True, slots=True)
 class CallbackConfig:
-    """Where and how callbacks are dialled."""
+    """Where and how callbacks are dialled (times in s)."""
 
     channel: str  # e.g. "PJSIP/{number}@trunk"; {number} is the caller's number
     context: str = "qmon-survey-callback"
@@ -42,10 +58,25 @@ class CallbackConfig:
     retry_delay_s: float = 300.0
     max_attempts: int = 2
     rate_per_min: int = 10
+    # The one ring limit: the Originate's Timeout (ms) and how long qmon holds the attempt in flight (+ grace_s).
     answer_timeout_s: float = 30.0
-    connect_grace_s: float = 15.0  # after the answer timeout, how long we wait for the AGI connection
+    # Slack for Asterisk's OriginateResponse after the ring limit, and for the survey channel's FastAGI
+    # connection after an answer (recorded: 1.4 ms after the event).
+    grace_s: float = 15.0
+    ack_timeout_s: float = 5.0  # Asterisk's "successfully queued" is immediate; a missing one ends nothing
     max_age_s: float = 86_400.0  # a survey about a call older than this is pointless
-    action_timeout_s: float = 10.0
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One Originate in flight."""
+
+    number: int  # the job's dial count (ActionID suffix)
+    action_id: str
+    sent_at: float
+    ends_at: float  # give it up when nothing decided it by then
+    acked: bool = False
+    answered: bool = False
 
 
 @dataclass
@@ -60,10 +91,12 @@ class CallbackJob:
     language: str | None
     due: float
     expires_at: float = float("inf")  # daemon clock: after this the survey is pointless
-    attempts: int = 0
-    dialing_until: float | None = None
-    action_id: str = ""
+    attempts: int = 0  # attempts that may have rung (counted against max_attempts)
+    dials: int = 0  # Originates written, counted or not (ActionID numbering)
+    attempt: Attempt | None = None
     last_error: str = ""
+    ended: str = ""  # how the job ended: claimed, unreachable, not_eligible
+    history: list[str] = field(default_factory=list)
 
 
 class CallbackScheduler:
@@ -82,8 +115,14 @@ class CallbackScheduler:
         self.optout = optout
         self.local_dt = local_dt
         self.jobs: dict[str, CallbackJob] = {}
+        self._by_action: dict[str, str] = {}  # ActionID of an attempt in flight -> token
+        self._ended: OrderedDict[str, CallbackJob] = OrderedDict()
+        self._shutdown_cut: OrderedDict[str, float] = OrderedDict()  # Linkedid -> when Asterisk shut it down
         self._sent: deque[float] = deque()  # originate times within the last minute (rate limit)
-        self.stats: dict[str, int] = {"offered": 0, "originated": 0, "failed": 0, "claimed": 0, "dropped": 0}
+        self.stats: dict[str, int] = {
+            "offered": 0, "not_offered": 0, "originated": 0, "answered": 0, "failed": 0, "claimed": 0,
+            "late_claims": 0, "declined": 0, "unreachable": 0, "dropped": 0, "stray_events": 0,
+        }
 
     # -- inputs ----------------------------------------------------------------------------------------
 
@@ -94,13 +133,13 @@ class CallbackScheduler:
         ``now`` is the daemon's clock (s); ``pbx_now`` the PBX's clock at the same moment (s, e.g. the tracker's
         last event time), used only to age ``record.end_ts`` — PBX time is never compared with the daemon clock.
         """
-        answered = [s for s in record.segments if s.outcome == "answered" and s.agent]
-        # Only callers who hung up on the agent: when the agent hung up, the inline survey ran.
-        if not answered or answered[-1].completion != "caller" or record.survey is not None:
-            return None
-        if record.caller is None or any(j.record.linkedid == record.linkedid for j in self.jobs.values()):
+        why = self._refusal(record)
+        if why is not None:
+            self.stats["not_offered"] += 1
+            log.debug("no survey callback for %s: %s", record.linkedid, why)
             return None
         caller = record.caller
+        assert caller is not None  # _refusal checked it
         last = self.cooldown.last_surveyed(caller) if self.cooldown else None
         opted = bool(self.optout and self.optout.is_opted_out(caller))
         d = self.policy.decide(record, caller, now, self.local_dt(now).time(), last, opted)
@@ -114,56 +153,87 @@ class CallbackScheduler:
         self.stats["offered"] += 1
         return token
 
-    def claim(self, token: str) -> CallbackTarget | None:
-        """The survey channel connected to the FastAGI server: hand over the call, once."""
-        job = self.jobs.pop(token, None)
-        if job is None:
-            return None
-        self.stats["claimed"] += 1
-        return CallbackTarget(job.record, job.caller, job.language)
-
-    def on_originate_response(self, headers: Mapping[str, str], now: float) -> None:
-        """Route AMI ``OriginateResponse`` events here; a failure ends the attempt at once."""
-        aid = headers.get("ActionID", "")
-        if not aid.startswith("qmon-cb-") or headers.get("Response", "").lower() == "success":
+    def on_soft_hangup_request(self, headers: Mapping[str, Any], now: float) -> None:
+        """Route AMI ``SoftHangupRequest`` events here: ``Cause: 4`` marks the call as cut by a shutdown."""
+        if orig.header(headers, "Cause").strip() != orig.SOFTHANGUP_SHUTDOWN:
             return
-        for job in list(self.jobs.values()):
-            if job.action_id == aid and job.dialing_until is not None:
-                self._failed(job, now, f"originate {headers.get('Reason', 'failed')}")
+        lid = orig.header(headers, "Linkedid")
+        if not lid or lid in self._shutdown_cut:
+            return
+        self._shutdown_cut[lid] = now
+        while len(self._shutdown_cut) > _REMEMBER:
+            self._shutdown_cut.popitem(last=False)
+        for job in list(self.jobs.values()):  # offered before the shutdown showed (events out of order)
+            if job.record.linkedid == lid and job.attempt is None:
+                self._end(job, now, SurveyStatus.NOT_ELIGIBLE, "pbx_shutdown")
+
+    def on_originate_response(self, headers: Mapping[str, Any], now: float) -> None:
+        """Route every AMI ``OriginateResponse`` event here; ours are matched to their attempt by ActionID."""
+        aid = orig.header(headers, "ActionID")
+        token = self._by_action.get(aid)
+        job = self.jobs.get(token) if token else None
+        att = job.attempt if job else None
+        if job is None or att is None or att.action_id != aid:
+            self._stray(aid, headers)
+            return
+        response = orig.header(headers, "Response").lower()
+        outcome = orig.reason_text(orig.header(headers, "Reason"))
+        job.history.append(f"{aid}: {response or '?'} {outcome}")
+        if response == "success":
+            # Answered: the survey channel is about to connect with the token; it has grace_s to do so.
+            att.answered = True
+            att.ends_at = now + self.config.grace_s
+            self.stats["answered"] += 1
+            return
+        self._attempt_over(job, now, f"originate {outcome}")
+
+    def claim(self, token: str) -> CallbackTarget | None:
+        """The survey channel connected to the FastAGI server with ``token``: the call to survey, once.
+
+        A job already ended (given up, dropped, claimed) gets a target with ``decline`` set: the callee hears
+        goodbye and nothing is recorded; an unknown token gets None.
+        """
+        job = self.jobs.get(token)
+        if job is not None:
+            if job.attempt is None:  # its last attempt was given up for lack of news: answered after all
+                self.stats["late_claims"] += 1
+                log.info("survey callback %s answered after attempt %d was given up: surveying now",
+                         token, job.attempts)
+            self.stats["claimed"] += 1
+            self._end(job, None, None)
+            return CallbackTarget(job.record, job.caller, job.language)
+        ended = self._ended.get(token)
+        if ended is None:
+            return None
+        self.stats["declined"] += 1
+        log.warning("survey callback %s answered after the job ended (%s): goodbye, no second record",
+                    token, ended.ended)
+        return CallbackTarget(ended.record, ended.caller, ended.language, decline=ended.ended)
 
     # -- the loop --------------------------------------------------------------------------------------
 
     async def tick(self, now: float) -> None:
-        """Handle every job due at ``now`` (originate, postpone, give up)."""
+        """Give up attempts past their end, then originate every job due at ``now`` (s, daemon clock)."""
         for job in sorted(self.jobs.values(), key=lambda j: j.due):
-            if job.due > now or job.token not in self.jobs:
+            if job.token not in self.jobs:  # ended while we awaited an earlier Originate's reply
                 continue
-            if job.dialing_until is not None:
-                self._failed(job, now, "survey never connected")
+            att = job.attempt
+            if att is not None:
+                if now >= att.ends_at:
+                    if att.answered:
+                        self._end(job, now, SurveyStatus.UNREACHABLE, "answered; survey never connected")
+                    else:
+                        self._attempt_over(job, now, "no OriginateResponse in time")
                 continue
-            if now > job.expires_at:
-                self._drop(job, now, "expired")
+            if job.due > now:
                 continue
-            if self.optout and self.optout.is_opted_out(job.caller):
-                self._drop(job, now, "opted_out")
-                continue
-            last = self.cooldown.last_surveyed(job.caller) if self.cooldown else None
-            if last is not None and now - last < self.policy.config.cooldown_days * 86400:
-                self._drop(job, now, "cooldown")
-                continue
-            if in_quiet_hours(self.policy.config.quiet_hours, self.local_dt(now).time()):
-                job.due = self._quiet_end(now)
-                continue
-            while self._sent and now - self._sent[0] >= 60.0:
-                self._sent.popleft()
-            if len(self._sent) >= self.config.rate_per_min:
-                job.due = self._sent[0] + 60.0
+            if not self._may_dial(job, now):
                 continue
             self._sent.append(now)
             await self._originate(job, now)
 
     async def run(self, clock: Callable[[], float] = time.time, interval_s: float = 1.0) -> None:
-        """Tick forever (cancel to stop)."""
+        """Tick forever on ``clock`` (the daemon's); cancel to stop."""
         while True:
             try:
                 await self.tick(clock())
@@ -172,13 +242,13 @@ class CallbackScheduler:
             await asyncio.sleep(interval_s)
 
     def action(self, job: CallbackJob) -> dict[str, Any]:
-        """The AMI ``Originate`` action for a job's next attempt."""
+        """The AMI ``Originate`` action for a job's next dial."""
         c = self.config
         variables = [f"QMON_SURVEY_TOKEN={job.token}", f"QMON_QUEUE={job.queue or ''}"]
         if job.language:
             variables.append(f"QMON_LANG={job.language}")
         act: dict[str, Any] = {
-            "Action": "Originate", "ActionID": f"qmon-cb-{job.token}-{job.attempts}",
+            "Action": "Originate", "ActionID": orig.action_id(job.token, job.dials + 1),
             "Channel": c.channel.format(number=job.caller), "Context": c.context, "Exten": c.exten,
             "Priority": str(c.priority), "Timeout": str(int(c.answer_timeout_s * 1000)), "Async": "true",
             "Variable": variables,
@@ -187,49 +257,131 @@ class CallbackScheduler:
             act["CallerID"] = c.caller_id
         return act
 
+    def in_flight(self) -> list[str]:
+        """ActionIDs of the attempts in flight."""
+        return sorted(self._by_action)
+
     # -- internals -------------------------------------------------------------------------------------
 
-    async def _originate(self, job: CallbackJob, now: float) -> None:
-        job.attempts += 1
-        act = self.action(job)
-        job.action_id = act["ActionID"]
-        try:
-            resp = await asyncio.wait_for(self.send_action(act), self.config.action_timeout_s)
-            ok = str(resp.get("Response", "")).lower() == "success"
-            err = str(resp.get("Message", "error"))
-        except Exception as exc:  # AMI down or slow: an attempt lost, not the job
-            ok, err = False, f"{type(exc).__name__}: {exc}"
-        self.stats["originated"] += 1
-        if ok:
-            job.dialing_until = now + self.config.answer_timeout_s + self.config.connect_grace_s
-            job.due = job.dialing_until
-        else:
-            self._failed(job, now, err)
+    def _refusal(self, record: CallRecord) -> str | None:
+        """Why a closed call gets no callback, None if it may."""
+        answered = [s for s in record.segments if s.outcome == "answered" and s.agent]
+        if record.survey is not None:
+            return "surveyed"
+        if not answered:
+            return "not_answered"
+        if answered[-1].completion != "caller":  # the agent hung up: the inline survey ran
+            return "agent_hung_up"
+        if not answered[-1].talk_s or answered[-1].talk_s <= 0:
+            return "no_talk"
+        if record.closed_by != "hangup":  # gap, eof, shutdown, stale: not seen to its end
+            return f"closed_by_{record.closed_by}"
+        if record.linkedid in self._shutdown_cut:
+            return "pbx_shutdown"
+        if record.caller is None:
+            return "no_caller"
+        if any(j.record.linkedid == record.linkedid or j.caller == record.caller for j in self.jobs.values()):
+            return "already_scheduled"
+        return None
 
-    def _failed(self, job: CallbackJob, now: float, error: str) -> None:
+    def _may_dial(self, job: CallbackJob, now: float) -> bool:
+        """The checks right before dialling; False when the job was dropped or postponed."""
+        if now > job.expires_at:
+            self._end(job, now, SurveyStatus.NOT_ELIGIBLE, "expired")
+            return False
+        if self.optout and self.optout.is_opted_out(job.caller):
+            self._end(job, now, SurveyStatus.NOT_ELIGIBLE, "opted_out")
+            return False
+        last = self.cooldown.last_surveyed(job.caller) if self.cooldown else None
+        if last is not None and now - last < self.policy.config.cooldown_days * 86400:
+            self._end(job, now, SurveyStatus.NOT_ELIGIBLE, "cooldown")
+            return False
+        if in_quiet_hours(self.policy.config.quiet_hours, self.local_dt(now).time()):
+            job.due = self._quiet_end(now)
+            return False
+        if any(j.attempt is not None and j.caller == job.caller for j in self.jobs.values()):
+            job.due = now + self.config.retry_delay_s  # offer() keeps one job per number; belt and braces
+            return False
+        while self._sent and now - self._sent[0] >= 60.0:
+            self._sent.popleft()
+        if len(self._sent) >= self.config.rate_per_min:
+            job.due = self._sent[0] + 60.0
+            return False
+        return True
+
+    async def _originate(self, job: CallbackJob, now: float) -> None:
+        c = self.config
+        act = self.action(job)
+        job.dials += 1
+        job.attempts += 1
+        # In flight before the write: the OriginateResponse may overtake the reply we await.
+        att = job.attempt = Attempt(job.dials, act["ActionID"], now, now + c.answer_timeout_s + c.grace_s)
+        self._by_action[att.action_id] = job.token
+        self.stats["originated"] += 1
+        try:
+            reply = orig.reply_of(await asyncio.wait_for(self.send_action(act), c.ack_timeout_s))
+        except ConnectionError as exc:  # nothing was written, nothing rings: not an attempt
+            job.attempts -= 1
+            self._attempt_over(job, now, f"AMI not connected: {exc}")
+            return
+        except Exception as exc:  # written, fate unknown: Asterisk may be dialling, so wait the attempt out
+            log.warning("survey callback %s: no reply to Originate (%s: %s); holding the attempt until %s s",
+                        att.action_id, type(exc).__name__, exc, c.answer_timeout_s + c.grace_s)
+            return
+        if job.attempt is not att:  # decided meanwhile (the event overtook the reply)
+            return
+        if orig.header(reply, "Response").lower() == "success":
+            att.acked = True
+        else:  # Asterisk refused it (e.g. Permission denied): nothing was dialled
+            self._attempt_over(job, now, f"Originate refused: {orig.header(reply, 'Message') or 'error'}")
+
+    def _attempt_over(self, job: CallbackJob, now: float, error: str) -> None:
+        """The attempt in flight ended without a survey: retry after ``retry_delay_s`` or give the job up."""
+        if job.attempt is not None:
+            self._by_action.pop(job.attempt.action_id, None)
+            job.attempt = None
         self.stats["failed"] += 1
         job.last_error = error
-        job.dialing_until = None
-        log.info("survey callback attempt %d/%d failed: %s", job.attempts, self.config.max_attempts, error)
+        job.history.append(error)
+        log.info("survey callback %s attempt %d/%d failed: %s", job.token, job.attempts, self.config.max_attempts,
+                 error)
         if job.attempts >= self.config.max_attempts:
-            self.jobs.pop(job.token, None)
-            self._emit(job, now, "unreachable", error)
+            self._end(job, now, SurveyStatus.UNREACHABLE, error)
         else:
             job.due = now + self.config.retry_delay_s
 
-    def _drop(self, job: CallbackJob, now: float, reason: str) -> None:
-        self.stats["dropped"] += 1
-        self.jobs.pop(job.token, None)
-        self._emit(job, now, "not_eligible", reason)
-
-    def _emit(self, job: CallbackJob, now: float, status: str, reason: str) -> None:
+    def _end(self, job: CallbackJob, now: float | None, status: str | None, reason: str = "") -> None:
+        """End a job once: ``status`` None = claimed (the survey server records it), else recorded here."""
+        if job.token not in self.jobs:
+            return
+        del self.jobs[job.token]
+        if job.attempt is not None:
+            self._by_action.pop(job.attempt.action_id, None)
+            job.attempt = None
+        job.ended = "claimed" if status is None else str(status)
+        self._ended[job.token] = job
+        while len(self._ended) > _REMEMBER:
+            self._ended.popitem(last=False)
+        if status is None or now is None:
+            return
+        self.stats["unreachable" if status == SurveyStatus.UNREACHABLE else "dropped"] += 1
         rec = SurveyResultRecord(
-            job.record.linkedid, job.record.call_id, job.caller, job.queue, job.agent, status, None, None,
+            job.record.linkedid, job.record.call_id, job.caller, job.queue, job.agent, str(status), None, None,
             None, "", job.language or self.policy.config.default_language, "callback", now, now, reason)
         try:
             self.on_result(rec)
         except Exception:
             log.exception("survey result sink failed")
+
+    def _stray(self, aid: str, headers: Mapping[str, Any]) -> None:
+        token = orig.token_of(aid)
+        if token is None:
+            return  # somebody else's Originate
+        self.stats["stray_events"] += 1
+        ended = self._ended.get(token)
+        level = logging.DEBUG if ended is not None and ended.ended == "claimed" else logging.INFO
+        log.log(level, "OriginateResponse %s (%s, %s) after its attempt ended", aid,
+                orig.header(headers, "Response"), orig.reason_text(orig.header(headers, "Reason")))
 
     def _quiet_end(self, now: float) -> float:
         window = self.policy.config.quiet_hours

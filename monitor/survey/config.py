@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from monitor.core.survey import PROMPT_KEYS, PolicyConfig, parse_quiet_hours
 from monitor.settings import SurveySettings
 from monitor.survey.callback import CallbackConfig
+
+# A dialplan variable (QMON_X, __INHERITED) or a function with an argument (CDR(userfield), CDR(qmon_survey)).
+_VAR_RE = re.compile(r"^_{0,2}[A-Za-z][A-Za-z0-9_]*(\([A-Za-z0-9_.,-]+\))?$")
 
 
 def _pairs(name: str, items: tuple[str, ...], errors: list[str]) -> list[tuple[str, str]]:
@@ -45,6 +50,7 @@ def policy_config(s: SurveySettings) -> PolicyConfig:
         errors.append(f"survey.default_language: {s.default_language!r} not in languages")
     if "{lang}" not in s.prompt_path or "{name}" not in s.prompt_path:
         errors.append("survey.prompt_path: must contain {lang} and {name}")
+    errors += _timing_errors(s)
     if errors:
         raise ValueError("; ".join(errors))
     return PolicyConfig(
@@ -56,10 +62,35 @@ def policy_config(s: SurveySettings) -> PolicyConfig:
     )
 
 
+def _timing_errors(s: SurveySettings) -> list[str]:
+    """The never-silence and time-limit settings (seconds), and the trace variable's name."""
+    errors = [f"survey.{k}: must be more than 0 (seconds)" for k in ("work_deadline_s", "reply_slack_s")
+              if not getattr(s, k) > 0]
+    if s.max_duration_s < 0:
+        errors.append("survey.max_duration_s: must not be negative (0 = computed from the prompts' lengths)")
+    if not 1000 <= s.digit_timeout_ms <= 60_000:
+        errors.append("survey.digit_timeout_ms: must be from 1000 to 60000 (milliseconds)")
+    if s.trace_var and not _VAR_RE.match(s.trace_var):
+        errors.append(f"survey.trace_var: {s.trace_var!r} is not a variable name or FUNCTION(arg), "
+                      "e.g. CDR(userfield), or empty for none")
+    return errors
+
+
 def callback_config(s: SurveySettings) -> CallbackConfig:
-    """The callback scheduler's config; ValueError when callbacks are on but no channel is set."""
-    if s.callback_enabled and "{number}" not in s.callback_channel:
-        raise ValueError("survey.callback_channel: must contain {number}, e.g. PJSIP/{number}@trunk")
+    """The callback scheduler's config; ValueError listing every bad callback setting (when callbacks are on)."""
+    errors: list[str] = []
+    if s.callback_enabled:
+        if "{number}" not in s.callback_channel:
+            errors.append("survey.callback_channel: must contain {number}, e.g. PJSIP/{number}@trunk")
+        if not s.callback_answer_timeout_s > 0:
+            errors.append("survey.callback_answer_timeout_s: must be more than 0 (seconds of ringing)")
+        if s.callback_max_attempts < 1:
+            errors.append("survey.callback_max_attempts: must be at least 1")
+        if s.callback_retry_delay_s < 0 or s.callback_delay_s < 0:
+            errors.append("survey.callback_delay_s / callback_retry_delay_s: must not be negative")
+    if errors:
+        raise ValueError("; ".join(errors))
+    # One ring limit: the Originate's Timeout and how long qmon holds an attempt in flight are the same setting.
     return CallbackConfig(
         channel=s.callback_channel, context=s.callback_context, exten=s.callback_exten,
         caller_id=s.callback_caller_id, delay_s=s.callback_delay_s, retry_delay_s=s.callback_retry_delay_s,

@@ -1,24 +1,35 @@
-"""Prompt lengths for the survey's time budget: ``asterisk/sounds/durations.json`` (``{"en": {"thanks": 2.91}}``).
+"""Prompt lengths for the survey's time budget (``{"en": {"thanks": 2.91}}``) and the budget itself.
 
-The file is written beside the prompts when they are generated (each prompt's length in seconds). Where it is
-missing, or lacks a prompt (a site's own recording), :class:`~monitor.core.conversation.PromptDurations` answers with
-conservative defaults (longer than any shipped prompt), so qmon stops asking early rather than late.
+``asterisk/sounds/generate.sh`` writes every prompt's length in seconds to ``asterisk/sounds/durations.json`` and
+the identical package copy ``monitor/survey/durations.json`` (an installed wheel has no ``asterisk/``;
+tests/test_survey_budget.py fails if the two differ). A site with its own recordings points
+``survey.durations_file`` at their lengths (``generate.sh --durations-only DIR``). A prompt without a length gets
+a conservative default from :class:`~monitor.core.conversation.PromptDurations` (longer than any shipped prompt),
+so qmon stops asking early rather than late.
+
+:func:`worst_case_s` is ``asterisk/budget.py``'s formula on qmon's own questions: the dialplan's
+``TIMEOUT(absolute)`` is that plus 3 s, and qmon's own limit (``survey.max_duration_s = 0``, the default) is that
+itself, so qmon has said goodbye before Asterisk hangs up.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from importlib import resources
 from pathlib import Path
 
 from monitor.core.conversation import PromptDurations
+from monitor.core.survey import SurveyPolicy
 
 log = logging.getLogger("qmon.survey")
 
 # Where the generated file sits: a source checkout (asterisk/ beside monitor/), or package data if shipped so.
 _CHECKOUT = Path(__file__).resolve().parents[2] / "asterisk" / "sounds" / "durations.json"
 _PACKAGE = ("monitor.survey", "durations.json")
+#: Seconds the dialplan adds to the worst case for the AGI connection and round trips (asterisk/budget.py MARGIN_S).
+DIALPLAN_MARGIN_S = 3.0
 
 
 def parse_durations(data: object, source: str = "durations") -> PromptDurations:
@@ -61,3 +72,25 @@ def default_durations() -> PromptDurations:
         except (OSError, ValueError) as exc:
             log.warning("survey prompt durations unreadable (%s); using conservative defaults", exc)
     return PromptDurations()
+
+
+def worst_case_s(policy: SurveyPolicy, durations: PromptDurations, lang: str, callback: bool = False) -> float:
+    """Seconds of the longest honest survey in ``lang`` (asterisk/budget.py's formula, on the policy's questions).
+
+    Each question asked twice (the full prompt, every digit just before the digit timeout), the longer retry
+    prompt between, the longer of thanks/goodbye at the end; a callback survey first plays its intro.
+    """
+    def secs(key: str) -> float:
+        return durations.of(lang, policy.prompt_file(key), key)
+
+    total = secs("callback_intro") if callback else 0.0
+    retry = max(secs("invalid"), secs("noinput"))
+    for q in policy.questions():
+        total += 2 * (secs(q.key) + q.max_digits * q.timeout_ms / 1000) + retry
+    return total + max(secs("thanks"), secs("goodbye"))
+
+
+def dialplan_timeout_s(policy: SurveyPolicy, durations: PromptDurations, callback: bool = False) -> int:
+    """Whole seconds the dialplan's TIMEOUT(absolute) needs for every configured language (budget.py's number)."""
+    langs = policy.config.languages or (policy.config.default_language,)
+    return math.ceil(max(worst_case_s(policy, durations, lang, callback) for lang in langs) + DIALPLAN_MARGIN_S)

@@ -11,12 +11,19 @@ a worker thread under ``work_deadline_s`` (default 2 s); past it the caller hear
 another matter: each command's reply may take its prompt's length (+ the digit timeouts) + ``reply_slack_s``
 (recorded: a proxy delaying every reply by 3 s, survey still completed); a peer silent beyond that is dropped so
 the dialplan goes on. The result sink and the cooldown write run only after the channel is handed back.
+
+Overload (issue 14): at most ``max_sessions`` surveys run at once; beyond it a caller hears goodbye at once
+(``QMON_SURVEY_STATUS=overloaded``, no lookup). Connections without headers yet are bounded by
+:class:`~monitor.survey.listener.Admission` (the oldest idle one is dropped for a newcomer), and accept() failures
+(EMFILE) by :class:`~monitor.survey.listener.Acceptor`: logged once, never a traceback per connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +37,8 @@ from monitor.core.records import CallRecord
 from monitor.core.repeat import normalize_number
 from monitor.core.survey import CooldownState, Decision, OptOutList, SurveyPolicy, SurveyResultRecord
 from monitor.survey.agi import AgiChannel, AgiError, AgiHangup, quote, read_headers, render, to_reply
-from monitor.survey.durations import default_durations
+from monitor.survey.durations import default_durations, worst_case_s
+from monitor.survey.listener import Acceptor, Admission, Throttle, fd_budget, listen
 
 log = logging.getLogger("qmon.survey")
 
@@ -48,11 +56,15 @@ def local_time(ts: float) -> dtime:
 
 @dataclass(frozen=True, slots=True)
 class CallbackTarget:
-    """The original call a callback survey is about (handed over by the callback scheduler)."""
+    """The original call a callback survey is about (handed over by the callback scheduler).
+
+    ``decline`` non-empty: the job already ended that way (given up, claimed): say goodbye, record nothing.
+    """
 
     record: CallRecord
     caller: str
     language: str | None
+    decline: str = ""
 
 
 class CallbackClaims(Protocol):
@@ -83,7 +95,7 @@ class SurveyServer:
         header_timeout_s: float = 5.0, max_header_bytes: int = 16_384,
         clock: Callable[[], float] = time.time, local: LocalTimeFn = local_time,
         durations: PromptDurations | None = None, work_deadline_s: float = 2.0, reply_slack_s: float = 5.0,
-        trace_var: str = "CDR(userfield)",
+        trace_var: str = "CDR(userfield)", max_sessions: int = 200,
     ) -> None:
         self.policy = policy
         self.lookup = lookup
@@ -100,26 +112,39 @@ class SurveyServer:
         self.work_deadline_s = work_deadline_s
         self.reply_slack_s = reply_slack_s
         self.trace_var = trace_var
-        self._server: asyncio.Server | None = None
+        self.max_sessions = max_sessions
+        self._limits: dict[tuple[str, bool], SurveyPolicy] = {}
+        self._acceptor: Acceptor | None = None
         self._sessions: set[asyncio.Task[None]] = set()
+        self._overload = Throttle(log)
+        self._bad_headers = Throttle(log)
         # Own small pool: a hung store must not starve the loop's default executor (used by others).
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qmon-survey")
         self.stats: dict[str, int] = {
             "connections": 0, "active": 0, "header_errors": 0, "early_hangups": 0, "errors": 0, "results": 0,
-            "qmon_slow": 0, "peer_stalled": 0,
+            "qmon_slow": 0, "peer_stalled": 0, "callbacks_declined": 0, "sessions": 0, "rejected_overloaded": 0,
+            "rejected_no_room": 0, "idle_dropped": 0, "accept_errors": 0,
         }
+        self._admission = Admission(max_sessions, self._spawn, self._overload_hit, log, self.stats)
 
     async def start(self) -> None:
-        """Start listening (``port=0`` picks a free port, then read :attr:`port`)."""
-        self._server = await asyncio.start_server(self._accept, self.bind, self.port, limit=self.max_header_bytes)
-        self.port = self._server.sockets[0].getsockname()[1]
-        log.info("survey FastAGI server listening on %s:%d", self.bind, self.port)
+        """Start listening (``port=0`` picks a free port, then read :attr:`port`); OSError if it cannot bind."""
+        socks = listen(self.bind, self.port)
+        self.port = int(socks[0].getsockname()[1])
+        self._acceptor = Acceptor(socks, self._admission.on_conn, self._admission.exhausted, log, self.stats)
+        self._acceptor.start()
+        log.info("survey FastAGI server listening on %s:%d (at most %d surveys at once)", self.bind, self.port,
+                 self.max_sessions)
+        need, limit = fd_budget(self.max_sessions)
+        if 0 <= limit < need:
+            log.warning("survey.max_sessions = %d may need %d file descriptors, the limit is %d (ulimit -n, "
+                        "systemd LimitNOFILE=): lower survey.max_sessions or raise the limit", self.max_sessions,
+                        need, limit)
 
     async def close(self, timeout_s: float = 5.0) -> None:
         """Stop accepting; let running conversations end within ``timeout_s``, then cancel them."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        if self._acceptor is not None:
+            await self._acceptor.close()
         if self._sessions:
             _, pending = await asyncio.wait(set(self._sessions), timeout=timeout_s)
             for t in pending:
@@ -127,11 +152,24 @@ class SurveyServer:
             await asyncio.gather(*pending, return_exceptions=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._sessions.add(task)
-        self.stats["connections"] += 1
+    def _spawn(self, sock: socket.socket) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._accept(sock), name="survey-agi")
+        self._sessions.add(task)
+        task.add_done_callback(self._sessions.discard)
+        return task
+
+    def _overload_hit(self) -> None:
+        self._overload.hit("survey: overloaded: %d surveys in progress (survey.max_sessions); callers beyond it "
+                           "hear goodbye at once",
+                           "survey: overloaded: %d more caller(s) heard goodbye instead of the survey in the last "
+                           "%.0f s (survey.max_sessions = %d)", self.max_sessions)
+
+    async def _accept(self, sock: socket.socket) -> None:
+        try:
+            reader, writer = await asyncio.open_connection(sock=sock, limit=self.max_header_bytes)
+        except OSError:  # the peer is already gone
+            sock.close()
+            return
         self.stats["active"] += 1
         chan = AgiChannel(reader, writer)
         rec: SurveyResultRecord | None = None
@@ -144,17 +182,14 @@ class SurveyServer:
         finally:
             self.stats["active"] -= 1
             await chan.close()  # the caller goes back to the dialplan before any bookkeeping
-            try:
-                if rec is not None:
-                    self._emit(rec)
-                if mark is not None:
-                    await self._mark(mark, rec.started_ts if rec else self.clock())
-            finally:
-                if task is not None:
-                    self._sessions.discard(task)
+            if rec is not None:
+                self._emit(rec)
+            if mark is not None:
+                await self._mark(mark, rec.started_ts if rec else self.clock())
 
     async def _session(self, chan: AgiChannel) -> tuple[SurveyResultRecord | None, str | None]:
         """One connection -> (the result to emit, the number to mark as surveyed)."""
+        task = asyncio.current_task()
         try:
             headers = await read_headers(chan.reader, self.header_timeout_s, self.max_header_bytes)
         except AgiHangup:
@@ -162,8 +197,42 @@ class SurveyServer:
             return None, None
         except AgiError as exc:
             self.stats["header_errors"] += 1
-            log.warning("FastAGI request rejected: %s", exc)
+            self._bad_headers.hit("survey: FastAGI request rejected: %s",
+                                  "survey: %d more FastAGI request(s) rejected in the last %.0f s (latest: %s)", exc)
             return None, None
+        finally:
+            self._admission.release(task)
+        if self.stats["sessions"] >= self.max_sessions:
+            return await self._overloaded(chan, headers), None
+        self.stats["sessions"] += 1
+        try:
+            return await self._survey(chan, headers)
+        finally:
+            self.stats["sessions"] -= 1
+
+    async def _overloaded(self, chan: AgiChannel, headers: dict[str, str]) -> SurveyResultRecord:
+        """max_sessions surveys in progress: goodbye at once, status ``overloaded`` (no lookup, no policy)."""
+        self.stats["rejected_overloaded"] += 1
+        self._overload_hit()
+        started = self.clock()
+        script = headers.get("agi_network_script", "").split("?")[0].strip("/")
+        args = [headers.get(f"agi_arg_{i}", "") for i in (1, 2, 3)]
+        source = "callback" if script == "csat-callback" else "agi"
+        lang = self.policy.language(None, headers.get("agi_language"), args[2] or None)
+        task = asyncio.current_task()
+        self._admission.hold(task)
+        try:
+            await self._say(chan, lang, [SetVar("QMON_SURVEY_STATUS", "overloaded"),
+                                         *self._trace("qmon:status=overloaded")])
+        finally:
+            self._admission.release(task)
+        return self._record(None, headers, normalize_number(headers.get("agi_callerid")),
+                            Decision(False, "overloaded"), "not_eligible", lang, source, started, reason="overloaded",
+                            queue_hint=args[1], lid_hint=args[0] if source == "agi" else "")
+
+    async def _survey(self, chan: AgiChannel, headers: dict[str, str]
+                      ) -> tuple[SurveyResultRecord | None, str | None]:
+        """The admitted survey: script, policy (in a worker thread, bounded), then the conversation."""
         started = self.clock()
         script = headers.get("agi_network_script", "").split("?")[0].strip("/")
         args = [headers.get(f"agi_arg_{i}", "") for i in (1, 2, 3)]
@@ -174,6 +243,9 @@ class SurveyServer:
         source = "agi" if script == "csat" else "callback"
         # The scheduler's state lives on the loop: claim here; the lookups that may be slow go to a thread.
         target = self.callbacks.claim(args[0]) if source == "callback" and self.callbacks is not None else None
+        if target is not None and target.decline:
+            await self._decline(chan, headers, target)
+            return None, None
         hint = args[2] if source == "agi" else (target.language if target else None)
         lid_hint = args[0] if source == "agi" else ""
         try:
@@ -196,8 +268,8 @@ class SurveyServer:
             ])
             return self._record(prep.call, headers, prep.caller, d, "not_eligible", prep.lang, source, started,
                                 reason=d.reason, queue_hint=args[1], lid_hint=lid_hint), None
-        conv = Conversation(self.policy, prep.lang, started, intro=source == "callback", durations=self.durations,
-                            trace_var=self.trace_var)
+        conv = Conversation(self.limited(prep.lang, source == "callback"), prep.lang, started,
+                            intro=source == "callback", durations=self.durations, trace_var=self.trace_var)
         await self._say(chan, prep.lang, [f"VERBOSE {quote('qmon survey: ' + prep.lang)} 3"], farewell=False)
         cmd = conv.start(self.clock())
         while not isinstance(cmd, Done):
@@ -208,6 +280,26 @@ class SurveyServer:
                            queue_hint=args[1], lid_hint=lid_hint, scores=(out.csat, out.nps, out.ces), raw=out.raw,
                            reason="agi_no_reply" if chan.stalled else "ok")
         return rec, prep.caller
+
+    async def _decline(self, chan: AgiChannel, headers: dict[str, str], target: CallbackTarget) -> None:
+        """A late answer of a callback already ended (and recorded): goodbye, no second record."""
+        self.stats["callbacks_declined"] += 1
+        lang = self.policy.language(None, headers.get("agi_language"), target.language)
+        await self._say(chan, lang, [
+            f"VERBOSE {quote('qmon survey: callback already ' + target.decline)} 3",
+            SetVar("QMON_SURVEY_STATUS", "not_eligible"), *self._trace("qmon:status=not_eligible"),
+        ])
+
+    def limited(self, lang: str, callback: bool) -> SurveyPolicy:
+        """The policy a conversation in ``lang`` runs under: ``max_duration_s`` (s), or when it is 0 the longest
+        honest survey computed from the prompts' lengths (asterisk/budget.py's formula, under the dialplan's
+        TIMEOUT(absolute) by its 3 s margin)."""
+        policy = self._limits.get((lang, callback))
+        if policy is None:
+            cfg = self.policy.config
+            limit = cfg.max_duration_s or worst_case_s(self.policy, self.durations, lang, callback)
+            policy = self._limits[(lang, callback)] = SurveyPolicy(dataclasses.replace(cfg, max_duration_s=limit))
+        return policy
 
     def _prepare(self, headers: dict[str, str], source: str, target: CallbackTarget | None,
                  started: float) -> _Prep:

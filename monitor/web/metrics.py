@@ -30,17 +30,24 @@ from monitor.core.records import (
     TransferNote,
     VoicemailNote,
 )
-from monitor.core.vocab import ANSWERED_SURVEY, nps_bucket, valid_ces, valid_csat, valid_nps
+from monitor.core.vocab import (
+    ANSWERED_SURVEY,
+    CALL_OUTCOME_LABELS,
+    VOICEMAIL_REASONS,
+    nps_bucket,
+    valid_ces,
+    valid_csat,
+    valid_nps,
+)
 from monitor.settings import WAIT_BUCKETS_S
 
-CALL_OUTCOMES = ("answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "join_empty", "exit_key",
-                 "transferred", "unknown")
-VOICEMAIL_REASONS = ("timeout", "exit_empty", "join_empty", "exit_key")
+CALL_OUTCOMES = CALL_OUTCOME_LABELS  # every outcome label, pre-created per queue (the last two: no wait histogram)
 TRANSFER_TYPES = ("blind", "attended")
 CSAT_SCORES = ("1", "2", "3", "4", "5")
 SURVEY_RESULTS = ("completed", "no_input", "invalid")
 WAIT_BUCKETS = WAIT_BUCKETS_S  # one definition (monitor.settings): config checks sl_threshold_s against it
 TALK_BUCKETS = (15, 30, 60, 120, 180, 300, 600, 900, 1800, 3600)
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _NO_MEMBERS = dict.fromkeys(MEMBER_STATES, 0)
 
 
@@ -75,6 +82,15 @@ class StoreStats(Protocol):
         ...
 
 
+class SurveyServerStats(Protocol):
+    """What the collector reads from the FastAGI server (:class:`~monitor.survey.server.SurveyServer`)."""
+
+    @property
+    def stats(self) -> Mapping[str, int]:
+        """Server counters (see ``_survey_server_families`` for the keys read)."""
+        ...
+
+
 @dataclass
 class _Pbx:
     live: LiveSource
@@ -94,6 +110,7 @@ class QmonMetrics:
         self.started = clock()
         self.pbxs: dict[str, _Pbx] = {}
         self.store = store
+        self.survey_server: SurveyServerStats | None = None  # set by the daemon when surveys are enabled
         self._known: set[tuple[str, str]] = set()
         self._known_agents: set[tuple[str, str, str]] = set()
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}  # (id(metric), labels) -> its child
@@ -124,6 +141,9 @@ class QmonMetrics:
                               ["pbx", "queue", "outcome"], buckets=WAIT_BUCKETS, registry=r)
         self.talk = Histogram("qmon_queue_talk_seconds", "Talk time of answered queue calls", ["pbx", "queue"],
                               buckets=TALK_BUCKETS, registry=r)
+        self.loop_lag = Histogram("qmon_event_loop_lag_seconds", "How late the daemon's periodic timer ran (the "
+                                  "event loop was busy or blocked that long; AMI events wait as long)",
+                                  buckets=LAG_BUCKETS, registry=r)
 
     # -- wiring ----------------------------------------------------------------------------------------
 
@@ -171,7 +191,8 @@ class QmonMetrics:
             pbxs[name] = PbxSnapshot(st, frozenset(self.known_queues(name)), src is not None and src.connected,
                                      src.reconnects if src is not None else 0)
         store = dict(self.store.stats) if self.store is not None else None
-        return Snapshot(now, pbxs, store)
+        survey = dict(self.survey_server.stats) if self.survey_server is not None else None
+        return Snapshot(now, pbxs, store, survey)
 
     def ensure_queue(self, pbx: str, queue: str) -> None:
         """Create every per-queue series of ``queue`` at 0 (idempotent)."""
@@ -294,6 +315,7 @@ class Snapshot:
     now: float
     pbxs: dict[str, PbxSnapshot]
     store: Mapping[str, Any] | None
+    survey_server: Mapping[str, int] | None = None
 
 
 #: The snapshot of the scrape being rendered (set around generate_latest; None: collect takes its own).
@@ -345,6 +367,23 @@ class _StateCollector(Collector):
                 skipped.add_metric([name, reason], count)
         yield from (waiting, longest, members, up, age, open_calls, events, reconnects, skipped)
         yield from _store_families(snap.store)
+        if snap.survey_server is not None:
+            yield from _survey_server_families(snap.survey_server)
+
+
+def _survey_server_families(stats: Mapping[str, int]) -> Iterator[Any]:
+    yield GaugeMetricFamily("qmon_survey_sessions_in_progress", "FastAGI surveys running now (at most "
+                            "survey.max_sessions)", value=float(stats.get("sessions", 0)))
+    rejected = CounterMetricFamily("qmon_survey_sessions_rejected", "FastAGI connections turned away: overloaded = "
+                                   "max_sessions surveys running, the caller heard qmon's goodbye; no_room = closed "
+                                   "at once, the dialplan's goodbye", labels=["reason"])
+    for reason in ("overloaded", "no_room"):
+        rejected.add_metric([reason], float(stats.get(f"rejected_{reason}", 0)))
+    yield rejected
+    yield CounterMetricFamily("qmon_survey_idle_connections_dropped", "FastAGI connections that sent no request, "
+                              "dropped to make room for new ones", value=float(stats.get("idle_dropped", 0)))
+    yield CounterMetricFamily("qmon_survey_accept_errors", "FastAGI accept() failures (EMFILE: out of file "
+                              "descriptors)", value=float(stats.get("accept_errors", 0)))
 
 
 def _store_families(stats: Mapping[str, Any] | None) -> Iterator[Any]:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from monitor import __version__
+from monitor.web.params import ENDPOINTS
 
 _NUM_OR_NULL: dict[str, Any] = {"type": ["number", "null"]}
-_TIME = {"type": "string", "description": "epoch seconds or ISO 8601 (naive = UTC)",
-         "pattern": r"^\s*(-?[0-9]+(\.[0-9]+)?|[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9:.]+)?(Z|[+-][0-9:]+)?)\s*$"}
 
 
 def _obj(props: dict[str, Any], required: list[str] | None = None, extra: bool = True) -> dict[str, Any]:
@@ -16,26 +15,72 @@ def _obj(props: dict[str, Any], required: list[str] | None = None, extra: bool =
             "additionalProperties": extra}
 
 
-def _param(name: str, schema: dict[str, Any], doc: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": doc}
+def _params(path: str) -> list[dict[str, Any]]:
+    """The query parameters of ``path``, from the declaration the server validates with (one source)."""
+    return [{"name": p.name, "in": "query", "required": False, "schema": p.schema(), "description": p.doc}
+            for p in ENDPOINTS[path].params]
 
 
-def _get(summary: str, ref: str, params: list[dict[str, Any]] | None = None, bad: bool = True) -> dict[str, Any]:
-    responses: dict[str, Any] = {
-        "200": {"description": "OK",
-                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}},
-        "401": {"$ref": "#/components/responses/Unauthorized"},
-    }
-    if bad:
-        responses["400"] = {"$ref": "#/components/responses/BadRequest"}
+def _get(summary: str, ref: str, path: str, store: bool = True) -> dict[str, Any]:
+    """GET (and HEAD, the same without a body); any other method is a 405 naming them in ``Allow``."""
+    ok = {"description": "OK", "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+    responses: dict[str, Any] = {"200": ok, "400": {"$ref": "#/components/responses/BadRequest"},
+                                 "401": {"$ref": "#/components/responses/Unauthorized"}}
+    if store:
         responses["503"] = {"$ref": "#/components/responses/Unavailable"}
-    return {"get": {"summary": summary, "parameters": params or [], "responses": responses}}
+    not_allowed = {"summary": "Not allowed: only GET and HEAD",
+                   "responses": {"401": {"$ref": "#/components/responses/Unauthorized"},
+                                 "405": {"$ref": "#/components/responses/MethodNotAllowed"}}}
+    head = {"summary": f"{summary} (headers only)", "parameters": _params(path),
+            "responses": {k: {"description": "as GET, without a body"} for k in responses}}
+    return {"get": {"summary": summary, "parameters": _params(path), "responses": responses}, "head": head,
+            **{m: not_allowed for m in ("post", "put", "delete", "patch", "options")}}
 
 
 _COUNTS = ("entered", "answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "join_empty", "exit_key",
-           "ring_no_answer", "completed_by_agent", "completed_by_caller", "transfers_blind", "transfers_attended",
-           "voicemail", "repeat_calls")
+           "full", "join_unavail", "leave_unavail", "withdraw", "ring_no_answer", "completed_by_agent",
+           "completed_by_caller", "transfers_blind", "transfers_attended", "voicemail", "repeat_calls")
 _INT = {"type": "integer", "minimum": 0}
+_RATIO = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+_RAG = {"enum": ["green", "amber", "red", "none"], "description": "none: no call today yet"}
+_STATES = {"enum": ["available", "in_call", "ringing", "paused", "unavailable"]}
+WALLBOARD_SCHEMAS: dict[str, Any] = {
+    "WallboardToday": _obj({
+        "sl_definition": {"type": "string", "description": "the queue's chosen service-level definition"},
+        "sl_name": {"type": "string", "description": "its formula in words"},
+        "offered": _INT, "answered": _INT, "answered_within": _INT, "abandoned": _INT, "abandoned_short": _INT,
+        "unanswered_other": _INT, "service_level": _RATIO, "sl_target": {"type": "number"}, "sl_rag": _RAG,
+        "abandon_rate": _RATIO, "abandon_target": {"type": "number"}, "abandon_rag": _RAG,
+        "csat_mean": {"type": ["number", "null"], "minimum": 1, "maximum": 5}, "csat_responses": _INT,
+    }),
+    "WallboardAgent": _obj({
+        "pbx": {"type": "string"}, "queue": {"type": "string"}, "agent": {"type": "string"}, "state": _STATES,
+        "paused_reason": {"type": "string"},
+        "for_s": {"type": ["number", "null"], "minimum": 0, "description": "in this state for (s, PBX clock); "
+                  "null when qmon did not see the change"},
+        "answered_today": _INT, "talk_today_s": {"type": "number", "minimum": 0},
+    }),
+    "WallboardQueue": _obj({
+        "pbx": {"type": "string"}, "queue": {"type": "string"},
+        "live": {"type": "boolean", "description": "false while this PBX's AMI is down: live numbers are stale"},
+        "waiting_calls": _INT, "longest_wait_s": {"type": "number", "minimum": 0},
+        "agents": _obj({k: _INT for k in _STATES["enum"]}),
+        "paused": {"type": "array", "items": {"$ref": "#/components/schemas/WallboardAgent"}},
+        "today": {"$ref": "#/components/schemas/WallboardToday"},
+        "callbacks_owed": {"type": ["integer", "null"], "minimum": 0, "description": "null: not tracked"},
+    }),
+    "Wallboard": _obj({
+        "generated_at": {"type": "number"}, "day": {"type": "string", "description": "today: the daemon's local "
+                                                    "day on the PBX clock (YYYY-MM-DD)"},
+        "ami": {"type": "array", "items": _obj({"pbx": {"type": "string"}, "up": {"type": "boolean"},
+                                                "reason": {"type": "string"},
+                                                "last_event_age_s": {"type": ["number", "null"]}})},
+        "ami_up": {"type": "boolean"}, "sl_definition": {"type": "string"}, "sl_threshold_s": {"type": "number"},
+        "sl_name": {"type": "string"}, "callbacks_owed_shown": {"type": "boolean"}, "refresh_s": {"type": "number"},
+        "queues": {"type": "array", "items": {"$ref": "#/components/schemas/WallboardQueue"}},
+        "agents": {"type": "array", "items": {"$ref": "#/components/schemas/WallboardAgent"}},
+    }),
+}
 
 SCHEMAS: dict[str, Any] = {
     "Error": _obj({"error": {"type": "string"}}),
@@ -81,6 +126,7 @@ SCHEMAS: dict[str, Any] = {
                      "callers": _obj({"distinct": _INT, "repeat_calls": _INT}),
                      "queues": {"type": "object",
                                 "additionalProperties": {"$ref": "#/components/schemas/QueueSummary"}}}),
+    **WALLBOARD_SCHEMAS,
     "Surveys": _obj({"count": _INT, "surveys": {"type": "array", "items": {"type": "object"}}}),
 }
 
@@ -89,28 +135,24 @@ def _error(desc: str) -> dict[str, Any]:
     return {"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
-def openapi_document(surveys: bool = False) -> dict[str, Any]:
-    """The document; ``surveys`` adds ``/api/v1/surveys`` when the survey routes are mounted."""
+def openapi_document(surveys: bool = False, wallboard: bool = False) -> dict[str, Any]:
+    """The document; ``surveys`` adds ``/api/v1/surveys``, ``wallboard`` ``/api/v1/wallboard``, when mounted."""
     paths: dict[str, Any] = {
-        "/api/v1/queues": _get("Live state of every queue: waiting callers and members", "Queues", bad=False),
-        "/api/v1/calls": _get("Recent stored call records, newest first", "Calls", [
-            _param("since", _TIME, "calls that started at or after this time"),
-            _param("queue", {"type": "string", "maxLength": 128}, "only calls that visited this queue"),
-            _param("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "at most this many"),
-        ]),
-        "/api/v1/summary": _get("The replay-report numbers over stored calls that started in [from, to)", "Summary", [
-            _param("from", _TIME, "start (default: to - 24 h)"),
-            _param("to", _TIME, "end (default: now)"),
-        ]),
+        "/api/v1/queues": _get("Live state of every queue: waiting callers and members", "Queues",
+                               "/api/v1/queues", store=False),
+        "/api/v1/calls": _get("Recent stored call records, newest first", "Calls", "/api/v1/calls"),
+        "/api/v1/summary": _get("The replay-report numbers over stored calls that started in [from, to)", "Summary",
+                                "/api/v1/summary"),
     }
     if surveys:
-        paths["/api/v1/surveys"] = _get("Survey results, newest first (call back unhappy callers)", "Surveys", [
-            _param("from", _TIME, "results that ended at or after"), _param("to", _TIME, "results that ended before"),
-            _param("queue", {"type": "string", "maxLength": 128}, "queue"),
-            _param("agent", {"type": "string", "maxLength": 128}, "agent"),
-            _param("max_score", {"type": "integer", "minimum": 0, "maximum": 10}, "CSAT at most this"),
-            _param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many"),
-        ])
+        paths["/api/v1/surveys"] = _get("Survey results, newest first (call back unhappy callers)", "Surveys",
+                                        "/api/v1/surveys")
+    if wallboard:
+        paths["/api/v1/wallboard"] = _get(
+            "The wallboard's snapshot: live queue state, today's service level (RAG against the configured target), "
+            "abandonment and CSAT, callbacks owed, one row per queue member. Also as server-sent events (event "
+            "`snapshot`, this JSON) at /api/v1/wallboard/events. Bearer token, or the wallboard cookie set by "
+            "opening /?token=...", "Wallboard", "/api/v1/wallboard", store=False)
     return {
         "openapi": "3.1.0",
         "info": {"title": "qmon API", "version": __version__,
@@ -119,8 +161,13 @@ def openapi_document(surveys: bool = False) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": SCHEMAS,
-            "responses": {"BadRequest": _error("Invalid query parameters"),
-                          "Unauthorized": _error("Missing or wrong bearer token"),
+            "responses": {"BadRequest": _error("Invalid query parameters: unknown or repeated names, empty values, "
+                                               "times that are not finite epoch seconds or ISO 8601 from 1970 to "
+                                               "9999, integers out of range, from after to (every problem named)"),
+                          "Unauthorized": _error("Missing or wrong bearer token (checked before the method and "
+                                                 "the path: without the token every request is a 401)"),
+                          "MethodNotAllowed": {**_error("Only GET and HEAD are served"), "headers": {
+                              "Allow": {"schema": {"type": "string"}, "description": "GET,HEAD"}}},
                           "Unavailable": _error("No store configured or the database is down")},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },

@@ -7,19 +7,23 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from monitor.core.members import MEMBER_STATES
 from monitor.web.metrics import LiveSource, QmonMetrics
 from monitor.web.openapi import openapi_document
+from monitor.web.params import bad_request, query
 from monitor.web.surveys import SurveyQuery, add_survey_routes
+from monitor.web.wallboard import Wallboard
+from monitor.web.wallboard_http import add_wallboard_routes
 
 log = logging.getLogger("qmon.http")
-MAX_LIMIT = 1000
+MAX_BODY_BYTES = 64 * 1024  # GET only: no request of ours has a body worth more
+MAX_LINE_BYTES = 8190  # request line and each header field (aiohttp's default, explicit)
 
 
 class StoreApi(Protocol):
@@ -57,6 +61,16 @@ class SourceApi(Protocol):
         """Why not, when not."""
         ...
 
+    @property
+    def synced(self) -> bool:
+        """Logged in and resynced (the live state is Asterisk's)."""
+        ...
+
+    @property
+    def resync_error(self) -> str:
+        """Why the resync has not succeeded yet."""
+        ...
+
 
 @dataclass
 class LivePbx:
@@ -85,29 +99,21 @@ def _json_error(status: int, message: str, headers: Mapping[str, str] | None = N
     return web.json_response({"error": message}, status=status, headers=headers)
 
 
-def _bad(message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=web.json_response({"error": message}).text, content_type="application/json")
+#: On every response the app sends: the API returns caller numbers (no cache may keep them, no browser may sniff
+#: JSON into HTML), and the Server header says nothing about versions (aiohttp would add "Python/3.x aiohttp/3.x").
+SECURITY_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Server": "qmon"}
 
 
-def parse_time(key: str, text: str) -> float:
-    """Epoch seconds or ISO 8601 (naive = UTC); HTTP 400 otherwise."""
-    t = text.strip()
-    try:
-        value = float(t)
-    except ValueError:
-        try:
-            dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
-        except ValueError:
-            raise _bad(f"{key}: not an epoch time or ISO 8601 date-time: {text[:40]!r}") from None
-        value = (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
-    if value != value or not -1e11 < value < 1e11:  # NaN, inf, absurd years
-        raise _bad(f"{key}: out of range")
-    return value
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    # A response-prepare signal, not the middleware: it also reaches aiohttp's own 404/405 and error pages.
+    response.headers.update(SECURITY_HEADERS)
 
 
 @web.middleware
 async def _errors_and_auth(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                            ) -> web.StreamResponse:
+    """Token first (401 before 404/405: an unauthenticated caller learns nothing about routes), then one JSON
+    ``{"error": ...}`` body for every failure: 400 (parameters), 404, 405 (with ``Allow``), 503, 500."""
     ctx = request.app[CTX]
     if ctx.token and request.path != "/healthz":
         got = request.headers.get("Authorization", "")
@@ -119,30 +125,43 @@ async def _errors_and_auth(request: web.Request, handler: Callable[[web.Request]
     except web.HTTPException as exc:
         if exc.content_type == "application/json":
             raise
-        return _json_error(exc.status, exc.reason, exc.headers if exc.status == 405 else None)
+        # Only Allow is carried over: exc.headers also holds a text/plain Content-Type (which json_response refuses).
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return _json_error(exc.status, exc.reason, allow)
+    except Exception:
+        log.exception("HTTP %s %s failed", request.method, request.path)
+        return _json_error(500, "internal error")
 
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition of the injected registry."""
+    query(request)
     body = await request.app[CTX].metrics.expose_async()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def healthz(request: web.Request) -> web.Response:
     """The process is alive and serving."""
+    query(request)
     return web.json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """200 when every AMI connection is logged in and the store is writable; 503 with the reasons otherwise."""
+    """200 when every AMI connection is logged in and resynced and the store is writable; 503 with the reasons
+    otherwise (``resyncing: <why>`` while Asterisk has not yet answered QueueStatus/CoreShowChannels)."""
+    query(request)
     ctx = request.app[CTX]
     reasons: list[str] = []
     ami: dict[str, Any] = {}
     for name, p in sorted(ctx.pbxs.items()):
         up = p.source is not None and p.source.connected
-        ami[name] = {"up": up}
-        if not up:
-            why = (p.source.last_error if p.source is not None else "") or "not logged in yet"
+        synced = p.source is not None and p.source.synced
+        ami[name] = {"up": up, "synced": synced}
+        if not up or not synced:
+            if not up:
+                why = (p.source.last_error if p.source is not None else "") or "not logged in yet"
+            else:
+                why = f"resyncing: {(p.source.resync_error if p.source is not None else '') or 'waiting for answers'}"
             ami[name]["reason"] = why
             reasons.append(f"ami {name}: {why}")
     store: dict[str, Any] = {"ok": True, "reason": "no store configured"}
@@ -160,6 +179,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def queues(request: web.Request) -> web.Response:
     """Live state per queue from the trackers: waiting callers with their wait, members and their state."""
+    query(request)
     ctx = request.app[CTX]
     now = ctx.clock()
     out: list[dict[str, Any]] = []
@@ -183,23 +203,6 @@ async def queues(request: web.Request) -> web.Response:
     return web.json_response({"queues": out, "ami": ami})
 
 
-def _limit(q: Mapping[str, str]) -> int:
-    raw = q.get("limit", "100")
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _bad(f"limit: not an integer: {raw[:20]!r}") from None
-    if not 1 <= value <= MAX_LIMIT:
-        raise _bad(f"limit: must be from 1 to {MAX_LIMIT}")
-    return value
-
-
-def _unknown(q: Mapping[str, str], allowed: set[str]) -> None:
-    extra = sorted(set(q) - allowed)
-    if extra:
-        raise _bad(f"unknown query parameter(s): {', '.join(extra)[:200]}")
-
-
 def _store(ctx: ApiContext) -> StoreApi:
     if ctx.store is None:
         raise web.HTTPServiceUnavailable(text='{"error": "no store configured"}', content_type="application/json")
@@ -219,33 +222,30 @@ async def _stored(call: Awaitable[Any]) -> Any:
 async def calls(request: web.Request) -> web.Response:
     """Recent stored call records (``since``, ``queue``, ``limit``)."""
     ctx = request.app[CTX]
-    q = request.query
-    _unknown(q, {"since", "queue", "limit"})
-    since = parse_time("since", q["since"]) if q.get("since") else None
-    queue = q.get("queue") or None
-    if queue is not None and len(queue) > 128:
-        raise _bad("queue: longer than 128 characters")
-    limit = _limit(q)
-    rows = await _stored(_store(ctx).recent_calls(since, queue, limit))
+    p = query(request)
+    rows = await _stored(_store(ctx).recent_calls(p["since"], p["queue"], p["limit"]))
     return web.json_response({"count": len(rows), "calls": rows})
 
 
 async def summary(request: web.Request) -> web.Response:
-    """The replay-report numbers over stored records that started in [from, to)."""
+    """The replay-report numbers over stored records that started in [from, to) (default: the last 24 h)."""
     ctx = request.app[CTX]
-    q = request.query
-    _unknown(q, {"from", "to"})
-    to_ts = parse_time("to", q["to"]) if q.get("to") else ctx.clock()
-    from_ts = parse_time("from", q["from"]) if q.get("from") else to_ts - 86400.0
-    if from_ts > to_ts:
-        raise _bad("from: after to")
+    p = query(request)
+    to_ts = p["to"] if p["to"] is not None else ctx.clock()
+    from_ts = p["from"] if p["from"] is not None else to_ts - 86400.0
+    if from_ts > to_ts:  # only when one of them is defaulted; both given is checked by parse
+        raise bad_request("from: after to")
     rep = await _stored(_store(ctx).summary(from_ts, to_ts, ctx.sl_threshold_s))
     return web.json_response({"from": from_ts, "to": to_ts, "sl_threshold_s": ctx.sl_threshold_s, **rep})
 
 
-def make_app(ctx: ApiContext, survey_query: SurveyQuery | None = None) -> web.Application:
-    """The aiohttp application; ``survey_query`` (surveys enabled) mounts ``/api/v1/surveys``."""
-    app = web.Application(middlewares=[_errors_and_auth])
+def make_app(ctx: ApiContext, survey_query: SurveyQuery | None = None,
+             wallboard: Wallboard | None = None) -> web.Application:
+    """The aiohttp application; ``survey_query`` (surveys enabled) mounts ``/api/v1/surveys``, ``wallboard``
+    the live wallboard at ``/`` (:mod:`monitor.web.wallboard_http`)."""
+    # Every buffer fed by a peer is bounded: request bodies (we take none) at 64 KiB.
+    app = web.Application(middlewares=[_errors_and_auth], client_max_size=MAX_BODY_BYTES)
+    app.on_response_prepare.append(_security_headers)
     app[CTX] = ctx
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
@@ -255,18 +255,55 @@ def make_app(ctx: ApiContext, survey_query: SurveyQuery | None = None) -> web.Ap
     app.router.add_get("/api/v1/summary", summary)
     if survey_query is not None:
         add_survey_routes(app, survey_query)
-    doc = openapi_document(surveys=survey_query is not None)
+    if wallboard is not None:
+        add_wallboard_routes(app, wallboard, ctx.token, ctx.clock)
+    doc = openapi_document(surveys=survey_query is not None, wallboard=wallboard is not None)
 
     async def openapi(request: web.Request) -> web.Response:
+        query(request)
         return web.json_response(doc)
 
     app.router.add_get("/api/v1/openapi.json", openapi)
     return app
 
 
+class _ProtocolLog(logging.LoggerAdapter):  # type: ignore[type-arg]  # generic only in typeshed
+    """The logger aiohttp's protocol gets. aiohttp logs every request it cannot parse (garbage, a bad header, an
+    8 KB request line) as an ERROR with a traceback: a client must not be able to flood the log. Here that is one
+    line without the traceback, then at most one a minute with the count; any other error keeps its traceback."""
+
+    def __init__(self, interval_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(log, {})
+        self.interval_s, self.clock = interval_s, clock
+        self.count = 0  # unparseable requests since start
+        self._since = 0
+        self._next: float | None = None
+
+    def log(self, level: int, msg: object, *args: object, **kw: Any) -> None:
+        """Pass on, or turn an unparseable request's traceback into the throttled line."""
+        exc = kw.get("exc_info")
+        if not isinstance(exc, HttpProcessingError) or level < logging.WARNING:  # aiohttp's debug: TLS probes
+            super().log(level, msg, *args, **kw)
+            return
+        self.count += 1
+        self._since += 1
+        now = self.clock()
+        if self._next is not None and now < self._next:
+            return
+        why = str(exc.message).splitlines()[0][:120] if exc.message else type(exc).__name__
+        if self._next is None:
+            self.logger.warning("HTTP: unparseable request answered 400 (%s)", why)
+        else:
+            self.logger.warning("HTTP: %d unparseable request(s) answered 400 in the last %.0f s (latest: %s)",
+                                self._since, self.interval_s, why)
+        self._since, self._next = 0, now + self.interval_s
+
+
 async def start_http(app: web.Application, bind: str, port: int) -> tuple[web.AppRunner, int]:
     """Serve ``app``; returns the runner (for cleanup) and the bound port (``port=0`` picks a free one)."""
-    runner = web.AppRunner(app, access_log=None)
+    # Request line and each header bounded (aiohttp's own defaults are 8190 bytes; named here, and tested).
+    runner = web.AppRunner(app, access_log=None, logger=_ProtocolLog(), max_line_size=MAX_LINE_BYTES,
+                           max_field_size=MAX_LINE_BYTES)
     await runner.setup()
     site = web.TCPSite(runner, bind, port)
     await site.start()

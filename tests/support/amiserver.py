@@ -2,9 +2,13 @@
 
 It speaks what qmon (and panoramisk) expect from Asterisk 22: the banner, ``Login`` (success, or
 ``Response: Error / Message: Authentication failed`` and a closed socket, as Asterisk does), then it streams
-a message list — whole, in seeded random chunk sizes, or byte by byte — while answering ``Ping``,
-``QueueStatus``, ``CoreShowChannels``, ``Originate`` and ``Logoff``. It can cut the connection at a message
-index (after a partial write of that message) and let the next connection continue from a chosen index.
+a message list — whole, in seeded random chunk sizes, or byte by byte — while answering ``Ping`` (with the PBX
+clock's ``Timestamp``), ``QueueStatus``, ``CoreShowChannels`` (fields and order as recorded in
+``fixtures/live22/resync-responses.ami``: QueueEntry has no Linkedid), ``Originate`` and ``Logoff``. It can cut
+the connection at a message index (after a partial write of that message), stall at one (silent, socket open),
+and let the next connection continue from a chosen index; it can play an Asterisk that restarts (``booting``:
+QueueStatus answers ``Invalid/unknown command`` until :meth:`AmiTestServer.finish_boot`) for a user with or
+without the ``system`` read class (FullyBooted, or never).
 
 Typical use::
 
@@ -12,9 +16,10 @@ Typical use::
         ...connect to 127.0.0.1:srv.port as user "qmon", secret "secret"...
         await srv.wait_streamed()
 
-Stable API: :class:`AmiTestServer` (``port``, ``actions``, ``logins``, ``connections``, ``state``,
-``drop_at``/``drop_after_bytes``/``resume_at``, ``start``/``close``/``wait_streamed``/``push``/``disconnect``),
-:class:`AmiState`, :func:`transcript_messages`, :func:`state_at`.
+Stable API: :class:`AmiTestServer` (``port``, ``actions``, ``logins``, ``connections``, ``state``, ``queues``,
+``drop_at``/``drop_after_bytes``/``resume_at``/``stall_at``, ``booting``/``system_events``/``finish_boot``,
+``stream_after``, ``pbx_now``, ``start``/``close``/``wait_streamed``/``push``/``disconnect``), :class:`AmiState`,
+:func:`transcript_messages`, :func:`state_at`, :func:`queue_params`, :func:`queue_member`.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -38,6 +44,10 @@ ActionHandler = Callable[[Headers], list[Headers]]
 _CHANNEL_KEYS = ("Channel", "ChannelState", "ChannelStateDesc", "CallerIDNum", "CallerIDName", "ConnectedLineNum",
                  "ConnectedLineName", "Language", "AccountCode", "Context", "Exten", "Priority", "Uniqueid",
                  "Linkedid")
+#: Asterisk 22's answer while app_queue is not loaded yet (manager.c, process_message), seen live right after
+#: ``core restart now``.
+UNKNOWN_COMMAND = "Invalid/unknown command: {}. Use Action: ListCommands to show available commands."
+_TIMESTAMP = re.compile(rb"\r\nTimestamp: ([0-9.]+)\r\n")
 
 
 def transcript_messages(scenario_or_path: str | Path) -> list[bytes]:
@@ -67,14 +77,32 @@ class AmiState:
     queue_members: list[Headers] = field(default_factory=list)
     queue_entries: list[Headers] = field(default_factory=list)
     channels: list[Headers] = field(default_factory=list)
+    clock: float | None = None  # the PBX clock at this state (the last Timestamp before it), epoch s
 
 
-def state_at(messages: Sequence[Headers], upto: int, now: float | None = None) -> AmiState:
-    """The Asterisk state right before ``messages[upto]``: live channels, waiting callers, members, queues."""
+def queue_params(queue: str, calls: int = 0, strategy: str = "rrmemory") -> Headers:
+    """A QueueParams entry shaped as Asterisk 22's (live-asterisk-22/ami/resync-responses.ami)."""
+    return {"Queue": queue, "Max": "0", "Strategy": strategy, "Calls": str(calls), "Holdtime": "0", "TalkTime": "0",
+            "Completed": "0", "Abandoned": "0", "ServiceLevel": "20", "ServicelevelPerf": "0.0",
+            "ServicelevelPerf2": "0.0", "Weight": "0"}
+
+
+def queue_member(queue: str, name: str, location: str, status: str = "1", paused: str = "0", reason: str = "",
+                 in_call: str = "0") -> Headers:
+    """A QueueMember entry shaped as Asterisk 22's."""
+    return {"Queue": queue, "Name": name, "Location": location, "StateInterface": location, "Membership": "dynamic",
+            "Penalty": "0", "CallsTaken": "0", "LastCall": "0", "LastPause": "0", "LoginTime": "0",
+            "InCall": in_call, "Status": status, "Paused": paused, "PausedReason": reason, "Wrapuptime": "0"}
+
+
+def state_at(messages: Sequence[Headers], upto: int, now: float | None = None,
+             queues: Sequence[str] = ()) -> AmiState:
+    """The Asterisk state right before ``messages[upto]``: live channels, waiting callers, members, queues
+    (``queues``: configured queues, listed even without members or callers), shaped as Asterisk 22 answers."""
     chans: dict[str, Headers] = {}
     entries: dict[str, Headers] = {}
     members: dict[tuple[str, str], Headers] = {}
-    queues: dict[str, Headers] = {}
+    found: dict[str, None] = dict.fromkeys(queues)
     last_ts = now
     for msg in messages[:upto]:
         name, uid = first(msg.get("Event")), first(msg.get("Uniqueid")) or ""
@@ -86,22 +114,27 @@ def state_at(messages: Sequence[Headers], upto: int, now: float | None = None) -
         elif name == "Newexten" and uid in chans:
             chans[uid]["Application"] = msg.get("Application", "")
             chans[uid]["ApplicationData"] = msg.get("AppData", "")
+        elif name in ("BridgeEnter", "BridgeLeave") and uid in chans:
+            chans[uid]["BridgeId"] = msg.get("BridgeUniqueid", "") if name == "BridgeEnter" else ""
         elif name == "Hangup":
             chans.pop(uid, None)
         elif name == "QueueCallerJoin":
+            # QueueEntry has no Linkedid (app_queue.c, manager_queues_status).
             entries[uid] = {"Queue": queue, "Position": msg.get("Position", "1"), "Channel": msg.get("Channel", ""),
                             "Uniqueid": uid, "CallerIDNum": msg.get("CallerIDNum", ""),
-                            "CallerIDName": msg.get("CallerIDName", ""), "_start": ts or "0"}
-            queues.setdefault(queue, {"Queue": queue})
+                            "CallerIDName": msg.get("CallerIDName", ""),
+                            "ConnectedLineNum": msg.get("ConnectedLineNum", ""),
+                            "ConnectedLineName": msg.get("ConnectedLineName", ""), "_start": ts or "0"}
+            found[queue] = None
         elif name in ("QueueCallerLeave", "QueueCallerAbandon"):
             entries.pop(uid, None)
         elif name in ("QueueMemberAdded", "QueueMemberStatus", "QueueMemberPause", "QueueMember"):
             member = first(msg.get("MemberName")) or first(msg.get("Name")) or ""
-            members[(queue, member)] = {"Queue": queue, "Name": member,
-                                        "Location": msg.get("Interface", msg.get("Location", "")),
-                                        "Status": msg.get("Status", "1"), "Paused": msg.get("Paused", "0"),
-                                        "PausedReason": msg.get("PausedReason", ""), "InCall": msg.get("InCall", "0")}
-            queues.setdefault(queue, {"Queue": queue})
+            members[(queue, member)] = queue_member(
+                queue, member, first(msg.get("Interface", msg.get("Location", ""))) or "",
+                first(msg.get("Status")) or "1", first(msg.get("Paused")) or "0",
+                first(msg.get("PausedReason")) or "", first(msg.get("InCall")) or "0")
+            found[queue] = None
         elif name == "QueueMemberRemoved":
             members.pop((queue, first(msg.get("MemberName")) or ""), None)
     clock = last_ts or 0.0
@@ -109,12 +142,18 @@ def state_at(messages: Sequence[Headers], upto: int, now: float | None = None) -
     def age(h: Headers) -> int:
         return max(0, int(clock - float(first(h.pop("_start", "0")) or 0)))
 
+    listed: list[Headers] = []
     for ch in chans.values():
         secs = age(ch)
-        ch["Duration"] = f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}"
+        listed.append({**{k: v for k, v in ch.items() if k != "BridgeId"},
+                       "Application": ch.get("Application", ""), "ApplicationData": ch.get("ApplicationData", ""),
+                       "Duration": f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}",
+                       "BridgeId": ch.get("BridgeId", "")})
     for e in entries.values():
         e["Wait"] = str(age(e))
-    return AmiState(list(queues.values()), list(members.values()), list(entries.values()), list(chans.values()))
+        e["Priority"] = "0"
+    params = [queue_params(q, sum(e.get("Queue") == q for e in entries.values())) for q in found if q]
+    return AmiState(params, list(members.values()), list(entries.values()), listed, last_ts)
 
 
 class AmiTestServer:
@@ -136,6 +175,11 @@ class AmiTestServer:
         originate: str = "Success",
         message_delay_s: float = 0.0,
         handlers: Mapping[str, ActionHandler] | None = None,
+        queues: Sequence[str] = (),
+        booting: bool = False,
+        system_events: bool = True,
+        stream_after: str | None = None,
+        stall_at: int | None = None,
     ) -> None:
         if mode not in ("whole", "chunks", "bytes"):
             raise ValueError(f"mode must be whole, chunks or bytes, not {mode!r}")
@@ -154,6 +198,21 @@ class AmiTestServer:
         self._parsed: list[Headers] | None = None
         self.originate = originate  # "Success" or "Error"
         self.handlers: dict[str, ActionHandler] = {k.lower(): v for k, v in (handlers or {}).items()}
+        #: Configured queues: listed by QueueStatus (state "auto") even without members or callers.
+        self.queues = tuple(queues)
+        #: Asterisk right after ``core restart now``: the AMI is up, app_queue is not loaded, so QueueStatus
+        #: answers UNKNOWN_COMMAND until :meth:`finish_boot`.
+        self.booting = booting
+        #: The logged-in user has the ``system`` read class: FullyBooted at login (once booted) and when the boot
+        #: finishes. qmon's least-privilege user (asterisk/manager.conf) has not: it never sees FullyBooted.
+        self.system_events = system_events
+        self._pbx_ts: tuple[float, float] | None = None  # (last Timestamp streamed, time.monotonic() then)
+        #: Hold each connection's stream until this action (e.g. "CoreShowChannels") was answered: nothing
+        #: happens on the PBX during the resync, so a test knows exactly what the snapshot holds.
+        self.stream_after = stream_after.lower() if stream_after else None
+        #: The connection that reaches this message index goes silent there (no more events, no answers, socket
+        #: open: a hung Asterisk); the next connection resumes at that index. One-shot.
+        self.stall_at = stall_at
         self.port = 0
         self.actions: list[Headers] = []  # every action received, with "_conn" = connection number (1-based)
         self.logins: list[tuple[str, bool]] = []  # (username, accepted) per Login
@@ -182,7 +241,24 @@ class AmiTestServer:
             return self.state
         if self.state != "auto":
             raise ValueError(f"state must be an AmiState or 'auto', not {self.state!r}")
-        return state_at(self.headers, index)
+        return state_at(self.headers, index, queues=self.queues)
+
+    def pbx_now(self, index: int | None = None) -> float:
+        """The PBX clock (what Asterisk's Ping answer carries): the last Timestamp streamed plus the time since;
+        before any, the state's clock (else the wall clock)."""
+        if self._pbx_ts is not None:
+            ts, at = self._pbx_ts
+            return ts + (time.monotonic() - at)
+        state = self.state_for(index or 0)
+        return state.clock if state.clock is not None else time.time()
+
+    def finish_boot(self) -> None:
+        """app_queue is loaded now; users with the ``system`` class get FullyBooted (manager.c broadcasts it)."""
+        self.booting = False
+        if self.system_events:
+            for conn in self._conns.values():
+                if conn.logged_in:
+                    conn.reply([_fully_booted()])
 
     async def start(self, port: int = 0) -> AmiTestServer:
         """Listen on a loopback port (default: a free one)."""
@@ -246,6 +322,8 @@ class _Conn:
         self._out: deque[bytes | int | None] = deque()
         self._wake = asyncio.Event()
         self.index = 0  # the next stream message this connection writes
+        self.held: int | None = None  # the stream start, held until the stream_after action
+        self.stalled = False
 
     def abort(self) -> None:
         self.writer.transport.abort()
@@ -308,10 +386,25 @@ class _Conn:
         if not self.logged_in:
             self.reply([{"Response": "Error", "Message": "Authentication Required"}], action)
             return None
+        if self.stalled:
+            return None
+        self._answer(name, action)
+        if srv.stream_after == name and self.held is not None:
+            self._out.append(self.held)  # the stream starts right after this answer
+            self.held = None
+            self._wake.set()
+        return None
+
+    def _answer(self, name: str, action: Headers) -> None:
+        srv = self.srv
         if name in srv.handlers:  # tests may override the built-in answers (e.g. a Ping that never comes back)
             self.reply(srv.handlers[name](action), action)
         elif name == "ping":
-            self.reply([{"Response": "Success", "Ping": "Pong", "Timestamp": f"{time.time():.6f}"}], action)
+            self.reply([{"Response": "Success", "Ping": "Pong", "Timestamp": f"{srv.pbx_now(self.index):.6f}"}],
+                       action)
+        elif name == "queuestatus" and srv.booting:
+            self.reply([{"Response": "Error", "Message": UNKNOWN_COMMAND.format(first(action.get("Action")))}],
+                       action)
         elif name == "queuestatus":
             self.reply(self._queue_status(first(action.get("Queue"))), action)
         elif name == "coreshowchannels":
@@ -323,7 +416,6 @@ class _Conn:
             self.reply([{"Response": "Error", "Message": f"Invalid/unknown command: {first(action.get('Action'))}. "
                                                          "Use Action: ListCommands to show available commands."}],
                        action)
-        return None
 
     def _queue_status(self, queue: str | None) -> list[Headers]:
         st = self.srv.state_for(self.index)
@@ -355,10 +447,14 @@ class _Conn:
         start = self.index = srv.next_index
         if start < len(srv.messages):
             srv._streamed.clear()
-        if not (start == 0 and srv.messages[:1] and srv.messages[0].startswith(b"Event: FullyBooted")):
-            # Asterisk greets every login with FullyBooted; a transcript streamed from its start has its own.
-            self.reply([{"Event": "FullyBooted", "Privilege": "system,all", "Uptime": "1", "LastReload": "1",
-                         "Status": "Fully Booted"}])
+        if srv.system_events and not srv.booting and not (
+                start == 0 and srv.messages[:1] and srv.messages[0].startswith(b"Event: FullyBooted")):
+            # Asterisk greets a login with FullyBooted when booted and the user may read `system` events; a
+            # transcript streamed from its start has its own.
+            self.reply([_fully_booted()])
+        if srv.stream_after:
+            self.held = start
+            return
         self._out.append(start)  # in order: the stream starts after the Login response and FullyBooted
         self._wake.set()
 
@@ -393,6 +489,12 @@ class _Conn:
                         buf += item
                 elif index is not None and index < len(srv.messages):
                     msg = srv.messages[index]
+                    if srv.stall_at == index:
+                        srv.stall_at, srv.next_index, self.stalled = None, index, True
+                        self._out.clear()
+                        break
+                    if self.stalled:
+                        break
                     if srv.drop_at == index:
                         keep = len(msg) // 2 if srv.drop_after_bytes is None else srv.drop_after_bytes
                         buf += msg[:keep]
@@ -401,6 +503,8 @@ class _Conn:
                         cut = True
                         break
                     buf += msg
+                    if (m := _TIMESTAMP.search(msg)) is not None:
+                        srv._pbx_ts = (float(m.group(1)), time.monotonic())
                     index += 1
                     self.index = index
                     srv.next_index = max(srv.next_index, index)
@@ -425,6 +529,11 @@ class _Conn:
                 srv._streamed.set()
             self._wake.clear()
             await self._wake.wait()
+
+
+def _fully_booted() -> Headers:
+    return {"Event": "FullyBooted", "Privilege": "system,all", "Uptime": "1", "LastReload": "1",
+            "Status": "Fully Booted"}
 
 
 def _list(event: str, message: str, items: list[Headers]) -> list[Headers]:

@@ -63,3 +63,13 @@ class CallBuilder:
             self.status(t0 + hold + talk, "CONTINUE"),
             self.hangup(t0 + hold + talk + 1),
         ]
+
+
+def member_pause(agent: str, reason: str, ts: float, queue: str = "support") -> dict[str, str]:
+    """QueueMemberPause (Paused 1) of a ``Local/<agent>@lab-agents/n`` member, as in member_changes.ami."""
+    return {"Event": "QueueMemberPause", "Privilege": "agent,all", "Timestamp": f"{ts:.6f}", "Queue": queue,
+            "MemberName": agent, "Interface": f"Local/{agent}@lab-agents/n",
+            "StateInterface": f"Local/{agent}@lab-agents/n", "Membership": "dynamic", "Penalty": "0",
+            "CallsTaken": "0", "LastCall": "0", "LastPause": str(int(ts)), "LoginTime": str(int(ts) - 60),
+            "InCall": "0", "Status": "1", "Paused": "1", "PausedReason": reason, "Ringinuse": "0",
+            "Wrapuptime": "0"}

@@ -27,7 +27,8 @@ SCAFFOLDING = {"Cdr", "DeviceStateChange", "OriginateResponse", "SuccessfulAuth"
 def load_transcript(name: str) -> list[Msg]:
     """A recorded .jsonl transcript's events (no banner, no responses)."""
     out = []
-    for line in (FIXTURES / f"{name}.jsonl").read_text().splitlines():
+    path = FIXTURES / f"{name}.jsonl"
+    for line in (path if path.is_file() else FIXTURES / "more22" / path.name).read_text().splitlines():
         o = json.loads(line)
         o.pop("_recv", None)
         if "Event" in o:
@@ -112,7 +113,8 @@ def run_script(build: Callable[[Emitter], None], members: dict[str, list[str]]) 
             em.member(T0 - 1, "QueueMemberAdded", queue, agent, Status="1", Paused="0")
     build(em)
     live = Live(queue_names=list(members))
-    return [live.apply(t, h) for t, h in sorted(em.events, key=lambda e: e[0])]
+    out = [live.apply(t, h) for t, h in sorted(em.events, key=lambda e: e[0])]
+    return [h for h in out if h is not None]
 
 
 def _answered(em: Emitter, survey: tuple[str, str] | None, caller_hangs_up: bool = False) -> None:
@@ -202,12 +204,38 @@ def _attended(em: Emitter) -> None:
     after.survey(call, T0 + 16, "support", "agent1", "OK", "5")
 
 
+def _exit_empty(em: Emitter) -> None:
+    """agent1 rings and never answers; paused at 6 s, removed at 8 s: the caller leaves (LEAVEEMPTY), voicemail."""
+    call = flows.arrive(em, T0, "5551201", "support")
+    flows.join(call, T0 + 0.02, "support", 60)
+    leg = flows.ring(call, T0 + 0.03, "agent1")
+    flows.ring_no_answer(call, leg, T0 + 4, 4000)
+    leg = flows.ring(call, T0 + 5, "agent1")
+    em.member(T0 + 6, "QueueMemberPause", "support", "agent1", Paused="1", PausedReason="break")
+    em.member(T0 + 8, "QueueMemberRemoved", "support", "agent1")
+    flows.ring_no_answer(call, leg, T0 + 9, 4000)
+    flows.queue_timeout(call, T0 + 9, 9, None, "LEAVEEMPTY")
+    after.voicemail(call, T0 + 9, "LEAVEEMPTY", "support", 2)
+
+
+def _exit_key(em: Emitter) -> None:
+    """The caller presses 0 after 3 s while agent1 rings: EXITWITHKEY, the exit context sends it to voicemail."""
+    call = flows.arrive(em, T0, "5551202", "support")
+    flows.join(call, T0 + 0.02, "support", 60)
+    leg = flows.ring(call, T0 + 0.03, "agent1")
+    flows.exit_key(call, T0 + 3.27, 3.25, leg, "0", 60)
+    after.voicemail(call, T0 + 3.27, "", "support", 2)
+
+
 #: Per transcript, tokens whose position is a race inside Asterisk in that capture (left out of the comparison).
 RACES: dict[str, set[str]] = {
     "overflow": {"Hangup:agent"},  # the last ring-no-answer coincides with the queue timeout
+    "exit_empty": {"Hangup:agent"},  # the same: the last ring-no-answer and leaving the empty queue
     "blind_transfer": {"Hangup:agent", "VarSet BRIDGEPEER"},  # old member leg vs the new queue; BRIDGEPEER
 }
 SUPPORT = {"support": ["agent1", "agent2"], "sales": ["agent3"]}
+#: Transcripts whose members differ from SUPPORT.
+MEMBERS: dict[str, dict[str, list[str]]] = {"exit_empty": {"support": ["agent1"]}, "exit_key": {"support": ["agent1"]}}
 #: transcript name -> the same story told by the simulator's flows.
 SCRIPTS: dict[str, Callable[[Emitter], None]] = {
     "answered_agent_hangup": lambda em: _answered(em, ("OK", "4")),
@@ -223,4 +251,6 @@ SCRIPTS: dict[str, Callable[[Emitter], None]] = {
     "ring_no_answer": _ring_no_answer,
     "blind_transfer": _blind,
     "attended_transfer_b": _attended,
+    "exit_empty": _exit_empty,
+    "exit_key": _exit_key,
 }

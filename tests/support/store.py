@@ -18,7 +18,7 @@ from tests.support.helpers import free_port
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 FIXTURES = Path(__file__).parent.parent / "fixtures"
-TABLES = "ring_no_answers, transfers, surveys, survey_results, call_segments, calls, agent_events"
+TABLES = "ring_no_answers, transfers, surveys, survey_results, call_segments, calls, agent_events, owed_calls"
 
 
 def pg(sql: str, database: str = "postgres") -> None:

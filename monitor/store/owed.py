@@ -1,0 +1,113 @@
+"""Owed callbacks and agent events in SQL: the ``owed_calls`` upsert, the reload at start, the report's reads.
+
+An owed call is written when it opens and again when it closes (``OwedNote``); both are an upsert on
+(pbx, linkedid), so replaying the journal or a superseded record never doubles a row, and a close that reaches
+the database before its open still leaves one closed row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from monitor.core.records import MemberNote, OwedCall, OwedNote
+from monitor.store.engine import cut as _cut
+from monitor.store.engine import dialect_insert as _insert
+from monitor.store.models import AgentEvent, OwedCallRow
+
+Sessions = async_sessionmaker[AsyncSession]
+_CLOSE_COLS = ("closed_ts", "closed_by", "agent")
+
+
+@dataclass(frozen=True, slots=True)
+class OwedItem:
+    """An owed-call change waiting to be stored (the caller already hashed when hashing is on)."""
+
+    note: OwedNote
+
+
+def owed_row(o: OwedCall) -> dict[str, Any]:
+    """The ``owed_calls`` row of an owed call."""
+    return {"pbx": o.pbx, "linkedid": o.linkedid, "caller": _cut(o.caller, 128) or "", "queue": o.queue,
+            "start_ts": o.start_ts, "ended_ts": o.ended_ts, "wait_s": o.wait_s, "outcome": o.outcome,
+            "voicemail": o.voicemail, "closed_ts": o.closed_ts, "closed_by": o.closed_by,
+            "agent": _cut(o.agent, 128)}
+
+
+def owed_of(r: OwedCallRow) -> OwedCall:
+    """The :class:`OwedCall` of a stored row."""
+    return OwedCall(r.pbx, r.linkedid, r.caller, r.queue, r.start_ts, r.ended_ts, r.wait_s, r.outcome,
+                    r.voicemail, r.closed_ts, r.closed_by, r.agent)
+
+
+async def write_owed(session: AsyncSession, dialect: str, items: Sequence[OwedItem]) -> int:
+    """Upsert the batch's owed calls (the last change of a call wins; a close is never reopened); rows written."""
+    last: dict[tuple[str, str], OwedNote] = {}
+    for it in items:
+        key = (it.note.call.pbx, it.note.call.linkedid)
+        prev = last.get(key)
+        if prev is None or prev.change != "close" or it.note.change == "close":
+            last[key] = it.note
+    n = 0
+    for note in last.values():
+        row = owed_row(note.call)
+        stmt = _insert(dialect, OwedCallRow).values(row)
+        if note.change == "close":
+            stmt = stmt.on_conflict_do_update(index_elements=["pbx", "linkedid"],
+                                              set_={c: row[c] for c in _CLOSE_COLS})
+        else:  # an open of a call stored already (journal replay, superseded record) leaves it as it is
+            stmt = stmt.on_conflict_do_nothing(index_elements=["pbx", "linkedid"])
+        await session.execute(stmt)
+        n += 1
+    return n
+
+
+def owed_to_json(it: OwedItem) -> dict[str, Any]:
+    """The journal line of an owed item."""
+    return {"v": 1, "k": "owed", "change": it.note.change, "o": asdict(it.note.call)}
+
+
+def owed_from_json(d: dict[str, Any]) -> OwedItem:
+    """Parse an owed journal line (KeyError/TypeError on a malformed one)."""
+    return OwedItem(OwedNote(str(d["change"]), OwedCall(**d["o"])))
+
+
+async def load_open(sessions: Sessions, pbx: str, max_age_s: float) -> list[OwedCall]:
+    """Owed calls of ``pbx`` still open, oldest first, that ended within ``max_age_s`` (s) of its newest one.
+
+    The age is measured on the PBX clock of the stored rows themselves, never against the daemon's clock.
+    """
+    async with sessions() as session:
+        newest = await session.scalar(select(func.max(OwedCallRow.ended_ts)).where(OwedCallRow.pbx == pbx))
+        if newest is None:
+            return []
+        stmt = (select(OwedCallRow).where(OwedCallRow.pbx == pbx, OwedCallRow.closed_ts.is_(None),
+                                          OwedCallRow.ended_ts >= newest - max_age_s)
+                .order_by(OwedCallRow.ended_ts))
+        return [owed_of(r) for r in (await session.scalars(stmt)).all()]
+
+
+async def owed_between(sessions: Sessions, from_ts: float, to_ts: float, pbx: str | None = None) -> list[OwedCall]:
+    """Owed calls (open or closed; of one PBX) whose call ended in [from_ts, to_ts), oldest first."""
+    stmt = select(OwedCallRow).where(OwedCallRow.ended_ts >= from_ts, OwedCallRow.ended_ts < to_ts)
+    if pbx is not None:
+        stmt = stmt.where(OwedCallRow.pbx == pbx)
+    stmt = stmt.order_by(OwedCallRow.ended_ts, OwedCallRow.id)
+    async with sessions() as session:
+        return [owed_of(r) for r in (await session.scalars(stmt)).all()]
+
+
+async def member_notes_between(sessions: Sessions, from_ts: float, to_ts: float,
+                               pbx: str | None = None) -> list[MemberNote]:
+    """Stored member changes (login/logout/pause/unpause) in [from_ts, to_ts) (of one PBX), in time order."""
+    stmt = select(AgentEvent).where(AgentEvent.ts >= from_ts, AgentEvent.ts < to_ts)
+    if pbx is not None:
+        stmt = stmt.where(AgentEvent.pbx == pbx)
+    stmt = stmt.order_by(AgentEvent.ts, AgentEvent.id)
+    async with sessions() as session:
+        return [MemberNote(e.queue, e.member, e.interface, e.change, e.reason, e.ts)
+                for e in (await session.scalars(stmt)).all()]
