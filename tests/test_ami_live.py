@@ -246,3 +246,26 @@ async def test_a_listener_gets_events_the_tracker_never_reads() -> None:
         assert [e["Peer"] for e in seen] == ["PJSIP/2"]
         assert live.ingest.events - before == 2  # both counted, the one nobody listened to unparsed
         assert live.source._proto is not None and live.source._proto.parser.dropped_events == 1
+
+
+async def test_a_foreign_list_answer_during_our_resync_is_skipped_yet_counted_as_received() -> None:
+    """A list answer with another session's ActionID while ours is collected: not taken for ours (skipped), but
+    still an event received, so the events counter keeps covering the whole stream."""
+    never: list[dict[str, Any]] = []
+    async with AmiTestServer(secret=SECRET, handlers={"CoreShowChannels": lambda a: never}) as srv, \
+            live_source(srv) as live:
+        for _ in range(500):  # QueueStatus answered, CoreShowChannels never: the resync stays collecting
+            if live.source._resync.collecting and srv.actions_named("CoreShowChannels"):
+                break
+            await asyncio.sleep(0.01)
+        assert live.source._resync.collecting
+        before = live.ingest.events
+        await srv.push({"Event": "QueueMember", "ActionID": "theirs-1", "Queue": "support", "Name": "Alice",
+                        "Location": "PJSIP/alice", "Status": "1", "Paused": "0"})
+        for _ in range(500):
+            if live.ingest.skipped.get("foreign_answer:QueueMember"):
+                break
+            await asyncio.sleep(0.01)
+        assert live.ingest.skipped == {"foreign_answer:QueueMember": 1}
+        assert live.ingest.events - before == 1
+        assert live.tracker.members.by_key == {}  # never taken for the resync's list

@@ -403,6 +403,8 @@ class AmiSource:
             # A list answer to an action that is not our resync (a replayed capture holds the capturing session's
             # own QueueStatus): while ours is being collected it would be taken for ours — a stale, partial list
             # that removes members Asterisk still has. Asterisk sends each session only its own answers.
+            # Still an event received: counted like every other (qmon_ami_events covers the whole stream).
+            self._on_dropped(1)
             self.ingest.skip(f"foreign_answer:{event}")
             return
         self._feed(headers)
