@@ -17,6 +17,7 @@ from monitor.core.members import MEMBER_STATES
 from monitor.web.metrics import LiveSource, QmonMetrics
 from monitor.web.openapi import openapi_document
 from monitor.web.params import bad_request, query
+from monitor.web.supervisor_api import add_supervisor_routes
 from monitor.web.surveys import SurveyQuery, add_survey_routes
 
 log = logging.getLogger("qmon.http")
@@ -231,6 +232,7 @@ def make_app(ctx: ApiContext, survey_query: SurveyQuery | None = None) -> web.Ap
     app.router.add_get("/api/v1/queues", queues)
     app.router.add_get("/api/v1/calls", calls)
     app.router.add_get("/api/v1/summary", summary)
+    add_supervisor_routes(app, lambda: [(n, p.live.live(ctx.clock())) for n, p in sorted(ctx.pbxs.items())])
     if survey_query is not None:
         add_survey_routes(app, survey_query)
     doc = openapi_document(surveys=survey_query is not None)
