@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -28,11 +29,13 @@ def daemon_settings(tmp: Path, ami_port: int, token: str = "", queues: tuple[str
 
 
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[Daemon]:
-    """The daemon in this event loop until the block ends (then a clean shutdown, exit code 0 asserted)."""
+async def running(settings: Settings, clock: Callable[[], float] = time.time) -> AsyncIterator[Daemon]:
+    """The daemon in this event loop until the block ends (then a clean shutdown, exit code 0 asserted);
+    ``clock`` is its clock (epoch s)."""
     stop = asyncio.Event()
     ready: asyncio.Future[Daemon] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(run_daemon(settings, stop=stop, ready_cb=ready.set_result), name="daemon-under-test")
+    task = asyncio.create_task(run_daemon(settings, stop=stop, ready_cb=ready.set_result, clock=clock),
+                               name="daemon-under-test")
     done, _ = await asyncio.wait({task, ready}, timeout=20, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
         task.result()
