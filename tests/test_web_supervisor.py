@@ -65,13 +65,16 @@ def sample(got: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
 def paused() -> Iterator[Clocked]:
     c = Clocked(TrackerConfig(pause_reasons=REASONS))
     c.feed(read_capture(FIXTURES / "agents" / "pause_reasons.ami"))
-    c.now += 7.5  # open intervals (the session, a state) are counted up to the scrape's now
+    c.now += 7.5  # open intervals (the session, a state) are counted up to the latest tick
+    c.ingest.tick(c.now)
     yield c
 
 
 def test_agent_series_equal_the_agent_board(paused: Clocked) -> None:
     got = paused.scrape()
-    rows = paused.ingest.tracker.agents.snapshot(paused.ingest.pbx_now(paused.now))
+    at = paused.ingest.pbx_now(paused.now)
+    assert paused.ingest.tracker.agents.floor == at  # the tick: read up to now
+    rows = paused.ingest.tracker.agents.snapshot(at)
     assert {(r.queue, r.agent) for r in rows} == {("support", "agent1"), ("support", "agent2"), ("sales", "agent2")}
     for r in rows:
         k = {"queue": r.queue, "agent": r.agent}
@@ -92,8 +95,7 @@ def test_agent_series_equal_the_agent_board(paused: Clocked) -> None:
             assert sample(got, name, **k) == pytest.approx(want), name
         assert [s for s in AGENT_STATES if sample(got, "qmon_agent_state", state=s, **k) == 1.0] == [r.state]
         assert r.since is not None
-        assert sample(got, "qmon_agent_state_duration_seconds", **k) == pytest.approx(
-            paused.ingest.pbx_now(paused.now) - r.since)
+        assert sample(got, "qmon_agent_state_duration_seconds", **k) == pytest.approx(at - r.since)
     # The recording's own figures (facts.json): agent2 paused for lunch on every queue (PAUSEALL), 6 s.
     lunch = sample(got, "qmon_agent_paused_seconds_total", queue="sales", agent="agent2", reason="lunch")
     assert lunch == pytest.approx(6.0, abs=0.1)
@@ -106,8 +108,8 @@ async def test_agents_api_returns_the_board(paused: Clocked) -> None:
         body = await (await client.get("/api/v1/agents")).json()
         only = await (await client.get("/api/v1/agents?queue=support&agent=agent1")).json()
     board = paused.ingest.tracker.agents
-    pbx_now = paused.ingest.pbx_now(paused.now)
-    want = [*board.snapshot(pbx_now), *board.agents(pbx_now)]
+    at = paused.ingest.pbx_now(paused.now)
+    want = [*board.snapshot(at), *board.agents(at)]
     assert body["count"] == len(want) == len(body["agents"])
     for row, r in zip(body["agents"], want, strict=True):
         assert (row["queue"], row["agent"], row["state"], row["since_ts"]) == (r.queue, r.agent, r.state, r.since)
@@ -121,6 +123,40 @@ async def test_agents_api_returns_the_board(paused: Clocked) -> None:
     assert any("login-pause" in row["paused_by_reason_s"] for row in body["agents"])
     assert {row["queue"] for row in body["agents"]} == {"support", "sales", "*"}
     assert [(r["queue"], r["agent"]) for r in only["agents"]] == [("support", "agent1")]
+
+
+def test_a_late_event_never_takes_back_exported_seconds() -> None:
+    """An event stamped before what a scrape already showed (AMI latency) counts from the latest tick: every agent
+    counter only grows, so Prometheus never sees a false counter reset."""
+    c = Clocked()
+    t0 = 1_800_000_000.0
+
+    def member(event: str, ts: float, **extra: str) -> dict[str, str]:
+        return {"Event": event, "Queue": "support", "MemberName": "alice", "Interface": "PJSIP/1001",
+                "StateInterface": "PJSIP/1001", "Status": "1", "Paused": "0", "Timestamp": repr(ts), **extra}
+
+    c.ingest.feed(member("QueueMemberAdded", t0), t0)
+    c.now = t0 + 10.0
+    c.ingest.tick(c.now)
+    first = c.scrape()
+    assert sample(first, "qmon_agent_state_seconds_total", queue="support", agent="alice",
+                  state="available") == pytest.approx(10.0)
+    # Stamped t0 + 5 but received at t0 + 10.5: placed at the floor (t0 + 10), not 5 s back.
+    c.ingest.feed(member("QueueMemberPause", t0 + 5.0, Paused="1", PausedReason="break"), t0 + 10.5)
+    c.now = t0 + 11.0
+    second = c.scrape()
+    c.now = t0 + 20.0
+    c.ingest.tick(c.now)
+    third = c.scrape()
+    for name in ("qmon_agent_state_seconds_total", "qmon_agent_paused_seconds_total"):
+        for key, value in first.items():
+            if key[0] == name:
+                assert first[key] <= second[key] <= third[key], (key, first[key], second[key], third[key])
+    assert sample(third, "qmon_agent_state_seconds_total", queue="support", agent="alice",
+                  state="available") == pytest.approx(10.0)
+    # pbx clock now t0 + 14.5 (the late event's offset): paused from the floor t0 + 10
+    assert sample(third, "qmon_agent_paused_seconds_total", queue="support", agent="alice",
+                  reason="other") == pytest.approx(4.5)
 
 
 def _repeat_caller_halves() -> tuple[list[Any], list[Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ class LiveState:
     owed: tuple[Owed, ...] = ()
     owed_stats: OwedStats | None = None
     pause_labels: tuple[str, ...] = ()
+    agents_at: float = 0.0  # PBX time (epoch s) the agent rows are as of: their board's floor (latest fact or tick)
 
 
 class Ingest:
@@ -115,13 +117,16 @@ class Ingest:
         by_key = sorted(tr.members.by_key.items())
         queues = frozenset(tr.queues | tr.members.queues | set(joins))
         pbx_now = self.pbx_now(now)
+        # Agents are read at the board's floor (the latest fact or tick), never beyond: a late event then never
+        # takes back seconds a scrape already exported.
+        at = tr.agents.floor if math.isfinite(tr.agents.floor) else pbx_now
         return LiveState(
             pbx_now, tr.open_calls, self.events, dict(self.skipped), self.last_event_at, queues,
             {q: tuple(ts) for q, ts in joins.items()}, {q: tr.members.counts(q) for q in queues},
             tuple(MemberView(q, m.name, m.interface, m.state, m.paused_reason) for (q, _), m in by_key),
-            tuple(tr.agents.snapshot(pbx_now)), tuple(tr.agents.agents(pbx_now)), tuple(tr.owed.open()),
+            tuple(tr.agents.snapshot(at)), tuple(tr.agents.agents(at)), tuple(tr.owed.open()),
             tr.owed.stats(pbx_now), (*sorted(tr.agents.pause_reasons - {OTHER_REASON, NO_REASON}), OTHER_REASON,
-                                     NO_REASON),
+                                     NO_REASON), at,
         )
 
     def find_call(self, uniqueid: str | None, linkedid: str | None) -> CallRecord | None:

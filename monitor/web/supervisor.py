@@ -46,7 +46,7 @@ def agent_families(states: Sequence[tuple[str, LiveState]]) -> Iterator[Any]:
                               labels=[*_AGENT, "state"])
     since = GaugeMetricFamily("qmon_agent_state_since_timestamp_seconds", "When the current state began (epoch s, "
                               "PBX clock)", labels=_AGENT)
-    dur = GaugeMetricFamily("qmon_agent_state_duration_seconds", "Seconds in the current state (PBX clock)",
+    dur = GaugeMetricFamily("qmon_agent_state_duration_seconds", "Seconds in the current state (PBX clock, as of the latest event or tick)",
                             labels=_AGENT)
     occ = GaugeMetricFamily("qmon_agent_occupancy", "(in_call + wrapup) / (logged in - paused while idle) since qmon "
                             "first saw the member; absent without available time (the rolling hour: the rule "
@@ -67,7 +67,7 @@ def agent_families(states: Sequence[tuple[str, LiveState]]) -> Iterator[Any]:
                 state.add_metric([*key, s], 1.0 if r.state == s else 0.0)
             if r.since is not None:
                 since.add_metric(key, r.since)
-                dur.add_metric(key, max(0.0, st.pbx_now - r.since))
+                dur.add_metric(key, max(0.0, st.agents_at - r.since))
             if (o := r.occupancy) is not None:
                 occ.add_metric(key, o)
     yield from (state_s, paused, talk, wrap, calls, done, rna, state, since, dur, occ)

@@ -31,11 +31,11 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
 
 
-def agent_json(pbx: str, r: AgentRow, pbx_now: float) -> dict[str, Any]:
+def agent_json(pbx: str, r: AgentRow, at: float) -> dict[str, Any]:
     """One AgentRow as the API shows it: durations in seconds (``*_s``), times epoch seconds on the PBX clock."""
     return {
         "pbx": pbx, "queue": r.queue, "agent": r.agent, "interface": r.interface, "state": r.state,
-        "since_ts": r.since, "state_duration_s": None if r.since is None else _r(max(0.0, pbx_now - r.since)),
+        "since_ts": r.since, "state_duration_s": None if r.since is None else _r(max(0.0, at - r.since)),
         "pause_reason": r.pause_reason, "pause_label": r.pause_label,
         "logged_in_s": _r(r.logged_in_s), "paused_s": _r(r.paused_s),
         "paused_by_reason_s": {k: _r(v) for k, v in sorted(r.paused_by_reason.items())},
@@ -96,7 +96,7 @@ def add_supervisor_routes(app: web.Application, snapshots: Snapshots) -> None:
         for pbx, st in snapshots():
             for r in (*st.agents, *st.agent_totals):
                 if p["queue"] in (None, r.queue) and p["agent"] in (None, r.agent):
-                    out.append(agent_json(pbx, r, st.pbx_now))
+                    out.append(agent_json(pbx, r, st.agents_at))
         return web.json_response({"count": len(out), "agents": out})
 
     async def callbacks(request: web.Request) -> web.Response:
