@@ -149,7 +149,7 @@ def test_a_late_event_never_takes_back_exported_seconds() -> None:
     c.ingest.tick(c.now)
     third = c.scrape()
     for name in ("qmon_agent_state_seconds_total", "qmon_agent_paused_seconds_total"):
-        for key, value in first.items():
+        for key in first:
             if key[0] == name:
                 assert first[key] <= second[key] <= third[key], (key, first[key], second[key], third[key])
     assert sample(third, "qmon_agent_state_seconds_total", queue="support", agent="alice",

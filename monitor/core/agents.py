@@ -24,6 +24,10 @@ Definitions (all durations in seconds, all times epoch seconds on the PBX clock)
   call ends (it still counts in paused-by-reason, as queue_log does).
 * **occupancy** = (in_call + wrapup) ÷ (logged in - paused-while-idle), i.e. busy time over time available for
   work; it stays within 0..1 even when agents pause during calls. **AHT** = (talk + wrap-up) ÷ completed calls.
+
+Facts are placed no earlier than the board's ``floor`` (the latest fact, or :meth:`AgentBoard.hold` from the
+daemon's tick), and live readers snapshot at the floor: a late event never takes back seconds already shown, so the
+exported counters only grow. A member seen for the first time may still start at its ``LoginTime``.
 """
 
 from __future__ import annotations

@@ -46,8 +46,8 @@ def agent_families(states: Sequence[tuple[str, LiveState]]) -> Iterator[Any]:
                               labels=[*_AGENT, "state"])
     since = GaugeMetricFamily("qmon_agent_state_since_timestamp_seconds", "When the current state began (epoch s, "
                               "PBX clock)", labels=_AGENT)
-    dur = GaugeMetricFamily("qmon_agent_state_duration_seconds", "Seconds in the current state (PBX clock, as of the latest event or tick)",
-                            labels=_AGENT)
+    dur = GaugeMetricFamily("qmon_agent_state_duration_seconds", "Seconds in the current state (PBX clock, as of "
+                            "the latest event or tick)", labels=_AGENT)
     occ = GaugeMetricFamily("qmon_agent_occupancy", "(in_call + wrapup) / (logged in - paused while idle) since qmon "
                             "first saw the member; absent without available time (the rolling hour: the rule "
                             "queue_agent:qmon_agent_occupancy:ratio_rate1h)", labels=_AGENT)
