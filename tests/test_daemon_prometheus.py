@@ -139,12 +139,18 @@ async def collect(tmp: Path) -> Run:
     # login's QueueStatus names the members (as Asterisk would: those of the transcripts) and Prometheus records
     # their series at 0 too; only then the transcripts stream. So increase() sees every series from a first
     # sample of 0 (no call is lost to a series born already counting).
-    srv = await AmiTestServer([], secret="not-yet", state=state_at(stream, len(stream))).start()
+    first_ts = min(float(str(h["Timestamp"])) for h in stream if "Timestamp" in h)
+    state = state_at(stream, len(stream))
+    # Where the test peer stamps its login answers with AmiState.clock (main's peer does, as Asterisk 22 does), they
+    # are stamped before the stream, as live: otherwise the PBX clock would step back to the recordings' start and
+    # the agent facts would be held at the floor (monitor.core.agents), counting no seconds.
+    state.clock = first_ts - 300.0
+    srv = await AmiTestServer([], secret="not-yet", state=state).start()
     prom_port = free_port()
     proc: asyncio.subprocess.Process | None = None
     # The daemon's clock (not Prometheus's) runs from 5 minutes before the first recorded event: the members its
     # login's QueueStatus lists are placed there on the PBX clock, and the recorded events follow in time, as live.
-    shift = time.time() - (min(float(str(h["Timestamp"])) for h in stream if "Timestamp" in h) - 300.0)
+    shift = time.time() - (first_ts - 300.0)
     try:
         async with running(daemon_settings(tmp, srv.port), clock=lambda: time.time() - shift) as d, \
                 aiohttp.ClientSession() as http:
