@@ -17,6 +17,7 @@ from monitor.core.members import MEMBER_STATES
 from monitor.web.metrics import LiveSource, QmonMetrics
 from monitor.web.openapi import openapi_document
 from monitor.web.params import bad_request, query
+from monitor.web.supervisor_api import add_supervisor_routes
 from monitor.web.surveys import SurveyQuery, add_survey_routes
 from monitor.web.wallboard import Wallboard
 from monitor.web.wallboard_http import add_wallboard_routes
@@ -253,6 +254,7 @@ def make_app(ctx: ApiContext, survey_query: SurveyQuery | None = None,
     app.router.add_get("/api/v1/queues", queues)
     app.router.add_get("/api/v1/calls", calls)
     app.router.add_get("/api/v1/summary", summary)
+    add_supervisor_routes(app, lambda: [(n, p.live.live(ctx.clock())) for n, p in sorted(ctx.pbxs.items())])
     if survey_query is not None:
         add_survey_routes(app, survey_query)
     if wallboard is not None:
