@@ -92,6 +92,18 @@ async def test_transcript_over_tcp_byte_by_byte(scenario: str) -> None:
     await _replay_over_tcp(scenario, "bytes")
 
 
+@pytest.mark.parametrize("mode", ["whole", "chunks"])
+async def test_members_added_on_the_stream_survive_the_resync_answer(mode: str) -> None:
+    # The test server answers QueueStatus as Asterisk would where the answer lands on the wire: after the
+    # QueueMemberAdded events it already wrote, the members are listed (QueueStatus replaces the members).
+    async with AmiTestServer.from_transcript("concurrent", secret=SECRET, mode=mode, seed=5) as srv, \
+            live_source(srv) as live:
+        await live.source.wait_ready()
+        await _drain(live, srv)
+        assert sorted(live.tracker.members.by_key) == [("support", "agent1"), ("support", "agent2")]
+        assert sorted(m.name for m in live.ingest.live(live.tracker.now).members) == ["agent1", "agent2"]
+
+
 async def test_login_failure_is_clear_and_backs_off(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     async with AmiTestServer(secret="the-right-one") as srv, \

@@ -124,6 +124,8 @@ def on_hangup(st: TrackerState, e: ev.Hangup, ts: float, out: Out) -> None:
     """
     uid = e.chan.uniqueid
     st.chans.pop(uid, None)
+    if st.resync is not None:  # a caller QueueStatus listed as waiting may hang up before CoreShowChannels answers
+        st.resync.hung_up(uid)
     call = st.caller_call(e.chan)
     if call is None:
         return

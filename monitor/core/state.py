@@ -134,6 +134,13 @@ class ResyncAnswers:
     channels: dict[str, tuple[ev.CoreShowChannel, float]] = field(default_factory=dict)  # by Uniqueid
     members: set[tuple[str, str]] = field(default_factory=set)  # (queue, member) listed by QueueMember
 
+    def hung_up(self, uid: str) -> None:
+        """A Hangup of channel ``uid`` read after an answer that listed it: it is no longer alive (Asterisk sends a
+        session's answers and events in order, so the listing is older than the hang-up)."""
+        self.alive.discard(uid)
+        self.waiting = [(e, ts) for e, ts in self.waiting if e.chan.uniqueid != uid]
+        self.channels.pop(uid, None)
+
 
 @dataclass(slots=True)
 class TrackerState:
