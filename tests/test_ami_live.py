@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -229,3 +230,21 @@ async def test_async_originate_response_only_then_the_event_to_listeners() -> No
         assert isinstance(res, dict) and res["Response"] == "Success"
         await live.source.send_action({"Action": "Ping"})  # the event was written before the Ping's answer
         assert [(e["Event"], e["Response"]) for e in seen] == [("OriginateResponse", "Success")]
+
+
+async def test_garbage_blocks_are_counted_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Random bytes and lines without a colon on the AMI connection: each block counted as ``unparseable`` in the
+    skips (qmon_ami_skipped_events_total), one log line; the connection and real events go on."""
+    caplog.set_level(logging.INFO)
+    rng = random.Random(7)
+    junk = [bytes(rng.randrange(256) for _ in range(500)).replace(b"\n", b"x") + b"\r\n\r\n" for _ in range(200)]
+    tail = [b"no colon line\r\n\r\n", b"Event: \r\n\r\n", b":::\r\n\r\n"]
+    async with AmiTestServer([*junk, *tail], secret=SECRET) as srv, live_source(srv) as live:
+        await live.source.wait_ready()
+        await _drain(live, srv)
+        skipped = dict(live.ingest.skipped)
+        connected = live.source.connected
+    assert skipped.get("unparseable") == 203, skipped
+    assert connected
+    lines = [r.getMessage() for r in caplog.records if "unparseable" in r.getMessage()]
+    assert len(lines) == 1, lines

@@ -32,6 +32,7 @@ from panoramisk.message import Message
 from monitor.ami.resync import LIST_ANSWERS, RESYNC_PREFIX, Resyncer
 from monitor.ami.wire import Headers, WireParser
 from monitor.core.ingest import Ingest
+from monitor.core.vocab import SkipReason
 from monitor.settings import AmiSettings
 
 log = logging.getLogger("qmon.ami")
@@ -85,7 +86,11 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
             self._manager.tap(data)
         if self.parser.banner is None and not self._banner_ok(data):
             return
-        for headers in self.parser.feed(data):
+        garbage = self.parser.unparseable, self.parser.oversized
+        messages = self.parser.feed(data)
+        if (self.parser.unparseable, self.parser.oversized) != garbage:  # counted, logged once (Ingest.skip)
+            self._manager.on_garbage(self.parser.unparseable - garbage[0], self.parser.oversized - garbage[1])
+        for headers in messages:
             try:
                 self._route(headers)
             except Exception:  # one bad message (or a listener bug) must not kill the connection
@@ -155,6 +160,8 @@ class _Manager(Manager):  # type: ignore[misc]  # panoramisk is untyped
         self._on_lost = on_lost
         self.tap: Callable[[bytes], None] | None = None
         self.bytes_received = 0
+        #: (unparseable blocks, oversized messages) just dropped or passed over by the wire parser.
+        self.on_garbage: Callable[[int, int], None] = lambda unparseable, oversized: None
 
     def protocol_lost(self, proto: _Protocol, exc: Exception | None) -> None:
         self.awaiting_actions.clear()
@@ -174,6 +181,7 @@ class AmiSource:
         self._clock = clock
         self._rng = rng
         self._manager = _Manager(settings.name, self._lost)
+        self._manager.on_garbage = self._garbage
         self._listeners: defaultdict[str, list[Callable[[Headers], None]]] = defaultdict(list)
         self._proto: _Protocol | None = None
         self._lost_event = asyncio.Event()
@@ -389,6 +397,12 @@ class AmiSource:
                 callback(headers)
             except Exception:  # a listener bug must never break the read path
                 log.exception("AMI %s: %s listener failed", self.name, event)
+
+    def _garbage(self, unparseable: int, oversized: int) -> None:
+        if unparseable:
+            self.ingest.skip(SkipReason.UNPARSEABLE, unparseable)
+        if oversized:
+            self.ingest.skip(SkipReason.OVERSIZED, oversized)
 
     def _feed(self, headers: Headers) -> None:
         now = self._clock()

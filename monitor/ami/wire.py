@@ -13,6 +13,9 @@ Headers = dict[str, str | list[str]]
 
 #: A message larger than this is garbage (or an attack): it is dropped and counted, never buffered forever.
 MAX_MESSAGE_BYTES = 1 << 20
+#: Every AMI message has one of these (events, responses, and the actions a server reads); a block without any is
+#: not AMI (random bytes, lines without a colon).
+_AMI_KEYS = frozenset({"Event", "Response", "ActionID", "Action"})
 
 
 class WireParser:
@@ -25,6 +28,7 @@ class WireParser:
         self.banner: str | None = None
         self.oversized = 0
         self.bad_lines = 0
+        self.unparseable = 0  # blocks that are not AMI messages (still returned: the caller decides)
 
     def feed(self, data: bytes) -> list[Headers]:
         """Add bytes; return every message completed by them, in order."""
@@ -56,6 +60,8 @@ class WireParser:
             msg = self._parse(bytes(buf[pos:end]))
             pos = nxt
             if msg:
+                if msg.keys().isdisjoint(_AMI_KEYS) or msg.get("Event") == "":
+                    self.unparseable += 1
                 out.append(msg)
         del buf[:pos]
         self._check_size()
