@@ -223,7 +223,7 @@ class Store(StoreReads, WriterTask):
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Counters and gauges for metrics (see :func:`monitor.store.store_counters` for the issue-14 ones)."""
+        """Counters and gauges for metrics (exported by ``_store_families`` in :mod:`monitor.web.metrics`)."""
         return {
             **self._stats, "queue_depth": self._queue.qsize(), "overflow": len(self._volatile),
             "queue_size": self._queue.maxsize,
