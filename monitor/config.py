@@ -17,7 +17,7 @@ import typing
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
-from monitor.core.repeat import parse_window
+from monitor.core.repeat import NumberNormalizer, parse_window
 from monitor.core.servicelevel import sl_definition_map
 from monitor.settings import (
     WAIT_BUCKETS_S,
@@ -288,6 +288,11 @@ def tracker_config(t: TrackerSettings, pbx: str = "default") -> TrackerConfig:
                          home_region=t.home_region, trunk_prefixes=t.trunk_prefixes,
                          withheld_numbers=t.withheld_numbers, pause_reasons=t.pause_reasons,
                          wrapup_s=wrapup_pairs(t), owed_horizon_s=t.owed_horizon_s)
+
+
+def number_normalizer(t: TrackerSettings) -> NumberNormalizer:
+    """The caller-number key of ``[tracker]`` (region, trunk prefixes, withheld): the tracker's, for opt-outs too."""
+    return NumberNormalizer(t.home_region, t.trunk_prefixes, t.withheld_numbers)
 
 
 def _foreign(key: str) -> bool:

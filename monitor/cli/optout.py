@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.cli.common import CliError, add_config_arg, check_writable_file, settings_from
+from monitor.config import number_normalizer
 
 
 def add_parser(sub: Any) -> None:
@@ -30,14 +31,16 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
     if args.action != "list" and not args.number:
         raise CliError(f"{args.action}: a NUMBER is required")
-    path = settings_from(args.config, env, {"survey"}, {"survey.state_path": args.state}).survey.state_path
+    # [tracker] too: the list must key numbers as the tracker does (home_region, trunk_prefixes, withheld).
+    settings = settings_from(args.config, env, {"survey", "tracker"}, {"survey.state_path": args.state})
+    path = settings.survey.state_path
     if args.action == "list" and not Path(path).is_file():
         print(f"qmon optout: no survey state at {path} yet: the list is empty", file=sys.stderr)
         return 0
     if args.action != "list":
         check_writable_file(path, "survey.state_path")
     try:
-        state = SurveyState(path)
+        state = SurveyState(path, number_normalizer(settings.tracker))
     except Exception as exc:  # not a database, unreadable: say so clearly
         raise CliError(f"cannot open {path}: {exc}") from None
     try:
