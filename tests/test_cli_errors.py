@@ -66,6 +66,30 @@ CASES = [
          {"QMON_AMI_SECRET": "x"}),
     Case("check-config: bad env value", ("check-config",), 2, "http.port: expected an integer, got string 'abc'",
          {"QMON_AMI_SECRET": "x", "QMON_HTTP_PORT": "abc"}),
+    *[Case(f"check-config: empty {var}", (cmd,), 2, f"{key}: expected {kind}, got string ''",
+           {"QMON_AMI_SECRET": "x", var: ""})
+      for cmd, var, key, kind in [
+          ("check-config", "QMON_HTTP_PORT", "http.port", "an integer"),
+          ("run", "QMON_HTTP_PORT", "http.port", "an integer"),
+          ("check-config", "QMON_TRACKER_ABANDON_SHORT_S", "tracker.abandon_short_s", "a number"),
+          ("check-config", "QMON_SURVEY_PORT", "survey.port", "an integer"),
+          ("check-config", "QMON_TRACKER_SL_THRESHOLD_S", "tracker.sl_threshold_s", "a number"),
+          ("check-config", "QMON_STATUS_INTERVAL_S", "status_interval_s", "a number"),
+          ("check-config", "QMON_AMI_PORT", "ami[default].port", "an integer"),
+          ("check-config", "QMON_SURVEY_SAMPLING_RATE", "survey.sampling_rate", "a number"),
+          ("check-config", "QMON_STORE_HASH_CALLERS", "store.hash_callers", "true or false"),
+          ("check-config", "QMON_WALLBOARD_REFRESH_S", "wallboard.refresh_s", "a number"),
+      ]],
+    Case("check-config: nan", ("check-config",), 2, "tracker.abandon_short_s: expected a finite number",
+         {"QMON_AMI_SECRET": "x", "QMON_TRACKER_ABANDON_SHORT_S": "nan"}),
+    Case("check-config: whitespace token", ("check-config",), 2, "http.token: only whitespace",
+         {"QMON_AMI_SECRET": "x", "QMON_HTTP_TOKEN": " "}),
+    Case("check-config: PostgreSQL URL with a bad port", ("check-config",), 2,
+         "store.url: bad port in 'h:notaport'", {"QMON_AMI_SECRET": "x", "QMON_STORE_URL": "postgresql://u:pw@h:notaport/db"}),
+    Case("check-config: unknown top-level key lists [[ami]]", ("check-config", "--config", "bogus.toml"), 2,
+         "bogus: unknown key (known: ami, http,", {"QMON_AMI_SECRET": "x"}),
+    Case("run: empty bind without a token", ("run", "--http-bind", ""), 2,
+         "http.bind '' (every address) is reachable", NO_SURVEY),
     Case("check-config: unknown env variable", ("check-config",), 2, "env QMON_HTTP_PROT: unknown setting",
          {"QMON_AMI_SECRET": "x", "QMON_HTTP_PROT": "1"}),
     Case("check-config: sl_threshold_s between histogram bounds", ("check-config", "--config", "sl25.toml"), 2,
@@ -134,6 +158,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "bad.jsonl").write_text('{"Event": \nnot json at all\n')
     (d / "notes.txt").write_text("x\n")
     (d / "bad.toml").write_text("[http\nport = 1\n")
+    (d / "bogus.toml").write_text("bogus = 1\n")
     (d / "sl25.toml").write_text("[tracker]\nsl_threshold_s = 25\n")
     (d / "empty.queue_log").write_text("")
     shutil.copy(FIXTURES / "abandoned.ami", d / "abandoned.ami")
@@ -179,6 +204,16 @@ def test_help_names_the_command(command: str) -> None:
     r = subprocess.run([sys.executable, "-m", "monitor", command, "--help"], capture_output=True, text=True,
                        env=_env({}), timeout=60)
     assert r.returncode == 0 and r.stdout.startswith(f"usage: qmon {command} ")
+
+
+def test_every_empty_number_is_reported_at_once(tmp_path: Path) -> None:
+    """Several numeric settings set to "" in the environment: one line each, exit 2, no TypeError."""
+    env = {"QMON_AMI_SECRET": "x", "QMON_HTTP_PORT": "", "QMON_SURVEY_PORT": "", "QMON_AMI_PORT": ""}
+    r = subprocess.run([sys.executable, "-m", "monitor", "run"], capture_output=True, text=True, env=_env(env),
+                       cwd=tmp_path, timeout=60)
+    assert r.returncode == 2 and "unexpected" not in r.stderr
+    assert sorted(r.stderr.splitlines()) == [f"qmon run: {k}: expected an integer, got string ''"
+                                             for k in ("ami[default].port", "http.port", "survey.port")]
 
 
 def test_output_piped_to_head(tmp_path: Path) -> None:

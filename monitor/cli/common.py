@@ -170,7 +170,8 @@ def is_loopback(bind: str) -> bool:
 def check_exposure(bind: str, token: str, insecure: bool, prog: str) -> None:
     """The API serves caller numbers: refuse a non-loopback bind without a token unless told otherwise."""
     if not token and not insecure and not is_loopback(bind):
-        raise CliError(f"http.bind {bind} is reachable from other hosts and no token is set: set QMON_HTTP_TOKEN "
+        shown = bind or "'' (every address)"
+        raise CliError(f"http.bind {shown} is reachable from other hosts and no token is set: set QMON_HTTP_TOKEN "
                        f"(or http.token_file), or bind 127.0.0.1, or pass {prog} --insecure-no-token")
 
 
