@@ -58,6 +58,21 @@ CASES = [
     Case("demo: SQLite file in a directory that does not exist", ("demo", "--db", "nodir/d.db"), 2,
          "does not exist"),
     Case("demo: --speed 0", ("demo", "--speed", "0"), 2, "--speed: must be > 0"),
+    # -- a directory where a data file belongs: named, exit 2, nothing created (test_directories_create_nothing)
+    Case("run: store.url is a directory", ("run",), 2, "store.url: adir is a directory",
+         {**NO_SURVEY, "QMON_STORE_URL": "adir"}),
+    Case("run: store.journal_path is a directory", ("run", "--store-url", "j.db"), 2,
+         "store.journal_path: adir is a directory", {**NO_SURVEY, "QMON_STORE_JOURNAL_PATH": "adir"}),
+    Case("run: survey.state_path is a directory", ("run", "--store-url", "sv.db", "--http-port", "0"), 2,
+         "survey.state_path: adir is a directory", {"QMON_AMI_SECRET": "x", "QMON_SURVEY_STATE_PATH": "adir",
+                                                    "QMON_STORE_JOURNAL_PATH": "sv.jsonl"}),
+    Case("demo: --db is a directory", ("demo", "--db", "adir"), 2, "--db: "),
+    Case("db upgrade: a directory", ("db", "upgrade", "--db", "adir"), 2, "store.url: adir is a directory"),
+    Case("report: a directory", ("report", "--db", "adir"), 2, "store.url: adir is a directory, not a database"),
+    Case("optout: state is a directory", ("optout", "list", "--state", "adir"), 2,
+         "survey.state_path: adir is a directory"),
+    Case("optout add: state is a directory", ("optout", "add", "123", "--state", "adir"), 2,
+         "survey.state_path: adir is a directory"),
     # -- configuration
     Case("run: no AMI secret", ("run",), 2, "ami[default].secret: missing"),
     Case("run: missing config file", ("run", "--config", "missing.toml"), 2,
@@ -153,6 +168,7 @@ def _run(case: Case, work: Path, busy: int) -> subprocess.CompletedProcess[str]:
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("cli")
     (d / "empty").mkdir()
+    (d / "adir").mkdir()
     (d / "random.ami").write_bytes(bytes(range(256)) * 16)
     (d / "text.ami").write_text("Dear diary,\nno events today.\n")
     (d / "bad.jsonl").write_text('{"Event": \nnot json at all\n')
@@ -196,6 +212,12 @@ def test_read_commands_create_nothing(work: Path, results: dict[str, subprocess.
     """``qmon report`` and ``qmon db current`` on a missing database leave no file (nor directory) behind."""
     assert results and list((work / "empty").iterdir()) == []
     assert not (work / "nope.db").exists() and not (work / "nodir").exists() and not (work / "ql.db").exists()
+
+
+def test_directories_create_nothing(work: Path, results: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    """A directory given as a data path is refused before anything is written (no database, journal, state)."""
+    assert results and list((work / "adir").iterdir()) == []
+    assert [p.name for p in work.iterdir() if p.name.startswith(("adir.", "adir-", "j.", "sv."))] == []
 
 
 @pytest.mark.parametrize("command", ["run", "demo", "check-config", "replay", "record", "report",

@@ -109,6 +109,8 @@ def store_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settings
 def require_database(url: str) -> None:
     """For read commands: an SQLite file must already exist (a read must never create a database)."""
     path = sqlite_path(url)
+    if path is not None and Path(path).expanduser().is_dir():
+        raise CliError(f"store.url: {path} is a directory, not a database")
     if path is not None and not Path(path).expanduser().is_file():
         hint = " (qmon demo writes qmon-demo.db: --db qmon-demo.db)" if Path(path).name == "qmon.db" else ""
         raise CliError(f"no database at {path}: nothing to read{hint}", 1)
@@ -117,6 +119,8 @@ def require_database(url: str) -> None:
 def check_writable_file(path: str, what: str) -> None:
     """A file we will create or append to: its directory must exist and be writable (one clear line if not)."""
     p = Path(path).expanduser()
+    if p.is_dir() or (path.endswith(("/", os.sep)) and not p.exists()):
+        raise CliError(f"{what}: {path} is a directory" if p.is_dir() else f"{what}: {path} names a directory")
     parent = p.parent
     if not parent.is_dir():
         state = "is not a directory" if parent.exists() else "does not exist"
@@ -127,11 +131,11 @@ def check_writable_file(path: str, what: str) -> None:
         raise CliError(f"{what}: directory {parent} is not writable (for {p})")
 
 
-def check_store_paths(s: Settings) -> None:
-    """The SQLite file and the journal of a command that writes: their directories exist and are writable."""
+def check_store_paths(s: Settings, url_what: str = "store.url") -> None:
+    """The SQLite file and the journal of a command that writes: files (not directories) we may create or write."""
     path = sqlite_path(s.store.url)
     if path is not None:
-        check_writable_file(path, "store.url")
+        check_writable_file(path, url_what)
     check_writable_file(s.store.journal_path, "store.journal_path")
 
 

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                        status_interval_s=base.status_interval_s)
     if not args.no_daemon:
         check_exposure(args.http_bind, settings.http.token, args.insecure_no_token, "qmon demo")
-        check_store_paths(settings)
+        check_store_paths(settings, "--db")
         check_writable_file(settings.survey.state_path, "survey state")
         if args.http_port:
             check_listen(args.http_bind, args.http_port, "--http-port")

@@ -34,6 +34,8 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     # [tracker] too: the list must key numbers as the tracker does (home_region, trunk_prefixes, withheld).
     settings = settings_from(args.config, env, {"survey", "tracker"}, {"survey.state_path": args.state})
     path = settings.survey.state_path
+    if Path(path).is_dir():
+        raise CliError(f"survey.state_path: {path} is a directory")
     if args.action == "list" and not Path(path).is_file():
         print(f"qmon optout: no survey state at {path} yet: the list is empty", file=sys.stderr)
         return 0
