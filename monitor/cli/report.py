@@ -6,6 +6,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta, tzinfo
@@ -43,23 +44,36 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def parse_report_time(text: str, tz: tzinfo, end: bool = False) -> float:
+MAX_TS = 253402300799.0  # 9999-12-31T23:59:59Z, the HTTP API's bound too (monitor.web.params)
+
+
+def parse_report_time(text: str, tz: tzinfo, end: bool = False, flag: str = "--from") -> float:
     """Epoch seconds from ``YYYY-MM-DD`` (a whole day: ``--to`` includes it), an ISO datetime in ``tz`` or
-    epoch seconds; CliError naming the accepted forms."""
+    epoch seconds; CliError naming the accepted forms, or the range (1970 to 9999, as the HTTP API)."""
     t = text.strip()
+    out_of_range = CliError(f"{flag}: {text!r} is out of range (1970 to 9999)")
     try:
-        return float(t)
+        value = float(t)
     except ValueError:
-        pass
+        try:
+            d = datetime.fromisoformat(t)
+        except ValueError:
+            raise CliError(f"bad time {text!r}: use YYYY-MM-DD, an ISO datetime or epoch seconds") from None
+        if d.tzinfo is None:
+            d = d.replace(tzinfo=tz)
+        try:
+            if end and len(t) == 10:
+                d += timedelta(days=1)
+            value = d.timestamp()
+        except (OverflowError, ValueError, OSError):
+            raise out_of_range from None
+    if not math.isfinite(value) or not 0.0 <= value <= MAX_TS:
+        raise out_of_range
     try:
-        d = datetime.fromisoformat(t)
-    except ValueError:
-        raise CliError(f"bad time {text!r}: use YYYY-MM-DD, an ISO datetime or epoch seconds") from None
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=tz)
-    if end and len(t) == 10:
-        d += timedelta(days=1)
-    return d.timestamp()
+        datetime.fromtimestamp(value, tz)  # the report prints it in --tz: 9999-12-31 23:00 UTC is year 10000 east
+    except (OverflowError, ValueError, OSError):
+        raise out_of_range from None
+    return value
 
 
 def _range(args: argparse.Namespace) -> tuple[tzinfo, float, float]:
@@ -69,8 +83,8 @@ def _range(args: argparse.Namespace) -> tuple[tzinfo, float, float]:
         tz: tzinfo = ZoneInfo(args.tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise CliError(f"--tz: unknown time zone {args.tz!r}") from None
-    to_ts = parse_report_time(args.to, tz, end=True) if args.to else time.time()
-    from_ts = parse_report_time(args.from_, tz) if args.from_ else to_ts - 86400.0
+    to_ts = parse_report_time(args.to, tz, end=True, flag="--to") if args.to else time.time()
+    from_ts = parse_report_time(args.from_, tz) if args.from_ else max(0.0, to_ts - 86400.0)
     if from_ts >= to_ts:
         raise CliError("--from must be before --to")
     return tz, from_ts, to_ts
