@@ -44,7 +44,8 @@ SECTIONS: dict[str, type[Any]] = {
 SECRET_FIELDS = frozenset({"secret", "token", "hash_salt"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MAX_SESSIONS = 10_000  # survey.max_sessions: far beyond any PBX's simultaneous surveys, still a bound
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+#: A PBX name (``[[ami]] name``, ``--pbx``): the ``pbx`` label and part of every stored call's key.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 class ConfigError(Exception):
@@ -329,7 +330,7 @@ def _load_amis(raw: Any, env: Mapping[str, str], used: set[str], problems: list[
             problems.append(f"ami[{i}]: expected a table, got {_show(table)}")
             continue
         name = table.get("name", "default" if len(raw) == 1 else None)
-        if not isinstance(name, str) or not _NAME_RE.match(name):
+        if not isinstance(name, str) or not NAME_RE.match(name):
             problems.append(f"ami[{i}].name: required with several [[ami]], letters/digits/_.- (got {name!r})")
             name = f"ami{i}"
         prefix = f"ami[{name}]"

@@ -147,6 +147,13 @@ CASES = [
          "no such file: missing.queue_log"),
     Case("import-queue-log: empty file", ("import-queue-log", "empty.queue_log", "--db", "ql.db"), 1,
          "empty.queue_log: empty: nothing to import"),
+    Case("import-queue-log: empty --pbx", ("import-queue-log", "abandoned.ami", "--pbx", "", "--db", "ql.db"), 2,
+         "argument --pbx: '' is not a PBX name"),
+    Case("import-queue-log: a directory", ("import-queue-log", "adir", "--db", "ql.db"), 2,
+         "adir: is a directory, not a queue_log file"),
+    Case("report: empty --pbx", ("report", "--pbx", "", "--db", "nope.db"), 2, "argument --pbx: '' is not a PBX name"),
+    Case("record: empty --pbx", ("record", "--pbx", "", "--out", "x.ami"), 2, "argument --pbx: '' is not a PBX name",
+         {"QMON_AMI_SECRET": "x"}),
     # -- the small commands
     Case("record: no secret", ("record", "--out", "x.ami"), 2, "ami[default].secret: missing"),
     Case("record: --out in a missing directory", ("record", "--out", "nodir/x.ami"), 2,

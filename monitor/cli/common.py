@@ -94,6 +94,15 @@ def settings_flags(args: argparse.Namespace) -> dict[str, str | None]:
     return {"http.bind": bind, "http.port": port, "store.url": args.store_url, "log_level": args.log_level}
 
 
+def pbx_name(text: str) -> str:
+    """argparse type of ``--pbx``: a PBX name as ``[[ami]] name`` allows (never empty: it keys stored calls)."""
+    from monitor.config import NAME_RE
+
+    if not NAME_RE.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a PBX name (letters, digits, _.-; up to 63; not empty)")
+    return text
+
+
 def add_db_args(p: argparse.ArgumentParser) -> None:
     """``--db URL|FILE`` and ``--config FILE``: what every store command takes."""
     p.add_argument("--db", metavar="URL|FILE", help="database URL or SQLite file (default: [store] url of the "

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from monitor.cli.common import CliError, add_config_arg, check_writable_file, settings_from
+from monitor.cli.common import CliError, add_config_arg, check_writable_file, pbx_name, settings_from
 
 
 def add_parser(sub: Any) -> None:
@@ -26,7 +26,7 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--secret-env", metavar="VAR", help="environment variable holding the secret "
                    "(default QMON_AMI_SECRET)")
     g.add_argument("--secret-file", metavar="F", help="file holding the secret")
-    p.add_argument("--pbx", metavar="NAME", help="which [[ami]] of --config (default: the first)")
+    p.add_argument("--pbx", metavar="NAME", type=pbx_name, help="which [[ami]] of --config (default: the first)")
     p.add_argument("--out", required=True, help="capture file to write (.ami, or .ami.gz to compress)")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds "
                                                                               "(default: until Ctrl-C/SIGTERM)")

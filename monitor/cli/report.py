@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from monitor.cli.common import CliError, add_db_args, one_line, require_database, store_settings
+from monitor.cli.common import CliError, add_db_args, one_line, pbx_name, require_database, store_settings
 from monitor.core.servicelevel import DEFAULT_SL, SL_DEFINITIONS, sl_definition_map
 from monitor.settings import StoreSettings
 
@@ -28,8 +28,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--to", metavar="TIME", help="end, exclusive; a date includes that day (default: now)")
     p.add_argument("--queue", help="only this queue (agents: only their calls in it)")
     p.add_argument("--agent", help="only this agent in the agent table")
-    p.add_argument("--pbx", metavar="NAME", help="only calls of this PBX (the [[ami]] name, or import-queue-log "
-                   "--pbx)")
+    p.add_argument("--pbx", metavar="NAME", type=pbx_name,
+                   help="only calls of this PBX (the [[ami]] name, or import-queue-log --pbx)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("--by", choices=("day", "hour"), help="also break down by day or hour")
     p.add_argument("--tz", default="UTC", help="time zone of dates and buckets (default UTC)")
