@@ -400,6 +400,7 @@ def validate(s: Settings, needs: Collection[str] = ALL_SECTIONS) -> list[str]:
         except ValueError as exc:
             p.append(f"tracker.repeat_windows: {exc}")
     p += ["tracker.owed_horizon_s: must be > 0"] if t.owed_horizon_s <= 0 else []
+    p += [f"tracker.trunk_prefixes: {x!r} is not a prefix (digits)" for x in t.trunk_prefixes if not x.isdigit()]
     supervisor: list[Callable[[], object]] = [lambda: sl_definition_map(t.sl_definition, t.queue_sl_definition),
                                               lambda: wrapup_pairs(t)]
     for validate in supervisor:
