@@ -146,7 +146,11 @@ CASES = [
     Case("report: --to nan", ("report", "--to", "nan", "--db", "nope.db"), 2, "--to: 'nan' is out of range"),
     Case("report: --from -5", ("report", "--from", "-5", "--db", "nope.db"), 2, "--from: '-5' is out of range"),
     Case("report: bad --tz", ("report", "--tz", "Mars/Olympus"), 2, "--tz: unknown time zone 'Mars/Olympus'"),
-    Case("report: a file that is not a database", ("report", "--db", "bad.toml"), 1, "bad.toml: cannot read"),
+    Case("report: a file that is not a database", ("report", "--db", "bad.toml"), 1,
+         "bad.toml: not a qmon database (not an SQLite file)"),
+    Case("report: a 0-byte file", ("report", "--db", "zero.db"), 1, "zero.db: not a qmon database (empty file)"),
+    Case("db current: a 0-byte file", ("db", "current", "--db", "zero2.db"), 1,
+         "zero2.db: not a qmon database (empty file)"),
     Case("db current: plain path missing", ("db", "current", "--db", "nope.db"), 1, "no database at nope.db"),
     Case("db prune: no retention", ("db", "prune", "--db", "nope.db"), 2, "--older-than DAYS (> 0) is required"),
     Case("db upgrade: directory missing", ("db", "upgrade", "--db", "nodir/x.db"), 2,
@@ -203,6 +207,8 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("cli")
     (d / "empty").mkdir()
     (d / "adir").mkdir()
+    (d / "zero.db").write_bytes(b"")
+    (d / "zero2.db").write_bytes(b"")
     (d / "random.ami").write_bytes(bytes(range(256)) * 16)
     (d / "text.ami").write_text("Dear diary,\nno events today.\n")
     (d / "bad.jsonl").write_text('{"Event": \nnot json at all\n')
@@ -246,6 +252,7 @@ def test_read_commands_create_nothing(work: Path, results: dict[str, subprocess.
     """``qmon report`` and ``qmon db current`` on a missing database leave no file (nor directory) behind."""
     assert results and list((work / "empty").iterdir()) == []
     assert not (work / "nope.db").exists() and not (work / "nodir").exists() and not (work / "ql.db").exists()
+    assert (work / "zero.db").stat().st_size == 0 and (work / "zero2.db").stat().st_size == 0  # read, not converted
 
 
 def test_directories_create_nothing(work: Path, results: dict[str, subprocess.CompletedProcess[str]]) -> None:

@@ -116,13 +116,22 @@ def store_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settings
 
 
 def require_database(url: str) -> None:
-    """For read commands: an SQLite file must already exist (a read must never create a database)."""
+    """For read commands: an SQLite file must already exist and be one (a read must never create a database)."""
     path = sqlite_path(url)
     if path is not None and Path(path).expanduser().is_dir():
         raise CliError(f"store.url: {path} is a directory, not a database")
     if path is not None and not Path(path).expanduser().is_file():
         hint = " (qmon demo writes qmon-demo.db: --db qmon-demo.db)" if Path(path).name == "qmon.db" else ""
         raise CliError(f"no database at {path}: nothing to read{hint}", 1)
+    if path is not None:
+        # Opening anything else with SQLite would turn it into a database (a 0-byte file becomes 4 kB): look first.
+        try:
+            with Path(path).expanduser().open("rb") as fh:
+                header = fh.read(16)
+        except OSError as exc:
+            raise CliError(f"{path}: cannot read: {exc.strerror}", 1) from None
+        if header != b"SQLite format 3\x00":
+            raise CliError(f"{path}: not a qmon database ({'empty file' if not header else 'not an SQLite file'})", 1)
 
 
 def check_writable_file(path: str, what: str) -> None:
