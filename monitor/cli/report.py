@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import math
+import sys
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta, tzinfo
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Read the calls of the range, print the report (says which database it read)."""
     import asyncio
 
+    from monitor.core.report import build_report
     from monitor.settings import WAIT_BUCKETS_S
     from monitor.store.engine import masked
     from monitor.store.history import Extras, history
@@ -115,6 +117,11 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         records = [r for r in records if r.pbx == args.pbx]
     extras = Extras((from_ts, to_ts), members, owed, args.horizon_s, time.time(), sl_defs)
     rep = history(records, args.sl_threshold_s, args.queue, args.agent, args.by, tz, extras)
+    if args.queue is not None:  # the header's totals are those of the queue shown, not of every call
+        rep["report"] = build_report([r for r in records if any(g.queue == args.queue for g in r.segments)], 0,
+                                     args.sl_threshold_s)
+    for note in nothing_matched(args, records, rep):
+        print(f"qmon report: {note}", file=sys.stderr)
     rep = {"database": masked(s.url), "pbx": args.pbx, "from": datetime.fromtimestamp(from_ts, tz).isoformat(),
            "to": datetime.fromtimestamp(to_ts, tz).isoformat(), "sl_threshold_s": args.sl_threshold_s, **rep}
     if args.format == "json":
@@ -124,6 +131,18 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     else:
         print(format_table(rep))
     return 0
+
+
+def nothing_matched(args: argparse.Namespace, records: list[CallRecord], rep: dict[str, Any]) -> list[str]:
+    """One note per filter that matched nothing (an empty table is then never mistaken for a quiet day)."""
+    notes: list[str] = []
+    if not records:
+        notes.append(f"no calls in this window{f' for --pbx {args.pbx}' if args.pbx is not None else ''}")
+    elif args.queue is not None and not rep["queues"]:
+        notes.append(f"--queue {args.queue}: no call visited this queue in this window")
+    if records and args.agent is not None and not rep["agents"]:
+        notes.append(f"--agent {args.agent}: no call of this agent in this window")
+    return notes
 
 
 _LOOKBACK_S = 86_400.0  # member changes this far before --from: sessions and pauses already open at its start
