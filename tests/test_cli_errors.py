@@ -182,6 +182,8 @@ CASES = [
     Case("record: --duration nan", ("record", "--out", "r.ami", "--duration", "nan"), 2,
          "--duration: must be a number of seconds > 0, got nan", {"QMON_AMI_SECRET": "x"}),
     Case("optout: no number", ("optout", "add", "--state", "s.db"), 2, "add: a NUMBER is required"),
+    Case("optout: a 100000-digit number", ("optout", "add", "1" * 100_000, "--state", "big.db"), 2,
+         "not a phone number: '1111111111111111111111111111111111111111...' (over 20 digits)"),
     Case("optout: not a number", ("optout", "add", "anonymous", "--state", "s.db"), 2,
          "not a phone number: 'anonymous'"),
 ]
@@ -251,6 +253,7 @@ def test_a_mistake_gets_one_line_and_a_non_zero_exit(case: Case, results: dict[s
 def test_read_commands_create_nothing(work: Path, results: dict[str, subprocess.CompletedProcess[str]]) -> None:
     """``qmon report`` and ``qmon db current`` on a missing database leave no file (nor directory) behind."""
     assert results and list((work / "empty").iterdir()) == []
+    assert not (work / "big.db").exists() and not (work / "s.db").exists()  # optout: no number, no state file
     assert not (work / "nope.db").exists() and not (work / "nodir").exists() and not (work / "ql.db").exists()
     assert (work / "zero.db").stat().st_size == 0 and (work / "zero2.db").stat().st_size == 0  # read, not converted
 

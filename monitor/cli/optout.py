@@ -27,7 +27,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Exit 0 on success, 1 when nothing changed, 2 on bad input; ``list`` never creates the file."""
-    from monitor.survey.state import SurveyState
+    from monitor.survey.state import SurveyState, optout_key
 
     if args.action != "list" and not args.number:
         raise CliError(f"{args.action}: a NUMBER is required")
@@ -40,6 +40,10 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         print(f"qmon optout: no survey state at {path} yet: the list is empty", file=sys.stderr)
         return 0
     if args.action != "list":
+        try:  # before the file is opened (or created)
+            optout_key(args.number, number_normalizer(settings.tracker))
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
         check_writable_file(path, "survey.state_path")
     try:
         state = SurveyState(path, number_normalizer(settings.tracker))

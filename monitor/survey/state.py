@@ -23,6 +23,15 @@ CREATE TABLE IF NOT EXISTS surveyed (number TEXT PRIMARY KEY, last_ts REAL NOT N
 """
 
 
+def optout_key(number: str, normalize: Callable[[str | None], str | None] = _PLAIN) -> str:
+    """A number a user typed as the list keys it; ValueError if it is not a phone number (or over 20 digits)."""
+    n = normalize(number)
+    if n is None or len(n.lstrip("+")) > MAX_NUMBER_DIGITS:
+        shown = number if len(number) <= 40 else number[:40] + "..."
+        raise ValueError(f"not a phone number: {shown!r}" + (f" (over {MAX_NUMBER_DIGITS} digits)" if n else ""))
+    return n
+
+
 class SurveyState:
     """Opt-out list + cooldown memory in one SQLite file; implements CooldownState and OptOutList.
 
@@ -68,12 +77,7 @@ class SurveyState:
         self._db.execute("COMMIT")
 
     def _norm(self, number: str) -> str:
-        """A number a user typed, normalised; ValueError if it is not one."""
-        n = self._normalize(number)
-        if n is None or len(n.lstrip("+")) > MAX_NUMBER_DIGITS:
-            shown = number if len(number) <= 40 else number[:40] + "..."
-            raise ValueError(f"not a phone number: {shown!r}" + (f" (over {MAX_NUMBER_DIGITS} digits)" if n else ""))
-        return n
+        return optout_key(number, self._normalize)
 
     def close(self) -> None:
         """Close the database."""
