@@ -18,7 +18,6 @@ test can prove that no two attempts for one number were ever in flight together.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
 from collections.abc import Callable
