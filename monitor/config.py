@@ -10,14 +10,16 @@ their secrets are required (``qmon report`` never asks for the AMI secret). See 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 import types
 import typing
+import urllib.parse
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
-from monitor.core.repeat import parse_window
+from monitor.core.repeat import NumberNormalizer, parse_window
 from monitor.core.servicelevel import sl_definition_map
 from monitor.settings import (
     WAIT_BUCKETS_S,
@@ -42,7 +44,8 @@ SECTIONS: dict[str, type[Any]] = {
 SECRET_FIELDS = frozenset({"secret", "token", "hash_salt"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MAX_SESSIONS = 10_000  # survey.max_sessions: far beyond any PBX's simultaneous surveys, still a bound
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+#: A PBX name (``[[ami]] name``, ``--pbx``): the ``pbx`` label and part of every stored call's key.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 class ConfigError(Exception):
@@ -57,12 +60,19 @@ def _hints(cls: type[Any]) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+_BAD: Any = object()  # a value of the wrong type (its problem is already recorded)
+
+
 def _coerce(key: str, value: Any, hint: Any, from_text: bool, problems: list[str]) -> Any:
-    """Check (or, for env/flags, parse) one value against its dataclass type; None + a problem if wrong."""
+    """Check (or, for env/flags, parse) one value against its dataclass type; :data:`_BAD` + a problem if wrong.
+
+    From text (env, flags) an empty string is None only for optional fields; for a number or a boolean it is a
+    problem like any other text that is not one (never None passed on to the value checks).
+    """
     args = typing.get_args(hint)
     if isinstance(hint, types.UnionType):  # X | None
         inner = next(a for a in args if a is not type(None))
-        if value is None or (from_text and value == ""):
+        if value is None or (from_text and isinstance(value, str) and not value.strip()):
             return None
         return _coerce(key, value, inner, from_text, problems)
     if typing.get_origin(hint) is tuple:
@@ -70,7 +80,7 @@ def _coerce(key: str, value: Any, hint: Any, from_text: bool, problems: list[str
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             problems.append(f"{key}: expected a list of strings, got {_show(value)}")
-            return None
+            return _BAD
         return tuple(value)
     if hint is bool:
         if from_text and isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no",
@@ -79,24 +89,27 @@ def _coerce(key: str, value: Any, hint: Any, from_text: bool, problems: list[str
         if isinstance(value, bool):
             return value
         problems.append(f"{key}: expected true or false, got {_show(value)}")
-        return None
+        return _BAD
     if hint is int or hint is float:
         if from_text and isinstance(value, str):
             try:
                 value = int(value) if hint is int else float(value)
             except ValueError:
                 pass
+        if isinstance(value, float) and not math.isfinite(value):  # nan/inf pass every range check: refuse
+            problems.append(f"{key}: expected a finite number, got {_show(value)}")
+            return _BAD
         ok = isinstance(value, int) and not isinstance(value, bool)
         if hint is float:
             ok = ok or isinstance(value, float)
         if not ok:
             problems.append(f"{key}: expected {'an integer' if hint is int else 'a number'}, got {_show(value)}")
-            return None
+            return _BAD
         return float(value) if hint is float else value
     if hint is str:
         if not isinstance(value, str):
             problems.append(f"{key}: expected a string, got {_show(value)}")
-            return None
+            return _BAD
         return value
     raise TypeError(f"unsupported settings type {hint!r}")  # a programming error in settings.py
 
@@ -113,7 +126,7 @@ def _apply(cls: type[Any], prefix: str, raw: Mapping[str, Any], from_text: bool,
     for k, v in raw.items():
         key = f"{prefix}.{k}" if prefix else k
         if k not in hints or (k == "config_file"):
-            known = ", ".join(sorted(f.name for f in dataclasses.fields(cls) if f.name not in ("ami", "config_file")))
+            known = ", ".join(sorted(f.name for f in dataclasses.fields(cls) if f.name != "config_file"))
             problems.append(f"{key}: unknown key (known: {known})")
             continue
         if k in SECRET_FIELDS and not allow_secrets:
@@ -124,7 +137,7 @@ def _apply(cls: type[Any], prefix: str, raw: Mapping[str, Any], from_text: bool,
             problems.append(f"{key}: holds a password: set QMON_STORE_URL or url_file instead")
             continue
         value = _coerce(key, v, hints[k], from_text, problems)
-        if value is not None or v is None or (from_text and v == ""):
+        if value is not _BAD:
             out[k] = value
     return out
 
@@ -290,6 +303,11 @@ def tracker_config(t: TrackerSettings, pbx: str = "default") -> TrackerConfig:
                          wrapup_s=wrapup_pairs(t), owed_horizon_s=t.owed_horizon_s)
 
 
+def number_normalizer(t: TrackerSettings) -> NumberNormalizer:
+    """The caller-number key of ``[tracker]`` (region, trunk prefixes, withheld): the tracker's, for opt-outs too."""
+    return NumberNormalizer(t.home_region, t.trunk_prefixes, t.withheld_numbers)
+
+
 def _foreign(key: str) -> bool:
     # Variables qmon sets in the dialplan / survey callback, not settings.
     return key in ("QMON_TRACEBACK", "QMON_SURVEY_TOKEN", "QMON_QUEUE", "QMON_LANG", "QMON_CSAT", "QMON_SURVEY_STATUS")
@@ -312,7 +330,7 @@ def _load_amis(raw: Any, env: Mapping[str, str], used: set[str], problems: list[
             problems.append(f"ami[{i}]: expected a table, got {_show(table)}")
             continue
         name = table.get("name", "default" if len(raw) == 1 else None)
-        if not isinstance(name, str) or not _NAME_RE.match(name):
+        if not isinstance(name, str) or not NAME_RE.match(name):
             problems.append(f"ami[{i}].name: required with several [[ami]], letters/digits/_.- (got {name!r})")
             name = f"ami{i}"
         prefix = f"ami[{name}]"
@@ -335,6 +353,14 @@ def _resolve_secrets(amis: list[dict[str, Any]], sections: dict[str, Any], needs
             problems.append(f"{key}: missing: set QMON_AMI_SECRET (or QMON_AMI_{env_name(a['name'])}_SECRET) "
                             "or secret_file")
     http = sections["http"]
+    token = http.get("token")
+    if isinstance(token, str) and token != token.strip():
+        # A header value cannot carry surrounding blanks: " " would lock every client out, "t " never match.
+        if token.strip():
+            http["token"] = token.strip()
+        else:
+            problems.append("http.token: only whitespace: set a real token, or unset QMON_HTTP_TOKEN for no auth")
+            http["token"] = ""
     if "http" in needs and not http.get("token") and http.get("token_file"):
         http["token"] = _read_secret("http.token", http["token_file"], read_file, problems)
     store = sections["store"]
@@ -374,6 +400,7 @@ def validate(s: Settings, needs: Collection[str] = ALL_SECTIONS) -> list[str]:
         except ValueError as exc:
             p.append(f"tracker.repeat_windows: {exc}")
     p += ["tracker.owed_horizon_s: must be > 0"] if t.owed_horizon_s <= 0 else []
+    p += [f"tracker.trunk_prefixes: {x!r} is not a prefix (digits)" for x in t.trunk_prefixes if not x.isdigit()]
     supervisor: list[Callable[[], object]] = [lambda: sl_definition_map(t.sl_definition, t.queue_sl_definition),
                                               lambda: wrapup_pairs(t)]
     for validate in supervisor:
@@ -436,6 +463,12 @@ def _check_url(url: str) -> list[str]:
         return [f"store.url: not a database URL: {mask_url(url)!r}"]
     if scheme not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
         return [f"store.url: driver {scheme!r} unsupported: use sqlite+aiosqlite:// or postgresql+asyncpg://"]
+    if scheme == "postgresql+asyncpg":
+        try:
+            urllib.parse.urlsplit(url).port  # noqa: B018 - evaluated for its ValueError on a bad port
+        except ValueError:
+            netloc = urllib.parse.urlsplit(url).netloc.rpartition("@")[2]
+            return [f"store.url: bad port in {netloc!r}: a number from 1 to 65535"]
     return []
 
 

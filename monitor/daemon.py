@@ -25,7 +25,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from monitor.ami.live import AmiSource
-from monitor.config import queue_sl_targets, tracker_config
+from monitor.config import number_normalizer, queue_sl_targets, tracker_config
 from monitor.core.ingest import Ingest
 from monitor.core.records import CallAmended, CallClosed, CallRecord, MemberNote, Note, OwedNote, SurveyNote
 from monitor.core.servicelevel import sl_definition_map
@@ -200,7 +200,7 @@ def _build_survey(d: Daemon, stack: contextlib.ExitStack) -> SurveyParts | None:
         log.info("survey: each survey ends within the prompts' worst case; the dialplan's QMON_SURVEY_TIMEOUT must "
                  "be at least %d s and QMON_CALLBACK_TIMEOUT %d s for these questions (asterisk/budget.py)",
                  dialplan_timeout_s(policy, durations), dialplan_timeout_s(policy, durations, callback=True))
-    state = SurveyState(s.state_path)
+    state = SurveyState(s.state_path, number_normalizer(d.settings.tracker))
     stack.callback(state.close)
     webhook = Webhook(s.webhook_url, s.webhook_max_score, retries=s.webhook_retries) if s.webhook_url else None
     callbacks = None

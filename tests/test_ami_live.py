@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -102,6 +103,18 @@ async def test_transcript_over_tcp(version: str, scenario: str, base: object, mo
 @pytest.mark.parametrize("scenario", BYTE_SCENARIOS)
 async def test_transcript_over_tcp_byte_by_byte(scenario: str) -> None:
     await _replay_over_tcp(scenario, "bytes")
+
+
+@pytest.mark.parametrize("mode", ["whole", "chunks"])
+async def test_members_added_on_the_stream_survive_the_resync_answer(mode: str) -> None:
+    # The test server answers QueueStatus as Asterisk would where the answer lands on the wire: after the
+    # QueueMemberAdded events it already wrote, the members are listed (QueueStatus replaces the members).
+    async with AmiTestServer.from_transcript("concurrent", secret=SECRET, mode=mode, seed=5) as srv, \
+            live_source(srv) as live:
+        await live.source.wait_ready()
+        await _drain(live, srv)
+        assert sorted(live.tracker.members.by_key) == [("support", "agent1"), ("support", "agent2")]
+        assert sorted(m.name for m in live.ingest.live(live.tracker.now).members) == ["agent1", "agent2"]
 
 
 async def test_login_failure_is_clear_and_backs_off(caplog: pytest.LogCaptureFixture) -> None:
@@ -269,3 +282,21 @@ async def test_a_foreign_list_answer_during_our_resync_is_skipped_yet_counted_as
         assert live.ingest.skipped == {"foreign_answer:QueueMember": 1}
         assert live.ingest.events - before == 1
         assert live.tracker.members.by_key == {}  # never taken for the resync's list
+
+
+async def test_garbage_blocks_are_counted_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Random bytes and lines without a colon on the AMI connection: each block counted as ``unparseable`` in the
+    skips (qmon_ami_skipped_events_total), one log line; the connection and real events go on."""
+    caplog.set_level(logging.INFO)
+    rng = random.Random(7)
+    junk = [bytes(rng.randrange(256) for _ in range(500)).replace(b"\n", b"x") + b"\r\n\r\n" for _ in range(200)]
+    tail = [b"no colon line\r\n\r\n", b"Event: \r\n\r\n", b":::\r\n\r\n"]
+    async with AmiTestServer([*junk, *tail], secret=SECRET) as srv, live_source(srv) as live:
+        await live.source.wait_ready()
+        await _drain(live, srv)
+        skipped = dict(live.ingest.skipped)
+        connected = live.source.connected
+    assert skipped.get("unparseable") == 203, skipped
+    assert connected
+    lines = [r.getMessage() for r in caplog.records if "unparseable" in r.getMessage()]
+    assert len(lines) == 1, lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import stat
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,11 @@ async def test_record_then_replay_gives_identical_facts(tmp_path: Path, name: st
                 "--secret-env", "AMI_PW", "--out", str(out), "--duration", "0.5"]
         assert await asyncio.to_thread(main, argv, {"AMI_PW": SECRET}) == 0
     assert [a["Action"] for a in srv.actions] == ["Login", "Logoff"]
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600  # it holds caller numbers
+    before = out.read_bytes()
+    assert await asyncio.to_thread(main, argv, {"AMI_PW": SECRET}) == 2  # never overwritten without --force
+    err = capsys.readouterr()
+    assert out.read_bytes() == before and "pass --force" in err.err
     res = replay_files([out])
     assert res.skipped == {}
     assert_facts(res.records, load_facts("blind_transfer"))
@@ -39,7 +45,6 @@ async def test_record_then_replay_gives_identical_facts(tmp_path: Path, name: st
                             b"Message: Thanks for all the fish.\r\n\r\n")
         assert b"".join(srv.messages) in raw  # the events byte for byte
         assert SECRET.encode() not in raw
-    err = capsys.readouterr()
     assert SECRET not in err.out + err.err and "messages" in err.err
 
 

@@ -47,8 +47,12 @@ def test_every_alert_has_a_promtool_case() -> None:
 def test_rules_use_only_exported_metrics() -> None:
     reg = CollectorRegistry()
     m = QmonMetrics(reg, queues=["support"])
-    m.add_pbx("pbx1", Ingest(CallTracker()))
-    m.ensure_agent("pbx1", "support", "agent1")
+    ingest = Ingest(CallTracker())
+    m.add_pbx("pbx1", ingest)
+    # A member: its series come from the AgentBoard at scrape time (owed series exist per known queue).
+    ingest.feed({"Event": "QueueMemberAdded", "Queue": "support", "MemberName": "agent1", "Interface": "PJSIP/1001",
+                 "StateInterface": "PJSIP/1001", "Status": "1", "Paused": "0", "Timestamp": "1000.0"}, 1000.0)
+    assert ingest.tracker.agents.snapshot(1000.0)
     exported = set(re.findall(r"^(qmon_\w+?)(?:\{| )", generate_latest(reg).decode(), re.M))
     records = {r["record"] for r in _rules("rules.yml")}
     used: set[str] = set()

@@ -56,7 +56,8 @@ async def test_api_matches_openapi_and_token_enforced(tmp_path: Path) -> None:
             good = [
                 ("/api/v1/queues", ""), ("/api/v1/calls", ""), ("/api/v1/calls", "?limit=3&queue=support"),
                 ("/api/v1/calls", "?since=2026-01-01T00:00:00Z"), ("/api/v1/summary", "?from=0&to=4102444800"),
-                ("/api/v1/summary", ""),
+                ("/api/v1/summary", ""), ("/api/v1/agents", ""), ("/api/v1/agents", "?queue=support&agent=agent1"),
+                ("/api/v1/callbacks", ""), ("/api/v1/callbacks", "?state=open&queue=support&format=json&limit=1"),
             ]
             bodies: dict[str, Any] = {}
             for path, query in good:
@@ -92,7 +93,7 @@ async def test_readyz_explains_why_not_ready(tmp_path: Path) -> None:
 
 
 ENDPOINTS = ("/metrics", "/healthz", "/readyz", "/api/v1/queues", "/api/v1/calls", "/api/v1/summary",
-             "/api/v1/surveys", "/api/v1/openapi.json")
+             "/api/v1/surveys", "/api/v1/openapi.json", "/api/v1/agents", "/api/v1/callbacks")
 OTHER_METHODS = ("POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 SECURITY = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Server": "qmon"}
 # (query, the parameter the error must name); each on every endpoint that takes that parameter.
@@ -101,7 +102,10 @@ BAD_TIME = ("nan", "inf", "-inf", "Infinity", "1e400", "9" * 400, "1e3", "0x10",
             "2025-02-30", "yesterday", "", " ")
 BAD_INT = ("-1", "0", "1001", "99999999999999999999", "1e3", "nan", "", "1.5", "5 0")
 ENDPOINT_PARAMS = {"/api/v1/calls": ("since", "queue", "limit"), "/api/v1/summary": ("from", "to"),
-                   "/api/v1/surveys": ("from", "to", "queue", "agent", "max_score", "limit")}
+                   "/api/v1/surveys": ("from", "to", "queue", "agent", "max_score", "limit"),
+                   "/api/v1/agents": ("queue", "agent"), "/api/v1/callbacks": ("state", "queue", "format", "limit")}
+CHOICES = ("state", "format")
+BAD_CHOICE = ("closed", "JSON", "x" * 300, "", " ")
 
 
 def bad_queries() -> list[tuple[str, str, str]]:
@@ -113,6 +117,10 @@ def bad_queries() -> list[tuple[str, str, str]]:
         for name in takes:
             if name in TIMES:
                 out += [(path, f"?{name}={v}", name) for v in BAD_TIME]
+            elif name in CHOICES:
+                out += [(path, f"?{name}={v}", name) for v in BAD_CHOICE]
+            elif name == "limit" and path == "/api/v1/callbacks":  # the worklist's own bound: up to 100000
+                out += [(path, f"?{name}={v}", name) for v in (*BAD_INT[:2], "100001", *BAD_INT[3:])]
             elif name in ("limit", "max_score"):
                 out += [(path, f"?{name}={v}", name) for v in BAD_INT if not (name == "max_score" and v == "0")]
             else:
@@ -182,7 +190,7 @@ async def test_methods_parameters_and_headers_table(tmp_path: Path, caplog: pyte
             for path, q in (("/api/v1/calls", "?limit=1000&since=0"), ("/api/v1/calls", "?since=2026-01-01T00:00:00Z"),
                             ("/api/v1/summary", "?from=0&to=253402300799"), ("/api/v1/surveys", "?max_score=0"),
                             ("/api/v1/surveys", "?from=2025-03-01&to=2025-03-01&limit=1"),
-                            ("/api/v1/summary", "?from=%201700000000.5%20")):
+                            ("/api/v1/summary", "?from=%201700000000.5%20"), ("/api/v1/callbacks", "?limit=100000")):
                 async with http.get(base + path + q, headers=AUTH) as r:
                     assert r.status == 200, (path, q, await r.text())
                     check(doc, path, 200, await r.json())

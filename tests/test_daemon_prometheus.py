@@ -21,12 +21,16 @@ import aiohttp
 import pytest
 import yaml
 
-from monitor.core.records import CallRecord
+from monitor.ami.files import read_capture
+from monitor.core.ingest import Ingest
+from monitor.core.owed import OwedStats
+from monitor.core.records import CallRecord, Note, OwedNote
+from monitor.core.tracker import CallTracker
 from monitor.core.vocab import VOICEMAIL_REASONS
 from monitor.replay import replay_files
 from monitor.web.metrics import WAIT_BUCKETS
 from tests.support.amiserver import AmiTestServer, state_at, transcript_messages
-from tests.support.daemon import FIXTURES, SCENARIOS, daemon_settings, running
+from tests.support.daemon import FIXTURES, daemon_settings, running
 from tests.support.helpers import free_port, until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +41,12 @@ BROKEN_EVENT = {"Event": "QueueCallerJoin", "Privilege": "agent,all"}  # no Uniq
 SPAN_S = 8.0  # seconds of samples before the rules are read (bounds increase()'s extrapolation, see collect())
 #: Grafana's built-in variables for an instant query at the end of the run ($__rate_interval: 4 x 15 s scrape).
 GRAFANA_BUILTINS = {"__range": "1h", "__rate_interval": "1m", "__interval": "15s"}
+#: In the recordings' own order (the PBX clock only moves forward, as live); member_changes adds logins, logouts and
+#: a pause for the agent series. The daemon's clock starts a little before the first recording (see collect()).
+SCENARIOS = ("repeat_caller", "member_changes", "overflow", "concurrent")
+#: Agent counters whose growth the agent rules are checked against (they grow with time, see agent_figures()).
+AGENT_RAW = ("qmon_agent_state_seconds_total", "qmon_agent_paused_seconds_total", "qmon_agent_talk_seconds_total",
+             "qmon_agent_wrapup_seconds_total", "qmon_agent_completed_calls_total")
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None or shutil.which("promtool") is None,
                                 reason="Debian package prometheus not installed")
 
@@ -59,6 +69,7 @@ class Run:
     rule_health: list[dict[str, Any]]
     variables: dict[str, list[str]]
     targets: list[Target]
+    raw: dict[str, list[dict[str, Any]]]  # AGENT_RAW name -> its series' samples over the rules' hour
 
 
 def record_names() -> list[str]:
@@ -128,11 +139,21 @@ async def collect(tmp: Path) -> Run:
     # login's QueueStatus names the members (as Asterisk would: those of the transcripts) and Prometheus records
     # their series at 0 too; only then the transcripts stream. So increase() sees every series from a first
     # sample of 0 (no call is lost to a series born already counting).
-    srv = await AmiTestServer([], secret="not-yet", state=state_at(stream, len(stream))).start()
+    first_ts = min(float(str(h["Timestamp"])) for h in stream if "Timestamp" in h)
+    state = state_at(stream, len(stream))
+    # Where the test peer stamps its login answers with AmiState.clock (main's peer does, as Asterisk 22 does), they
+    # are stamped before the stream, as live: otherwise the PBX clock would step back to the recordings' start and
+    # the agent facts would be held at the floor (monitor.core.agents), counting no seconds.
+    state.clock = first_ts - 300.0
+    srv = await AmiTestServer([], secret="not-yet", state=state).start()
     prom_port = free_port()
     proc: asyncio.subprocess.Process | None = None
+    # The daemon's clock (not Prometheus's) runs from 5 minutes before the first recorded event: the members its
+    # login's QueueStatus lists are placed there on the PBX clock, and the recorded events follow in time, as live.
+    shift = time.time() - (first_ts - 300.0)
     try:
-        async with running(daemon_settings(tmp, srv.port)) as d, aiohttp.ClientSession() as http:
+        async with running(daemon_settings(tmp, srv.port), clock=lambda: time.time() - shift) as d, \
+                aiohttp.ClientSession() as http:
             async with http.get(f"http://127.0.0.1:{d.http_port}/metrics") as r:
                 scrape = await r.read()
             check = await asyncio.create_subprocess_exec("promtool", "check", "metrics", stdin=PIPE, stdout=PIPE,
@@ -190,6 +211,7 @@ async def collect(tmp: Path) -> Run:
             at = time.time()
             await asyncio.sleep(1.5)
             rules = {name: await prom(http, base, name, at) for name in record_names()}
+            raw = {name: await prom(http, base, f"{name}[1h]", at) for name in AGENT_RAW}
             async with http.get(f"{base}/api/v1/rules") as r:
                 health = [rule for g in (await r.json())["data"]["groups"] for rule in g["rules"]]
             variables, targets = await dashboard_targets(http, base)
@@ -198,7 +220,7 @@ async def collect(tmp: Path) -> Run:
             proc.terminate()
             await asyncio.wait_for(proc.wait(), 10)
         await srv.close()
-    return Run((check.returncode or 0, out.decode()), rules, health, variables, targets)
+    return Run((check.returncode or 0, out.decode()), rules, health, variables, targets, raw)
 
 
 @pytest.fixture(scope="module")
@@ -283,10 +305,85 @@ def expected_figures(report: dict[str, Any], records: list[CallRecord]) -> dict[
     return exp
 
 
+def owed_truth(paths: list[Path]) -> tuple[OwedStats, dict[str, list[float]]]:
+    """The owed-callback counters and the times to callback (s) per queue of a replay of ``paths`` (one tracker,
+    the clock of ``qmon replay``: each event's Timestamp)."""
+    tr = CallTracker()
+    ttc: dict[str, list[float]] = defaultdict(list)
+
+    def sink(notes: list[Note]) -> None:
+        for n in notes:
+            if isinstance(n, OwedNote) and n.change == "close" and n.call.queue:
+                ttc[n.call.queue].append(n.call.time_to_callback_s or 0.0)
+
+    for p in paths:
+        ing, now = Ingest(tr, [sink]), 0.0
+        for headers, _ in read_capture(p):
+            ts = headers.get("Timestamp")
+            now = float(ts) if isinstance(ts, str) else now
+            ing.feed(headers, now)
+        ing.emit(tr.close_all(tr.now or now, "eof"))
+    return tr.owed.stats(tr.now), ttc
+
+
+def owed_figures(report: dict[str, Any], records: list[CallRecord]) -> dict[str, dict[tuple[str, ...], Any]]:
+    """The owed-callback rules per queue: calls by the queue they ended in, true abandonment (missed / calls),
+    mean time to callback, withheld, from a replay of the same transcripts."""
+    stats, ttc = owed_truth([FIXTURES / f"{s}.ami" for s in SCENARIOS])
+    exp: dict[str, dict[tuple[str, ...], Any]] = defaultdict(dict)
+    for q in report["queues"]:
+        k = ("default", q)
+        calls = sum(1 for r in records if r.segments and r.segments[-1].queue == q)
+        exp["queue:qmon_calls_by_last_queue:increase1d"][k] = calls
+        exp["queue:qmon_true_abandon_rate:ratio_rate1d"][k] = stats.missed[q] / calls if calls else None
+        exp["queue:qmon_owed_time_to_callback_seconds:mean1d"][k] = (sum(ttc[q]) / len(ttc[q]) if ttc[q] else None)
+        exp["queue:qmon_owed_withheld_calls:increase1d"][k] = stats.withheld[q]
+    return exp
+
+
+def growth(rows: list[dict[str, Any]]) -> dict[tuple[tuple[str, str], ...], float]:
+    """Last minus first sample of each raw series over the hour (labels without job/instance)."""
+    out = {}
+    for row in rows:
+        labels = tuple(sorted((k, v) for k, v in row["metric"].items() if k not in ("__name__", "job", "instance")))
+        values = [float(v) for _, v in row["values"]]
+        out[labels] = values[-1] - values[0]
+    return out
+
+
+def agent_figures(raw: dict[str, list[dict[str, Any]]]) -> dict[str, dict[tuple[str, ...], Any]]:
+    """The agent rules from the growth of the raw agent counters over the rules' hour. Their seconds grow with the
+    PBX clock at every scrape, so the expected value comes from the samples Prometheus holds; that those samples
+    equal the AgentBoard is tests/test_web_supervisor.py's check."""
+    exp: dict[str, dict[tuple[str, ...], Any]] = defaultdict(dict)
+    states: dict[tuple[str, ...], dict[str, float]] = defaultdict(dict)
+    for labels, d in growth(raw["qmon_agent_state_seconds_total"]).items():
+        lab = dict(labels)
+        states[(lab["agent"], lab["pbx"], lab["queue"])][lab["state"]] = d
+    for key, s in states.items():
+        available = sum(v for k, v in s.items() if k != "paused")
+        busy = s.get("in_call", 0.0) + s.get("wrapup", 0.0)
+        exp["queue_agent:qmon_agent_occupancy:ratio_rate1h"][key] = busy / available if available > 0 else None
+    paused: dict[tuple[str, ...], float] = defaultdict(float)
+    for labels, d in growth(raw["qmon_agent_paused_seconds_total"]).items():
+        lab = dict(labels)
+        paused[(lab["pbx"], lab["queue"], lab["reason"])] += d
+    exp["queue_reason:qmon_agent_paused_seconds:increase1h"] = dict(paused)
+
+    def per_agent(name: str) -> dict[tuple[str, ...], float]:
+        return {tuple(v for _, v in labels): d for labels, d in growth(raw[name]).items()}  # (agent, pbx, queue)
+
+    talk, wrap = per_agent("qmon_agent_talk_seconds_total"), per_agent("qmon_agent_wrapup_seconds_total")
+    for key, done in per_agent("qmon_agent_completed_calls_total").items():
+        exp["queue_agent:qmon_agent_handle_seconds:mean1h"][key] = (talk[key] + wrap[key]) / done if done else None
+    return exp
+
+
 def test_recording_rules_match_replay_report(run: Run) -> None:
     result = replay_files([FIXTURES / f"{s}.ami" for s in SCENARIOS])
     report = result.report(SL_THRESHOLD_S)
     expected = expected_figures(report, result.records)
+    expected |= owed_figures(report, result.records) | agent_figures(run.raw)
     assert set(expected) == set(record_names())
     got: dict[str, dict[tuple[str, ...], float]] = {
         name: {tuple(v for k, v in sorted(row["metric"].items()) if k != "__name__"): float(row["value"][1])
@@ -310,6 +407,10 @@ def test_recording_rules_match_replay_report(run: Run) -> None:
     # No series beyond the replay's queues and agents (a stray label would split a measure in two).
     for name, per_key in got.items():
         assert set(per_key) <= set(expected[name]), (name, set(per_key) - set(expected[name]))
+    # The agent series carry real data: member_changes' pause, the calls' talk time.
+    assert any(v > 0 for v in got["queue_reason:qmon_agent_paused_seconds:increase1h"].values())
+    assert any(v > 0 for v in got["queue_agent:qmon_agent_occupancy:ratio_rate1h"].values())
+    assert any(v > 0 for v in got["queue:qmon_owed_time_to_callback_seconds:mean1d"].values())  # repeat_caller
     # The figures this run proves (support: SL 0.75, SL2, abandon 1/8, ASA, p90, CSAT 0.4 for the scenarios).
     print({name: {"/".join(k): round(v, 4) for k, v in per_key.items()} for name, per_key in got.items()})
 

@@ -21,6 +21,12 @@ METRICS = {
     "qmon_csat_responses_total", "qmon_survey_outcomes_total", "qmon_ami_events_total", "qmon_ami_reconnects_total",
     "qmon_ami_skipped_events_total", "qmon_store_dropped_total", "qmon_queue_waiting_calls",
     "qmon_queue_longest_wait_seconds", "qmon_queue_members", "qmon_ami_up", "qmon_ami_last_event_age_seconds",
+    # the supervisor's view (issue 13)
+    "qmon_agent_state_seconds_total", "qmon_agent_paused_seconds_total", "qmon_agent_wrapup_seconds_total",
+    "qmon_agent_completed_calls_total", "qmon_agent_state", "qmon_agent_state_duration_seconds",
+    "qmon_owed_callbacks", "qmon_owed_callback_oldest_age_seconds", "qmon_owed_callbacks_missed_total",
+    "qmon_owed_withheld_calls_total", "qmon_calls_by_last_queue_total",
+    "qmon_owed_time_to_callback_seconds_sum", "qmon_owed_time_to_callback_seconds_count",
 } | {f"{h}{s}" for h in ("qmon_queue_wait_seconds", "qmon_queue_talk_seconds") for s in ("_bucket", "_sum", "_count")}
 LABELS = {"pbx", "queue", "outcome", "reason", "type", "window", "agent", "score", "result", "state", "le"}
 #: Recording rules (level:metric:operations) defined in prometheus/rules.yml.

@@ -11,12 +11,23 @@ from monitor.core.tracker import CallTracker
 from monitor.web.metrics import QmonMetrics
 
 
+def _members(queues: int, agents: int) -> bytes:
+    """QueueMemberAdded for every (queue, agent): the AgentBoard's rows, hence the per-agent series."""
+    return b"".join(
+        f"Event: QueueMemberAdded\r\nQueue: q{q}\r\nMemberName: a{a}\r\nInterface: PJSIP/{q}-{a}\r\n"
+        f"StateInterface: PJSIP/{q}-{a}\r\nMembership: dynamic\r\nPenalty: 0\r\nCallsTaken: 0\r\nLastCall: 0\r\n"
+        f"LastPause: 0\r\nInCall: 0\r\nStatus: {1 + a % 3}\r\nPaused: {a % 2}\r\nPausedReason: \r\n\r\n".encode()
+        for q in range(queues) for a in range(agents))
+
+
 def _metrics(queues: int, agents: int) -> QmonMetrics:
+    from monitor.ami.wire import WireParser
+
     m = QmonMetrics(CollectorRegistry(auto_describe=True), queues=[f"q{q}" for q in range(queues)], clock=lambda: 1e9)
-    m.add_pbx("default", Ingest(CallTracker()))
-    for q in range(queues):
-        for a in range(agents):
-            m.ensure_agent("default", f"q{q}", f"a{a}")
+    ing = Ingest(CallTracker())
+    for h in WireParser(expect_banner=False).feed(_members(queues, agents)):
+        ing.feed(h, 1e9)
+    m.add_pbx("default", ing)
     return m
 
 
@@ -46,12 +57,7 @@ def test_member_counts_of_every_queue_in_one_pass_equal_the_per_queue_counts() -
     from monitor.ami.wire import WireParser
 
     ing = Ingest(CallTracker())
-    raw = b"".join(
-        f"Event: QueueMemberAdded\r\nQueue: q{q}\r\nMemberName: a{a}\r\nInterface: PJSIP/{q}-{a}\r\n"
-        f"StateInterface: PJSIP/{q}-{a}\r\nMembership: dynamic\r\nPenalty: 0\r\nCallsTaken: 0\r\nLastCall: 0\r\n"
-        f"LastPause: 0\r\nInCall: 0\r\nStatus: {1 + a % 3}\r\nPaused: {a % 2}\r\nPausedReason: \r\n\r\n".encode()
-        for q in range(3) for a in range(7))
-    for h in WireParser(expect_banner=False).feed(raw):
+    for h in WireParser(expect_banner=False).feed(_members(3, 7)):
         ing.feed(h, 1e9)
     members = ing.tracker.members
     queues = ["q0", "q1", "q2", "nobody"]

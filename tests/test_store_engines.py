@@ -15,7 +15,7 @@ from monitor.core.records import CallRecord, MemberNote, Survey
 from monitor.replay import ReplayResult, replay_files
 from monitor.store import Store
 from monitor.store.models import AgentEvent, Call, SegmentRow
-from tests.support.helpers import free_port
+from tests.support.helpers import free_port, until_async
 from tests.support.store import DB, FIXTURES, outage_control
 
 _REPLAY: ReplayResult | None = None
@@ -41,15 +41,6 @@ async def count_calls(store: Store) -> tuple[int, int]:
         rows = (await conn.execute(select(func.count()).select_from(Call))).scalar_one()
         lids = (await conn.execute(select(func.count(func.distinct(Call.linkedid))))).scalar_one()
     return int(rows), int(lids)
-
-
-async def wait_for(cond: Any, limit_s: float = 10.0) -> None:
-    """Poll an async condition."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit_s
-    while not await cond():
-        assert loop.time() < end, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 async def started(settings: Any) -> tuple[Store, asyncio.Task[None]]:
@@ -92,20 +83,20 @@ async def test_database_dies_mid_replay_and_returns(db: DB) -> None:
         store, task = await started(db.settings(url=outage.url))
         for r in records[:8]:
             store.submit(r)
-        await wait_for(lambda: _written(store, 8))
+        await until_async(lambda: _written(store, 8), 10.0)
         await outage.down()
         for r in records[8:16]:
             store.submit(r)
             await asyncio.sleep(0.01)
-        await wait_for(lambda: _journal_lines(store, 8))
-        await wait_for(lambda: _down(store))
+        await until_async(lambda: _journal_lines(store, 8), 10.0)
+        await until_async(lambda: _down(store), 10.0)
         ok, why = await store.writable()
         assert not ok and "unavailable" in why and "journaled" in why
         assert store.stats["db_up"] is False
         await outage.up()
         for r in records[16:]:
             store.submit(r)
-        await wait_for(lambda: _written(store, 24), limit_s=15)
+        await until_async(lambda: _written(store, 24), limit_s=15)
         assert await store.drain(10) is True
         await task
         assert store.journal.size == 0 and store.stats["journal_lines"] == 0
@@ -157,7 +148,7 @@ async def _drain_down_then_replay(db: DB, dead: Any, records: list[CallRecord], 
     if outage is not None:
         await outage.up()
     again, task2 = await started(db.settings())
-    await wait_for(lambda: _written(again, 24))
+    await until_async(lambda: _written(again, 24), 10.0)
     assert await again.drain(5) is True
     await task2
     assert again.stats["journal_replayed"] == 25 and again.stats["duplicates"] == 1
@@ -179,7 +170,7 @@ async def test_full_queue_goes_to_journal_never_lost(db: DB) -> None:
     assert store.stats["journaled"] == 24 and store.stats["journal_lines"] == 24
     assert store.stats["queue_depth"] == 3 and store.stats["dropped_by_reason"] == {"queue_full": 21}
     task = asyncio.create_task(store.run())
-    await wait_for(lambda: _written(store, 24))
+    await until_async(lambda: _written(store, 24), 10.0)
     assert await store.drain(5) is True
     await task
     # The three in memory went straight in; the other 21 were replayed from the file, once.

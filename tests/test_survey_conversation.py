@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from monitor.core.conversation import Ask, Command, Conversation, Done, Outcome, Play, Reply, SetVar
 from monitor.core.survey import PolicyConfig, SurveyPolicy, SurveyResultRecord
 
@@ -108,8 +110,8 @@ def test_callback_intro_and_record_mapping() -> None:
                              "agi", 1.0, 2.0)
     s = rec.to_survey()
     assert (s.status, s.score, s.queue, s.agent, s.source) == ("OK", 4, "support", "agent1", "agi")
-    assert rec.with_status("no_input", "x").to_survey().status == "NOINPUT"
-    assert rec.with_status("hangup", "x").to_survey().status == "HANGUP"
+    assert replace(rec, status="no_input", reason="x").to_survey().status == "NOINPUT"
+    assert replace(rec, status="hangup", reason="x").to_survey().status == "HANGUP"
 
 
 def test_hangup_leaves_status_and_trace_then_ends() -> None:

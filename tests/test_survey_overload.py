@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import sys
 import time
 from datetime import time as dtime
@@ -199,3 +200,30 @@ async def test_descriptor_limit_in_a_child_no_traceback_flood_and_a_real_survey(
     assert stats["accept_errors"] > 0 and log.count("cannot accept FastAGI connections") == 1, log
     assert stats["idle_dropped"] > 0 and stats["errors"] == 0
     assert len(log.splitlines()) < 10, log
+
+
+async def test_a_burst_of_twice_max_sessions_all_get_a_survey_or_the_goodbye() -> None:
+    """2 x max_sessions callers connect at once, each request sent in full before the server reads any: none is
+    dropped as idle (its request is buffered: it is read), max_sessions are surveyed, the rest hear goodbye."""
+    results: list[SurveyResultRecord] = []
+    server = _server(results, max_sessions=5)
+    await server.start()
+    socks = []
+    try:
+        # Blocking connects and sends while the loop cannot run: all ten wait in the backlog, requests buffered.
+        for i in range(10):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=2)
+            s.sendall("".join(f"{k}: {v}\n" for k, v in agi_headers(f"U{i}", f"L{i}").items()).encode() + b"\n")
+            s.setblocking(False)
+            socks.append(s)
+        conns = [await asyncio.open_connection(sock=s) for s in socks]
+        firsts = await asyncio.gather(*(asyncio.wait_for(r.readline(), 5) for r, _ in conns))
+        await _close(conns)
+        await until(lambda: server.stats["active"] == 0, 5, what="all connections ended")
+    finally:
+        await server.close(1.0)
+    assert server.stats["idle_dropped"] == 0 and server.stats["rejected_no_room"] == 0
+    assert server.stats["rejected_overloaded"] == 5
+    overloaded = [f for f in firsts if b"QMON_SURVEY_STATUS" in f and b"overloaded" in f]
+    surveyed = [f for f in firsts if f.startswith(b"VERBOSE") and b"qmon survey: en" in f]
+    assert len(overloaded) == 5 and len(surveyed) == 5, firsts

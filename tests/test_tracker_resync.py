@@ -79,6 +79,26 @@ def test_queueentry_without_its_channel_in_coreshowchannels_is_not_adopted() -> 
     assert tr.find_call("9.1") is not None and tr.find_call("7.1") is None
 
 
+def test_a_caller_listed_waiting_who_hangs_up_before_an_empty_coreshowchannels_is_not_adopted() -> None:
+    # The tracker saw the caller join; QueueStatus lists it waiting; its Hangup is read before CoreShowChannels
+    # answers, with no channel at all. Asterisk answers in wire order: the listing is older than the Hangup.
+    notes: list[Note] = []
+    tr = CallTracker()
+    ing = Ingest(tr, [notes.extend])
+    chan = {"Channel": "Local/5@c-7.1;2", "Uniqueid": "7.1", "Linkedid": "7.0", "CallerIDNum": "5557001"}
+    ing.feed({"Event": "Newchannel", **chan, "Timestamp": "1000.0"}, 50)
+    ing.feed({"Event": "QueueCallerJoin", "Queue": "support", "Position": "1", **chan, "Timestamp": "1000.0"}, 50)
+    ing.resync_begin()
+    ing.feed(_entry("7.1", "3"), 53)
+    ing.feed({"Event": "QueueStatusComplete", "EventList": "Complete"}, 53)
+    ing.feed({"Event": "QueueCallerAbandon", "Queue": "support", **chan, "Timestamp": "1004.0"}, 54)
+    ing.feed({"Event": "Hangup", **chan, "Cause": "16", "Timestamp": "1004.0"}, 54)
+    ing.feed({"Event": "CoreShowChannelsComplete", "EventList": "Complete"}, 55)
+    ing.resync_end(55)
+    records = closed_records(notes + tr.close_all(2000.0, "eof"))
+    assert [(r.call_id, r.outcome, r.closed_by) for r in records] == [("7.1", "abandoned_short", "hangup")]
+
+
 def test_member_channel_and_interface_name_the_same_device() -> None:
     assert device("Local/agent2@lab-agents-00000003;1") == device("Local/agent2@lab-agents/n") == \
         "Local/agent2@lab-agents"

@@ -8,7 +8,8 @@ could ring a customer twice) — a lost connection fails pending actions with :c
 :meth:`AmiSource.run` reconnects with capped exponential backoff + jitter, then resyncs
 (:mod:`monitor.ami.resync`, retried until Asterisk answers); **keepalive** is ours (panoramisk's pinger never
 checks for an answer): each ``Ping`` is awaited with a timeout and the connection dropped without one. A peer
-that sends no Asterisk banner line within ``MAX_BANNER_BYTES`` is dropped at once.
+that sends no Asterisk banner line within ``MAX_BANNER_BYTES`` is dropped at once. The panoramisk subclasses
+(framing, banner check, routing of answers) are :mod:`monitor.ami.protocol`.
 
 Events go straight from the wire parser into :meth:`Ingest.feed` on the read path (no panoramisk dispatch: its
 coroutine callbacks would run fire-and-forget, out of order); nothing is awaited there. Answers to our actions go
@@ -23,24 +24,19 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
-from panoramisk import Manager
-from panoramisk.ami_protocol import AMIProtocol
-from panoramisk.message import Message
-
-from monitor.ami.resync import LIST_ANSWERS, RESYNC_PREFIX, Resyncer
-from monitor.ami.selection import DAEMON_EVENTS, tracker_selection
-from monitor.ami.wire import Headers, WireParser
+from monitor.ami.protocol import AmiManager, AmiNotConnected, AmiWireProtocol, headers_of
+from monitor.ami.resync import LIST_ANSWERS, Resyncer
+from monitor.ami.selection import DAEMON_EVENTS
+from monitor.ami.wire import Headers
 from monitor.core.ingest import Ingest
+from monitor.core.vocab import SkipReason
 from monitor.settings import AmiSettings
 
 log = logging.getLogger("qmon.ami")
 
-#: Asterisk's banner is one short line ("Asterisk Call Manager/11.0.0", manager.c); a peer that sends more than
-#: this before a line end, or another banner, is not an AMI server and is dropped at once (never buffered).
-MAX_BANNER_BYTES = 1024
-
+__all__ = ["AmiAuthError", "AmiNotConnected", "AmiSource"]
 
 class AmiAuthError(Exception):
     """Asterisk refused our Login (names the host and user, never the secret)."""
@@ -48,134 +44,6 @@ class AmiAuthError(Exception):
     def __init__(self, host: str, port: int, user: str, reason: str) -> None:
         super().__init__(f"AMI login as {user!r} on {host}:{port} refused: {reason}")
         self.host, self.port, self.user, self.reason = host, port, user, reason
-
-
-class AmiNotConnected(ConnectionError):
-    """An action was sent while not logged in, or the connection dropped before its answer."""
-
-
-def _headers(msg: Message) -> Headers:
-    """The plain header dict our parser built for a panoramisk Message (same shape as in replays)."""
-    raw = getattr(msg, "qmon_headers", None)
-    return cast(Headers, raw) if raw is not None else {str(k): v for k, v in msg.items()}
-
-
-class _Protocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
-    """panoramisk's AMIProtocol with wire.py framing and no re-queueing of actions on close."""
-
-    def __init__(self, manager: _Manager, on_event: Callable[[Headers], None],
-                 on_resync: Callable[[str, Headers], None], on_dropped: Callable[[int], None],
-                 events: frozenset[str]) -> None:
-        super().__init__()
-        self._manager = manager
-        self._on_event = on_event
-        self._on_resync = on_resync
-        self._on_dropped = on_dropped
-        # Events outside the tracker's selection and ``events`` are counted, never parsed (docs/performance.md);
-        # responses and events carrying an ActionID (answers to our actions, the resync's lists) are always kept
-        # and parsed whole.
-        self.parser = WireParser(expect_banner=True, select=tracker_selection(extra=events))
-        self.refused = ""  # why we dropped the peer (not an AMI server), for the login error
-        self._head = b""  # the banner line so far (at most MAX_BANNER_BYTES)
-
-    def listen(self, events: frozenset[str]) -> None:
-        """Keep (parse and hand on) these events too, from the next message on."""
-        self.parser.reselect(tracker_selection(extra=events))
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        # AMIProtocol.connection_made resets these; set them before the first byte can arrive.
-        self.factory = self._manager
-        self.log = log
-        self.encoding = "utf-8"
-
-    def data_received(self, data: bytes) -> None:
-        self._manager.bytes_received += len(data)
-        if self._manager.tap is not None:
-            self._manager.tap(data)
-        parser = self.parser
-        if parser.banner is None and not self._banner_ok(data):
-            return
-        dropped = parser.dropped_events
-        for headers in parser.feed(data):
-            try:
-                self._route(headers)
-            except Exception:  # one bad message (or a listener bug) must not kill the connection
-                log.exception("AMI %s: failed to handle %s", self._manager.name, headers.get("Event") or "response")
-        if parser.dropped_events != dropped:
-            self._on_dropped(parser.dropped_events - dropped)
-
-    def _banner_ok(self, data: bytes) -> bool:
-        """Before the banner: False (and the connection dropped) once the peer is plainly not Asterisk."""
-        nl = data.find(b"\n")
-        line = self._head + (data if nl < 0 else data[:nl])
-        if len(line) > MAX_BANNER_BYTES:
-            self.refused = f"not an AMI server (no banner line within {MAX_BANNER_BYTES} bytes)"
-        elif nl < 0:
-            self._head = line
-            return True
-        elif b"Call Manager" not in line:
-            self.refused = f"not an AMI server (banner {bytes(line[:60]).decode('utf-8', 'replace')!r})"
-        else:
-            return True
-        log.warning("AMI %s: %s; dropping the connection", self._manager.name, self.refused)
-        self.connection_lost(None)
-        return False
-
-    def _route(self, headers: Headers) -> None:
-        """An answer to a pending action -> panoramisk; a resync answer -> the resync; any other event -> our read
-        path, as parsed."""
-        action_id = headers.get("ActionID")
-        if isinstance(action_id, str) and action_id.startswith(RESYNC_PREFIX):
-            self._on_resync(action_id, headers)
-            return
-        if "Event" not in headers or (isinstance(action_id, str) and action_id in self.responses):
-            msg = Message(headers)
-            msg.qmon_headers = headers
-            self.handle_message(msg)
-            return
-        if headers.get("Event") == "Shutdown":  # Asterisk is stopping: the connection is over
-            self.connection_lost(None)
-        self._on_event(headers)
-
-    def close(self) -> None:
-        pending = {id(a): a for a in self.responses.values()}
-        self.responses.clear()
-        why = self.refused or "connection closed before the {} answer"
-        for action in pending.values():
-            if not action.future.done():
-                action.future.set_exception(AmiNotConnected(why.format(action["action"])))
-                action.future.exception()  # mark retrieved: nobody may be waiting (e.g. a timed-out Ping)
-        if not self.is_closed:
-            self.closed = True
-            self.transport.close()
-
-    @property
-    def is_closed(self) -> bool:
-        """True once closed (``closed`` is panoramisk's untyped attribute)."""
-        return bool(getattr(self, "closed", True))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.close()
-        self._manager.protocol_lost(self, exc)
-
-
-class _Manager(Manager):  # type: ignore[misc]  # panoramisk is untyped
-    """A panoramisk Manager that never reconnects or re-sends by itself (AmiSource owns that)."""
-
-    def __init__(self, name: str, on_lost: Callable[[_Protocol, Exception | None], None]) -> None:
-        super().__init__(ping_delay=0, reconnect_timeout=0)
-        self.name = name
-        self._on_lost = on_lost
-        self.tap: Callable[[bytes], None] | None = None
-        self.bytes_received = 0
-
-    def protocol_lost(self, proto: _Protocol, exc: Exception | None) -> None:
-        self.awaiting_actions.clear()
-        self._on_lost(proto, exc)
-
-    def connection_lost(self, exc: Exception | None) -> None:  # panoramisk's "Shutdown" event path
-        self.awaiting_actions.clear()
 
 
 class AmiSource:
@@ -187,9 +55,10 @@ class AmiSource:
         self.ingest = ingest
         self._clock = clock
         self._rng = rng
-        self._manager = _Manager(settings.name, self._lost)
+        self._manager = AmiManager(settings.name, self._lost)
+        self._manager.on_garbage = self._garbage
         self._listeners: defaultdict[str, list[Callable[[Headers], None]]] = defaultdict(list)
-        self._proto: _Protocol | None = None
+        self._proto: AmiWireProtocol | None = None
         self._lost_event = asyncio.Event()
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
@@ -292,8 +161,8 @@ class AmiSource:
         as_list = False if response_only else None
         result = await asyncio.wait_for(self._manager.send_action(act, as_list=as_list), timeout_s)
         if isinstance(result, list):
-            return [_headers(m) for m in result]
-        return _headers(result)
+            return [headers_of(m) for m in result]
+        return headers_of(result)
 
     def on_event(self, name: str, callback: Callable[[Headers], None]) -> None:
         """Also hand events named ``name`` (e.g. OriginateResponse) to a plain, synchronous callback (from now on:
@@ -316,10 +185,10 @@ class AmiSource:
         self._attempts += 1
         events = self._listened()
         _, proto = await asyncio.wait_for(loop.create_connection(
-            lambda: _Protocol(self._manager, self._on_event, self._resync.route, self._on_dropped, events),
+            lambda: AmiWireProtocol(self._manager, self._on_event, self._resync.route, self._on_dropped, events),
             s.host, s.port), s.connect_timeout_s)
         self._proto = proto
-        if proto.is_closed:  # dropped before we could even log in (e.g. not an AMI server: see _banner_ok)
+        if proto.is_closed:  # dropped before we could even log in (not an AMI server: AmiWireProtocol._banner_ok)
             raise AmiNotConnected(proto.refused or "connection closed before the Login")
         m = self._manager
         m.loop, m.protocol, m.tap = loop, proto, self.tap
@@ -422,12 +291,18 @@ class AmiSource:
         self.last_event_at = now
         self.ingest.count_unparsed(n, now)
 
+    def _garbage(self, unparseable: int, oversized: int) -> None:
+        if unparseable:
+            self.ingest.skip(SkipReason.UNPARSEABLE, unparseable)
+        if oversized:
+            self.ingest.skip(SkipReason.OVERSIZED, oversized)
+
     def _feed(self, headers: Headers) -> None:
         now = self._clock()
         self.last_event_at = now
         self.ingest.feed(headers, now)
 
-    def _lost(self, proto: _Protocol, exc: Exception | None) -> None:
+    def _lost(self, proto: AmiWireProtocol, exc: Exception | None) -> None:
         if proto is self._proto:
             self._resync.session_ended(AmiNotConnected(f"connection to AMI {self.name} lost during the resync"))
             self._lost_event.set()

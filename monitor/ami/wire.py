@@ -21,6 +21,9 @@ Headers = dict[str, str | list[str]]
 
 #: A message larger than this is garbage (or an attack): it is dropped and counted, never buffered forever.
 MAX_MESSAGE_BYTES = 1 << 20
+#: Every AMI message has one of these (events, responses, and the actions a server reads); a block without any is
+#: not AMI (random bytes, lines without a colon).
+_AMI_KEYS = frozenset({"Event", "Response", "ActionID", "Action"})
 
 _SEP = b"\r\n\r\n"
 _BAD_KEYS = re.compile(r"[\s:]")  # a key the reference parser would strip, split differently or reject
@@ -122,6 +125,7 @@ class WireParser:
         #: Lines the line parser could not read (messages parsed whole only: a dropped or subset-parsed event
         #: is never looked at line by line).
         self.bad_lines = 0
+        self.unparseable = 0  # blocks that are not AMI messages (still returned: the caller decides)
         #: Events left out by the selection (counted, never parsed); cumulative.
         self.dropped_events = 0
         #: With ``Selection(gap_clock=True)``: one entry per message returned by the last :meth:`feed`, the
@@ -167,7 +171,7 @@ class WireParser:
     def _messages(self, raws: list[bytes]) -> list[Headers]:
         sel = self._select
         if sel is None:
-            return [msg for msg in map(self._parse_fast, raws) if msg]
+            return [msg for msg in map(self._parse_fast, raws) if msg and self._ami(msg)]
         out: list[Headers] = []
         clocks: list[float | None] = []
         self.gap_clocks = clocks
@@ -214,7 +218,7 @@ class WireParser:
                 msg = _parse_subset(raw, pattern)
             else:
                 msg = self._parse_fast(raw)
-            if not msg:
+            if not msg or (pattern is None and not self._ami(msg)):
                 continue
             out.append(msg)
             if gap_clock:
@@ -222,6 +226,13 @@ class WireParser:
                 gap.clear()
         self.dropped_events += dropped
         return out
+
+    def _ami(self, msg: Headers) -> bool:
+        """Always True (the message is still returned: the caller decides); a block that is not an AMI message
+        is counted in :attr:`unparseable`."""
+        if msg.keys().isdisjoint(_AMI_KEYS) or msg.get("Event") == "":
+            self.unparseable += 1
+        return True
 
     def _last_stamped(self, gap: list[bytes]) -> list[bytes]:
         for raw in reversed(gap):

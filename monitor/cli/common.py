@@ -94,6 +94,15 @@ def settings_flags(args: argparse.Namespace) -> dict[str, str | None]:
     return {"http.bind": bind, "http.port": port, "store.url": args.store_url, "log_level": args.log_level}
 
 
+def pbx_name(text: str) -> str:
+    """argparse type of ``--pbx``: a PBX name as ``[[ami]] name`` allows (never empty: it keys stored calls)."""
+    from monitor.config import NAME_RE
+
+    if not NAME_RE.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a PBX name (letters, digits, _.-; up to 63; not empty)")
+    return text
+
+
 def add_db_args(p: argparse.ArgumentParser) -> None:
     """``--db URL|FILE`` and ``--config FILE``: what every store command takes."""
     p.add_argument("--db", metavar="URL|FILE", help="database URL or SQLite file (default: [store] url of the "
@@ -107,16 +116,29 @@ def store_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settings
 
 
 def require_database(url: str) -> None:
-    """For read commands: an SQLite file must already exist (a read must never create a database)."""
+    """For read commands: an SQLite file must already exist and be one (a read must never create a database)."""
     path = sqlite_path(url)
+    if path is not None and Path(path).expanduser().is_dir():
+        raise CliError(f"store.url: {path} is a directory, not a database")
     if path is not None and not Path(path).expanduser().is_file():
         hint = " (qmon demo writes qmon-demo.db: --db qmon-demo.db)" if Path(path).name == "qmon.db" else ""
         raise CliError(f"no database at {path}: nothing to read{hint}", 1)
+    if path is not None:
+        # Opening anything else with SQLite would turn it into a database (a 0-byte file becomes 4 kB): look first.
+        try:
+            with Path(path).expanduser().open("rb") as fh:
+                header = fh.read(16)
+        except OSError as exc:
+            raise CliError(f"{path}: cannot read: {exc.strerror}", 1) from None
+        if header != b"SQLite format 3\x00":
+            raise CliError(f"{path}: not a qmon database ({'empty file' if not header else 'not an SQLite file'})", 1)
 
 
 def check_writable_file(path: str, what: str) -> None:
     """A file we will create or append to: its directory must exist and be writable (one clear line if not)."""
     p = Path(path).expanduser()
+    if p.is_dir() or (path.endswith(("/", os.sep)) and not p.exists()):
+        raise CliError(f"{what}: {path} is a directory" if p.is_dir() else f"{what}: {path} names a directory")
     parent = p.parent
     if not parent.is_dir():
         state = "is not a directory" if parent.exists() else "does not exist"
@@ -127,11 +149,11 @@ def check_writable_file(path: str, what: str) -> None:
         raise CliError(f"{what}: directory {parent} is not writable (for {p})")
 
 
-def check_store_paths(s: Settings) -> None:
-    """The SQLite file and the journal of a command that writes: their directories exist and are writable."""
+def check_store_paths(s: Settings, url_what: str = "store.url") -> None:
+    """The SQLite file and the journal of a command that writes: files (not directories) we may create or write."""
     path = sqlite_path(s.store.url)
     if path is not None:
-        check_writable_file(path, "store.url")
+        check_writable_file(path, url_what)
     check_writable_file(s.store.journal_path, "store.journal_path")
 
 
@@ -170,7 +192,8 @@ def is_loopback(bind: str) -> bool:
 def check_exposure(bind: str, token: str, insecure: bool, prog: str) -> None:
     """The API serves caller numbers: refuse a non-loopback bind without a token unless told otherwise."""
     if not token and not insecure and not is_loopback(bind):
-        raise CliError(f"http.bind {bind} is reachable from other hosts and no token is set: set QMON_HTTP_TOKEN "
+        shown = bind or "'' (every address)"
+        raise CliError(f"http.bind {shown} is reachable from other hosts and no token is set: set QMON_HTTP_TOKEN "
                        f"(or http.token_file), or bind 127.0.0.1, or pass {prog} --insecure-no-token")
 
 

@@ -53,7 +53,7 @@ async def _run(action: str, s: StoreSettings, older_than_days: float | None) -> 
     from monitor.store.engine import head_revision, make_engine, masked, schema_revision, upgrade
     from monitor.store.queries import prune
 
-    engine = make_engine(s.url, s.connect_timeout_s, s.sqlite_busy_timeout_s)
+    engine = make_engine(s.url, s.connect_timeout_s, s.sqlite_busy_timeout_s, read_only=action == "current")
     try:
         if action == "upgrade":
             rev = await upgrade(engine)

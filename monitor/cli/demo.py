@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import signal
 import socket
 import sys
@@ -90,8 +91,10 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from monitor.cli.common import settings_from
     from monitor.cli.run import setup_logging
 
-    if args.speed <= 0:
+    if not (math.isfinite(args.speed) and args.speed > 0):
         raise CliError(f"--speed: must be > 0, got {args.speed:g}")
+    if not (math.isfinite(args.duration) and args.duration >= 0):
+        raise CliError(f"--duration: must be seconds >= 0 (0: until Ctrl-C), got {args.duration:g}")
     if args.listen_address is not None:
         args.http_bind, port = split_listen_address(args.listen_address)
         args.http_port = int(port)
@@ -101,7 +104,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                        status_interval_s=base.status_interval_s)
     if not args.no_daemon:
         check_exposure(args.http_bind, settings.http.token, args.insecure_no_token, "qmon demo")
-        check_store_paths(settings)
+        check_store_paths(settings, "--db")
         check_writable_file(settings.survey.state_path, "survey state")
         if args.http_port:
             check_listen(args.http_bind, args.http_port, "--http-port")

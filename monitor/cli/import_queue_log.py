@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from monitor.cli.common import CliError, add_db_args, check_store_paths, settings_from
+from monitor.cli.common import CliError, add_db_args, check_store_paths, pbx_name, settings_from
 
 if TYPE_CHECKING:
     from monitor.settings import Settings
@@ -23,7 +23,7 @@ def add_parser(sub: Any) -> None:
                        description="Load Asterisk queue_log files (plain or gzipped, as logrotate leaves them) "
                        "into the database; importing twice changes nothing.")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="queue_log file(s), optionally .gz")
-    p.add_argument("--pbx", default="default", help="PBX name the calls belong to (the [[ami]] name)")
+    p.add_argument("--pbx", default="default", type=pbx_name, help="PBX name the calls belong to (the [[ami]] name)")
     p.add_argument("--abandon-short-s", metavar="S", help="short-abandon threshold (default: [tracker], 5)")
     p.add_argument("--repeat-window", action="append", default=None, metavar="W",
                    help="repeat-caller window, repeatable (default: [tracker], 24h)")
@@ -68,6 +68,9 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     s = settings_from(args.config, env, {"store", "tracker"}, {
         "store.url": args.db, "tracker.abandon_short_s": args.abandon_short_s,
         "tracker.repeat_windows": ",".join(args.repeat_window) if args.repeat_window else None})
+    dirs = [str(f) for f in args.files if f.is_dir()]
+    if dirs:
+        raise CliError(f"{', '.join(dirs)}: is a directory, not a queue_log file")
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
         raise CliError(f"no such file: {', '.join(missing)}")

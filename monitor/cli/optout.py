@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.cli.common import CliError, add_config_arg, check_writable_file, settings_from
+from monitor.config import number_normalizer
 
 
 def add_parser(sub: Any) -> None:
@@ -26,18 +27,26 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Exit 0 on success, 1 when nothing changed, 2 on bad input; ``list`` never creates the file."""
-    from monitor.survey.state import SurveyState
+    from monitor.survey.state import SurveyState, optout_key
 
     if args.action != "list" and not args.number:
         raise CliError(f"{args.action}: a NUMBER is required")
-    path = settings_from(args.config, env, {"survey"}, {"survey.state_path": args.state}).survey.state_path
+    # [tracker] too: the list must key numbers as the tracker does (home_region, trunk_prefixes, withheld).
+    settings = settings_from(args.config, env, {"survey", "tracker"}, {"survey.state_path": args.state})
+    path = settings.survey.state_path
+    if Path(path).is_dir():
+        raise CliError(f"survey.state_path: {path} is a directory")
     if args.action == "list" and not Path(path).is_file():
         print(f"qmon optout: no survey state at {path} yet: the list is empty", file=sys.stderr)
         return 0
     if args.action != "list":
+        try:  # before the file is opened (or created)
+            optout_key(args.number, number_normalizer(settings.tracker))
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
         check_writable_file(path, "survey.state_path")
     try:
-        state = SurveyState(path)
+        state = SurveyState(path, number_normalizer(settings.tracker))
     except Exception as exc:  # not a database, unreadable: say so clearly
         raise CliError(f"cannot open {path}: {exc}") from None
     try:

@@ -47,6 +47,11 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from monitor.core.tracker import CallTracker
     from monitor.replay import ReplayResult, UnsupportedStream, replay_messages
 
+    if args.records and args.report != "json":
+        raise CliError("--records: the call records are printed with --report json only")
+    for flag, values in (("--trunk-prefix", args.trunk_prefix), ("--withheld", args.withheld)):
+        if values is not None and not all(v.strip() for v in values):
+            raise CliError(f"{flag}: empty value")
     t = settings_from(args.config, env, {"tracker"}, {
         "tracker.abandon_short_s": args.abandon_short_s, "tracker.sl_threshold_s": args.sl_threshold_s,
         "tracker.repeat_windows": _joined(args.repeat_window), "tracker.late_grace_s": args.late_grace_s,

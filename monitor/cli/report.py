@@ -6,12 +6,14 @@ import argparse
 import csv
 import io
 import json
+import math
+import sys
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from monitor.cli.common import CliError, add_db_args, one_line, require_database, store_settings
+from monitor.cli.common import CliError, add_db_args, one_line, pbx_name, require_database, store_settings
 from monitor.core.servicelevel import DEFAULT_SL, SL_DEFINITIONS, sl_definition_map
 from monitor.settings import StoreSettings
 
@@ -27,8 +29,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--to", metavar="TIME", help="end, exclusive; a date includes that day (default: now)")
     p.add_argument("--queue", help="only this queue (agents: only their calls in it)")
     p.add_argument("--agent", help="only this agent in the agent table")
-    p.add_argument("--pbx", metavar="NAME", help="only calls of this PBX (the [[ami]] name, or import-queue-log "
-                   "--pbx)")
+    p.add_argument("--pbx", metavar="NAME", type=pbx_name,
+                   help="only calls of this PBX (the [[ami]] name, or import-queue-log --pbx)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("--by", choices=("day", "hour"), help="also break down by day or hour")
     p.add_argument("--tz", default="UTC", help="time zone of dates and buckets (default UTC)")
@@ -43,23 +45,36 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def parse_report_time(text: str, tz: tzinfo, end: bool = False) -> float:
+MAX_TS = 253402300799.0  # 9999-12-31T23:59:59Z, the HTTP API's bound too (monitor.web.params)
+
+
+def parse_report_time(text: str, tz: tzinfo, end: bool = False, flag: str = "--from") -> float:
     """Epoch seconds from ``YYYY-MM-DD`` (a whole day: ``--to`` includes it), an ISO datetime in ``tz`` or
-    epoch seconds; CliError naming the accepted forms."""
+    epoch seconds; CliError naming the accepted forms, or the range (1970 to 9999, as the HTTP API)."""
     t = text.strip()
+    out_of_range = CliError(f"{flag}: {text!r} is out of range (1970 to 9999)")
     try:
-        return float(t)
+        value = float(t)
     except ValueError:
-        pass
+        try:
+            d = datetime.fromisoformat(t)
+        except ValueError:
+            raise CliError(f"bad time {text!r}: use YYYY-MM-DD, an ISO datetime or epoch seconds") from None
+        if d.tzinfo is None:
+            d = d.replace(tzinfo=tz)
+        try:
+            if end and len(t) == 10:
+                d += timedelta(days=1)
+            value = d.timestamp()
+        except (OverflowError, ValueError, OSError):
+            raise out_of_range from None
+    if not math.isfinite(value) or not 0.0 <= value <= MAX_TS:
+        raise out_of_range
     try:
-        d = datetime.fromisoformat(t)
-    except ValueError:
-        raise CliError(f"bad time {text!r}: use YYYY-MM-DD, an ISO datetime or epoch seconds") from None
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=tz)
-    if end and len(t) == 10:
-        d += timedelta(days=1)
-    return d.timestamp()
+        datetime.fromtimestamp(value, tz)  # the report prints it in --tz: 9999-12-31 23:00 UTC is year 10000 east
+    except (OverflowError, ValueError, OSError):
+        raise out_of_range from None
+    return value
 
 
 def _range(args: argparse.Namespace) -> tuple[tzinfo, float, float]:
@@ -69,8 +84,8 @@ def _range(args: argparse.Namespace) -> tuple[tzinfo, float, float]:
         tz: tzinfo = ZoneInfo(args.tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise CliError(f"--tz: unknown time zone {args.tz!r}") from None
-    to_ts = parse_report_time(args.to, tz, end=True) if args.to else time.time()
-    from_ts = parse_report_time(args.from_, tz) if args.from_ else to_ts - 86400.0
+    to_ts = parse_report_time(args.to, tz, end=True, flag="--to") if args.to else time.time()
+    from_ts = parse_report_time(args.from_, tz) if args.from_ else max(0.0, to_ts - 86400.0)
     if from_ts >= to_ts:
         raise CliError("--from must be before --to")
     return tz, from_ts, to_ts
@@ -80,6 +95,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Read the calls of the range, print the report (says which database it read)."""
     import asyncio
 
+    from monitor.core.report import build_report
     from monitor.settings import WAIT_BUCKETS_S
     from monitor.store.engine import masked
     from monitor.store.history import Extras, history
@@ -101,6 +117,11 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         records = [r for r in records if r.pbx == args.pbx]
     extras = Extras((from_ts, to_ts), members, owed, args.horizon_s, time.time(), sl_defs)
     rep = history(records, args.sl_threshold_s, args.queue, args.agent, args.by, tz, extras)
+    if args.queue is not None:  # the header's totals are those of the queue shown, not of every call
+        rep["report"] = build_report([r for r in records if any(g.queue == args.queue for g in r.segments)], 0,
+                                     args.sl_threshold_s)
+    for note in nothing_matched(args, records, rep):
+        print(f"qmon report: {note}", file=sys.stderr)
     rep = {"database": masked(s.url), "pbx": args.pbx, "from": datetime.fromtimestamp(from_ts, tz).isoformat(),
            "to": datetime.fromtimestamp(to_ts, tz).isoformat(), "sl_threshold_s": args.sl_threshold_s, **rep}
     if args.format == "json":
@@ -110,6 +131,18 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     else:
         print(format_table(rep))
     return 0
+
+
+def nothing_matched(args: argparse.Namespace, records: list[CallRecord], rep: dict[str, Any]) -> list[str]:
+    """One note per filter that matched nothing (an empty table is then never mistaken for a quiet day)."""
+    notes: list[str] = []
+    if not records:
+        notes.append(f"no calls in this window{f' for --pbx {args.pbx}' if args.pbx is not None else ''}")
+    elif args.queue is not None and not rep["queues"]:
+        notes.append(f"--queue {args.queue}: no call visited this queue in this window")
+    if records and args.agent is not None and not rep["agents"]:
+        notes.append(f"--agent {args.agent}: no call of this agent in this window")
+    return notes
 
 
 _LOOKBACK_S = 86_400.0  # member changes this far before --from: sessions and pauses already open at its start

@@ -24,10 +24,15 @@ Definitions (all durations in seconds, all times epoch seconds on the PBX clock)
   call ends (it still counts in paused-by-reason, as queue_log does).
 * **occupancy** = (in_call + wrapup) ÷ (logged in - paused-while-idle), i.e. busy time over time available for
   work; it stays within 0..1 even when agents pause during calls. **AHT** = (talk + wrap-up) ÷ completed calls.
+
+Facts are placed no earlier than the board's ``floor`` (the latest fact, or :meth:`AgentBoard.hold` from the
+daemon's tick), and live readers snapshot at the floor: a late event never takes back seconds already shown, so the
+exported counters only grow. A member seen for the first time may still start at its ``LoginTime``.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -133,6 +138,18 @@ class AgentBoard:
         self._devices: dict[str, str] = {}  # device key -> agent name
         self._listed: set[tuple[str, str]] | None = None  # members listed by QueueStatus since resync_begin
         self._list_done = False
+        # No fact is placed before this (epoch s, PBX clock): the latest fact or hold(). Snapshots read here, so what
+        # one showed is never taken back by a late fact and every exported counter only grows.
+        self.floor = -math.inf
+
+    def hold(self, t: float) -> None:
+        """Time reached ``t`` (PBX clock, epoch s) without a fact: snapshots may read up to it, later facts are
+        placed no earlier (a late event, e.g. AMI latency, counts from ``t``: at most a tick's worth of seconds)."""
+        self.floor = max(self.floor, t)
+
+    def _at(self, ts: float) -> float:
+        self.floor = max(self.floor, ts)
+        return self.floor
 
     def _acc(self, queue: str, agent: str) -> MemberAcc:
         a = self.accs.get((queue, agent))
@@ -145,6 +162,8 @@ class AgentBoard:
     def _sync(self, agent: str, ts: float) -> None:
         # The all-queues row follows the member rows: in any queue = logged in, paused in all = paused.
         t = self.totals[agent]
+        if t.since is not None:  # only a row never logged in may start before the floor (first sight's LoginTime)
+            ts = max(ts, self.floor)
         logged = [a for a in self._queues_of[agent] if a.logged_in]
         if not logged:
             t.logout(ts)
@@ -175,6 +194,9 @@ class AgentBoard:
 
     def login(self, queue: str, agent: str, ts: float, interface: str = "") -> None:
         """The member joined the queue (QueueMemberAdded / ADDMEMBER); a repeated login is ignored."""
+        self._login(queue, agent, self._at(ts), interface)
+
+    def _login(self, queue: str, agent: str, ts: float, interface: str) -> None:
         a = self._acc(queue, agent)
         if interface:
             a.interface = self.totals[agent].interface = interface
@@ -184,39 +206,48 @@ class AgentBoard:
 
     def logout(self, queue: str, agent: str, ts: float) -> None:
         """The member left the queue (QueueMemberRemoved / REMOVEMEMBER): its pause and session end."""
+        ts = self._at(ts)
         if (queue, agent) in self.accs:
             self.accs[(queue, agent)].logout(ts)
             self._sync(agent, ts)
 
     def pause(self, queue: str, agent: str, reason: str, ts: float) -> None:
         """Paused with a raw reason; a new reason while paused starts a new interval. Implies a login."""
+        self._pause(queue, agent, reason, self._at(ts))
+
+    def _pause(self, queue: str, agent: str, reason: str, ts: float) -> None:
         self._acc(queue, agent).pause(reason, ts)
         self._sync(agent, ts)
 
     def unpause(self, queue: str, agent: str, ts: float) -> None:
         """Unpaused (Paused 0 / UNPAUSE); an unpause of a logged-out member logs it in."""
+        ts = self._at(ts)
         self._acc(queue, agent).unpause(ts)
         self._sync(agent, ts)
 
     def device_status(self, queue: str, agent: str, status: int, ts: float) -> None:
         """The device status of a member (QueueMemberStatus Status: 4/5 = unavailable)."""
+        ts = self._at(ts)
         if (queue, agent) in self.accs:
             self.accs[(queue, agent)].device(status, ts)
             self.totals[agent].device(status, ts)
 
     def connect(self, queue: str, agent: str, ts: float) -> None:
         """AgentConnect: a call answered by the member (a wrap-up in progress ends)."""
+        ts = self._at(ts)
         self._acc(queue, agent).connect(ts)
         self.totals[agent].connect(ts)
 
     def complete(self, queue: str, agent: str, talk_s: float, ts: float) -> None:
         """AgentComplete with TalkTime (s): talk counted, wrap-up starts (``wrapuptime`` s, see the module)."""
+        ts = self._at(ts)
         a = self._acc(queue, agent)
         a.complete(talk_s, ts, self._wrap(a))
         self.totals[agent].complete(talk_s, ts, self._wrap(a))
 
     def call_ended(self, queue: str, agent: str, ts: float) -> None:
         """An answered call closed without AgentComplete (gap, shutdown): the member is free, no talk counted."""
+        ts = self._at(ts)
         a = self.accs.get((queue, agent))
         if a is not None and a.talking:
             for x in (a, self.totals[agent]):
@@ -239,6 +270,7 @@ class AgentBoard:
 
     def resync_end(self, ts: float) -> None:
         """A whole QueueStatus list was seen: members it did not list left during the gap (logged out at ``ts``)."""
+        ts = self._at(ts)
         if self._listed is not None and self._list_done:
             for (queue, agent), a in list(self.accs.items()):
                 if a.logged_in and (queue, agent) not in self._listed:
@@ -247,6 +279,7 @@ class AgentBoard:
 
     def member_event(self, e: ev.MemberEvent, ts: float) -> None:
         """Apply a QueueMember* event (kind added/removed/status/pause/list) as the facts above."""
+        ts = self._at(ts)
         if e.kind == "list" and self._listed is not None:
             self._listed.add((e.queue, e.member))
         if e.kind == "removed":
@@ -259,12 +292,14 @@ class AgentBoard:
         if e.wrapuptime:
             a.wrapuptime_s = float(e.wrapuptime)
         if not a.logged_in:
-            # First sight mid-shift: LoginTime (epoch s) tells when the session began, LastPause the pause.
-            start = float(e.login_time) if e.kind != "added" and 0 < e.login_time <= ts else ts
-            self.login(e.queue, e.member, start, e.interface)
+            # First sight mid-shift: LoginTime (epoch s) tells when the session began, LastPause the pause. Only a
+            # member never logged in before may start before the floor: the time of one already shown stays as shown.
+            back = a.since is None and e.kind != "added"
+            start = float(e.login_time) if back and 0 < e.login_time <= ts else ts
+            self._login(e.queue, e.member, start, e.interface)
             if e.paused:
-                since = float(e.last_pause) if e.kind != "added" and start <= e.last_pause <= ts else ts
-                self.pause(e.queue, e.member, e.paused_reason, since)
+                since = float(e.last_pause) if back and start <= e.last_pause <= ts else ts
+                self._pause(e.queue, e.member, e.paused_reason, since)
         elif e.paused:
             self.pause(e.queue, e.member, e.paused_reason, ts)
         else:

@@ -24,7 +24,7 @@ from monitor.core.records import (
     Voicemail,
     VoicemailNote,
 )
-from monitor.core.resync import answered_unseen, members_listed
+from monitor.core.resync import answered_unseen, on_entry, on_list_complete, on_listed, on_params
 from monitor.core.segments import SegmentInput as In
 from monitor.core.state import CallState, SegState, TrackerState
 from monitor.core.transfers import describe_target
@@ -124,6 +124,8 @@ def on_hangup(st: TrackerState, e: ev.Hangup, ts: float, out: Out) -> None:
     """
     uid = e.chan.uniqueid
     st.chans.pop(uid, None)
+    if st.resync is not None:  # a caller QueueStatus listed as waiting may hang up before CoreShowChannels answers
+        st.resync.hung_up(uid)
     call = st.caller_call(e.chan)
     if call is None:
         return
@@ -350,36 +352,6 @@ def on_dial_begin(st: TrackerState, e: ev.DialBegin, ts: float, out: Out) -> Non
 def on_dial_end(st: TrackerState, e: ev.DialEnd, ts: float, out: Out) -> None:
     """DialEnd of a member's dial: DialStatus ANSWER reaches the dialled number (owed callbacks close)."""
     out.extend(st.owed.dial_end(e.dest_uniqueid, e.dial_status, ts))
-
-
-def on_params(st: TrackerState, e: ev.QueueParams, ts: float, out: Out) -> None:
-    """QueueParams (QueueStatus response): the queue exists."""
-    st.queues.add(e.queue)
-
-
-def on_entry(st: TrackerState, e: ev.QueueEntry, ts: float, out: Out) -> None:
-    """QueueEntry (QueueStatus response): a caller waiting now; collected during a resync."""
-    st.queues.add(e.queue)
-    st.chan(e.chan)
-    if st.resync is not None:
-        st.resync.alive.add(e.chan.uniqueid)
-        st.resync.waiting.append((e, ts))
-
-
-def on_listed(st: TrackerState, e: ev.CoreShowChannel, ts: float, out: Out) -> None:
-    """CoreShowChannel (CoreShowChannels response): a channel alive now; collected during a resync."""
-    st.chan(e.chan)
-    if st.resync is not None:
-        st.resync.alive.add(e.chan.uniqueid)
-        st.resync.channels[e.chan.uniqueid] = (e, ts)
-
-
-def on_list_complete(st: TrackerState, e: ev.ListComplete, ts: float, out: Out) -> None:
-    """QueueStatusComplete during a resync: the members it listed are all there are (the others are removed,
-    from the live member state and from the agent measures)."""
-    st.agents.list_complete(e.list_name)
-    if st.resync is not None and e.list_name == "QueueStatus":
-        members_listed(st, st.resync, ts, out)
 
 
 Handler = Callable[[TrackerState, Any, float, Out], None]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from monitor.core.agents import NO_REASON, OTHER_REASON, AgentRow
 from monitor.core.clock import pbx_clock
 from monitor.core.normalize import Skip, UnsupportedAsterisk, normalize
+from monitor.core.owed import Owed, OwedStats
 from monitor.core.records import CallAmended, CallRecord, Note, SurveyResultRecord
 from monitor.core.records import CallClosed as _Closed
 from monitor.core.tracker import CallTracker
@@ -46,6 +49,15 @@ class LiveState:
     waiting: dict[str, tuple[float, ...]]  # queue -> join times (PBX epoch s) of callers waiting now
     member_counts: dict[str, dict[str, int]]  # queue -> member state -> count
     members: tuple[MemberView, ...]  # sorted by (queue, name)
+    # The supervisor's view (issue 13), as of ``pbx_now``: one AgentRow per (queue, agent) and one per agent over
+    # all its queues (queue ``*``); the owed-callback worklist (oldest first) and its counters; the capped pause
+    # labels (configured reasons, then ``other`` and ``none``) that metrics pre-create.
+    agents: tuple[AgentRow, ...] = ()
+    agent_totals: tuple[AgentRow, ...] = ()
+    owed: tuple[Owed, ...] = ()
+    owed_stats: OwedStats | None = None
+    pause_labels: tuple[str, ...] = ()
+    agents_at: float = 0.0  # PBX time (epoch s) the agent rows are as of: their board's floor (latest fact or tick)
 
 
 class Ingest:
@@ -110,10 +122,17 @@ class Ingest:
         joins = tr.waiting()
         by_key = sorted(tr.members.by_key.items())
         queues = frozenset(tr.queues | tr.members.queues | set(joins))
+        pbx_now = self.pbx_now(now)
+        # Agents are read at the board's floor (the latest fact or tick), never beyond: a late event then never
+        # takes back seconds a scrape already exported.
+        at = tr.agents.floor if math.isfinite(tr.agents.floor) else pbx_now
         return LiveState(
-            self.pbx_now(now), tr.open_calls, self.events, dict(self.skipped), self.last_event_at, queues,
+            pbx_now, tr.open_calls, self.events, dict(self.skipped), self.last_event_at, queues,
             {q: tuple(ts) for q, ts in joins.items()}, tr.members.counts_by_queue(queues),
             tuple(MemberView(q, m.name, m.interface, m.state, m.paused_reason) for (q, _), m in by_key),
+            tuple(tr.agents.snapshot(at)), tuple(tr.agents.agents(at)), tuple(tr.owed.open()),
+            tr.owed.stats(pbx_now), (*sorted(tr.agents.pause_reasons - {OTHER_REASON, NO_REASON}), OTHER_REASON,
+                                     NO_REASON), at,
         )
 
     def find_call(self, uniqueid: str | None, linkedid: str | None) -> CallRecord | None:

@@ -77,6 +77,7 @@ class Owed:
     voicemail: bool  # the latest one reached VoiceMail
     attempts: int  # unanswered calls from this number since it was last reached
     linkedids: tuple[str, ...]
+    owed_since_ts: float = 0.0  # end of the first unanswered call (epoch s): the callback is owed since then
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +209,8 @@ class OwedCallbacks:
         for caller, calls in self.by_caller.items():
             last = max(calls, key=lambda c: c.ended_ts)
             rows.append(Owed(caller, min(c.start_ts for c in calls), last.ended_ts, last.queue, last.wait_s,
-                             last.outcome, last.voicemail, len(calls), tuple(c.linkedid for c in calls)))
+                             last.outcome, last.voicemail, len(calls), tuple(c.linkedid for c in calls),
+                             min(c.ended_ts for c in calls)))
         return sorted(rows, key=lambda o: o.first_ts)
 
     def open_calls(self) -> list[OwedCall]:

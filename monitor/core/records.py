@@ -7,7 +7,7 @@ Records round-trip through plain dicts (``to_dict``/``record_from_dict``) for th
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from monitor.core.vocab import (
@@ -121,10 +121,6 @@ class SurveyResultRecord:
         status = CORE_STATUS.get(self.status, self.status.upper())
         return Survey(self.queue, self.agent, status, self.csat, self.raw, self.source, self.ended_ts,
                       self.nps, self.ces, self.status)
-
-    def with_status(self, status: str, reason: str) -> SurveyResultRecord:
-        """A copy with another status (e.g. a callback that never connected)."""
-        return replace(self, status=status, reason=reason)
 
 
 @dataclass(frozen=True, slots=True)

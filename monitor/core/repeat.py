@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from dataclasses import dataclass
 from functools import lru_cache
 
 import phonenumbers
@@ -54,6 +55,27 @@ def normalize_number(raw: str | None, region: str = "", trunk_prefixes: tuple[st
         if parsed is not None and phonenumbers.is_possible_number(parsed):
             return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     return ("+" if plus else "") + digits
+
+
+#: The longest caller number kept (digits): E.164 allows 15, plus room for a trunk prefix and ``00``.
+MAX_NUMBER_DIGITS = 20
+
+
+@dataclass(frozen=True)
+class NumberNormalizer:
+    """:func:`normalize_number` configured once (the tracker's ``home_region``/``trunk_prefixes``/withheld list).
+
+    Everything that keys by caller number (the tracker, the survey opt-out list and cooldown) uses the same one,
+    so ``221234567`` typed by a supervisor and ``+48221234567`` stored by the tracker are one subscriber.
+    """
+
+    region: str = ""
+    trunk_prefixes: tuple[str, ...] = ()
+    withheld: tuple[str, ...] = WITHHELD_NUMBERS
+
+    def __call__(self, raw: str | None) -> str | None:
+        """The number's key, or None (see :func:`normalize_number`)."""
+        return normalize_number(raw, self.region, self.trunk_prefixes, self.withheld)
 
 
 def parse_window(text: str) -> float:

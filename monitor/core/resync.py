@@ -166,3 +166,36 @@ def _adopt_answered(st: TrackerState, answers: ResyncAnswers, c: ev.CoreShowChan
     if member is not None:
         st.members.adjust(queue, member, in_call=1)
     check_repeat(st, call, c.chan, here, out)
+
+
+# -- the handlers of the lists a resync asks for (QueueStatus, CoreShowChannels) ------------------------------
+
+
+def on_params(st: TrackerState, e: ev.QueueParams, ts: float, out: Out) -> None:
+    """QueueParams (QueueStatus response): the queue exists."""
+    st.queues.add(e.queue)
+
+
+def on_entry(st: TrackerState, e: ev.QueueEntry, ts: float, out: Out) -> None:
+    """QueueEntry (QueueStatus response): a caller waiting now; collected during a resync."""
+    st.queues.add(e.queue)
+    st.chan(e.chan)
+    if st.resync is not None:
+        st.resync.alive.add(e.chan.uniqueid)
+        st.resync.waiting.append((e, ts))
+
+
+def on_listed(st: TrackerState, e: ev.CoreShowChannel, ts: float, out: Out) -> None:
+    """CoreShowChannel (CoreShowChannels response): a channel alive now; collected during a resync."""
+    st.chan(e.chan)
+    if st.resync is not None:
+        st.resync.alive.add(e.chan.uniqueid)
+        st.resync.channels[e.chan.uniqueid] = (e, ts)
+
+
+def on_list_complete(st: TrackerState, e: ev.ListComplete, ts: float, out: Out) -> None:
+    """QueueStatusComplete during a resync: the members it listed are all there are (the others are removed,
+    from the live member state and from the agent measures)."""
+    st.agents.list_complete(e.list_name)
+    if st.resync is not None and e.list_name == "QueueStatus":
+        members_listed(st, st.resync, ts, out)

@@ -134,6 +134,13 @@ class ResyncAnswers:
     channels: dict[str, tuple[ev.CoreShowChannel, float]] = field(default_factory=dict)  # by Uniqueid
     members: set[tuple[str, str]] = field(default_factory=set)  # (queue, member) listed by QueueMember
 
+    def hung_up(self, uid: str) -> None:
+        """A Hangup of channel ``uid`` read after an answer that listed it: it is no longer alive (Asterisk sends a
+        session's answers and events in order, so the listing is older than the hang-up)."""
+        self.alive.discard(uid)
+        self.waiting = [(e, ts) for e, ts in self.waiting if e.chan.uniqueid != uid]
+        self.channels.pop(uid, None)
+
 
 @dataclass(slots=True)
 class TrackerState:
@@ -159,6 +166,7 @@ class TrackerState:
     now: float = 0.0  # the latest event time seen (PBX clock, epoch s)
     daemon_now: float = 0.0  # the daemon's clock at the latest event or tick (epoch s; never compared with PBX time)
     pbx_offset: float = 0.0  # PBX clock minus the daemon clock (s), from the last sane Timestamp
+    pbx_clock_known: bool = False  # a sane Timestamp was seen: pbx_offset is the PBX's, not 0 by default
     absurd_run: int = 0  # consecutive Timestamps a day ahead of the stream, ignored so far
     stats: dict[str, int] = field(default_factory=lambda: {"events": 0, "evicted_channels": 0, "late_events": 0,
                                                            "amended": 0})

@@ -125,6 +125,8 @@ class CallTracker:
         """
         st = self.state
         st.daemon_now = max(st.daemon_now, now)
+        if st.pbx_clock_known:  # agent snapshots may read up to now (never before the PBX's own clock is known)
+            st.agents.hold(self.pbx_time(now))
         return with_owed(st, flush(st, self.pbx_time(now), now)) if st.ending else []
 
     def pbx_time(self, now: float) -> float:
@@ -144,6 +146,7 @@ class CallTracker:
             return now + st.pbx_offset
         st.absurd_run = 0
         st.pbx_offset = ts - now
+        st.pbx_clock_known = True
         return ts
 
     def take_skips(self) -> Counter[str]:

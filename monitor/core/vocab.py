@@ -165,6 +165,8 @@ class SkipReason(StrEnum):
     TRACKER_ERROR = "tracker_error"  # a bug in the tracker (logged with its traceback)
     LATE = "late"  # late:<Event>: it arrived after its call's record was final (the stored record is amended)
     UNSUPPORTED = "unsupported"  # unsupported:<Event>: an event of Asterisk 11 or older (Join, Leave, Link...)
+    UNPARSEABLE = "unparseable"  # a block on the AMI connection that is no AMI message (no Event/Response/ActionID)
+    OVERSIZED = "oversized"  # no message boundary within MAX_MESSAGE_BYTES: the bytes were dropped
 
 
 def skip_reason(kind: SkipReason, detail: str = "") -> str:

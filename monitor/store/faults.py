@@ -12,6 +12,10 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError
 T = TypeVar("T")
 
 
+class SchemaNotReady(RuntimeError):
+    """The database is reachable but not migrated to this version's schema."""
+
+
 class DatabaseSilent(TimeoutError):
     """The database did not answer one batch within the deadline (a blackholed or hung server)."""
 

@@ -8,81 +8,50 @@ disk never delays the ``write`` that protects against a process crash. Positions
 thread truncates the file; under steady traffic, when more than ``COMPACT_BYTES`` are committed, it copies the
 uncommitted tail to a new file and renames it over (so the file stays small without a quiet moment). On start,
 whatever a crash left in the file is replayed (idempotently) before anything else.
+The file itself (format, locking, reading back, ``.rejected``) is :mod:`monitor.store.journal_file`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from monitor.files import open_private
+from monitor.store.journal_file import Entry, JournalBusy, JournalFile, fsync_dir, line_of
 
 log = logging.getLogger("qmon.store.journal")
+
+__all__ = ["COMPACT_BYTES", "Entry", "Journal", "JournalBusy"]
 
 
 COMPACT_BYTES = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """An object appended at logical offsets ``[start, end)`` (``durable`` False: the write failed)."""
+class Journal(JournalFile):
+    """The WAL file ``path`` (0600) and its two threads; ``encode`` turns a queued object into a JSON dict.
 
-    obj: Any
-    start: int
-    end: int
-    durable: bool = True
-
-
-def _line(d: dict[str, Any]) -> bytes:
-    return (json.dumps(d, separators=(",", ":"), default=str) + "\n").encode("utf-8", "surrogatepass")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)  # a rename is durable once its directory is
-    finally:
-        os.close(fd)
-
-
-class JournalBusy(RuntimeError):
-    """Another process holds the journal (a second daemon with the same ``journal_path``)."""
-
-
-class Journal:
-    """The WAL file ``path`` (0600) and its two threads; ``encode`` turns a queued object into a JSON dict."""
+    The file's format, opening/locking, reading back and ``.rejected``: :class:`JournalFile`.
+    """
 
     def __init__(self, path: str | os.PathLike[str], encode: Callable[[Any], dict[str, Any]] = dict,
                  fsync: bool = True, interval_s: float = 0.05, max_pending: int = 100_000,
                  compact_bytes: int = COMPACT_BYTES) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         self.encode = encode
         self.fsync = fsync
         self.interval_s = interval_s
         self.max_pending = max_pending
         self.compact_bytes = compact_bytes
         self.compactions = 0
-        self.corrupt = 0  # unparseable lines (moved to .rejected)
         self.write_errors = 0
-        self._fd = -1  # opened by start() (or a write after close): a reading tool never creates the file
-        # Shared with the threads; the lock is only ever held for a few assignments, never across I/O.
-        self._lock = threading.Lock()
         self._pending: list[Any] = []
-        self._io = threading.Lock()  # the file descriptor against compaction (reads, the swap)
-        self._base = 0  # logical offset of the file's first byte
-        self._end = self._file_size()  # logical offset after the last written (complete) line
         self._done = 0  # logical offset up to which the database has committed
-        self._synced = self._end
         self._stop = False
         self._sync_stop = False
         self._dir_dirty = False
@@ -92,51 +61,8 @@ class Journal:
         self._busy = False
         self._threads: list[threading.Thread] = []
         self._notify: Callable[[list[Entry]], None] | None = None
-        self.lines = self._count_lines()  # lines not yet committed (loop thread only)
 
     # -- set-up ------------------------------------------------------------------------------------------
-
-    def _terminate_torn_line(self) -> None:
-        # A crash in the middle of a write leaves a line without its newline: end it, so that it is moved to
-        # .rejected on replay instead of swallowing the next appended entry.
-        size = os.fstat(self._fd).st_size
-        if size and os.pread(self._fd, 1, size - 1) != b"\n":
-            os.write(self._fd, b"\n")
-            with self._lock:
-                self._end = self._synced = self._base + size + 1
-            self.lines += 1
-
-    def _lock_file(self) -> None:
-        # Two qmon processes appending to and truncating one journal would corrupt it (and double records).
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise JournalBusy(f"the journal {self.path} is in use by another qmon process "
-                              "(give each daemon its own store.journal_path)") from None
-
-    def _file_size(self) -> int:
-        try:
-            return self.path.stat().st_size
-        except FileNotFoundError:
-            return 0
-
-    def _count_lines(self) -> int:
-        if not self.path.is_file():  # missing, or a device (/dev/full in the disk-error test) that reads forever
-            return 0
-        try:
-            with self.path.open("rb") as f:
-                return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
-        except FileNotFoundError:
-            return 0
-
-    def _open(self) -> None:
-        if self._fd >= 0:
-            return
-        self._fd = open_private(self.path, os.O_RDWR | os.O_APPEND)
-        with contextlib.suppress(FileNotFoundError):  # a compaction a crash interrupted: the journal is intact
-            self.path.with_name(self.path.name + ".compact").unlink()
-        with self._lock:  # the file as it is now (a tool may have been started long after __init__)
-            self._base = self._end - os.fstat(self._fd).st_size
 
     def start(self, loop: asyncio.AbstractEventLoop, on_written: Callable[[list[Entry]], None]) -> None:
         """Start the writer and fsync threads; ``on_written(entries)`` is called on ``loop`` after each write."""
@@ -216,7 +142,7 @@ class Journal:
 
     def _write(self, objs: Sequence[Any]) -> list[Entry]:
         """Append ``objs`` in one write; on a disk error they are returned not ``durable``."""
-        lines = [_line(self.encode(o)) for o in objs]
+        lines = [line_of(self.encode(o)) for o in objs]
         with self._lock:
             base, start = self._base, self._end
         data = b"".join(lines)
@@ -304,7 +230,7 @@ class Journal:
                     finally:
                         os.close(fd)
                     if dir_dirty:
-                        _fsync_dir(self.path.parent)
+                        fsync_dir(self.path.parent)
                 except OSError as exc:
                     log.error("cannot fsync the journal %s (%s)", self.path, type(exc).__name__)
             with self._lock:
@@ -341,45 +267,6 @@ class Journal:
         self.lines = max(0, self.lines - lines)
         if wake:
             self._wake.set()  # the writer thread truncates or compacts
-
-    def read(self, offset: int, end: int, max_entries: int) -> tuple[list[dict[str, Any]], int, int]:
-        """Up to ``max_entries`` entries of ``[offset, end)``: (entries, offset after them, lines). Blocking I/O:
-        run it in a thread. Unparseable lines go to ``.rejected`` (counted in ``corrupt``)."""
-        out: list[dict[str, Any]] = []
-        nlines = 0
-        data = self._pread(offset, min(end - offset, max_entries * 8192))
-        pos = 0
-        while len(out) < max_entries:
-            nl = data.find(b"\n", pos)
-            if nl < 0:
-                if pos == 0 and len(data) < end - offset:  # one line longer than the chunk: read it whole
-                    data = self._pread(offset, end - offset)
-                    continue
-                break
-            line, pos = data[pos:nl + 1], nl + 1
-            nlines += 1
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-                if not isinstance(entry, dict):
-                    raise ValueError("not an object")
-            except ValueError:
-                self.corrupt += 1
-                log.error("journal %s: unparseable line at byte %d moved to .rejected", self.path, offset + pos)
-                self._reject_lines([line])
-                continue
-            out.append(entry)
-        return out, offset + pos, nlines
-
-    def _pread(self, offset: int, n: int) -> bytes:
-        self._open()
-        with self._io:
-            with self._lock:
-                base = self._base
-            if offset < base:
-                raise ValueError(f"journal offset {offset} already dropped (file starts at {base})")
-            return os.pread(self._fd, n, offset - base)
 
     def added(self, n: int) -> None:
         """Count ``n`` lines written (called on the loop with each batch of entries)."""
@@ -432,23 +319,3 @@ class Journal:
             os.fdatasync(self._fd)
         self.lines += len(entries)
         return len(entries)
-
-    def close(self) -> None:
-        """Close the file (after :meth:`stop`)."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    # -- .rejected ---------------------------------------------------------------------------------------
-
-    def _reject_lines(self, lines: Iterable[bytes]) -> None:
-        # Kept beside the journal (0600) for a human: nothing is ever silently thrown away.
-        fd = open_private(self.path.with_name(self.path.name + ".rejected"), os.O_WRONLY | os.O_APPEND)
-        try:
-            os.write(fd, b"".join(x if x.endswith(b"\n") else x + b"\n" for x in lines))
-        finally:
-            os.close(fd)
-
-    def reject(self, entries: Iterable[dict[str, Any]]) -> None:
-        """Append entries the database refused as they were to ``<journal>.rejected``."""
-        self._reject_lines([_line(e) for e in entries])

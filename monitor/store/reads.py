@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from monitor.core.records import CallRecord, MemberNote, OwedCall
+from monitor.core.records import CallRecord, OwedCall
 from monitor.core.repeat import RepeatIndex
 from monitor.store import owed, queries, surveys
 from monitor.store.engine import HashedRepeatIndex
@@ -61,10 +61,6 @@ class StoreReads:
     async def owed_calls(self, from_ts: float, to_ts: float) -> list[OwedCall]:
         """Owed calls (open or closed) whose call ended in [from_ts, to_ts)."""
         return await owed.owed_between(self._s(), from_ts, to_ts)
-
-    async def member_notes(self, from_ts: float, to_ts: float) -> list[MemberNote]:
-        """Stored member logins/logouts/pauses/unpauses in [from_ts, to_ts), in time order."""
-        return await owed.member_notes_between(self._s(), from_ts, to_ts)
 
     def repeat_index(self, windows: tuple[str, ...] = ("24h",), max_entries: int = 500_000) -> RepeatIndex:
         """The tracker's repeat index: keyed by the hash when callers are hashed, so warm-up matches."""

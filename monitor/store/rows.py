@@ -166,51 +166,9 @@ async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item]
         else:  # an amended record (a late event changed a final call) supersedes the one before it
             calls[(it.pbx, it.linkedid)] = it
     if calls:
-        # A live record supersedes the same call backfilled from queue_log (richer: linkedid, survey, voicemail).
-        ql = [(r.pbx, QL_PREFIX + r.call_id) for r in calls.values() if not r.linkedid.startswith(QL_PREFIX)]
-        if ql:
-            d = await session.execute(delete(Call).where(tuple_(Call.pbx, Call.linkedid).in_(ql)))
-            res.replaced = int(getattr(d, "rowcount", 0) or 0)
-        # A record closed by a gap or a shutdown is provisional: the same call seen to its hang-up (adopted again
-        # after a reconnect or restart) replaces it, so the stored outcome is the real one.
-        # Matched by Linkedid or by call id (the Uniqueid of the channel that ran Queue()): a call adopted at a
-        # resync under another id than the one its provisional row was written under is still the same call.
-        final = [r for r in calls.values() if r.closed_by == "hangup"]
-        if final:
-            await session.execute(delete(Call).where(
-                or_(tuple_(Call.pbx, Call.linkedid).in_([(r.pbx, r.linkedid) for r in final]),
-                    tuple_(Call.pbx, Call.call_id).in_([(r.pbx, r.call_id) for r in final])),
-                Call.closed_by.in_(PROVISIONAL)))
-        # An amended record replaces the stored one of its call whatever it was (upsert by call id, never twice).
-        amended = [(r.pbx, r.linkedid) for r in calls.values() if r.extra.get("amended")]
-        if amended:
-            d = await session.execute(delete(Call).where(tuple_(Call.pbx, Call.linkedid).in_(amended)))
-            res.replaced += int(getattr(d, "rowcount", 0) or 0)
-        # One statement executed for many parameter sets (SQLAlchemy's "insertmanyvalues": compiled once, cached),
-        # not a multi-VALUES construct rebuilt and compiled for every batch (3x slower, on the event loop).
-        stmt = (_insert(dialect, Call).on_conflict_do_nothing(index_elements=["pbx", "linkedid"])
-                .returning(Call.id, Call.pbx, Call.linkedid))
-        conn = await session.connection()
-        inserted = (await conn.execute(stmt, fit_rows(Call.__table__, [call_row(r) for r in calls.values()],
-                                                      scrub))).all()
-        res.calls = len(inserted)
-        res.duplicates += len(calls) - len(inserted)
-        children: dict[str, list[dict[str, Any]]] = {"segments": [], "rnas": [], "transfers": [], "surveys": []}
-        for pk, pbx, lid in inserted:
-            for k, rows in child_rows(pk, calls[(pbx, lid)]).items():
-                children[k] += rows
-        for key, model in (("segments", SegmentRow), ("rnas", RingNoAnswerRow), ("transfers", TransferRow),
-                           ("surveys", SurveyRow)):
-            if children[key]:
-                await session.execute(insert(model), fit_rows(model.__table__, children[key], scrub))
-        res.attached += await adopt_results(session, [(pk, pbx, lid, calls[(pbx, lid)].caller)
-                                                      for pk, pbx, lid in inserted])
+        await _write_calls(session, dialect, calls, scrub, res)
     if members:
-        stmt = (_insert(dialect, AgentEvent).values(fit_rows(AgentEvent.__table__, members, scrub))
-                .on_conflict_do_nothing(index_elements=["pbx", "queue", "interface", "change", "ts"])
-                .returning(AgentEvent.id))
-        res.members = len((await session.execute(stmt)).all())
-        res.duplicates += len(members) - res.members
+        await _write_members(session, dialect, members, scrub, res)
     if owed:
         res.owed = await write_owed(session, dialect, owed)
     if results:
@@ -218,6 +176,65 @@ async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item]
         res.surveys, res.attached = sr.written, res.attached + sr.attached
         res.duplicates += sr.duplicates
     return res
+
+
+async def _supersede(session: AsyncSession, calls: dict[tuple[str, str], CallRecord], res: WriteResult) -> None:
+    """Delete the stored rows these records replace (a queue_log backfill, a provisional close, an amended one)."""
+    # A live record supersedes the same call backfilled from queue_log (richer: linkedid, survey, voicemail).
+    ql = [(r.pbx, QL_PREFIX + r.call_id) for r in calls.values() if not r.linkedid.startswith(QL_PREFIX)]
+    if ql:
+        d = await session.execute(delete(Call).where(tuple_(Call.pbx, Call.linkedid).in_(ql)))
+        res.replaced = int(getattr(d, "rowcount", 0) or 0)
+    # A record closed by a gap or a shutdown is provisional: the same call seen to its hang-up (adopted again
+    # after a reconnect or restart) replaces it, so the stored outcome is the real one.
+    # Matched by Linkedid or by call id (the Uniqueid of the channel that ran Queue()): a call adopted at a
+    # resync under another id than the one its provisional row was written under is still the same call.
+    final = [r for r in calls.values() if r.closed_by == "hangup"]
+    if final:
+        await session.execute(delete(Call).where(
+            or_(tuple_(Call.pbx, Call.linkedid).in_([(r.pbx, r.linkedid) for r in final]),
+                tuple_(Call.pbx, Call.call_id).in_([(r.pbx, r.call_id) for r in final])),
+            Call.closed_by.in_(PROVISIONAL)))
+    # An amended record replaces the stored one of its call whatever it was (upsert by call id, never twice).
+    amended = [(r.pbx, r.linkedid) for r in calls.values() if r.extra.get("amended")]
+    if amended:
+        d = await session.execute(delete(Call).where(tuple_(Call.pbx, Call.linkedid).in_(amended)))
+        res.replaced += int(getattr(d, "rowcount", 0) or 0)
+
+
+async def _write_calls(session: AsyncSession, dialect: str, calls: dict[tuple[str, str], CallRecord], scrub: bool,
+                       res: WriteResult) -> None:
+    """Insert call records with their child rows (segments, ring-no-answers, transfers, survey); counts into ``res``."""
+    await _supersede(session, calls, res)
+    # One statement executed for many parameter sets (SQLAlchemy's "insertmanyvalues": compiled once, cached),
+    # not a multi-VALUES construct rebuilt and compiled for every batch (3x slower, on the event loop).
+    stmt = (_insert(dialect, Call).on_conflict_do_nothing(index_elements=["pbx", "linkedid"])
+            .returning(Call.id, Call.pbx, Call.linkedid))
+    conn = await session.connection()
+    inserted = (await conn.execute(stmt, fit_rows(Call.__table__, [call_row(r) for r in calls.values()],
+                                                  scrub))).all()
+    res.calls = len(inserted)
+    res.duplicates += len(calls) - len(inserted)
+    children: dict[str, list[dict[str, Any]]] = {"segments": [], "rnas": [], "transfers": [], "surveys": []}
+    for pk, pbx, lid in inserted:
+        for k, rows in child_rows(pk, calls[(pbx, lid)]).items():
+            children[k] += rows
+    for key, model in (("segments", SegmentRow), ("rnas", RingNoAnswerRow), ("transfers", TransferRow),
+                       ("surveys", SurveyRow)):
+        if children[key]:
+            await session.execute(insert(model), fit_rows(model.__table__, children[key], scrub))
+    res.attached += await adopt_results(session, [(pk, pbx, lid, calls[(pbx, lid)].caller)
+                                                  for pk, pbx, lid in inserted])
+
+
+async def _write_members(session: AsyncSession, dialect: str, members: list[dict[str, Any]], scrub: bool,
+                         res: WriteResult) -> None:
+    """Insert member changes (one row per pbx, queue, interface, change, ts); counts into ``res``."""
+    stmt = (_insert(dialect, AgentEvent).values(fit_rows(AgentEvent.__table__, members, scrub))
+            .on_conflict_do_nothing(index_elements=["pbx", "queue", "interface", "change", "ts"])
+            .returning(AgentEvent.id))
+    res.members = len((await session.execute(stmt)).all())
+    res.duplicates += len(members) - res.members
 
 
 def item_to_json(it: Item) -> dict[str, Any]:

@@ -4,14 +4,14 @@
 The thread appends it within ``WAL_INTERVAL_S`` (group commit) and passes it on to the writer task, which
 writes batches into the database and then lets the journal truncate what the database holds. While the database
 is down (refused, locked, silent past the deadline), records simply stay in the journal; they are replayed from
-it, in order and idempotently (one row per pbx + Linkedid), when it is back or at the next start.
+it, in order and idempotently (one row per pbx + Linkedid), when it is back or at the next start. The writer task
+and its batches are :mod:`monitor.store.writer`, the read side :mod:`monitor.store.reads`.
 See docs/reliability.md for the guarantees.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
@@ -25,15 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from monitor.core.records import CallRecord, MemberNote, OwedNote
 from monitor.core.survey import SurveyResultRecord
 from monitor.settings import StoreSettings
-from monitor.store.engine import caller_hasher, head_revision, is_sqlite, make_engine, masked, schema_revision
+from monitor.store.engine import caller_hasher, head_revision, is_sqlite, make_engine, schema_revision
 from monitor.store.engine import upgrade as run_upgrade
-from monitor.store.faults import bounded, describe
+from monitor.store.faults import SchemaNotReady, bounded, describe
 from monitor.store.journal import Entry, Journal
 from monitor.store.owed import OwedItem
 from monitor.store.reads import StoreReads
-from monitor.store.rows import Item, MemberItem, item_from_json, item_to_json
+from monitor.store.rows import Item, MemberItem, item_to_json
 from monitor.store.surveys import SurveyItem
-from monitor.store.writer import BatchWriter
+from monitor.store.writer import WriterTask
 
 log = logging.getLogger("qmon.store")
 
@@ -41,14 +41,11 @@ log = logging.getLogger("qmon.store")
 WAL_INTERVAL_S = 0.02
 
 
-class SchemaNotReady(RuntimeError):
-    """The database is reachable but not migrated to this version's schema."""
-
-
-class Store(StoreReads, BatchWriter):
+class Store(StoreReads, WriterTask):
     """Call records, member changes and survey results into SQL; never blocks the caller, never loses data.
 
-    The read side (reports, API queries, repeat warm-up, cooldown, prune) is :class:`StoreReads`.
+    The read side (reports, API queries, repeat warm-up, cooldown, prune) is :class:`StoreReads`; the writer task
+    (journal to database, outages, drain) is :class:`WriterTask`.
     """
 
     def __init__(self, settings: StoreSettings | None = None, clock: Callable[[], float] = time.time) -> None:
@@ -202,173 +199,6 @@ class Store(StoreReads, BatchWriter):
         self.journal.added(durable)
         self._stats["journaled"] += durable
 
-    # -- the writer task ---------------------------------------------------------------------------------
-
-    async def run(self) -> None:
-        """The writer task: batches into the database until :meth:`drain`; what fails waits in the journal."""
-        if self._stop.is_set():
-            return  # drain() already ran (or runs) the final flush itself
-        self._task = asyncio.current_task()
-        while True:
-            batch = await self._collect()
-            if batch or self._volatile or (self.journal.pending and self.clock() >= self._retry_at):
-                await self._flush(batch)
-            if self._stop.is_set() and self._queue.empty():
-                return
-
-    async def _collect(self) -> list[Entry]:
-        s = self.settings
-        wait = 0.0 if self._stop.is_set() else s.flush_interval_s
-        if self._retry_at > self.clock():
-            wait = min(wait, max(0.01, self._retry_at - self.clock()))
-        batch: list[Entry] = []
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while len(batch) < s.batch_size:
-            try:
-                batch.append(self._queue.get_nowait())
-                continue
-            except asyncio.QueueEmpty:
-                pass
-            remaining = deadline - loop.time()
-            if remaining <= 0 or self._stop.is_set():
-                break
-            stop = asyncio.ensure_future(self._stop.wait())
-            get = asyncio.ensure_future(self._queue.get())
-            done, _ = await asyncio.wait({get, stop}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-            stop.cancel()
-            if get in done:
-                batch.append(get.result())
-            else:
-                get.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await get
-                if get.done() and not get.cancelled():
-                    batch.append(get.result())
-        return batch
-
-    async def _flush(self, batch: list[Entry]) -> None:
-        if self._down_since is not None and self.clock() < self._retry_at:
-            return  # still down: the batch is in the journal, replayed from there
-        try:
-            if self._down_since is not None:
-                self._stats["retries"] += 1
-            await bounded(self._ensure_schema(), self.deadline_s)
-            await self._write_entries(batch)
-            if self._volatile:
-                items, self._volatile = self._volatile, []
-                try:
-                    await self.write_items(items)
-                except BaseException:
-                    self._volatile = items + self._volatile
-                    raise
-            self._mark_up()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self._mark_down(exc)
-
-    async def _write_entries(self, batch: list[Entry]) -> None:
-        """Write the batch straight from memory when it continues the journal; else catch up from the file."""
-        done, end = self.journal.position()
-        run: list[Entry] = []
-        cur, gap = done, False
-        for e in batch:
-            if e.end <= done:
-                continue  # already in the database (read back from the file)
-            if e.start != cur:
-                gap = True  # entries were dropped from memory (queue full, outage): the file has them
-                break
-            run.append(e)
-            cur = e.end
-        if gap or (not run and done < end):
-            await self._catch_up()
-            return
-        if run:
-            await self.write_items([e.obj for e in run])
-            self.journal.commit(cur, len(run))
-
-    async def _catch_up(self) -> None:
-        """Journal lines into the database in file order; idempotent, so a crash midway replays harmlessly."""
-        while True:
-            done, end = self.journal.position()
-            if done >= end:
-                return
-            entries, off, nlines = await asyncio.to_thread(self.journal.read, done, end, self.settings.batch_size)
-            if off <= done:
-                return
-            items: list[Item] = []
-            for e in entries:
-                try:
-                    items.append(item_from_json(e))
-                except (KeyError, TypeError, ValueError) as exc:
-                    await asyncio.to_thread(self.journal.reject, [e])
-                    self._lost(1, f"malformed journal entry ({type(exc).__name__}), kept in .rejected")
-            if items:
-                await self.write_items(items)
-            self._stats["journal_replayed"] += len(items)
-            self.journal.commit(off, nlines)
-
-    def _mark_down(self, exc: BaseException) -> None:
-        now = self.clock()
-        reason = str(exc) if isinstance(exc, SchemaNotReady) else describe(exc)
-        if self._down_since is None:
-            self._down_since = now
-            log.error("database %s unavailable (%s); records wait in the journal %s",
-                      masked(self.settings.url), reason, self.journal.path)
-        self._down_reason = reason
-        self._backoff = min(self.settings.retry_max_s, max(self.settings.flush_interval_s, self._backoff * 2))
-        self._retry_at = now + self._backoff
-
-    def _mark_up(self) -> None:
-        if self._down_since is not None:
-            log.warning("database available again after %.1f s; journal replayed", self.clock() - self._down_since)
-        self._down_since = None
-        self._down_reason = ""
-        self._backoff = 0.0
-        self._retry_at = 0.0
-
-    async def drain(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 (the daemon's API)
-        """Flush the journal into the database within ``timeout`` s; the rest stays in the journal (replayed
-        at the next start). True if everything is in the database."""
-        timeout = self.settings.drain_timeout_s if timeout is None else timeout
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        try:
-            if self.journal.running:  # everything submitted so far into the file (and on to the queue)
-                await asyncio.to_thread(self.journal.flush, timeout)
-            self._stop.set()
-            task = self._task
-            if task is not None and not task.done():
-                done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - loop.time()))
-                if not done:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-            if self.engine is not None and (self.journal.pending or self._volatile):
-                # No writer task (never started, or gone): flush here, one last try even if it was down.
-                self._retry_at = 0.0
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._flush_all(), max(0.0, deadline - loop.time()))
-        finally:
-            self._closing = True
-            if self.journal.running:
-                await asyncio.to_thread(self.journal.stop)
-            if self._volatile:
-                items, self._volatile = self._volatile, []
-                self._append_now(items)
-        return not self.journal.pending and self._down_since is None
-
-    async def _flush_all(self) -> None:
-        while self.journal.pending or self._volatile:
-            before = self.journal.position()
-            batch: list[Entry] = []
-            while not self._queue.empty() and len(batch) < self.settings.batch_size:
-                batch.append(self._queue.get_nowait())
-            await self._flush(batch)
-            if self._down_since is not None or (self.journal.position() == before and not batch):
-                return
-
     # -- state for /readyz and metrics --------------------------------------------------------------------
 
     async def writable(self) -> tuple[bool, str]:
@@ -393,7 +223,7 @@ class Store(StoreReads, BatchWriter):
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Counters and gauges for metrics (see :func:`monitor.store.store_counters` for the issue-14 ones)."""
+        """Counters and gauges for metrics (exported by ``_store_families`` in :mod:`monitor.web.metrics`)."""
         return {
             **self._stats, "queue_depth": self._queue.qsize(), "overflow": len(self._volatile),
             "queue_size": self._queue.maxsize,

@@ -85,7 +85,7 @@ async def _attach(session: AsyncSession, call_pk: int, caller: str | None, sv: S
                                  .where(SurveyRow.call_pk == call_pk))).first()
     if cur is not None and rank(sv.status, sv.score) <= rank(cur.status, cur.score):
         return False
-    # The answer's queue and agent are the call's: the tracker filled them in (monitor.core.tracker.survey_answer).
+    # The answer's queue and agent are the call's: the tracker filled them in (CallTracker.survey_answer).
     values = {"caller": cut(caller, 128), "queue": cut(sv.queue, 128), "agent": cut(sv.agent, 128),
               "status": cut(sv.status, 32), "score": sv.score, "nps": sv.nps, "ces": sv.ces,
               "raw": cut(sv.raw, 64) or "", "source": cut(sv.source, 16) or "", "ts": sv.ts,

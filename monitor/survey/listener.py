@@ -16,7 +16,9 @@ import logging
 import resource
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import SupportsIndex
 
 #: accept() failures that mean "out of a resource" (asyncio's own list): back off, never crash.
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -145,12 +147,52 @@ class Acceptor:
             self.on_conn(conn)
 
 
+def request_buffered(head: bytes | bytearray) -> bool:
+    """True when ``head`` (a connection's first bytes) holds a whole FastAGI request: lines up to a blank line."""
+    body = bytes(head).lstrip(b"\r\n")  # read_headers tolerates leading blank lines
+    return b"\n\n" in body or b"\n\r\n" in body
+
+
+class HeadReader(asyncio.StreamReader):
+    """A StreamReader that also keeps the first ``keep`` bytes fed to it: whether a connection's request has
+    arrived can then be told without reading it (:class:`Admission` must not drop a connection that sent one)."""
+
+    def __init__(self, keep: int, limit: int) -> None:
+        super().__init__(limit=limit)
+        self.keep = keep
+        self.head = bytearray()
+
+    def feed_data(self, data: Iterable[SupportsIndex]) -> None:
+        """Remember the first bytes, then buffer as usual."""
+        if len(self.head) < self.keep:
+            self.head += bytes(data)[: self.keep - len(self.head)]
+        super().feed_data(data)
+
+
+async def open_stream(sock: socket.socket, limit: int) -> tuple[HeadReader, asyncio.StreamWriter]:
+    """``asyncio.open_connection(sock=...)`` for an accepted socket, with a :class:`HeadReader`."""
+    loop = asyncio.get_running_loop()
+    reader = HeadReader(limit, limit)
+    protocol = asyncio.StreamReaderProtocol(reader)
+    transport, _ = await loop.connect_accepted_socket(lambda: protocol, sock=sock)
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
+@dataclass
+class _Waiting:
+    sock: socket.socket
+    droppable: bool = True  # False while it hears the overload goodbye
+    reader: HeadReader | None = None  # once its task opened the stream
+
+
 class Admission:
-    """The connections not in a survey, oldest first: waiting for their headers (may be dropped to make room for a
-    newcomer: Asterisk sends its request at once, an idle peer is not Asterisk) or held while they hear the overload
-    goodbye (never dropped). At most ``max_sessions`` of them, so with ``max_sessions`` surveys the server holds
-    at most twice that many descriptors whatever peers do. ``spawn`` starts a connection's task; ``on_no_room``
-    is told when a newcomer had to be closed at once (every slot held).
+    """The connections not in a survey, oldest first: waiting for their headers or held while they hear the
+    overload goodbye (never dropped), with every connection of the server bounded at ``2 * max_sessions`` (the
+    descriptor budget). Past ``max_sessions`` waiting, a newcomer makes room by dropping the oldest *idle* one:
+    one whose request has not arrived (Asterisk sends its request at once; an idle peer is not Asterisk). A
+    connection whose request is already buffered is never dropped but read: so a burst of up to
+    ``2 * max_sessions`` callers at once all get a survey or the overload goodbye. ``spawn`` starts a connection's
+    task; ``on_no_room`` is told when a newcomer had to be closed at once (every slot held).
     """
 
     def __init__(self, max_sessions: int, spawn: Callable[[socket.socket], asyncio.Task[None]],
@@ -160,39 +202,52 @@ class Admission:
         self.on_no_room = on_no_room
         self.stats = stats
         self._idle = Throttle(logger)
-        self._waiting: dict[asyncio.Task[None], bool] = {}  # task -> may be dropped
+        self._waiting: dict[asyncio.Task[None], _Waiting] = {}
+        self._live = 0  # every connection's task not finished yet (surveys included): its descriptors
         self._room = max_sessions  # lowered for a minute when the process runs out of descriptors
         self._room_until = 0.0
 
     def on_conn(self, sock: socket.socket) -> None:
         """A connection was accepted: start its task (waiting for headers), or close it at once if no room."""
         self.stats["connections"] = self.stats.get("connections", 0) + 1
-        room = self._room if time.monotonic() < self._room_until else self.max_sessions
-        if len(self._waiting) >= room and not self.drop_idle():
+        strict = time.monotonic() < self._room_until  # out of descriptors lately: no more than room waiting
+        room = self._room if strict else self.max_sessions
+        full = self._live >= 2 * self.max_sessions or (strict and len(self._waiting) >= room)
+        if (full or len(self._waiting) >= room) and not self.drop_idle() and full:
             # Closing now makes AGI() return without a status: the dialplan plays its own goodbye.
             self.stats["rejected_no_room"] = self.stats.get("rejected_no_room", 0) + 1
             self.on_no_room()
             sock.close()
             return
         task = self.spawn(sock)
-        self._waiting[task] = True
+        self._waiting[task] = _Waiting(sock)
+        self._live += 1
 
         def done(t: asyncio.Task[None]) -> None:
+            self._live -= 1
             self._waiting.pop(t, None)
             if sock.fileno() >= 0 and t.cancelled():
                 sock.close()  # cancelled before its stream took the socket over
 
         task.add_done_callback(done)
 
+    def reading(self, task: asyncio.Task[None] | None, reader: HeadReader) -> None:
+        """``task`` opened its stream: what arrives is in ``reader`` (no longer in the socket)."""
+        w = self._waiting.get(task) if task is not None else None
+        if w is not None:
+            w.reader = reader
+
     def release(self, task: asyncio.Task[None] | None) -> None:
-        """``task`` has its headers, finished its goodbye or is gone: it no longer counts."""
+        """``task`` has its headers, finished its goodbye or is gone: it no longer counts as waiting."""
         if task is not None:
             self._waiting.pop(task, None)
 
     def hold(self, task: asyncio.Task[None] | None) -> None:
         """``task`` hears the overload goodbye: it counts against the bound and is never dropped."""
         if task is not None:
-            self._waiting[task] = False
+            w = self._waiting.get(task)
+            if w is not None:
+                w.droppable = False
 
     def exhausted(self) -> bool:
         """accept() ran out of descriptors (the limit is below what max_sessions needs, or others hold them):
@@ -202,9 +257,9 @@ class Admission:
         return self.drop_idle()
 
     def drop_idle(self) -> bool:
-        """Drop the oldest connection still waiting for its headers, freeing a descriptor; False if there is none."""
-        for task, idle in self._waiting.items():
-            if idle:
+        """Drop the oldest connection whose request has not arrived, freeing a descriptor; False if none."""
+        for task, w in self._waiting.items():
+            if w.droppable and not self._request_arrived(w):
                 del self._waiting[task]
                 task.cancel()
                 self.stats["idle_dropped"] = self.stats.get("idle_dropped", 0) + 1
@@ -212,3 +267,16 @@ class Admission:
                                "survey: %d more idle FastAGI connection(s) dropped in the last %.0f s")
                 return True
         return False
+
+    @staticmethod
+    def _request_arrived(w: _Waiting) -> bool:
+        """Its whole request is buffered: in its reader, or still in the kernel (its task has not run yet)."""
+        head = bytearray(w.reader.head) if w.reader is not None else bytearray()
+        keep = w.reader.keep if w.reader is not None else 65_536
+        try:  # MSG_PEEK: the bytes stay for the reader
+            head += w.sock.recv(max(1, keep - len(head)), socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:  # closed or reset: nothing worth keeping
+            return False
+        return request_buffered(head)

@@ -14,8 +14,9 @@ the dialplan goes on. The result sink and the cooldown write run only after the 
 
 Overload (issue 14): at most ``max_sessions`` surveys run at once; beyond it a caller hears goodbye at once
 (``QMON_SURVEY_STATUS=overloaded``, no lookup). Connections without headers yet are bounded by
-:class:`~monitor.survey.listener.Admission` (the oldest idle one is dropped for a newcomer), and accept() failures
-(EMFILE) by :class:`~monitor.survey.listener.Acceptor`: logged once, never a traceback per connection.
+:class:`~monitor.survey.listener.Admission` (the oldest one that sent no request is dropped for a newcomer; one
+whose request is buffered is read, so a burst of 2 x ``max_sessions`` callers all get an answer), and accept()
+failures (EMFILE) by :class:`~monitor.survey.listener.Acceptor`: logged once, never a traceback per connection.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from monitor.core.repeat import normalize_number
 from monitor.core.survey import CooldownState, Decision, OptOutList, SurveyPolicy, SurveyResultRecord
 from monitor.survey.agi import AgiChannel, AgiError, AgiHangup, quote, read_headers, render, to_reply
 from monitor.survey.durations import default_durations, worst_case_s
-from monitor.survey.listener import Acceptor, Admission, Throttle, fd_budget, listen
+from monitor.survey.listener import Acceptor, Admission, Throttle, fd_budget, listen, open_stream
 
 log = logging.getLogger("qmon.survey")
 
@@ -166,10 +167,11 @@ class SurveyServer:
 
     async def _accept(self, sock: socket.socket) -> None:
         try:
-            reader, writer = await asyncio.open_connection(sock=sock, limit=self.max_header_bytes)
+            reader, writer = await open_stream(sock, self.max_header_bytes)
         except OSError:  # the peer is already gone
             sock.close()
             return
+        self._admission.reading(asyncio.current_task(), reader)
         self.stats["active"] += 1
         chan = AgiChannel(reader, writer)
         rec: SurveyResultRecord | None = None

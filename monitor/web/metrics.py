@@ -19,11 +19,12 @@ from prometheus_client.registry import Collector
 
 from monitor.core.ingest import LiveState
 from monitor.core.members import MEMBER_STATES
+from monitor.core.owed import CLOSED_BY
 from monitor.core.records import (
     CallClosed,
     Note,
+    OwedNote,
     RepeatNote,
-    RingNoAnswerNote,
     SegmentNote,
     SurveyNote,
     TalkNote,
@@ -40,6 +41,7 @@ from monitor.core.vocab import (
     valid_nps,
 )
 from monitor.settings import WAIT_BUCKETS_S
+from monitor.web.supervisor import agent_families, owed_families
 
 CALL_OUTCOMES = CALL_OUTCOME_LABELS  # every outcome label, pre-created per queue (the last two: no wait histogram)
 TRANSFER_TYPES = ("blind", "attended")
@@ -48,6 +50,7 @@ SURVEY_RESULTS = ("completed", "no_input", "invalid")
 WAIT_BUCKETS = WAIT_BUCKETS_S  # one definition (monitor.settings): config checks sl_threshold_s against it
 TALK_BUCKETS = (15, 30, 60, 120, 180, 300, 600, 900, 1800, 3600)
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+TTC_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400)  # time to callback: a minute to a day
 _NO_MEMBERS = dict.fromkeys(MEMBER_STATES, 0)
 
 
@@ -112,7 +115,6 @@ class QmonMetrics:
         self.store = store
         self.survey_server: SurveyServerStats | None = None  # set by the daemon when surveys are enabled
         self._known: set[tuple[str, str]] = set()
-        self._known_agents: set[tuple[str, str, str]] = set()
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}  # (id(metric), labels) -> its child
         self.registry.register(_StateCollector(self))
         r = self.registry
@@ -125,12 +127,13 @@ class QmonMetrics:
                                  ["pbx", "queue", "type"], registry=r)
         self.repeats = Counter("qmon_repeat_calls", "Calls from a number that called before within the window",
                                ["pbx", "queue", "window"], registry=r)
-        self.agent_calls = Counter("qmon_agent_calls", "Queue calls answered by a member",
-                                   ["pbx", "queue", "agent"], registry=r)
-        self.agent_rna = Counter("qmon_agent_ring_no_answer", "A member rang and did not answer",
-                                 ["pbx", "queue", "agent"], registry=r)
-        self.agent_talk = Counter("qmon_agent_talk_seconds", "Talk time of queue calls per member",
-                                  ["pbx", "queue", "agent"], registry=r)
+        # Per-agent series come from the AgentBoard at scrape time (monitor.web.supervisor), not from here.
+        self.last_queue_calls = Counter("qmon_calls_by_last_queue", "Calls, each once, by the queue they ended in "
+                                        "(their last queue segment): the true abandonment denominator",
+                                        ["pbx", "queue"], registry=r)
+        self.ttc = Histogram("qmon_owed_time_to_callback_seconds", "From the end of an unanswered call to its number "
+                             "reaching an agent (owed callback closed)", ["pbx", "queue", "closed_by"],
+                             buckets=TTC_BUCKETS, registry=r)
         self.csat = Counter("qmon_csat_responses", "Valid CSAT answers (1-5)", ["pbx", "queue", "score"], registry=r)
         self.survey = Counter("qmon_survey_outcomes", "Survey results", ["pbx", "queue", "result"], registry=r)
         self.nps = Counter("qmon_nps_responses", "NPS answers (0-10) by bucket: promoter 9-10, passive 7-8, "
@@ -158,7 +161,7 @@ class QmonMetrics:
         return {q for (p, q) in self._known if p == pbx}
 
     def expose(self) -> bytes:
-        """The Prometheus text exposition: series of queues and members learned since the last scrape are
+        """The Prometheus text exposition: series of queues learned since the last scrape are
         created first (at 0), so they appear in this very scrape; collecting itself changes nothing."""
         token = _SNAPSHOT.set(self.snapshot())
         try:
@@ -178,15 +181,13 @@ class QmonMetrics:
 
     def snapshot(self) -> Snapshot:
         """Copies of everything the scrape-time gauges read (on the event loop: the trackers are not thread-safe);
-        creates the series of queues and members learned since the last scrape first."""
+        creates the series of queues learned since the last scrape first."""
         now = self.clock()
         pbxs: dict[str, PbxSnapshot] = {}
         for name, p in self.pbxs.items():
             st = p.live.live(now)
             for q in st.queues:
                 self.ensure_queue(name, q)
-            for m in st.members:
-                self.ensure_agent(name, m.queue, m.name)
             src = p.source
             pbxs[name] = PbxSnapshot(st, frozenset(self.known_queues(name)), src is not None and src.connected,
                                      src.reconnects if src is not None else 0)
@@ -214,15 +215,9 @@ class QmonMetrics:
         for res in SURVEY_RESULTS:
             self.survey.labels(pbx, queue, res)
         self.talk.labels(pbx, queue)
-
-    def ensure_agent(self, pbx: str, queue: str, agent: str) -> None:
-        """Create a member's per-agent series at 0 (idempotent)."""
-        key = (pbx, queue, agent)
-        if key in self._known_agents:
-            return
-        self._known_agents.add(key)
-        for c in (self.agent_calls, self.agent_rna, self.agent_talk):
-            c.labels(pbx, queue, agent)
+        self.last_queue_calls.labels(pbx, queue)
+        for how in CLOSED_BY:
+            self.ttc.labels(pbx, queue, how)
 
     # -- the notes sink --------------------------------------------------------------------------------
 
@@ -250,18 +245,11 @@ class QmonMetrics:
             self._child(self.calls, pbx, n.queue, n.outcome).inc()
             if n.wait_s is not None:
                 self._child(self.wait, pbx, n.queue, n.outcome).observe(n.wait_s)
-            if n.outcome == "answered" and n.agent:
-                self.ensure_agent(pbx, n.queue, n.agent)
-                self._child(self.agent_calls, pbx, n.queue, n.agent).inc()
-        elif isinstance(n, RingNoAnswerNote):
-            self.ensure_queue(pbx, n.queue)
-            self.ensure_agent(pbx, n.queue, n.agent)
-            self._child(self.agent_rna, pbx, n.queue, n.agent).inc()
         elif isinstance(n, TalkNote):
             self.ensure_queue(pbx, n.queue)
-            self.ensure_agent(pbx, n.queue, n.agent)
-            self._child(self.agent_talk, pbx, n.queue, n.agent).inc(max(0.0, n.talk_s))
             self._child(self.talk, pbx, n.queue).observe(max(0.0, n.talk_s))
+        elif isinstance(n, OwedNote):
+            self._owed(pbx, n)
         elif isinstance(n, TransferNote):
             if n.queue is not None:  # not a queue call: not ours to count
                 self.ensure_queue(pbx, n.queue)
@@ -279,11 +267,23 @@ class QmonMetrics:
         elif isinstance(n, SurveyNote):
             self._survey(pbx, n)
         elif isinstance(n, CallClosed):
+            if n.record.segments:  # each call once, where it ended (an amended record is not counted again)
+                last = n.record.segments[-1].queue
+                self.ensure_queue(pbx, last)
+                self.last_queue_calls.labels(pbx, last).inc()
             # Segments closed without an outcome (stream gap, shutdown) never produced a SegmentNote.
             for s in n.record.segments:
                 if s.outcome == "unknown" and s.entered:
                     self.ensure_queue(pbx, s.queue)
                     self.calls.labels(pbx, s.queue, "unknown").inc()
+
+    def _owed(self, pbx: str, n: OwedNote) -> None:
+        """An owed callback closed: observe its time to callback under the queue where the call ended."""
+        ttc = n.call.time_to_callback_s
+        if n.change != "close" or ttc is None or not n.call.queue or n.call.closed_by not in CLOSED_BY:
+            return
+        self.ensure_queue(pbx, n.call.queue)
+        self.ttc.labels(pbx, n.call.queue, n.call.closed_by).observe(ttc)
 
     def _survey(self, pbx: str, n: SurveyNote) -> None:
         """Count one survey answer of any source (dialplan UserEvent, AGI, callback), attached to a call or not."""
@@ -366,6 +366,9 @@ class _StateCollector(Collector):
             for reason, count in sorted(st.skipped.items()):
                 skipped.add_metric([name, reason], count)
         yield from (waiting, longest, members, up, age, open_calls, events, reconnects, skipped)
+        pbxs = sorted(snap.pbxs.items())
+        yield from agent_families([(name, p.live) for name, p in pbxs])
+        yield from owed_families([(name, p.live, p.live.queues | p.known_queues) for name, p in pbxs])
         yield from _store_families(snap.store)
         if snap.survey_server is not None:
             yield from _survey_server_families(snap.survey_server)

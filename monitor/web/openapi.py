@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from monitor import __version__
+from monitor.core.agents import AGENT_STATES, TIME_STATES
 from monitor.web.params import ENDPOINTS
+from monitor.web.supervisor_api import CSV_COLUMNS
 
 _NUM_OR_NULL: dict[str, Any] = {"type": ["number", "null"]}
 
@@ -41,6 +43,8 @@ _COUNTS = ("entered", "answered", "abandoned", "abandoned_short", "timeout", "ex
            "full", "join_unavail", "leave_unavail", "withdraw", "ring_no_answer", "completed_by_agent",
            "completed_by_caller", "transfers_blind", "transfers_attended", "voicemail", "repeat_calls")
 _INT = {"type": "integer", "minimum": 0}
+_SECONDS = {"type": "number", "minimum": 0}
+_PER_KEY_S = {"type": "object", "additionalProperties": _SECONDS}
 _RATIO = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
 _RAG = {"enum": ["green", "amber", "red", "none"], "description": "none: no call today yet"}
 _STATES = {"enum": ["available", "in_call", "ringing", "paused", "unavailable"]}
@@ -128,6 +132,26 @@ SCHEMAS: dict[str, Any] = {
                                 "additionalProperties": {"$ref": "#/components/schemas/QueueSummary"}}}),
     **WALLBOARD_SCHEMAS,
     "Surveys": _obj({"count": _INT, "surveys": {"type": "array", "items": {"type": "object"}}}),
+    "Agent": _obj({
+        "pbx": {"type": "string"}, "queue": {"type": "string", "description": "* = the agent over all its queues"},
+        "agent": {"type": "string"}, "interface": {"type": "string"}, "state": {"enum": list(AGENT_STATES)},
+        "since_ts": _NUM_OR_NULL, "state_duration_s": _NUM_OR_NULL, "pause_reason": {"type": "string"},
+        "pause_label": {"type": "string"}, "logged_in_s": _SECONDS, "paused_s": _SECONDS,
+        "paused_by_reason_s": _PER_KEY_S, "paused_by_label_s": _PER_KEY_S,
+        "state_s": {"type": "object", "properties": {s: _SECONDS for s in TIME_STATES}, "required": list(TIME_STATES),
+                    "additionalProperties": False},
+        "talk_s": _SECONDS, "wrapup_s": _SECONDS, "answered": _INT, "completed": _INT, "ring_no_answer": _INT,
+        "aht_s": _NUM_OR_NULL, "occupancy": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+    }),
+    "Agents": _obj({"count": _INT, "agents": {"type": "array", "items": {"$ref": "#/components/schemas/Agent"}}}),
+    "OwedCallback": _obj({
+        "pbx": {"type": "string"}, "caller": {"type": "string"}, "queue": {"type": ["string", "null"]},
+        "first_ts": {"type": "number"}, "last_ts": {"type": "number"}, "owed_since_ts": {"type": "number"},
+        "age_s": _SECONDS, "wait_s": _SECONDS, "outcome": {"type": "string"}, "voicemail": {"type": "boolean"},
+        "attempts": {"type": "integer", "minimum": 1}, "linkedids": {"type": "array", "items": {"type": "string"}},
+    }),
+    "Callbacks": _obj({"state": {"enum": ["open"]}, "count": _INT,
+                       "callbacks": {"type": "array", "items": {"$ref": "#/components/schemas/OwedCallback"}}}),
 }
 
 
@@ -144,6 +168,13 @@ def openapi_document(surveys: bool = False, wallboard: bool = False) -> dict[str
         "/api/v1/summary": _get("The replay-report numbers over stored calls that started in [from, to)", "Summary",
                                 "/api/v1/summary"),
     }
+    paths["/api/v1/agents"] = _get("Per queue and agent (queue * = over all its queues): state and since when, "
+                                    "logged-in, paused by reason, talk, wrap-up (s), calls, occupancy", "Agents",
+                                    "/api/v1/agents", store=False)
+    paths["/api/v1/callbacks"] = _get("The callers still owed a call (state=open), oldest first; CSV with format=csv "
+                                      "or Accept: text/csv", "Callbacks", "/api/v1/callbacks", store=False)
+    paths["/api/v1/callbacks"]["get"]["responses"]["200"]["content"]["text/csv"] = {
+        "schema": {"type": "string", "description": "RFC 4180 CSV, header: " + ",".join(CSV_COLUMNS)}}
     if surveys:
         paths["/api/v1/surveys"] = _get("Survey results, newest first (call back unhappy callers)", "Surveys",
                                         "/api/v1/surveys")

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 MAX_LIMIT = 1000
+MAX_WORKLIST = 100_000  # the owed-callback worklist's own bound (OwedCallbacks.max_open)
 MAX_TS = 253402300799.0  # 9999-12-31T23:59:59Z: the last second ISO 8601 (and datetime) can name
 _MAX_LEN = 64  # of a time or integer value (texts have their own max_len)
 
@@ -32,15 +33,17 @@ _INT = re.compile(r"^-?[0-9]+$")
 
 @dataclass(frozen=True, slots=True)
 class Param:
-    """One query parameter: ``kind`` time (-> epoch s, float), int (in [lo, hi]) or text (up to ``max_len``)."""
+    """One query parameter: ``kind`` time (-> epoch s, float), int (in [lo, hi]), text (up to ``max_len``) or
+    choice (one of ``choices``)."""
 
     name: str
-    kind: Literal["time", "int", "text"]
+    kind: Literal["time", "int", "text", "choice"]
     doc: str
     lo: int = 0
     hi: int = 0
-    default: int | None = None
+    default: int | str | None = None
     max_len: int = 128
+    choices: tuple[str, ...] = ()
 
     def schema(self) -> dict[str, Any]:
         """The parameter's JSON schema (OpenAPI)."""
@@ -49,6 +52,9 @@ class Param:
         if self.kind == "int":
             out: dict[str, Any] = {"type": "integer", "minimum": self.lo, "maximum": self.hi}
             return out if self.default is None else {**out, "default": self.default}
+        if self.kind == "choice":
+            enum: dict[str, Any] = {"type": "string", "enum": list(self.choices)}
+            return enum if self.default is None else {**enum, "default": self.default}
         return {"type": "string", "minLength": 1, "maxLength": self.max_len}
 
 
@@ -74,6 +80,12 @@ ENDPOINTS: dict[str, Endpoint] = {
         Param("from", "time", "results that ended at or after"), Param("to", "time", "results that ended before"),
         _QUEUE, Param("agent", "text", "only this agent"),
         Param("max_score", "int", "CSAT at most this", 0, 10), _LIMIT), ordered=("from", "to")),
+    "/api/v1/agents": Endpoint((_QUEUE, Param("agent", "text", "only this agent (member name)"))),
+    "/api/v1/callbacks": Endpoint((
+        Param("state", "choice", "open: callers still owed a call (closed ones are in the store)", default="open",
+              choices=("open",)), _QUEUE,
+        Param("format", "choice", "json (default) or csv (also chosen by Accept: text/csv)", choices=("json", "csv")),
+        Param("limit", "int", "at most this many rows (oldest first)", 1, MAX_WORKLIST, default=MAX_WORKLIST))),
 }
 
 
@@ -109,6 +121,10 @@ def _one(p: Param, raw: str) -> Any:
         if len(raw) > _MAX_LEN or not _INT.match(raw) or not p.lo <= int(raw) <= p.hi:
             raise ValueError(f"an integer from {p.lo} to {p.hi}")
         return int(raw)
+    if p.kind == "choice":
+        if raw not in p.choices:
+            raise ValueError(f"one of {', '.join(p.choices)}")
+        return raw
     if len(raw) > p.max_len:
         raise ValueError(f"longer than {p.max_len} characters")
     return raw
@@ -147,7 +163,7 @@ def parse(path: str, query: Mapping[str, str]) -> dict[str, Any]:
             try:
                 out[name] = _one(p, raw)
             except ValueError as exc:
-                errors.append(f"{name}: {exc}: {raw[:40]!r}" if p.kind != "text" else f"{name}: {exc}")
+                errors.append(f"{name}: {exc}: {raw[:40]!r}" if p.kind in ("time", "int") else f"{name}: {exc}")
     if ep.ordered is not None and not errors:
         a, b = ep.ordered
         if out.get(a) is not None and out.get(b) is not None and out[a] > out[b]:

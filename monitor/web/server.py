@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -14,9 +15,11 @@ from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from monitor.core.members import MEMBER_STATES
+from monitor.web.conn import HEADER_TIMEOUT_S, SECURITY_HEADERS, ConnGuard, GuardedHandler, GuardedSite
 from monitor.web.metrics import LiveSource, QmonMetrics
 from monitor.web.openapi import openapi_document
 from monitor.web.params import bad_request, query
+from monitor.web.supervisor_api import add_supervisor_routes
 from monitor.web.surveys import SurveyQuery, add_survey_routes
 from monitor.web.wallboard import Wallboard
 from monitor.web.wallboard_http import add_wallboard_routes
@@ -90,6 +93,7 @@ class ApiContext:
     token: str = ""
     sl_threshold_s: float = 20.0
     clock: Callable[[], float] = time.time
+    bind: str = "127.0.0.1"  # the HTTP bind address (start_http sets it): without a token, a Host it may be named by
 
 
 CTX: web.AppKey[ApiContext] = web.AppKey("qmon_ctx", ApiContext)
@@ -99,9 +103,34 @@ def _json_error(status: int, message: str, headers: Mapping[str, str] | None = N
     return web.json_response({"error": message}, status=status, headers=headers)
 
 
-#: On every response the app sends: the API returns caller numbers (no cache may keep them, no browser may sniff
-#: JSON into HTML), and the Server header says nothing about versions (aiohttp would add "Python/3.x aiohttp/3.x").
-SECURITY_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Server": "qmon"}
+def _loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1; brackets allowed)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_allowed(ctx: ApiContext, host_header: str | None) -> bool:
+    """Without a token on a loopback bind, only loopback names (and the bind address) may be in ``Host``: a page
+    on another site whose name an attacker re-points at 127.0.0.1 (DNS rebinding) sends its own name and is
+    refused. With a token, or a non-loopback bind the operator opened (``--insecure-no-token``), any Host."""
+    if ctx.token or not _loopback(ctx.bind) or host_header is None:  # no Host: not a browser
+        return True
+    host = host_header.strip()
+    if host.startswith("["):  # [::1]:9464
+        host = host[: host.find("]") + 1]
+    elif host.count(":") == 1:  # name:port (a bare IPv6 address has several colons)
+        host = host.partition(":")[0]
+    return _loopback(host) or host.strip("[]").lower() == ctx.bind.strip("[]").lower()
+
+
+def _bearer(header: str) -> str | None:
+    """The token of ``Authorization: Bearer <token>`` (the scheme is case-insensitive, RFC 7235), else None."""
+    scheme, _, token = header.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -112,14 +141,21 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 @web.middleware
 async def _errors_and_auth(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                            ) -> web.StreamResponse:
-    """Token first (401 before 404/405: an unauthenticated caller learns nothing about routes), then one JSON
-    ``{"error": ...}`` body for every failure: 400 (parameters), 404, 405 (with ``Allow``), 503, 500."""
+    """Host (without a token: 421 for a name that is not loopback's), token (401 before 404/405: an
+    unauthenticated caller learns nothing about routes), then one JSON ``{"error": ...}`` body for every failure:
+    400 (parameters), 404, 405 (with ``Allow``), 503, 500."""
     ctx = request.app[CTX]
+    if not _host_allowed(ctx, request.headers.get("Host")):
+        return _json_error(421, "Host is not this server's loopback name (without a token only localhost, "
+                                "127.0.0.1, [::1] or the bind address are served)")
     if ctx.token and request.path != "/healthz":
-        got = request.headers.get("Authorization", "")
+        got = _bearer(request.headers.get("Authorization", ""))
         # Constant-time compare: the token guards caller numbers in /api/v1/calls.
-        if not (got.startswith("Bearer ") and hmac.compare_digest(got[7:].strip().encode(), ctx.token.encode())):
+        if got is None or not hmac.compare_digest(got.encode(), ctx.token.encode()):
             return _json_error(401, "missing or wrong bearer token", {"WWW-Authenticate": 'Bearer realm="qmon"'})
+    proto = request.protocol
+    if isinstance(proto, GuardedHandler):
+        proto.busy = True  # inside a request (a wallboard stream may last hours): never closed to make room
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -131,6 +167,9 @@ async def _errors_and_auth(request: web.Request, handler: Callable[[web.Request]
     except Exception:
         log.exception("HTTP %s %s failed", request.method, request.path)
         return _json_error(500, "internal error")
+    finally:
+        if isinstance(proto, GuardedHandler):
+            proto.busy = False
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -253,6 +292,7 @@ def make_app(ctx: ApiContext, survey_query: SurveyQuery | None = None,
     app.router.add_get("/api/v1/queues", queues)
     app.router.add_get("/api/v1/calls", calls)
     app.router.add_get("/api/v1/summary", summary)
+    add_supervisor_routes(app, lambda: [(n, p.live.live(ctx.clock())) for n, p in sorted(ctx.pbxs.items())])
     if survey_query is not None:
         add_survey_routes(app, survey_query)
     if wallboard is not None:
@@ -299,16 +339,19 @@ class _ProtocolLog(logging.LoggerAdapter):  # type: ignore[type-arg]  # generic 
         self._since, self._next = 0, now + self.interval_s
 
 
-async def start_http(app: web.Application, bind: str, port: int) -> tuple[web.AppRunner, int]:
-    """Serve ``app``; returns the runner (for cleanup) and the bound port (``port=0`` picks a free one)."""
+async def start_http(app: web.Application, bind: str, port: int, guard: ConnGuard | None = None,
+                     header_timeout_s: float = HEADER_TIMEOUT_S) -> tuple[web.AppRunner, int]:
+    """Serve ``app``; returns the runner (for cleanup) and the bound port (``port=0`` picks a free one).
+    Connections are bounded by ``guard`` (default: :data:`~monitor.web.conn.MAX_CONNECTIONS`), a request's headers
+    by ``header_timeout_s`` (s; aiohttp's keep-alive timer, which runs while a connection waits for a request)."""
+    app[CTX].bind = bind
     # Request line and each header bounded (aiohttp's own defaults are 8190 bytes; named here, and tested).
-    runner = web.AppRunner(app, access_log=None, logger=_ProtocolLog(), max_line_size=MAX_LINE_BYTES,
-                           max_field_size=MAX_LINE_BYTES)
+    kw: dict[str, Any] = {"access_log": None, "logger": _ProtocolLog(), "max_line_size": MAX_LINE_BYTES,
+                          "max_field_size": MAX_LINE_BYTES, "keepalive_timeout": header_timeout_s}
+    runner = web.AppRunner(app, **kw)
     await runner.setup()
-    site = web.TCPSite(runner, bind, port)
+    site = GuardedSite(runner, bind, port, guard or ConnGuard(), **kw)
     await site.start()
-    # aiohttp keeps the asyncio server here; it is the only way to learn which port 0 picked.
-    sockets = getattr(site._server, "sockets", None) or []
-    bound = int(sockets[0].getsockname()[1]) if sockets else port
+    bound = site.bound_port
     log.info("HTTP on http://%s:%d (/metrics, /healthz, /readyz, /api/v1)", bind, bound)
     return runner, bound

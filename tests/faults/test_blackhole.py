@@ -17,17 +17,8 @@ from monitor.store.models import Call
 from tests.faults.child_store import TEMPLATE
 from tests.faults.proxy import blackhole
 from tests.support import store as store_fixtures
+from tests.support.helpers import until_async
 from tests.support.store import PG_HOST, PG_PORT, PG_USER, TABLES
-
-
-async def _until(cond: object, limit_s: float) -> float:
-    """Seconds until ``cond()`` is true (fails past ``limit_s``)."""
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    while not await cond():  # type: ignore[operator]
-        assert loop.time() - t0 < limit_s, f"not reached within {limit_s} s"
-        await asyncio.sleep(0.02)
-    return loop.time() - t0
 
 
 async def test_blackholed_postgresql_is_an_outage_within_seconds(pg_database: str, tmp_path: object,
@@ -56,7 +47,7 @@ async def test_blackholed_postgresql_is_an_outage_within_seconds(pg_database: st
         async def first_stored() -> bool:
             return (await count())[0] == 20 and not store.journal.pending
 
-        await _until(first_stored, 10)
+        await until_async(first_stored, 10)
         bh.silence()
         for r in records[20:]:
             store.submit(r)
@@ -65,7 +56,7 @@ async def test_blackholed_postgresql_is_an_outage_within_seconds(pg_database: st
         async def down() -> bool:
             return store.stats["db_up"] is False
 
-        detected = await _until(down, 5.0) + 0.4  # counted from the first record submitted into the silence
+        detected = await until_async(down, 5.0) + 0.4  # counted from the first record submitted into the silence
         assert store.journal.lines == 20  # all of them kept in the journal file
         ok, why = await store.writable()
         assert not ok and "DatabaseSilent" in why
@@ -73,13 +64,13 @@ async def test_blackholed_postgresql_is_an_outage_within_seconds(pg_database: st
         async def retried() -> bool:
             return store.stats["retries"] >= 2  # it keeps trying (and failing) while silent
 
-        await _until(retried, 10)
+        await until_async(retried, 10)
         bh.restore()
 
         async def all_stored() -> bool:
             return (await count())[0] >= 40 and store.journal.size == 0
 
-        recovered = await _until(all_stored, 10)
+        recovered = await until_async(all_stored, 10)
         assert await store.drain(5) is True
         await task
         await store.close()

@@ -171,7 +171,7 @@ class AmiTestServer:
         drop_at: int | None = None,
         drop_after_bytes: int | None = None,
         resume_at: int | None = None,
-        state: AmiState | str | None = None,
+        state: AmiState | str = "auto",
         originate: str = "Success",
         message_delay_s: float = 0.0,
         handlers: Mapping[str, ActionHandler] | None = None,
@@ -192,10 +192,13 @@ class AmiTestServer:
         self.drop_at, self.drop_after_bytes = drop_at, drop_after_bytes
         #: Where the connection after a cut continues (default: the cut message, sent again whole).
         self.resume_at = resume_at
-        #: What QueueStatus/CoreShowChannels report: a fixed AmiState, or "auto" = derived from the stream up to
-        #: the message the asking connection is at (what Asterisk would really have alive at that moment).
-        self.state: AmiState | str = state or AmiState()
-        self._parsed: list[Headers] | None = None
+        #: What QueueStatus/CoreShowChannels report: "auto" (the default) = derived from the stream up to the
+        #: message the asking connection is at, i.e. from every stream message written before the answer on the
+        #: wire (what Asterisk would really have alive there: its answer never contradicts the events it already
+        #: sent); or a fixed AmiState, for a test that plays a PBX whose truth differs from the stream (e.g. one
+        #: that restarted). Messages sent with :meth:`push` are not part of the derived state.
+        self.state: AmiState | str = state
+        self._parsed: list[list[Headers]] | None = None  # per stream message: what it parses to (0..n dicts)
         self.originate = originate  # "Success" or "Error"
         self.handlers: dict[str, ActionHandler] = {k.lower(): v for k, v in (handlers or {}).items()}
         #: Configured queues: listed by QueueStatus (state "auto") even without members or callers.
@@ -227,21 +230,27 @@ class AmiTestServer:
         """A server streaming a recorded ``.ami`` capture (a scenario name of ``tests/fixtures`` or a path)."""
         return cls(transcript_messages(scenario_or_path), **kwargs)
 
+    def _per_message(self) -> list[list[Headers]]:
+        """What each stream message parses to, by stream index (garbage: none, or several dicts)."""
+        if self._parsed is None:
+            p = WireParser(expect_banner=False)
+            self._parsed = [p.feed(raw) for raw in self.messages]
+        return self._parsed
+
     @property
     def headers(self) -> list[Headers]:
         """The stream messages parsed (for :func:`state_at` and assertions)."""
-        if self._parsed is None:
-            p = WireParser(expect_banner=False)
-            self._parsed = [m for raw in self.messages for m in p.feed(raw)]
-        return self._parsed
+        return [m for parsed in self._per_message() for m in parsed]
 
     def state_for(self, index: int) -> AmiState:
-        """The state reported to a connection whose stream is at message ``index``."""
+        """The state reported to a connection whose stream is at message ``index`` (stream messages written:
+        ``0..index-1``; a message that is garbage on the wire counts as what it parses to, if anything)."""
         if isinstance(self.state, AmiState):
             return self.state
         if self.state != "auto":
             raise ValueError(f"state must be an AmiState or 'auto', not {self.state!r}")
-        return state_at(self.headers, index, queues=self.queues)
+        written = [m for parsed in self._per_message()[:index] for m in parsed]
+        return state_at(written, len(written), queues=self.queues)
 
     def pbx_now(self, index: int | None = None) -> float:
         """The PBX clock (what Asterisk's Ping answer carries): the last Timestamp streamed plus the time since;

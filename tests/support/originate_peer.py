@@ -18,7 +18,6 @@ test can prove that no two attempts for one number were ever in flight together.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
 from collections.abc import Callable
@@ -27,19 +26,15 @@ from pathlib import Path
 
 from monitor.ami.wire import Headers, WireParser, first
 from tests.support.amiserver import AmiTestServer
+from tests.support.helpers import until
 
 AMI22 = Path(__file__).parent.parent / "fixtures" / "ami22"
 CALLBACK_RECORDINGS = ("e_callback", "e_callback_noanswer", "e_callback_late_answer")
 
 
 async def poll(cond: Callable[[], object], limit_s: float = 5.0, what: str = "condition") -> None:
-    """Until ``cond()`` is true; AssertionError after ``limit_s`` (s)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit_s
-    while not cond():
-        if loop.time() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
+    """:func:`tests.support.helpers.until` at this peer's pace (every 5 ms, 5 s by default)."""
+    await until(cond, limit_s, what, every_s=0.005)
 
 
 def read_ami(name: str) -> list[Headers]:

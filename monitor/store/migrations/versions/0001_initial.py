@@ -19,6 +19,8 @@ PK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 def upgrade() -> None:
     """Create every table and index."""
+    # Long on purpose (house rule's exception): a migration is a flat list of table definitions, read top to
+    # bottom against the models; splitting it would only scatter one schema over helpers.
     op.create_table(
         "agent_events",
         sa.Column("id", PK, autoincrement=True, nullable=False),
