@@ -44,7 +44,7 @@ def async_url(url: str) -> str:
 
 def masked(url: str) -> str:
     """The URL with its password masked, fit for logs."""
-    from monitor.config import mask_url  # also masks ?password= (asyncpg takes it), which SQLAlchemy does not
+    from monitor.urls import mask_url  # also masks ?password= (asyncpg takes it), which SQLAlchemy does not
 
     return mask_url(make_url(url).render_as_string(hide_password=True))
 
