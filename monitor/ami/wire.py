@@ -275,17 +275,20 @@ class WireParser:
                 if isinstance(lines, list):
                     lines.append(line)
                 continue
-            key = key.strip()
             value = value[1:] if value.startswith(" ") else value
-            value = value.rstrip()
-            old = msg.get(key)
-            if old is None:
-                msg[key] = value
-            elif isinstance(old, list):
-                old.append(value)
-            else:
-                msg[key] = [old, value]
+            _add(msg, key.strip(), value.rstrip())
         return msg
+
+
+def _add(msg: Headers, key: str, value: str) -> None:
+    """One header into ``msg``; a repeated key keeps every value, in order, as a list (AMI repeats Variable:)."""
+    old = msg.get(key)
+    if old is None:
+        msg[key] = value
+    elif isinstance(old, list):
+        old.append(value)
+    else:
+        msg[key] = [old, value]
 
 
 def _subset_pattern(headers: Iterable[str]) -> re.Pattern[str]:
@@ -304,14 +307,7 @@ def _parse_subset(raw: bytes, subset: re.Pattern[str]) -> Headers:
         return flat  # type: ignore[return-value]  # dict is invariant; no list values here
     msg: Headers = {}
     for key, value in pairs:
-        value = value.rstrip()
-        old = msg.get(key)
-        if old is None:
-            msg[key] = value
-        elif isinstance(old, list):
-            old.append(value)
-        else:
-            msg[key] = [old, value]
+        _add(msg, key, value.rstrip())
     return msg
 
 
