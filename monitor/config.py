@@ -37,6 +37,7 @@ from monitor.settings import (
     SurveySettings,
     TrackerSettings,
     WallboardSettings,
+    queue_numbers,
     wrapup_pairs,
 )
 from monitor.urls import check_url, db_url, mask_url, mask_webhook, sqlite_path
@@ -122,18 +123,7 @@ def load_settings(env: Mapping[str, str], toml_text: str | None = None, *, sourc
 
 def queue_sl_targets(w: WallboardSettings) -> dict[str, float]:
     """``queue_sl_target`` as {queue: target 0..1}; ValueError naming the bad entries."""
-    out: dict[str, float] = {}
-    bad: list[str] = []
-    for p in w.queue_sl_target:
-        queue, sep, value = p.partition("=")
-        try:
-            target = float(value) if sep and queue.strip() else -1.0
-        except ValueError:
-            target = -1.0
-        if not 0.0 <= target <= 1.0:
-            bad.append(p)
-            continue
-        out[queue.strip()] = target
+    out, bad = queue_numbers(w.queue_sl_target, 0.0, 1.0)
     if bad:
         raise ValueError(f"wallboard.queue_sl_target: {', '.join(repr(b) for b in bad)} not queue=target (0..1)")
     return out

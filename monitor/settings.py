@@ -6,6 +6,8 @@ components receive these objects and never read the environment themselves.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from monitor.core.repeat import WITHHELD_NUMBERS
@@ -163,16 +165,26 @@ class Settings:
     config_file: str | None = None
 
 
-def wrapup_pairs(t: TrackerSettings) -> tuple[tuple[str, float], ...]:
-    """``queue_wrapup_s`` as (queue, seconds) pairs for ``TrackerConfig.wrapup_s``; ValueError names a bad entry."""
-    out = []
-    for p in t.queue_wrapup_s:
+def queue_numbers(entries: Iterable[str], low: float, high: float) -> tuple[dict[str, float], list[str]]:
+    """``["queue=number", ...]`` as {queue: number} for numbers in [low, high], and the entries that are not."""
+    out: dict[str, float] = {}
+    bad: list[str] = []
+    for p in entries:
         queue, sep, value = p.partition("=")
         try:
-            secs = float(value) if sep and queue.strip() else -1.0
+            number = float(value) if sep and queue.strip() else math.nan
         except ValueError:
-            secs = -1.0
-        if secs < 0:
-            raise ValueError(f"queue_wrapup_s: {p!r} is not queue=seconds (seconds >= 0)")
-        out.append((queue.strip(), secs))
-    return tuple(out)
+            number = math.nan
+        if low <= number <= high:
+            out[queue.strip()] = number
+        else:
+            bad.append(p)
+    return out, bad
+
+
+def wrapup_pairs(t: TrackerSettings) -> tuple[tuple[str, float], ...]:
+    """``queue_wrapup_s`` as (queue, seconds) pairs for ``TrackerConfig.wrapup_s``; ValueError names a bad entry."""
+    out, bad = queue_numbers(t.queue_wrapup_s, 0.0, math.inf)
+    if bad:
+        raise ValueError(f"queue_wrapup_s: {bad[0]!r} is not queue=seconds (seconds >= 0)")
+    return tuple(out.items())
