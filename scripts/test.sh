@@ -17,11 +17,12 @@ fi
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -c scripts/constraints.txt -e '.[dev]' 2>&1 \
   | { grep -v '^WARNING: Location' || true; }
 
-# System parts the tests drive for real: promtool/prometheus, headless chromium, PostgreSQL.
+# System parts the tests drive for real: promtool/prometheus, headless chromium, sox, PostgreSQL.
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v soxi >/dev/null 2>&1 || missing+=(sox)  # tests/test_survey_budget.py measures the prompts with soxi
 if ((${#missing[@]})); then
   (apt-get install -y -q "${missing[@]}" >/dev/null 2>&1) \
     || (apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null)
