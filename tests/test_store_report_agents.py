@@ -130,3 +130,20 @@ def test_owed_and_true_abandonment_from_stored_rows(db: DB) -> None:
     # A shorter horizon than the callback took: the repeat caller's callback came too late.
     short = history(records, 20.0, extras=Extras(owed=owed, as_of=end + 5 * 3600, horizon_s=1.0))
     assert short["queues"]["support"]["missed"] == 2
+
+
+def test_report_has_a_column_for_every_queue_exit(db: DB, capsys: pytest.CaptureFixture[str]) -> None:
+    """queue_full (maxlen): the refused caller is counted under ``full`` in JSON, CSV and the table."""
+    _store_capture(db, FIXTURES / "ast22" / "queue_full.ami")
+    span = ["--from", "1796032290", "--to", "1796032320", "--db", db.url]
+    q = _report(db, capsys, *span[:4])["queues"]["support"]
+    assert (q["full"], q["join_unavail"], q["leave_unavail"], q["withdraw"]) == (1, 0, 0, 0)
+    capsys.readouterr()
+    assert main(["report", *span, "--format", "table"], {}) == 0
+    head, row = capsys.readouterr().out.splitlines()[3:5]
+    cells = dict(zip(head.split(), row.split(), strict=True))
+    assert (cells["full"], cells["junavail"], cells["lunavail"], cells["withdraw"]) == ("1", "0", "0", "0")
+    assert main(["report", *span, "--format", "csv"], {}) == 0
+    lines = capsys.readouterr().out.splitlines()
+    csv_row = dict(zip(lines[0].split(","), next(x for x in lines if ",queue,support," in x).split(","), strict=True))
+    assert csv_row["full"] == "1"

@@ -76,3 +76,12 @@ def test_replay_cli_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["replay", str(FIXTURES / "abandoned.ami"), "--repeat-window", "soon"]) == 2
     assert "bad window" in capsys.readouterr().err
     assert main(["nope"]) == 2
+
+
+def test_replay_table_shows_every_queue_exit(capsys: pytest.CaptureFixture[str]) -> None:
+    """The table has a column for each exit of the JSON report; queue_full's refused caller lands under ``full``."""
+    assert main(["replay", str(FIXTURES / "ast22" / "queue_full.ami"), "--report", "table"]) == 0
+    head, _, row = capsys.readouterr().out.splitlines()[1:4]
+    cells = dict(zip(head.split(), row.split(), strict=True))
+    assert (cells["entered"], cells["full"], cells["junav"], cells["lunav"], cells["wdraw"]) == ("1", "1", "0", "0",
+                                                                                                 "0")

@@ -108,7 +108,8 @@ def format_table(report: dict[str, Any]) -> str:
     """A fixed-width per-queue table of the replay report."""
     cols = [
         ("queue", 10), ("entered", 7), ("answ", 5), ("aband", 5), ("short", 5), ("tmout", 5), ("empty", 5),
-        ("jempty", 6), ("key", 4), ("rna", 4), ("xfer", 4), ("vm", 3), ("rep", 3), ("ASA", 6), ("AHT", 6),
+        ("jempty", 6), ("key", 4), ("full", 4), ("junav", 5), ("lunav", 5), ("wdraw", 5),
+        ("rna", 4), ("xfer", 4), ("vm", 3), ("rep", 3), ("ASA", 6), ("AHT", 6),
         ("SL%", 6), ("CSAT", 5), ("csat%", 6),
     ]
     head = " ".join(f"{n:>{w}}" for n, w in cols)
@@ -122,7 +123,8 @@ def format_table(report: dict[str, Any]) -> str:
         sat = b["csat"]["satisfied_ratio"]
         vals = [
             q, b["entered"], b["answered"], b["abandoned"], b["abandoned_short"], b["timeout"], b["exit_empty"],
-            b["join_empty"], b["exit_key"], b["ring_no_answer"], b["transfers_blind"] + b["transfers_attended"],
+            b["join_empty"], b["exit_key"], b["full"], b["join_unavail"], b["leave_unavail"], b["withdraw"],
+            b["ring_no_answer"], b["transfers_blind"] + b["transfers_attended"],
             b["voicemail"], b["repeat_calls"], _f(b["wait_answered_s"]["mean"]), _f(b["talk_s"]["mean"]),
             _f(sl * 100 if sl is not None else None), _f(b["csat"]["mean"], 2),
             _f(sat * 100 if sat is not None else None),

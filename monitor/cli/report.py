@@ -187,7 +187,8 @@ def _f(v: Any) -> str:
     return str(v)
 
 
-_SHORT = {"abandoned_short": "short", "exit_empty": "empty", "join_empty": "jempty", "service_level": "SL",
+_SHORT = {"abandoned_short": "short", "exit_empty": "empty", "join_empty": "jempty", "join_unavail": "junavail",
+          "leave_unavail": "lunavail", "service_level": "SL",
           "longest_wait_s": "maxwait", "repeat_calls": "rep", "repeat_rate": "reprate", "csat_responses": "resp",
           "csat_mean": "csat", "csat_satisfied_ratio": "csat%", "csat_response_rate": "rrate",
           "completed_by_agent": "byagent", "completed_by_caller": "bycaller", "ring_no_answer": "rna",

@@ -15,7 +15,8 @@ from monitor.store.agent_history import agent_columns, agent_windows, owed_colum
 
 QUEUE_COLUMNS = (
     "offered", "entered", "answered", "abandoned", "abandoned_short", "timeout", "exit_empty", "join_empty",
-    "exit_key", "service_level", "sl_definition", "sl", "sl_answered", "sl_answered_abandoned", "sl_offered",
+    "exit_key", "full", "join_unavail", "leave_unavail", "withdraw",
+    "service_level", "sl_definition", "sl", "sl_answered", "sl_answered_abandoned", "sl_offered",
     "sl_offered_no_short", "asa_s", "aht_s", "longest_wait_s", "abandon_rate", "abandon_rate_no_short",
     "owed", "withheld", "reached", "missed", "pending", "ttc_s", "true_abandon_rate", "voicemail", "transfers",
     "repeat_calls", "repeat_rate", "fcr", "csat_responses", "csat_mean", "csat_satisfied_ratio",
@@ -70,7 +71,8 @@ def queue_rows(records: Sequence[CallRecord], sl_threshold_s: float) -> tuple[di
         rows[q] = {
             "offered": b["entered"] + b["join_empty"],
             **{k: b[k] for k in ("entered", "answered", "abandoned", "abandoned_short", "timeout", "exit_empty",
-                                 "join_empty", "exit_key", "service_level")},
+                                 "join_empty", "exit_key", "full", "join_unavail", "leave_unavail", "withdraw",
+                                 "service_level")},
             "asa_s": b["wait_answered_s"]["mean"], "aht_s": b["talk_s"]["mean"],
             "longest_wait_s": longest.get(q), "voicemail": b["voicemail"],
             "transfers": b["transfers_blind"] + b["transfers_attended"], "repeat_calls": b["repeat_calls"],
