@@ -138,6 +138,7 @@ def test_report_has_a_column_for_every_queue_exit(db: DB, capsys: pytest.Capture
     span = ["--from", "1796032290", "--to", "1796032320", "--db", db.url]
     q = _report(db, capsys, *span[:4])["queues"]["support"]
     assert (q["full"], q["join_unavail"], q["leave_unavail"], q["withdraw"]) == (1, 0, 0, 0)
+    assert q["offered"] == q["entered"] == 1  # one definition of offered: the refused caller never entered
     capsys.readouterr()
     assert main(["report", *span, "--format", "table"], {}) == 0
     head, row = capsys.readouterr().out.splitlines()[3:5]

@@ -30,11 +30,12 @@ def test_tally_counts_one_day_on_the_note_time() -> None:
     t.sink([SegmentNote("q", "answered", 20.0, "a1", T0), SegmentNote("q", "answered", 21.0, "a1", T0 + 1),
             SegmentNote("q", "abandoned_short", 2.0, None, T0 + 2), SegmentNote("q", "abandoned", 30.0, None, T0 + 3),
             SegmentNote("q", "timeout", 60.0, None, T0 + 4), SegmentNote("q", "join_empty", None, None, T0 + 5),
+            SegmentNote("q", "full", None, None, T0 + 5), SegmentNote("q", "join_unavail", None, None, T0 + 5),
             SurveyNote("q", "a1", "completed", 4, T0 + 6), SurveyNote("q", "a1", "invalid", 9, T0 + 7),
             SurveyNote("q", "a1", "completed", 2, T0 + 8), TalkNote("q", "a1", 30.0, "agent", T0 + 9)])
     d = t.today(T0 + 10)["q"]
     assert (d.offered, d.answered, d.answered_within, d.abandoned, d.abandoned_within, d.abandoned_short,
-            d.unanswered_other) == (5, 2, 1, 2, 1, 1, 1)  # join_empty was never offered; <= T is within
+            d.unanswered_other) == (5, 2, 1, 2, 1, 1, 1)  # refused callers were never offered; <= T is within
     assert d.service_level() == 1 / 4 and d.abandon_rate() == 2 / 5 and d.csat_mean() == 3.0 and d.csat_n == 2
     assert t.agents_today(T0 + 10)[("q", "a1")].answered == 2 and t.agents_today(T0)[("q", "a1")].talk_s == 30.0
     # Asked about another day (the PBX clock crossed midnight with no call since): nothing counted that day.

@@ -6,9 +6,9 @@ keeps one day: the first note of a later day starts a fresh one; a late note of 
 
 Counts follow the segment outcomes of :class:`~monitor.core.records.SegmentNote` (the same notes the Prometheus
 counters ``qmon_queue_calls_total`` count): offered = every segment that entered the queue (all outcomes but
-``join_empty``); abandoned = ``abandoned`` + ``abandoned_short`` (a caller hang-up while waiting); within T means
-``wait_s <= T`` as app_queue compares ``holdtime <= servicelevel``. CSAT = valid 1-5 answers of surveys answered
-today (:data:`~monitor.core.vocab.ANSWERED_SURVEY`).
+the refusals ``join_empty``, ``full``, ``join_unavail``); abandoned = ``abandoned`` + ``abandoned_short`` (a caller
+hang-up while waiting); within T means ``wait_s <= T`` as app_queue compares ``holdtime <= servicelevel``.
+CSAT = valid 1-5 answers of surveys answered today (:data:`~monitor.core.vocab.ANSWERED_SURVEY`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from monitor.core.records import MemberNote, Note, SegmentNote, SurveyNote, TalkNote
 from monitor.core.servicelevel import DEFAULT_SL, SlCounts, service_levels
-from monitor.core.vocab import ANSWERED_SURVEY, valid_csat
+from monitor.core.vocab import ANSWERED_SURVEY, NOT_ENTERED, valid_csat
 
 
 def local_day(ts: float) -> str:
@@ -120,7 +120,7 @@ class DayTally:
         return day == self.day
 
     def _segment(self, n: SegmentNote) -> None:
-        if n.outcome == "join_empty":  # Queue() refused the caller: never offered
+        if n.outcome in NOT_ENTERED:  # Queue() refused the caller (join_empty, full, join_unavail): never offered
             return
         q = self.queues.setdefault(n.queue, QueueDay())
         q.offered += 1

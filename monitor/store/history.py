@@ -54,7 +54,9 @@ Rows = dict[str, dict[str, Any]]
 
 
 def queue_rows(records: Sequence[CallRecord], sl_threshold_s: float) -> tuple[dict[str, Any], Rows]:
-    """The replay-equal report and a row per queue with the derived figures (offered = entered + join_empty)."""
+    """The replay-equal report and a row per queue with the derived figures. offered = entered, the one definition
+    (the SL/abandonment denominators, the rule queue:qmon_queue_offered_calls, the wallboard); callers Queue()
+    refused never entered and are in their own columns (join_empty, full, join_unavail)."""
     report = build_report(records, 0, sl_threshold_s)
     first: dict[str, int] = {}
     longest: dict[str, float] = {}
@@ -69,7 +71,7 @@ def queue_rows(records: Sequence[CallRecord], sl_threshold_s: float) -> tuple[di
         repeat_rate = _ratio(b["repeat_calls"], first.get(q, 0))
         c = b["csat"]
         rows[q] = {
-            "offered": b["entered"] + b["join_empty"],
+            "offered": b["entered"],
             **{k: b[k] for k in ("entered", "answered", "abandoned", "abandoned_short", "timeout", "exit_empty",
                                  "join_empty", "exit_key", "full", "join_unavail", "leave_unavail", "withdraw",
                                  "service_level")},
