@@ -290,7 +290,8 @@ async def run_agi(args: argparse.Namespace) -> dict[str, Any]:
     calls = {f"L{i}": answered(f"L{i}", caller=f"555{i:04d}") for i in range(args.sessions)}
     results: list[Any] = []
     server = SurveyServer(SurveyPolicy(PolicyConfig()), lookup=lambda u, lid: calls.get(lid or ""),
-                          on_result=results.append, port=0, local=lambda ts: dtime(12))
+                          on_result=results.append, port=0, local=lambda ts: dtime(12),
+                           max_sessions=args.sessions)
     await server.start()
     out: dict[str, Any] = {"sessions": args.sessions}
     try:
