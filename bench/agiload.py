@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import heapq
 import json
+import os
 import random
 import selectors
 import socket
@@ -277,7 +278,7 @@ async def run_agi(args: argparse.Namespace) -> dict[str, Any]:
                                      on_result=results.append, port=0, local=lambda ts: dtime(12),
                                      max_sessions=args.sessions)
     await server.start()
-    out: dict[str, Any] = {"sessions": args.sessions, "client": args.client}
+    out: dict[str, Any] = {"sessions": args.sessions, "client": args.client, "load_avg": os.getloadavg()[0]}
     plain = server_mod.AgiChannel
     try:
         for think in (0.3, 0.0):
