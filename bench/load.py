@@ -2,7 +2,7 @@
 
     python bench/load.py latency [--rate 5000] [--seconds 10] [--db-delay-s 0.2]
     python bench/load.py scrape [--queues 200] [--members 50] [--scrapes 30] [--rate 1000]
-    python bench/load.py agi [--sessions 500]
+    python bench/load.py agi [--sessions 500] [--client lean|asyncio]
     python bench/load.py store [--rate 2000] [--seconds 10] [--engine sqlite|postgresql]
 
 Each prints one JSON object (``bench/run.py`` turns them into table rows). ``latency`` and ``scrape`` run the
@@ -276,40 +276,14 @@ async def run_daemon_under_load(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-# -- FastAGI -------------------------------------------------------------------------------------------------
+# -- FastAGI: bench/agiload.py (the server measured here, the callers in their own process) -----------------
 
 
 async def run_agi(args: argparse.Namespace) -> dict[str, Any]:
-    """``args.sessions`` concurrent surveys from another process (as Asterisk would be): command round trips."""
-    from datetime import time as dtime
+    """See :func:`bench.agiload.run_agi`."""
+    from bench import agiload
 
-    from monitor.core.survey import PolicyConfig, SurveyPolicy
-    from monitor.survey.server import SurveyServer
-    from tests.support.calls import answered
-
-    calls = {f"L{i}": answered(f"L{i}", caller=f"555{i:04d}") for i in range(args.sessions)}
-    results: list[Any] = []
-    server = SurveyServer(SurveyPolicy(PolicyConfig()), lookup=lambda u, lid: calls.get(lid or ""),
-                          on_result=results.append, port=0, local=lambda ts: dtime(12))
-    await server.start()
-    out: dict[str, Any] = {"sessions": args.sessions}
-    try:
-        for think in (0.3, 0.0):
-            results.clear()
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tests.support.agiclient", str(server.port), str(args.sessions), str(think),
-                stdout=asyncio.subprocess.PIPE, cwd=str(ROOT))
-            raw, _ = await asyncio.wait_for(proc.communicate(), 120)
-            rep = json.loads(raw)
-            lat: list[float] = rep["latencies"]
-            key = "think" if think else "lockstep"
-            out[key] = {"round_trips": len(lat), "p50_ms": pct(lat, 0.5) * 1000, "p99_ms": pct(lat, 0.99) * 1000,
-                        "max_ms": max(lat, default=0.0) * 1000, "completed": sum(r.status == "completed"
-                                                                                 for r in results),
-                        "wall_s": rep["wall"]}
-    finally:
-        await server.close()
-    return out
+    return await agiload.run_agi(args)
 
 
 # -- the store writer ----------------------------------------------------------------------------------------
@@ -396,6 +370,8 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=0)
     ap.add_argument("--scrapes", type=int, default=0)
     ap.add_argument("--sessions", type=int, default=500)
+    ap.add_argument("--client", choices=("lean", "asyncio"), default="lean",
+                    help="agi: the callers' process: bench/agiload.py (default) or tests/support/agiclient.py")
     ap.add_argument("--engine", default="sqlite")
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--batch-size", type=int, default=200, help="store: records per transaction (default: qmon's)")

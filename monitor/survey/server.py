@@ -39,7 +39,7 @@ from monitor.core.repeat import normalize_number
 from monitor.core.survey import CooldownState, Decision, OptOutList, SurveyPolicy, SurveyResultRecord
 from monitor.survey.agi import AgiChannel, AgiError, AgiHangup, quote, read_headers, render, to_reply
 from monitor.survey.durations import default_durations, worst_case_s
-from monitor.survey.listener import Acceptor, Admission, Throttle, fd_budget, listen, open_stream
+from monitor.survey.listener import Acceptor, Admission, Throttle, backlog_for, fd_budget, listen, open_stream
 
 log = logging.getLogger("qmon.survey")
 
@@ -130,7 +130,7 @@ class SurveyServer:
 
     async def start(self) -> None:
         """Start listening (``port=0`` picks a free port, then read :attr:`port`); OSError if it cannot bind."""
-        socks = listen(self.bind, self.port)
+        socks = listen(self.bind, self.port, backlog_for(self.max_sessions))
         self.port = int(socks[0].getsockname()[1])
         self._acceptor = Acceptor(socks, self._admission.on_conn, self._admission.exhausted, log, self.stats)
         self._acceptor.start()
