@@ -10,6 +10,8 @@ capped to ``tracker.pause_reasons`` plus ``other`` and ``none``), never a caller
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -17,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from monitor.core.agents import AGENT_STATES, TIME_STATES
 from monitor.core.ingest import LiveState
 from monitor.core.owed import CLOSED_BY
+from monitor.web.exposition import Renderer, header, label_value
 
 _AGENT = ["pbx", "queue", "agent"]
 
@@ -115,3 +118,84 @@ def owed_families(states: Sequence[tuple[str, LiveState, Iterable[str]]]) -> Ite
             for how in CLOSED_BY:
                 closed.add_metric([pbx, q, how], stats.closed[(q, how)] if stats else 0)
     yield from (owed, oldest, opened, withheld, closed, missed)
+
+
+_TIME_OF = itemgetter(*TIME_STATES)
+_AGENT_HEADERS = tuple(header(f.name, f.documentation, f.type) for f in agent_families([]))
+
+
+def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]]) -> bytes:
+    """Exactly what :func:`agent_families` renders to (the 11 per-agent families, ~20 lines per member), from
+    the renderer's cached prefixes and columns: a column equal to the last scrape's (most of them) is reused."""
+    rows = [r for _, st in states for r in st.agents]
+    keys = [(pbx, r.queue, r.agent) for pbx, st in states for r in st.agents]
+    p: _AgentPrefixes = render.memo("agents", keys, lambda: _AgentPrefixes(keys))
+    h = _AGENT_HEADERS
+    out: list[bytes] = [h[0]]
+    dicts = [r.state_s for r in rows]
+    try:
+        state_s = list(chain.from_iterable(map(_TIME_OF, dicts)))
+    except KeyError:
+        state_s = [d.get(s, 0.0) for d in dicts for s in TIME_STATES]
+    out.append(render.column("agent_state_s", p.state_s, state_s))
+    # Pause reasons: every configured label plus any other the row has, sorted (as agent_families).
+    labs: list[tuple[str, ...]] = []
+    for _, st in states:
+        base = tuple(sorted(set(st.pause_labels)))
+        allowed = set(base)
+        labs.extend(base if r.paused_by_label.keys() <= allowed else tuple(sorted({*base, *r.paused_by_label}))
+                    for r in st.agents)
+    paused_p = render.memo("agent_paused", (p, labs), lambda: [
+        f'qmon_agent_paused_seconds_total{{{base},reason="{label_value(lab)}"}} '
+        for base, ls in zip(p.base, labs, strict=True) for lab in ls])
+    paused = [r.paused_by_label.get(lab, 0.0) for r, ls in zip(rows, labs, strict=True) for lab in ls]
+    out += [h[1], render.column("agent_paused", paused_p, paused)]
+    for i, (attr, prefixes) in enumerate((("talk_s", p.talk), ("wrapup_s", p.wrap), ("answered", p.calls),
+                                          ("completed", p.done), ("ring_no_answer", p.rna)), start=2):
+        out += [h[i], render.column(attr, prefixes, list(map(attrgetter(attr), rows)))]
+    cur = [r.state for r in rows]
+    out += [h[7], render.memo("agent_state", (p, cur),
+                              lambda: "".join(map(p.state_chunk, range(len(cur)), cur)).encode())]
+    ats = [st.agents_at for _, st in states for _ in st.agents]
+    seen = [i for i, r in enumerate(rows) if r.since is not None]
+    since_p = p.since if len(seen) == len(rows) else [p.since[i] for i in seen]
+    dur_p = p.dur if len(seen) == len(rows) else [p.dur[i] for i in seen]
+    since = [rows[i].since for i in seen]
+    dur = [max(0.0, ats[i] - rows[i].since) for i in seen]  # type: ignore[operator]  # since is set for these
+    out += [h[8], render.column("agent_since", since_p, since), h[9], render.column("agent_dur", dur_p, dur)]
+    occ = [(i, o) for i, r in enumerate(rows) if (o := r.occupancy) is not None]
+    occ_p = p.occ if len(occ) == len(rows) else [p.occ[i] for i, _ in occ]
+    out += [h[10], render.column("agent_occ", occ_p, [o for _, o in occ])]
+    return b"".join(out)
+
+
+class _AgentPrefixes:
+    """The ``name{labels} `` of every per-agent series, for one list of (pbx, queue, agent) rows (label names in
+    generate_latest's sorted order: agent, pbx, queue, then reason or state)."""
+
+    def __init__(self, keys: list[tuple[str, str, str]]) -> None:
+        v = label_value
+        self.base = [f'agent="{v(a)}",pbx="{v(p)}",queue="{v(q)}"' for p, q, a in keys]
+
+        def each(name: str) -> list[str]:
+            return [f"{name}{{{b}}} " for b in self.base]
+
+        self.state_s = [f'qmon_agent_state_seconds_total{{{b},state="{s}"}} ' for b in self.base for s in TIME_STATES]
+        self.talk = each("qmon_agent_talk_seconds_total")
+        self.wrap = each("qmon_agent_wrapup_seconds_total")
+        self.calls = each("qmon_agent_calls_total")
+        self.done = each("qmon_agent_completed_calls_total")
+        self.rna = each("qmon_agent_ring_no_answer_total")
+        self.since = each("qmon_agent_state_since_timestamp_seconds")
+        self.dur = each("qmon_agent_state_duration_seconds")
+        self.occ = each("qmon_agent_occupancy")
+        self.state = [tuple(f'qmon_agent_state{{{b},state="{s}"}} ' for s in AGENT_STATES) for b in self.base]
+        self._chunks: dict[tuple[int, str], str] = {}
+
+    def state_chunk(self, i: int, state: str) -> str:
+        """The ``qmon_agent_state`` lines of row ``i`` in ``state`` (1.0 for it, 0.0 for the others)."""
+        text = self._chunks.get((i, state))
+        if text is None:
+            text = self._chunks[(i, state)] = "".join(
+                p + ("1.0\n" if s == state else "0.0\n") for p, s in zip(self.state[i], AGENT_STATES, strict=True))
+        return text
