@@ -15,8 +15,10 @@ import functools
 import math
 import threading
 from array import array
-from collections.abc import Callable, Hashable, Iterable, Sequence
-from operator import add, attrgetter
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import compress
+from operator import add, attrgetter, ne
 from typing import Any
 
 from prometheus_client import Counter, Histogram, generate_latest
@@ -40,11 +42,12 @@ _MAX_PREFIXES = 1_000_000  # cached series prefixes (bounded by queues x members
 
 
 class Prerendered(Metric):
-    """A family already rendered to text (yielded by qmon's collectors only while :meth:`Renderer.render` runs)."""
+    """Families as text, in parts made on demand (yielded by qmon's collectors only while a :class:`Renderer`
+    renders: :meth:`Renderer.parts` hands the parts on one by one, so a render can pause between them)."""
 
-    def __init__(self, name: str, text: bytes) -> None:
+    def __init__(self, name: str, parts: Iterable[bytes]) -> None:
         super().__init__(name, "", "unknown")
-        self.text = text
+        self.parts = parts
 
 
 def value_text(v: Any) -> str:
@@ -121,6 +124,17 @@ def _plain_values() -> bool:
     return _lib_values.ValueClass is _lib_values.MutexValue and not getattr(_lib_metrics, "_use_created", True)
 
 
+@dataclass(slots=True)
+class _Column:
+    """A column's last render: its prefixes, values, value texts and text, and whether a -0.0 was among them."""
+
+    prefixes: list[str]
+    values: list[Any]
+    texts: list[str]
+    text: bytes
+    negative_zero: bool
+
+
 class Renderer:
     """Caches of one registry's exposition: series prefixes, value texts, the text of unchanged columns."""
 
@@ -128,7 +142,7 @@ class Renderer:
         self.lock = threading.Lock()
         self._values: dict[Any, str] = {0.0: _ZERO}
         self._prefixes: dict[tuple[str, Hashable], str] = {}
-        self._columns: dict[Hashable, tuple[list[str], list[Any], bytes]] = {}
+        self._columns: dict[Hashable, _Column] = {}
         self._memo: dict[Hashable, tuple[Any, Any]] = {}
         self._hist: dict[tuple[int, str, Any], tuple[list[float], bytes, list[str]]] = {}  # (metric, labels) -> (raw values, text)
 
@@ -173,15 +187,24 @@ class Renderer:
         return "".join(map(add, prefixes, self.texts(values, negative_zero))).encode()
 
     def column(self, key: Hashable, prefixes: list[str], values: list[Any], signed: bool = True) -> bytes:
-        """:meth:`lines`, reusing the previous text under ``key`` when prefixes and values equal the last ones;
-        ``signed=False``: the values cannot hold a -0.0 (the library's counters: 0.0 plus non-negative amounts)."""
+        """:meth:`lines`, remembered under ``key``: against the same prefixes only the values that changed since the
+        last call are formatted again (durations and the current state's seconds move every scrape, the rest
+        seldom), and an unchanged column is its last text. ``signed=False``: the values cannot hold a -0.0 (the
+        library's counters: 0.0 plus non-negative amounts)."""
         negative_zero = signed and 0 in values and _has_negative_zero(values)  # equal to 0.0, printed apart
         prev = self._columns.get(key)
-        if (prev is not None and not negative_zero and prev[1] == values
-                and (prev[0] is prefixes or prev[0] == prefixes)):
-            return prev[2]
-        text = self.lines(prefixes, values, negative_zero)
-        self._columns[key] = (prefixes, [None] if negative_zero else values, text)  # [None] equals no float column
+        if (prev is not None and not negative_zero and not prev.negative_zero and len(prev.values) == len(values)
+                and (prev.prefixes is prefixes or prev.prefixes == prefixes)):
+            changed = list(map(ne, values, prev.values))
+            if True not in changed:
+                return prev.text
+            texts = list(prev.texts)
+            for i in compress(range(len(values)), changed):
+                texts[i] = value_text(values[i])
+        else:
+            texts = self.texts(values, negative_zero)
+        text = "".join(map(add, prefixes, texts)).encode()
+        self._columns[key] = _Column(prefixes, values, texts, text, negative_zero)
         return text
 
     def memo(self, key: Hashable, arg: Any, build: Callable[[], Any]) -> Any:
@@ -197,8 +220,6 @@ class Renderer:
 
     def family(self, metric: Metric) -> bytes:
         """A collector's family: what ``generate_latest`` writes for it."""
-        if isinstance(metric, Prerendered):
-            return metric.text
         samples = metric.samples
         om = {metric.name + s for s in _OM_SUFFIXES}
         if any(s.timestamp is not None or s.name in om for s in samples):
@@ -256,6 +277,14 @@ class Renderer:
         self._hist[key] = (raw, text, prefixes)
         return text
 
+    def parts(self, families: Iterable[Metric]) -> Iterator[bytes]:
+        """The exposition of ``families`` (a registry's ``collect()``) in parts: a family or a column each."""
+        for metric in families:
+            if isinstance(metric, Prerendered):
+                yield from metric.parts
+            else:
+                yield self.family(metric)
+
     def render(self, families: Iterable[Metric]) -> bytes:
         """The whole exposition of ``families`` (a registry's ``collect()``), as generate_latest encodes it."""
-        return b"".join(map(self.family, families))
+        return b"".join(self.parts(families))

@@ -10,12 +10,11 @@ capped to ``tracker.pause_reasons`` plus ``other`` and ``none``), never a caller
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import chain
-from operator import attrgetter, itemgetter
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from monitor.core.agentcols import AgentColumns, columns_of_rows, concat
 from monitor.core.agents import AGENT_STATES, TIME_STATES
 from monitor.core.ingest import LiveState
 from monitor.core.owed import CLOSED_BY
@@ -55,23 +54,26 @@ def agent_families(states: Sequence[tuple[str, LiveState]]) -> Iterator[Any]:
                             "first saw the member; absent without available time (the rolling hour: the rule "
                             "queue_agent:qmon_agent_occupancy:ratio_rate1h)", labels=_AGENT)
     for pbx, st in states:
-        for r in st.agents:
-            key = [pbx, r.queue, r.agent]
-            for s in TIME_STATES:
-                state_s.add_metric([*key, s], r.state_s.get(s, 0.0))
-            for label in sorted({*st.pause_labels, *r.paused_by_label}):
-                paused.add_metric([*key, label], r.paused_by_label.get(label, 0.0))
-            talk.add_metric(key, r.talk_s)
-            wrap.add_metric(key, r.wrapup_s)
-            calls.add_metric(key, r.answered)
-            done.add_metric(key, r.completed)
-            rna.add_metric(key, r.ring_no_answer)
+        c = columns(st)
+        n = len(TIME_STATES)
+        for i, (q, a) in enumerate(zip(c.queue, c.agent, strict=True)):
+            key = [pbx, q, a]
+            for j, s in enumerate(TIME_STATES):
+                state_s.add_metric([*key, s], c.state_s[i * n + j])
+            by_label = c.paused_by_label[i]
+            for label in sorted({*st.pause_labels, *by_label}):
+                paused.add_metric([*key, label], by_label.get(label, 0.0))
+            talk.add_metric(key, c.talk_s[i])
+            wrap.add_metric(key, c.wrapup_s[i])
+            calls.add_metric(key, c.answered[i])
+            done.add_metric(key, c.completed[i])
+            rna.add_metric(key, c.ring_no_answer[i])
             for s in AGENT_STATES:
-                state.add_metric([*key, s], 1.0 if r.state == s else 0.0)
-            if r.since is not None:
-                since.add_metric(key, r.since)
-                dur.add_metric(key, max(0.0, st.agents_at - r.since))
-            if (o := r.occupancy) is not None:
+                state.add_metric([*key, s], 1.0 if c.state[i] == s else 0.0)
+            if (t := c.since[i]) is not None:
+                since.add_metric(key, t)
+                dur.add_metric(key, max(0.0, st.agents_at - t))
+            if (o := c.occupancy[i]) is not None:
                 occ.add_metric(key, o)
     yield from (state_s, paused, talk, wrap, calls, done, rna, state, since, dur, occ)
 
@@ -120,62 +122,64 @@ def owed_families(states: Sequence[tuple[str, LiveState, Iterable[str]]]) -> Ite
     yield from (owed, oldest, opened, withheld, closed, missed)
 
 
-_TIME_OF = itemgetter(*TIME_STATES)
 _AGENT_HEADERS = tuple(header(f.name, f.documentation, f.type) for f in agent_families([]))
 
 
-def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]]) -> bytes:
-    """Exactly what :func:`agent_families` renders to (the 11 per-agent families, ~20 lines per member), from
-    the renderer's cached prefixes and columns: a column equal to the last scrape's (most of them) is reused."""
-    rows = [r for _, st in states for r in st.agents]
-    keys = [(pbx, r.queue, r.agent) for pbx, st in states for r in st.agents]
-    p: _AgentPrefixes = render.memo("agents", keys, lambda: _AgentPrefixes(keys))
+def columns(st: LiveState) -> AgentColumns:
+    """The agent columns of a LiveState (taken as columns for /metrics, or made from its rows)."""
+    return st.agent_columns if st.agent_columns is not None else columns_of_rows(st.agents, st.agents_at)
+
+
+def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]]) -> Iterator[bytes]:
+    """Exactly what :func:`agent_families` renders to (the 11 per-agent families, ~20 lines per member), in parts,
+    from the renderer's cached prefixes and columns: a column equal to the last scrape's (most of them) is reused."""
+    per = [columns(st) for _, st in states]
+    c = concat(per)
+    who = ([pbx for (pbx, _), x in zip(states, per, strict=True) for _ in x.queue], c.queue, c.agent)
+    p: _AgentPrefixes = render.memo("agents", who, lambda: _AgentPrefixes(*who))
     h = _AGENT_HEADERS
-    out: list[bytes] = [h[0]]
-    dicts = [r.state_s for r in rows]
-    try:
-        state_s = list(chain.from_iterable(map(_TIME_OF, dicts)))
-    except KeyError:
-        state_s = [d.get(s, 0.0) for d in dicts for s in TIME_STATES]
-    out.append(render.column("agent_state_s", p.state_s, state_s))
+    yield h[0] + render.column("agent_state_s", p.state_s, c.state_s)
     # Pause reasons: every configured label plus any other the row has, sorted (as agent_families).
     labs: list[tuple[str, ...]] = []
-    for _, st in states:
+    for (_, st), x in zip(states, per, strict=True):
         base = tuple(sorted(set(st.pause_labels)))
         allowed = set(base)
-        labs.extend(base if r.paused_by_label.keys() <= allowed else tuple(sorted({*base, *r.paused_by_label}))
-                    for r in st.agents)
+        labs.extend(base if d.keys() <= allowed else tuple(sorted({*base, *d})) for d in x.paused_by_label)
     paused_p = render.memo("agent_paused", (p, labs), lambda: [
         f'qmon_agent_paused_seconds_total{{{base},reason="{label_value(lab)}"}} '
         for base, ls in zip(p.base, labs, strict=True) for lab in ls])
-    paused = [r.paused_by_label.get(lab, 0.0) for r, ls in zip(rows, labs, strict=True) for lab in ls]
-    out += [h[1], render.column("agent_paused", paused_p, paused)]
-    for i, (attr, prefixes) in enumerate((("talk_s", p.talk), ("wrapup_s", p.wrap), ("answered", p.calls),
-                                          ("completed", p.done), ("ring_no_answer", p.rna)), start=2):
-        out += [h[i], render.column(attr, prefixes, list(map(attrgetter(attr), rows)))]
-    cur = [r.state for r in rows]
-    out += [h[7], render.memo("agent_state", (p, cur),
-                              lambda: "".join(map(p.state_chunk, range(len(cur)), cur)).encode())]
-    ats = [st.agents_at for _, st in states for _ in st.agents]
-    seen = [i for i, r in enumerate(rows) if r.since is not None]
-    since_p = p.since if len(seen) == len(rows) else [p.since[i] for i in seen]
-    dur_p = p.dur if len(seen) == len(rows) else [p.dur[i] for i in seen]
-    since = [rows[i].since for i in seen]
-    dur = [max(0.0, ats[i] - rows[i].since) for i in seen]  # type: ignore[operator]  # since is set for these
-    out += [h[8], render.column("agent_since", since_p, since), h[9], render.column("agent_dur", dur_p, dur)]
-    occ = [(i, o) for i, r in enumerate(rows) if (o := r.occupancy) is not None]
-    occ_p = p.occ if len(occ) == len(rows) else [p.occ[i] for i, _ in occ]
-    out += [h[10], render.column("agent_occ", occ_p, [o for _, o in occ])]
-    return b"".join(out)
+    paused = [d.get(lab, 0.0) for d, ls in zip(c.paused_by_label, labs, strict=True) for lab in ls]
+    yield h[1] + render.column("agent_paused", paused_p, paused)
+    for i, (key, prefixes, values) in enumerate((("talk", p.talk, c.talk_s), ("wrap", p.wrap, c.wrapup_s),
+                                                  ("calls", p.calls, c.answered), ("done", p.done, c.completed),
+                                                  ("rna", p.rna, c.ring_no_answer)), start=2):
+        yield h[i] + render.column(key, prefixes, values)
+    cur = c.state
+    yield h[7] + render.memo("agent_state", (p, cur), lambda: "".join(map(p.state_chunk, range(len(cur)), cur)).encode())
+    since: list[Any] = c.since
+    ats = [st.agents_at for (_, st), x in zip(states, per, strict=True) for _ in x.queue]
+    since_p, dur_p = p.since, p.dur
+    if None in since:  # never seen logged in: no since/duration series
+        seen = [i for i, t in enumerate(since) if t is not None]
+        since_p, dur_p, ats = [p.since[i] for i in seen], [p.dur[i] for i in seen], [ats[i] for i in seen]
+        since = [since[i] for i in seen]
+    yield h[8] + render.column("agent_since", since_p, since)
+    yield h[9] + render.column("agent_dur", dur_p, [max(0.0, at - t) for at, t in zip(ats, since, strict=True)])
+    occ: list[Any] = c.occupancy
+    occ_p = p.occ
+    if None in occ:  # no time available yet: no occupancy series
+        occ_p = [pre for pre, o in zip(p.occ, occ, strict=True) if o is not None]
+        occ = [o for o in occ if o is not None]
+    yield h[10] + render.column("agent_occ", occ_p, occ)
 
 
 class _AgentPrefixes:
     """The ``name{labels} `` of every per-agent series, for one list of (pbx, queue, agent) rows (label names in
     generate_latest's sorted order: agent, pbx, queue, then reason or state)."""
 
-    def __init__(self, keys: list[tuple[str, str, str]]) -> None:
+    def __init__(self, pbxs: list[str], queues: list[str], agents: list[str]) -> None:
         v = label_value
-        self.base = [f'agent="{v(a)}",pbx="{v(p)}",queue="{v(q)}"' for p, q, a in keys]
+        self.base = [f'agent="{v(a)}",pbx="{v(p)}",queue="{v(q)}"' for p, q, a in zip(pbxs, queues, agents, strict=True)]
 
         def each(name: str) -> list[str]:
             return [f"{name}{{{b}}} " for b in self.base]
