@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from monitor.core.agents import TIME_STATES, AgentBoard, AgentRow, occupancy
+
+
+_TIME_OF = itemgetter(*TIME_STATES)
 
 
 @dataclass(slots=True)
@@ -47,10 +51,18 @@ def agent_columns(board: AgentBoard, at: float) -> AgentColumns:
     measures = board.measures
     state, since, state_s, labels, wrap, occ = c.state, c.since, c.state_s, c.paused_by_label, c.wrapup_s, c.occupancy
     for a in accs:
-        st_s, st, t, logged, _, lab = measures(a, at)
+        if a.paused or a.paused_by_reason:
+            st_s, st, t, logged, _, lab = measures(a, at)
+        else:  # never paused: measures() without its pause bookkeeping (tests/test_exposition.py: same columns)
+            st_s, st, t = a.counted(at)
+            logged = a.logged_in_s + max(0.0, at - a.login_ts) if a.logged_in else a.logged_in_s
+            lab = {}
         state.append(st)
         since.append(t)
-        state_s.extend([st_s.get(s, 0.0) for s in TIME_STATES])
+        try:
+            state_s.extend(_TIME_OF(st_s))
+        except KeyError:
+            state_s.extend([st_s.get(s, 0.0) for s in TIME_STATES])
         labels.append(lab)
         wrap.append(st_s["wrapup"])
         occ.append(occupancy(logged, st_s))

@@ -12,6 +12,7 @@ hold :attr:`Renderer.lock` around a render.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import threading
 from array import array
@@ -19,7 +20,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import compress
 from operator import add, attrgetter, ne
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import Counter, Histogram, generate_latest
 from prometheus_client import metrics as _lib_metrics
@@ -55,7 +56,26 @@ def value_text(v: Any) -> str:
     f = float(v)
     if -math.inf < f < 1e6:  # Go switches to exponents for positive values from 1e6 on; NaN/Inf are spelled apart
         return repr(f) + "\n"
+    if 1e6 <= f < 1e16:  # floatToGoString's exponent form of a fixed-point repr (epoch timestamps: since, ...)
+        s = repr(f)
+        dot = s.find(".")
+        return f"{s[0]}.{s[1:dot]}{s[dot + 1:]}".rstrip("0.") + f"e+{dot - 1:02d}\n"
     return floatToGoString(f) + "\n"
+
+
+_NEWLINES = itertools.repeat("\n")
+
+
+def _plain_texts(values: list[Any]) -> list[str] | None:
+    """``value_text`` of every value in C when all are finite floats below 1e6 (where Go and Python spell a float
+    alike, -0.0 included), else None."""
+    if not values or set(map(type, values)) != {float}:
+        return None
+    try:
+        finite = math.isfinite(math.fsum(values))  # NaN or an infinity makes the sum so
+    except (OverflowError, ValueError):
+        return None
+    return list(map(add, map(repr, values), _NEWLINES)) if finite and max(values) < 1e6 else None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -144,7 +164,8 @@ class Renderer:
         self._prefixes: dict[tuple[str, Hashable], str] = {}
         self._columns: dict[Hashable, _Column] = {}
         self._memo: dict[Hashable, tuple[Any, Any]] = {}
-        self._hist: dict[tuple[int, str, Any], tuple[list[float], bytes, list[str]]] = {}  # (metric, labels) -> (raw values, text)
+        # id(child) -> (its labels, raw values, text, prefixes)
+        self._hist: dict[int, tuple[tuple[tuple[str, str], ...], list[float], bytes, list[str]]] = {}
 
     # -- values and prefixes -------------------------------------------------------------------------------------
 
@@ -196,11 +217,16 @@ class Renderer:
         if (prev is not None and not negative_zero and not prev.negative_zero and len(prev.values) == len(values)
                 and (prev.prefixes is prefixes or prev.prefixes == prefixes)):
             changed = list(map(ne, values, prev.values))
-            if True not in changed:
+            n = changed.count(True)
+            if not n:
                 return prev.text
-            texts = list(prev.texts)
-            for i in compress(range(len(values)), changed):
-                texts[i] = value_text(values[i])
+            if 2 * n > len(values):  # most moved (durations): format them all
+                texts = _plain_texts(values) or self.texts(values, negative_zero)
+            else:
+                texts = list(prev.texts)
+                moved = list(compress(values, changed))
+                for i, t in zip(compress(range(len(values)), changed), _plain_texts(moved) or map(value_text, moved)):
+                    texts[i] = t
         else:
             texts = self.texts(values, negative_zero)
         text = "".join(map(add, prefixes, texts)).encode()
@@ -244,22 +270,32 @@ class Renderer:
             values = list(map(_RAW, map(_RAW, children)))
             text = self.column(id(metric), prefixes, values, signed=False)
             return header(name, metric._documentation, "counter") + text  # noqa: SLF001
+        # Every bucket and sum of every child in one list: a histogram nobody observed since the last scrape (most
+        # of them, most scrapes) is its last text after one comparison.
+        raw = [v for c in children for v in (*map(_RAW, c._buckets), c._sum._value)]  # noqa: SLF001
+        prev = self._memo.get(("histogram", id(metric)))
+        if prev is not None and prev[0][0] is labels and prev[0][1] == raw:
+            return cast(bytes, prev[1])
         parts = [header(name, metric._documentation, "histogram")]  # noqa: SLF001
         for lab, child in zip(labels, children, strict=True):
             parts.append(self._histogram_child(metric, name, lab, child))
-        return b"".join(parts)
+        text = b"".join(parts)
+        self._memo[("histogram", id(metric))] = ((labels, raw), text)
+        return text
 
     def _histogram_child(self, metric: Histogram, name: str, labels: tuple[tuple[str, str], ...], child: Any) -> bytes:
         # Bucket counts and the sum start at 0.0 and only have amounts added: never a -0.0 (0.0 + -0.0 is 0.0).
         raw = list(map(_RAW, child._buckets))  # noqa: SLF001
         raw.append(child._sum._value)  # noqa: SLF001
-        key = (id(metric), name, labels)
+        key = id(child)
         prev = self._hist.get(key)
-        if prev is not None and prev[0] == raw:
-            return prev[1]
+        if prev is not None and prev[0] is not labels and prev[0] != labels:  # another child now at that id
+            prev = None
+        if prev is not None and prev[1] == raw:
+            return prev[2]
         bounds = metric._upper_bounds  # noqa: SLF001
         if prev is not None:
-            prefixes = prev[2]
+            prefixes = prev[3]
         else:
             prefixes = [series_prefix(name + "_bucket", (*labels, ("le", floatToGoString(b)))) for b in bounds]
             prefixes.append(series_prefix(name + "_count", labels))
@@ -274,7 +310,7 @@ class Renderer:
         if bounds[0] >= 0:
             values.append(raw[-1])
         text = self.lines(prefixes, values, negative_zero=False)
-        self._hist[key] = (raw, text, prefixes)
+        self._hist[key] = (labels, raw, text, prefixes)
         return text
 
     def parts(self, families: Iterable[Metric]) -> Iterator[bytes]:

@@ -138,39 +138,45 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]]) -> Ite
     who = ([pbx for (pbx, _), x in zip(states, per, strict=True) for _ in x.queue], c.queue, c.agent)
     p: _AgentPrefixes = render.memo("agents", who, lambda: _AgentPrefixes(*who))
     h = _AGENT_HEADERS
-    yield h[0] + render.column("agent_state_s", p.state_s, c.state_s)
+    # Board values are 0.0 plus non-negative amounts, or max(0.0, ...): never a -0.0 (signed=False), but for the
+    # timestamps in ``since``, which come from the PBX as they are.
+    yield h[0] + render.column("agent_state_s", p.state_s, c.state_s, signed=False)
     # Pause reasons: every configured label plus any other the row has, sorted (as agent_families).
     labs: list[tuple[str, ...]] = []
     for (_, st), x in zip(states, per, strict=True):
         base = tuple(sorted(set(st.pause_labels)))
         allowed = set(base)
-        labs.extend(base if d.keys() <= allowed else tuple(sorted({*base, *d})) for d in x.paused_by_label)
+        if allowed.issuperset(set().union(*x.paused_by_label)):  # the usual case: no reason outside the labels
+            labs += [base] * len(x.paused_by_label)
+        else:
+            labs.extend(base if d.keys() <= allowed else tuple(sorted({*base, *d})) for d in x.paused_by_label)
     paused_p = render.memo("agent_paused", (p, labs), lambda: [
         f'qmon_agent_paused_seconds_total{{{base},reason="{label_value(lab)}"}} '
         for base, ls in zip(p.base, labs, strict=True) for lab in ls])
     paused = [d.get(lab, 0.0) for d, ls in zip(c.paused_by_label, labs, strict=True) for lab in ls]
-    yield h[1] + render.column("agent_paused", paused_p, paused)
+    yield h[1] + render.column("agent_paused", paused_p, paused, signed=False)
     for i, (key, prefixes, values) in enumerate((("talk", p.talk, c.talk_s), ("wrap", p.wrap, c.wrapup_s),
                                                   ("calls", p.calls, c.answered), ("done", p.done, c.completed),
                                                   ("rna", p.rna, c.ring_no_answer)), start=2):
-        yield h[i] + render.column(key, prefixes, values)
+        yield h[i] + render.column(key, prefixes, values, signed=False)
     cur = c.state
     yield h[7] + render.memo("agent_state", (p, cur), lambda: "".join(map(p.state_chunk, range(len(cur)), cur)).encode())
     since: list[Any] = c.since
-    ats = [st.agents_at for (_, st), x in zip(states, per, strict=True) for _ in x.queue]
+    ats = [t for (_, st), x in zip(states, per, strict=True) for t in [st.agents_at] * len(x.queue)]
     since_p, dur_p = p.since, p.dur
     if None in since:  # never seen logged in: no since/duration series
         seen = [i for i, t in enumerate(since) if t is not None]
         since_p, dur_p, ats = [p.since[i] for i in seen], [p.dur[i] for i in seen], [ats[i] for i in seen]
         since = [since[i] for i in seen]
     yield h[8] + render.column("agent_since", since_p, since)
-    yield h[9] + render.column("agent_dur", dur_p, [max(0.0, at - t) for at, t in zip(ats, since, strict=True)])
+    yield h[9] + render.column("agent_dur", dur_p, [max(0.0, at - t) for at, t in zip(ats, since, strict=True)],
+                               signed=False)
     occ: list[Any] = c.occupancy
     occ_p = p.occ
     if None in occ:  # no time available yet: no occupancy series
         occ_p = [pre for pre, o in zip(p.occ, occ, strict=True) if o is not None]
         occ = [o for o in occ if o is not None]
-    yield h[10] + render.column("agent_occ", occ_p, occ)
+    yield h[10] + render.column("agent_occ", occ_p, occ, signed=False)
 
 
 class _AgentPrefixes:
