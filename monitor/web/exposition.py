@@ -265,8 +265,8 @@ class Renderer:
         labels: list[tuple[tuple[str, str], ...]] = self.memo(("labels", id(metric)), keys, lambda: [
             tuple(zip(names, k, strict=True)) for k in keys])
         if isinstance(metric, Counter):
-            prefixes = self.memo(("prefixes", id(metric)), labels, lambda: [
-                series_prefix(name + "_total", lab) for lab in labels])
+            prefixes = self.memo(("prefixes", id(metric)), labels, lambda: [  # a new queue: only its series are new
+                self.prefix(name + "_total", lab) for lab in labels])
             values = list(map(_RAW, map(_RAW, children)))
             text = self.column(id(metric), prefixes, values, signed=False)
             return header(name, metric._documentation, "counter") + text  # noqa: SLF001

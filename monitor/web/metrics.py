@@ -174,10 +174,15 @@ class QmonMetrics:
         return self.render(self.snapshot())
 
     async def expose_async(self, slice_s: float = SCRAPE_SLICE_S) -> bytes:
-        """:meth:`expose` on the event loop, in slices: the snapshot is taken at once (the trackers are not
-        thread-safe), then the text is written a family or a column at a time, handing the loop back to the AMI
-        reader whenever ``slice_s`` (s) have passed. (A worker thread would hold the GIL in 5 ms turns against the
-        reader and stretch both; a render is ~40 ms of CPU at 10 000 members: docs/performance.md.)"""
+        """:meth:`expose` on the event loop in slices (see :meth:`expose_parts`)."""
+        return b"".join(await self.expose_parts(slice_s))
+
+    async def expose_parts(self, slice_s: float = SCRAPE_SLICE_S) -> list[bytes]:
+        """:meth:`expose`'s text in parts, made on the event loop in slices: the snapshot is taken at once (the
+        trackers are not thread-safe), then the text is written a family or a column at a time, handing the loop
+        back to the AMI reader whenever ``slice_s`` (s) have passed. (A worker thread would hold the GIL in 5 ms
+        turns against the reader and stretch both; a render is ~20-50 ms of CPU at 10 000 members:
+        docs/performance.md.) The parts are sent as they are: joining 20 MB would only copy it once more."""
         async with self._scrape:  # one render at a time: scrapes share the renderer's caches
             snap = self.snapshot()
             parts: list[bytes] = []
@@ -193,7 +198,7 @@ class QmonMetrics:
                 finally:
                     _RENDERER.reset(tokens[1])
                     _SNAPSHOT.reset(tokens[0])
-            return b"".join(parts)
+            return parts
 
     def render(self, snap: Snapshot) -> bytes:
         """The exposition of ``snap`` by the fast writer (``monitor.web.exposition``): byte for byte
