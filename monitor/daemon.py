@@ -325,23 +325,13 @@ async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None =
             listeners.push_async_callback(_bounded, survey.server.close, 5.0)
             d.survey_port = survey.server.port
             metrics.survey_server = survey.server
-        stack.enter_context(_frozen_heap())
+        # What the set-up daemon holds (modules, settings, pre-created series: ~150 k objects at 200 queues) stays out
+        # of full GC passes until shutdown: each walks every object while the AMI reader waits (docs/performance.md).
+        gc.collect()
+        gc.freeze()
+        stack.callback(gc.unfreeze)
         await _serve(d, listeners, survey, ready_cb)
     return 0 if store.stats.get("lost", 0) == 0 else 1
-
-
-@contextlib.contextmanager
-def _frozen_heap() -> Iterator[None]:
-    """What exists once the daemon is set up (modules, settings, every pre-created metric series: ~150 k objects
-    at 200 queues) is kept out of the garbage collector's full passes until shutdown. A full pass walks every
-    tracked object with every thread stopped (~80 ms at 200 queues x 50 members, so the AMI reader waits that
-    long); these objects live as long as the daemon anyway."""
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 async def _serve(d: Daemon, listeners: contextlib.AsyncExitStack, survey: SurveyParts | None,

@@ -14,7 +14,6 @@ from operator import itemgetter
 
 from monitor.core.agents import TIME_STATES, AgentBoard, AgentRow, occupancy
 
-
 _TIME_OF = itemgetter(*TIME_STATES)
 
 
@@ -98,4 +97,4 @@ def concat(parts: Sequence[AgentColumns]) -> AgentColumns:
     return c
 
 
-_LISTS = [f for f in AgentColumns.__slots__ if f != "at"]  # type: ignore[attr-defined]
+_LISTS = [f for f in AgentColumns.__slots__ if f != "at"]

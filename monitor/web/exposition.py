@@ -27,7 +27,13 @@ from prometheus_client import metrics as _lib_metrics
 from prometheus_client import values as _lib_values
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.exposition import UNDERSCORES, escape_label_name, escape_metric_name
-from prometheus_client.utils import floatToGoString
+from prometheus_client.utils import floatToGoString as _float_to_go_string
+
+floatToGoString: Callable[[Any], str] = _float_to_go_string  # the library's value formatting (untyped there)
+
+# The library's instruments are read through attributes it does not document (``_metrics``, ``_labelnames``,
+# ``_value`` of a MutexValue, ``_buckets``, ``_sum``, ``_upper_bounds``): prometheus-client is pinned
+# (scripts/constraints.txt) and tests/test_exposition.py compares every render with generate_latest's.
 
 __all__ = ["Prerendered", "Renderer", "header", "label_value", "library_text", "series_prefix", "value_text"]
 
@@ -122,7 +128,7 @@ class _One:
 
 def library_text(metric: Metric) -> bytes:
     """One family rendered by prometheus-client itself (the reference, and the path for unusual families)."""
-    return bytes(generate_latest(_One(metric)))  # type: ignore[arg-type]
+    return bytes(generate_latest(_One(metric)))
 
 
 def _has_negative_zero(values: Sequence[Any]) -> bool:
@@ -225,7 +231,8 @@ class Renderer:
             else:
                 texts = list(prev.texts)
                 moved = list(compress(values, changed))
-                for i, t in zip(compress(range(len(values)), changed), _plain_texts(moved) or map(value_text, moved)):
+                fresh = _plain_texts(moved) or map(value_text, moved)
+                for i, t in zip(compress(range(len(values)), changed), fresh, strict=False):
                     texts[i] = t
         else:
             texts = self.texts(values, negative_zero)
@@ -255,13 +262,13 @@ class Renderer:
 
     def instrument(self, metric: Counter | Histogram) -> bytes:
         """A prometheus-client Counter or Histogram read from its children (no per-sample lock or Sample objects)."""
-        if type(metric) not in (Counter, Histogram) or not _plain_values() or not metric._labelnames:  # noqa: SLF001
+        if type(metric) not in (Counter, Histogram) or not _plain_values() or not metric._labelnames:
             return b"".join(library_text(m) for m in metric.collect())
-        name = metric._name  # noqa: SLF001
-        with metric._lock:  # noqa: SLF001  # the children dict changes when a series is created
-            keys = list(metric._metrics)  # noqa: SLF001
-            children = list(metric._metrics.values())  # noqa: SLF001
-        names = metric._labelnames  # noqa: SLF001
+        name = metric._name
+        with metric._lock:  # the children dict changes when a series is created
+            keys = list(metric._metrics)
+            children: list[Any] = list(metric._metrics.values())
+        names = metric._labelnames
         labels: list[tuple[tuple[str, str], ...]] = self.memo(("labels", id(metric)), keys, lambda: [
             tuple(zip(names, k, strict=True)) for k in keys])
         if isinstance(metric, Counter):
@@ -269,14 +276,14 @@ class Renderer:
                 self.prefix(name + "_total", lab) for lab in labels])
             values = list(map(_RAW, map(_RAW, children)))
             text = self.column(id(metric), prefixes, values, signed=False)
-            return header(name, metric._documentation, "counter") + text  # noqa: SLF001
+            return header(name, metric._documentation, "counter") + text
         # Every bucket and sum of every child in one list: a histogram nobody observed since the last scrape (most
         # of them, most scrapes) is its last text after one comparison.
-        raw = [v for c in children for v in (*map(_RAW, c._buckets), c._sum._value)]  # noqa: SLF001
+        raw = [v for c in children for v in (*map(_RAW, c._buckets), c._sum._value)]
         prev = self._memo.get(("histogram", id(metric)))
         if prev is not None and prev[0][0] is labels and prev[0][1] == raw:
             return cast(bytes, prev[1])
-        parts = [header(name, metric._documentation, "histogram")]  # noqa: SLF001
+        parts = [header(name, metric._documentation, "histogram")]
         for lab, child in zip(labels, children, strict=True):
             parts.append(self._histogram_child(metric, name, lab, child))
         text = b"".join(parts)
@@ -285,15 +292,15 @@ class Renderer:
 
     def _histogram_child(self, metric: Histogram, name: str, labels: tuple[tuple[str, str], ...], child: Any) -> bytes:
         # Bucket counts and the sum start at 0.0 and only have amounts added: never a -0.0 (0.0 + -0.0 is 0.0).
-        raw = list(map(_RAW, child._buckets))  # noqa: SLF001
-        raw.append(child._sum._value)  # noqa: SLF001
+        raw = list(map(_RAW, child._buckets))
+        raw.append(child._sum._value)
         key = id(child)
         prev = self._hist.get(key)
         if prev is not None and prev[0] is not labels and prev[0] != labels:  # another child now at that id
             prev = None
         if prev is not None and prev[1] == raw:
             return prev[2]
-        bounds = metric._upper_bounds  # noqa: SLF001
+        bounds = metric._upper_bounds
         if prev is not None:
             prefixes = prev[3]
         else:

@@ -155,12 +155,14 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]]) -> Ite
         for base, ls in zip(p.base, labs, strict=True) for lab in ls])
     paused = [d.get(lab, 0.0) for d, ls in zip(c.paused_by_label, labs, strict=True) for lab in ls]
     yield h[1] + render.column("agent_paused", paused_p, paused, signed=False)
-    for i, (key, prefixes, values) in enumerate((("talk", p.talk, c.talk_s), ("wrap", p.wrap, c.wrapup_s),
-                                                  ("calls", p.calls, c.answered), ("done", p.done, c.completed),
-                                                  ("rna", p.rna, c.ring_no_answer)), start=2):
+    singles: list[tuple[str, list[str], list[Any]]] = [
+        ("talk", p.talk, c.talk_s), ("wrap", p.wrap, c.wrapup_s), ("calls", p.calls, c.answered),
+        ("done", p.done, c.completed), ("rna", p.rna, c.ring_no_answer)]
+    for i, (key, prefixes, values) in enumerate(singles, start=2):
         yield h[i] + render.column(key, prefixes, values, signed=False)
     cur = c.state
-    yield h[7] + render.memo("agent_state", (p, cur), lambda: "".join(map(p.state_chunk, range(len(cur)), cur)).encode())
+    yield h[7] + render.memo("agent_state", (p, cur),
+                             lambda: "".join(map(p.state_chunk, range(len(cur)), cur)).encode())
     since: list[Any] = c.since
     ats = [t for (_, st), x in zip(states, per, strict=True) for t in [st.agents_at] * len(x.queue)]
     since_p, dur_p = p.since, p.dur
@@ -185,7 +187,8 @@ class _AgentPrefixes:
 
     def __init__(self, pbxs: list[str], queues: list[str], agents: list[str]) -> None:
         v = label_value
-        self.base = [f'agent="{v(a)}",pbx="{v(p)}",queue="{v(q)}"' for p, q, a in zip(pbxs, queues, agents, strict=True)]
+        self.base = [f'agent="{v(a)}",pbx="{v(p)}",queue="{v(q)}"'
+                     for p, q, a in zip(pbxs, queues, agents, strict=True)]
 
         def each(name: str) -> list[str]:
             return [f"{name}{{{b}}} " for b in self.base]
