@@ -95,6 +95,9 @@ def test_full_scrapes_equal_generate_latest_while_time_moves_and_counters_change
         m.sink("big")([SegmentNote("q7", "answered", 12.5 + step, "a1", 0.0), TalkNote("q7", "a1", 95.0, "agent", 0.0)])
         m.calls.labels("big", f"new{step}", "answered").inc()  # a series created between scrapes
         big.tracker.agents.pause("q3", "a1", "lunch", 1.8e9 + 7.25 * (step + 1))
+        late = _members(1, 1).replace(b"q0", f"q{step}".encode()).replace(b"a0", f"late{step}".encode())
+        for h in WireParser(expect_banner=False).feed(late):  # a member joins: its rows among the others'
+            big.feed(h, 1.8e9)
     assert asyncio.run(m.expose_async(slice_s=0.0)) == m.expose_reference()
 
 
