@@ -141,7 +141,8 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]]) -> Ite
     h = _AGENT_HEADERS
     # Board values are 0.0 plus non-negative amounts, or max(0.0, ...): never a -0.0 (signed=False), but for the
     # timestamps in ``since``, which come from the PBX as they are.
-    yield h[0] + render.column("agent_state_s", p.state_s, c.state_s, signed=False)
+    yield h[0]
+    yield from _blocks(render, "agent_state_s", p.state_s, c.state_s)
     # Pause reasons: every configured label plus any other the row has, sorted (as agent_families).
     labs: list[tuple[str, ...]] = []
     for (_, st), x in zip(states, per, strict=True):
@@ -154,12 +155,14 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]]) -> Ite
     paused_p = render.memo("agent_paused", (p, labs), lambda: [
         r.paused_prefix(lab) for r, ls in zip(p.rows, labs, strict=True) for lab in ls])
     paused = [d.get(lab, 0.0) for d, ls in zip(c.paused_by_label, labs, strict=True) for lab in ls]
-    yield h[1] + render.column("agent_paused", paused_p, paused, signed=False)
+    yield h[1]
+    yield from _blocks(render, "agent_paused", paused_p, paused)
     singles: list[tuple[str, list[str], list[Any]]] = [
         ("talk", p.talk, c.talk_s), ("wrap", p.wrap, c.wrapup_s), ("calls", p.calls, c.answered),
         ("done", p.done, c.completed), ("rna", p.rna, c.ring_no_answer)]
     for i, (key, prefixes, values) in enumerate(singles, start=2):
-        yield h[i] + render.column(key, prefixes, values, signed=False)
+        yield h[i]
+        yield from _blocks(render, key, prefixes, values)
     cur = c.state
     yield h[7] + render.memo("agent_state", (p, cur),
                              lambda: "".join(map(p.state_chunk, range(len(cur)), cur)).encode())
@@ -170,15 +173,27 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]]) -> Ite
         seen = [i for i, t in enumerate(since) if t is not None]
         since_p, dur_p, ats = [p.since[i] for i in seen], [p.dur[i] for i in seen], [ats[i] for i in seen]
         since = [since[i] for i in seen]
-    yield h[8] + render.column("agent_since", since_p, since)
-    yield h[9] + render.column("agent_dur", dur_p, [max(0.0, at - t) for at, t in zip(ats, since, strict=True)],
-                               signed=False)
+    yield h[8]
+    yield from _blocks(render, "agent_since", since_p, since, signed=True)
+    yield h[9]
+    yield from _blocks(render, "agent_dur", dur_p, [max(0.0, at - t) for at, t in zip(ats, since, strict=True)])
     occ: list[Any] = c.occupancy
     occ_p = p.occ
     if None in occ:  # no time available yet: no occupancy series
         occ_p = [pre for pre, o in zip(p.occ, occ, strict=True) if o is not None]
         occ = [o for o in occ if o is not None]
-    yield h[10] + render.column("agent_occ", occ_p, occ, signed=False)
+    yield h[10]
+    yield from _blocks(render, "agent_occ", occ_p, occ)
+
+
+_BLOCK = 8192  # lines per part: a column re-rendered whole (members joined) still hands the loop back often
+
+
+def _blocks(render: Renderer, key: str, prefixes: list[str], values: list[Any],
+            signed: bool = False) -> Iterator[bytes]:
+    """:meth:`Renderer.column` in parts of at most ``_BLOCK`` lines."""
+    for i in range(0, len(values), _BLOCK):
+        yield render.column((key, i), prefixes[i:i + _BLOCK], values[i:i + _BLOCK], signed=signed)
 
 
 class _AgentPrefixes:
