@@ -325,8 +325,8 @@ async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None =
             listeners.push_async_callback(_bounded, survey.server.close, 5.0)
             d.survey_port = survey.server.port
             metrics.survey_server = survey.server
-        # What the set-up daemon holds (modules, settings, pre-created series: ~150 k objects at 200 queues) stays out
-        # of full GC passes until shutdown: each walks every object while the AMI reader waits (docs/performance.md).
+        # What the set-up daemon holds (modules, settings, pre-created series and their locks: ~100 k objects at 200
+        # queues) stays out of full GC passes until shutdown: each walks every object while the AMI reader waits.
         gc.collect()
         gc.freeze()
         stack.callback(gc.unfreeze)
