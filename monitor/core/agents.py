@@ -117,9 +117,18 @@ class AgentRow:
     @property
     def occupancy(self) -> float | None:
         """(in_call + wrapup) ÷ (logged in - paused while idle), 0..1; None when no time was available."""
-        avail = self.logged_in_s - self.state_s.get("paused", 0.0)
-        busy = self.state_s.get("in_call", 0.0) + self.state_s.get("wrapup", 0.0)
-        return busy / avail if avail > 0 else None
+        return occupancy(self.logged_in_s, self.state_s)
+
+
+def occupancy(logged_in_s: float, state_s: Mapping[str, float]) -> float | None:
+    """(in_call + wrapup) ÷ (logged in - paused while idle), 0..1; None when no time was available."""
+    avail = logged_in_s - state_s.get("paused", 0.0)
+    busy = state_s.get("in_call", 0.0) + state_s.get("wrapup", 0.0)
+    return busy / avail if avail > 0 else None
+
+
+#: What :meth:`AgentBoard.measures` returns: state_s, state, since, logged-in s, paused by reason, by label.
+Measures = tuple[dict[str, float], str, "float | None", float, dict[str, float], dict[str, float]]
 
 
 class AgentBoard:
@@ -141,6 +150,7 @@ class AgentBoard:
         # No fact is placed before this (epoch s, PBX clock): the latest fact or hold(). Snapshots read here, so what
         # one showed is never taken back by a late fact and every exported counter only grows.
         self.floor = -math.inf
+        self._order: list[MemberAcc] = []  # accs sorted by (queue, agent): see ordered()
 
     def hold(self, t: float) -> None:
         """Time reached ``t`` (PBX clock, epoch s) without a fact: snapshots may read up to it, later facts are
@@ -316,13 +326,20 @@ class AgentBoard:
         Open intervals (session, pause, state) are counted up to ``now`` without changing the board, so a
         scrape-time collector or the API may call this freely; durations are seconds, sorted by (queue, agent).
         """
-        return [self._row(a, now) for _, a in sorted(self.accs.items())]
+        return [self._row(a, now) for a in self.ordered()]
+
+    def ordered(self) -> list[MemberAcc]:
+        """The (queue, agent) accumulators sorted by (queue, agent); the order is kept until a member is added."""
+        if len(self._order) != len(self.accs):  # accumulators are only ever added
+            self._order = [a for _, a in sorted(self.accs.items())]
+        return self._order
 
     def agents(self, now: float) -> list[AgentRow]:
         """One row per agent over all its queues (queue = :data:`ALL_QUEUES`), as of ``now``; sorted by agent."""
         return [self._row(a, now) for _, a in sorted(self.totals.items())]
 
-    def _row(self, a: MemberAcc, now: float) -> AgentRow:
+    def measures(self, a: MemberAcc, now: float) -> Measures:
+        """One accumulator as of ``now``: (state_s, state, since, logged-in s, paused by reason, paused by label)."""
         state_s, state, since = a.counted(now)
         paused = dict(a.paused_by_reason)
         logged = a.logged_in_s
@@ -334,6 +351,10 @@ class AgentBoard:
         for reason, secs in paused.items():
             lab = pause_label(reason, self.pause_reasons)
             labels[lab] = labels.get(lab, 0.0) + secs
+        return state_s, state, since, logged, paused, labels
+
+    def _row(self, a: MemberAcc, now: float) -> AgentRow:
+        state_s, state, since, logged, paused, labels = self.measures(a, now)
         return AgentRow(
             a.queue, a.agent, a.interface, state, since, a.pause_reason if a.paused else "",
             pause_label(a.pause_reason, self.pause_reasons) if a.paused else "", logged, sum(paused.values()),

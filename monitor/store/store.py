@@ -223,7 +223,7 @@ class Store(StoreReads, WriterTask):
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Counters and gauges for metrics (exported by ``_store_families`` in :mod:`monitor.web.metrics`)."""
+        """Counters and gauges for metrics (exported by ``_store_families`` in :mod:`monitor.web.collectors`)."""
         return {
             **self._stats, "queue_depth": self._queue.qsize(), "overflow": len(self._volatile),
             "queue_size": self._queue.maxsize,

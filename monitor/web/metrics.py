@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextvars import ContextVar
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
 
 from monitor.core.ingest import LiveState
-from monitor.core.members import MEMBER_STATES
 from monitor.core.owed import CLOSED_BY
 from monitor.core.records import (
     CallClosed,
@@ -41,7 +37,8 @@ from monitor.core.vocab import (
     valid_nps,
 )
 from monitor.settings import WAIT_BUCKETS_S
-from monitor.web.supervisor import agent_families, owed_families
+from monitor.web.collectors import RENDERER, SNAPSHOT, Instruments, PbxSnapshot, Snapshot, StateCollector
+from monitor.web.exposition import Renderer
 
 CALL_OUTCOMES = CALL_OUTCOME_LABELS  # every outcome label, pre-created per queue (the last two: no wait histogram)
 TRANSFER_TYPES = ("blind", "attended")
@@ -51,7 +48,7 @@ WAIT_BUCKETS = WAIT_BUCKETS_S  # one definition (monitor.settings): config check
 TALK_BUCKETS = (15, 30, 60, 120, 180, 300, 600, 900, 1800, 3600)
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 TTC_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400)  # time to callback: a minute to a day
-_NO_MEMBERS = dict.fromkeys(MEMBER_STATES, 0)
+SCRAPE_SLICE_S = 0.004  # a scrape hands the event loop back this often (s) while it writes the exposition
 
 
 class SourceState(Protocol):
@@ -71,8 +68,8 @@ class SourceState(Protocol):
 class LiveSource(Protocol):
     """What the collector reads of one PBX's calls, queues and members (:class:`~monitor.core.ingest.Ingest`)."""
 
-    def live(self, now: float) -> LiveState:
-        """A snapshot at daemon time ``now`` (epoch s)."""
+    def live(self, now: float, *, views: bool = True) -> LiveState:
+        """A snapshot at daemon time ``now`` (epoch s); ``views=False``: without what /metrics never reads."""
         ...
 
 
@@ -81,7 +78,7 @@ class StoreStats(Protocol):
 
     @property
     def stats(self) -> Mapping[str, Any]:
-        """Writer counters and gauges (see ``_store_families`` for the keys read)."""
+        """Writer counters and gauges (see ``monitor.web.collectors._store_families`` for the keys read)."""
         ...
 
 
@@ -90,7 +87,7 @@ class SurveyServerStats(Protocol):
 
     @property
     def stats(self) -> Mapping[str, int]:
-        """Server counters (see ``_survey_server_families`` for the keys read)."""
+        """Server counters (see ``monitor.web.collectors._survey_server_families``)."""
         ...
 
 
@@ -116,8 +113,13 @@ class QmonMetrics:
         self.survey_server: SurveyServerStats | None = None  # set by the daemon when surveys are enabled
         self._known: set[tuple[str, str]] = set()
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}  # (id(metric), labels) -> its child
-        self.registry.register(_StateCollector(self))
-        r = self.registry
+        self.renderer = Renderer()
+        self._scrape = asyncio.Lock()
+        self.registry.register(StateCollector(self.snapshot, self.started))
+        # The instruments are registered through one collector (in this order) so that a scrape can read them
+        # through the renderer's fast path; the library's collect() stays what get_sample_value() and tests see.
+        instruments = Instruments()
+        r: Any = instruments
         self.calls = Counter("qmon_queue_calls", "Queue segments by outcome (abandoned and abandoned_short are "
                              "disjoint; transferred counts transfers of answered queue calls)",
                              ["pbx", "queue", "outcome"], registry=r)
@@ -147,6 +149,7 @@ class QmonMetrics:
         self.loop_lag = Histogram("qmon_event_loop_lag_seconds", "How late the daemon's periodic timer ran (the "
                                   "event loop was busy or blocked that long; AMI events wait as long)",
                                   buckets=LAG_BUCKETS, registry=r)
+        self.registry.register(instruments)
 
     # -- wiring ----------------------------------------------------------------------------------------
 
@@ -163,21 +166,53 @@ class QmonMetrics:
     def expose(self) -> bytes:
         """The Prometheus text exposition: series of queues learned since the last scrape are
         created first (at 0), so they appear in this very scrape; collecting itself changes nothing."""
-        token = _SNAPSHOT.set(self.snapshot())
+        return self.render(self.snapshot())
+
+    async def expose_async(self, slice_s: float = SCRAPE_SLICE_S) -> bytes:
+        """:meth:`expose` on the event loop in slices (see :meth:`expose_parts`)."""
+        return b"".join(await self.expose_parts(slice_s))
+
+    async def expose_parts(self, slice_s: float = SCRAPE_SLICE_S) -> list[bytes]:
+        """:meth:`expose`'s text in parts, made on the event loop in slices: the snapshot is taken at once (the
+        trackers are not thread-safe), then the text is written a family or a column at a time, handing the loop
+        back to the AMI reader whenever ``slice_s`` (s) have passed. (A worker thread would hold the GIL in 5 ms
+        turns against the reader and stretch both; a render is ~20-50 ms of CPU at 10 000 members:
+        docs/performance.md.) The parts are sent as they are: joining 20 MB would only copy it once more."""
+        async with self._scrape:  # one render at a time: scrapes share the renderer's caches
+            snap = self.snapshot()
+            parts: list[bytes] = []
+            with self.renderer.lock:  # never contended here: only this method holds it across an await
+                tokens = SNAPSHOT.set(snap), RENDERER.set(self.renderer)
+                try:
+                    until = time.perf_counter() + slice_s
+                    for part in self.renderer.parts(self.registry.collect()):
+                        parts.append(part)
+                        if time.perf_counter() >= until:
+                            await asyncio.sleep(0)
+                            until = time.perf_counter() + slice_s
+                finally:
+                    RENDERER.reset(tokens[1])
+                    SNAPSHOT.reset(tokens[0])
+            return parts
+
+    def render(self, snap: Snapshot) -> bytes:
+        """The exposition of ``snap`` by the fast writer (``monitor.web.exposition``): byte for byte
+        :meth:`expose_reference`'s text, tens of times faster on a large call center (docs/performance.md)."""
+        with self.renderer.lock:
+            tokens = SNAPSHOT.set(snap), RENDERER.set(self.renderer)
+            try:
+                return self.renderer.render(self.registry.collect())
+            finally:
+                RENDERER.reset(tokens[1])
+                SNAPSHOT.reset(tokens[0])
+
+    def expose_reference(self, snap: Snapshot | None = None) -> bytes:
+        """The same exposition written by prometheus-client's ``generate_latest`` (the reference for tests)."""
+        token = SNAPSHOT.set(snap or self.snapshot())
         try:
             return bytes(generate_latest(self.registry))
         finally:
-            _SNAPSHOT.reset(token)
-
-    async def expose_async(self) -> bytes:
-        """:meth:`expose` with the text rendered in a worker thread: only the snapshot of the live state is taken
-        on the event loop, so a large scrape (200 queues x 50 members: ~58 k series, about a second of
-        prometheus-client formatting) never stalls the AMI reader (figures: docs/performance.md)."""
-        token = _SNAPSHOT.set(self.snapshot())
-        try:  # to_thread runs in a copy of this context: the worker's collect() sees this scrape's snapshot
-            return bytes(await asyncio.to_thread(generate_latest, self.registry))
-        finally:
-            _SNAPSHOT.reset(token)
+            SNAPSHOT.reset(token)
 
     def snapshot(self) -> Snapshot:
         """Copies of everything the scrape-time gauges read (on the event loop: the trackers are not thread-safe);
@@ -185,7 +220,7 @@ class QmonMetrics:
         now = self.clock()
         pbxs: dict[str, PbxSnapshot] = {}
         for name, p in self.pbxs.items():
-            st = p.live.live(now)
+            st = p.live.live(now, views=False)
             for q in st.queues:
                 self.ensure_queue(name, q)
             src = p.source
@@ -298,123 +333,3 @@ class QmonMetrics:
             self.ces.labels(pbx, queue, str(n.ces)).inc()
 
 
-@dataclass(frozen=True, slots=True)
-class PbxSnapshot:
-    """One PBX's scrape-time state: its live state, the queues with series, the AMI connection's state."""
-
-    live: LiveState
-    known_queues: frozenset[str]
-    connected: bool
-    reconnects: int
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """What one scrape's gauges show (daemon clock ``now``, epoch s), taken on the event loop."""
-
-    now: float
-    pbxs: dict[str, PbxSnapshot]
-    store: Mapping[str, Any] | None
-    survey_server: Mapping[str, int] | None = None
-
-
-#: The snapshot of the scrape being rendered (set around generate_latest; None: collect takes its own).
-_SNAPSHOT: ContextVar[Snapshot | None] = ContextVar("qmon_metrics_snapshot", default=None)
-
-
-class _StateCollector(Collector):
-    """Gauges and source/store counters built from a snapshot of live state at scrape time."""
-
-    def __init__(self, metrics: QmonMetrics) -> None:
-        self.m = metrics
-
-    def describe(self) -> Iterable[Any]:
-        """Nothing up front: the names depend on what is wired (keeps registration cheap)."""
-        return []
-
-    def collect(self) -> Iterator[Any]:
-        """One consistent snapshot per scrape (the one :meth:`QmonMetrics.expose` took, else a fresh one)."""
-        snap = _SNAPSHOT.get() or self.m.snapshot()
-        now = snap.now
-        waiting = GaugeMetricFamily("qmon_queue_waiting_calls", "Callers waiting in the queue now",
-                                    labels=["pbx", "queue"])
-        longest = GaugeMetricFamily("qmon_queue_longest_wait_seconds", "Wait of the longest-waiting caller now "
-                                    "(0 when nobody waits)", labels=["pbx", "queue"])
-        members = GaugeMetricFamily("qmon_queue_members", "Queue members by state", labels=["pbx", "queue", "state"])
-        up = GaugeMetricFamily("qmon_ami_up", "1 when logged in to the AMI", labels=["pbx"])
-        age = GaugeMetricFamily("qmon_ami_last_event_age_seconds", "Seconds since the last AMI event (since start "
-                                "when none yet)", labels=["pbx"])
-        open_calls = GaugeMetricFamily("qmon_open_calls", "Calls in progress", labels=["pbx"])
-        events = CounterMetricFamily("qmon_ami_events", "AMI events received", labels=["pbx"])
-        reconnects = CounterMetricFamily("qmon_ami_reconnects", "AMI reconnections", labels=["pbx"])
-        skipped = CounterMetricFamily("qmon_ami_skipped_events", "AMI messages that could not be used",
-                                      labels=["pbx", "reason"])
-        for name, p in sorted(snap.pbxs.items()):
-            st = p.live
-            for q in sorted(st.queues | p.known_queues):
-                ts = st.waiting.get(q, ())
-                waiting.add_metric([name, q], len(ts))
-                longest.add_metric([name, q], max(0.0, st.pbx_now - min(ts)) if ts else 0.0)
-                for state, count in st.member_counts.get(q, _NO_MEMBERS).items():
-                    members.add_metric([name, q, state], count)
-            up.add_metric([name], 1.0 if p.connected else 0.0)
-            last = st.last_event_at
-            age.add_metric([name], max(0.0, now - (last if last is not None else self.m.started)))
-            open_calls.add_metric([name], st.open_calls)
-            events.add_metric([name], st.events)
-            reconnects.add_metric([name], p.reconnects)
-            for reason, count in sorted(st.skipped.items()):
-                skipped.add_metric([name, reason], count)
-        yield from (waiting, longest, members, up, age, open_calls, events, reconnects, skipped)
-        pbxs = sorted(snap.pbxs.items())
-        yield from agent_families([(name, p.live) for name, p in pbxs])
-        yield from owed_families([(name, p.live, p.live.queues | p.known_queues) for name, p in pbxs])
-        yield from _store_families(snap.store)
-        if snap.survey_server is not None:
-            yield from _survey_server_families(snap.survey_server)
-
-
-def _survey_server_families(stats: Mapping[str, int]) -> Iterator[Any]:
-    yield GaugeMetricFamily("qmon_survey_sessions_in_progress", "FastAGI surveys running now (at most "
-                            "survey.max_sessions)", value=float(stats.get("sessions", 0)))
-    rejected = CounterMetricFamily("qmon_survey_sessions_rejected", "FastAGI connections turned away: overloaded = "
-                                   "max_sessions surveys running, the caller heard qmon's goodbye; no_room = closed "
-                                   "at once, the dialplan's goodbye", labels=["reason"])
-    for reason in ("overloaded", "no_room"):
-        rejected.add_metric([reason], float(stats.get(f"rejected_{reason}", 0)))
-    yield rejected
-    yield CounterMetricFamily("qmon_survey_idle_connections_dropped", "FastAGI connections that sent no request, "
-                              "dropped to make room for new ones", value=float(stats.get("idle_dropped", 0)))
-    yield CounterMetricFamily("qmon_survey_accept_errors", "FastAGI accept() failures (EMFILE: out of file "
-                              "descriptors)", value=float(stats.get("accept_errors", 0)))
-
-
-def _store_families(stats: Mapping[str, Any] | None) -> Iterator[Any]:
-    dropped = CounterMetricFamily("qmon_store_dropped", "Records not queued for the database (journaled or lost)",
-                                  labels=["reason"])
-    by_reason: Mapping[str, int] = (stats or {}).get("dropped_by_reason") or {}
-    for reason in sorted({"queue_full", *by_reason}):
-        dropped.add_metric([reason], by_reason.get(reason, 0))
-    yield dropped
-    for key, name, doc in (
-        ("rejected", "qmon_store_rejected",
-         "Records the database refused as they were; stored with free-text fields blanked (original in .rejected)"),
-        ("lost", "qmon_store_lost",
-         "Records neither in the database nor in the journal (kept in .rejected when there is something to keep)"),
-        ("journal_replayed", "qmon_store_journal_replayed", "Records written to the database from the journal file"),
-    ):  # present at 0 from the start: an alert on increase() needs the series before the first loss
-        yield CounterMetricFamily(name, doc, value=float((stats or {}).get(key, 0)))
-    if stats is None:
-        return
-    for key, name, doc in (("batches", "qmon_store_batches", "Batches written"),
-                           ("retries", "qmon_store_retries", "Database write retries"),
-                           ("calls_written", "qmon_store_calls_written", "Call records written")):
-        if key in stats:
-            yield CounterMetricFamily(name, doc, value=float(stats[key]))
-    for key, name, doc in (("queue_depth", "qmon_store_queue_depth", "Records waiting for the writer"),
-                           ("journal_bytes", "qmon_store_journal_bytes", "Size of the write-ahead journal"),
-                           ("journal_lines", "qmon_store_journal_records",
-                            "Records journaled but not yet committed to the database"),
-                           ("db_up", "qmon_store_up", "1 when the database accepts writes")):
-        if key in stats:
-            yield GaugeMetricFamily(name, doc, value=float(stats[key]))

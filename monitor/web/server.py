@@ -172,11 +172,19 @@ async def _errors_and_auth(request: web.Request, handler: Callable[[web.Request]
             proto.busy = False
 
 
-async def metrics(request: web.Request) -> web.Response:
-    """Prometheus exposition of the injected registry."""
+async def metrics(request: web.Request) -> web.StreamResponse:
+    """Prometheus exposition of the injected registry (text format, whatever the Accept header asks), sent part by
+    part as rendered: at 10 000 members it is ~20 MB, which a single body would copy twice more on its way out."""
     query(request)
-    body = await request.app[CTX].metrics.expose_async()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    parts = await request.app[CTX].metrics.expose_parts()
+    resp = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE_LATEST})
+    resp.content_length = sum(map(len, parts))
+    await resp.prepare(request)
+    if request.method != "HEAD":
+        for part in parts:
+            await resp.write(part)
+    await resp.write_eof()
+    return resp
 
 
 async def healthz(request: web.Request) -> web.Response:

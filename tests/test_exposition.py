@@ -1,0 +1,228 @@
+"""The fast /metrics writer (monitor/web/exposition.py) writes byte for byte what prometheus-client's
+generate_latest writes: on full scrapes of metrics fed every recorded capture plus 200 queues x 50 members, while
+the clock moves and counters change, and on generated families with awkward labels and values."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    StateSetMetricFamily,
+    SummaryMetricFamily,
+    UnknownMetricFamily,
+)
+from prometheus_client.metrics_core import Metric
+
+from monitor.ami.files import read_capture
+from monitor.ami.wire import WireParser
+from monitor.core.agentcols import agent_columns, columns_of_rows
+from monitor.core.ingest import Ingest
+from monitor.core.records import SegmentNote, TalkNote
+from monitor.core.tracker import CallTracker, TrackerConfig
+from monitor.web.exposition import Renderer, library_text, value_text
+from monitor.web.metrics import QmonMetrics
+from monitor.web.supervisor import agent_families
+from tests.support.factcheck import FIXTURES
+
+CAPTURES = sorted(p for p in Path(FIXTURES).glob("*.jsonl") if not p.name.endswith(".actions.jsonl"))
+
+
+def _members(queues: int, agents: int) -> bytes:
+    """QueueMemberAdded for every (queue, agent), some paused with a reason (configured or not), some in use."""
+    reasons = ("", "lunch", "Kaffee \"schwarz\"", "back\\slash")
+    return b"".join(
+        f"Event: QueueMemberAdded\r\nQueue: q{q}\r\nMemberName: a{a}\r\nInterface: PJSIP/{q}-{a}\r\n"
+        f"StateInterface: PJSIP/{q}-{a}\r\nMembership: dynamic\r\nPenalty: 0\r\nCallsTaken: 0\r\nLastCall: 0\r\n"
+        f"LastPause: 0\r\nInCall: 0\r\nStatus: {1 + a % 3}\r\nPaused: {int(a % 4 == 0)}\r\n"
+        f"PausedReason: {reasons[a % 4 and (q + a) % 4]}\r\n\r\n".encode()
+        for q in range(queues) for a in range(agents))
+
+
+class _Static:
+    """A collector of fixed families (the standard collectors' values move between two renders)."""
+
+    def __init__(self, *families: Metric) -> None:
+        self.families = families
+
+    def collect(self) -> list[Metric]:
+        return list(self.families)
+
+
+def _daemon_metrics() -> tuple[QmonMetrics, list[Ingest]]:
+    build = GaugeMetricFamily("qmon_build_info", "qmon version (value is always 1)", labels=["version"])
+    build.add_metric(["0.1.0"], 1.0)
+    reg = CollectorRegistry(auto_describe=True)
+    reg.register(_Static(build))
+    m = QmonMetrics(reg, queues=("support", "sales"), repeat_windows=("24h", "7d"), clock=lambda: 1.8e9)
+    ingests = []
+    for path in CAPTURES:  # every capture as a PBX of its own (one tracker each: their ids overlap)
+        ing = Ingest(CallTracker(TrackerConfig(pause_reasons=("lunch",))), [m.sink(path.stem)], path.stem)
+        for headers, _ in read_capture(path):
+            ing.feed(headers, 1.8e9)
+        m.add_pbx(path.stem, ing)
+        ingests.append(ing)
+    big = Ingest(CallTracker(TrackerConfig(pause_reasons=("lunch",))), [m.sink("big")], "big")
+    for h in WireParser(expect_banner=False).feed(_members(200, 50)):
+        big.feed(h, 1.8e9)
+    m.add_pbx("big", big)
+    return m, [*ingests, big]
+
+
+def test_full_scrapes_equal_generate_latest_while_time_moves_and_counters_change() -> None:
+    m, ingests = _daemon_metrics()
+    assert len(CAPTURES) >= 15
+    big = ingests[-1]
+    for step in range(4):
+        snap = m.snapshot()
+        fast = m.render(snap)
+        ref = m.expose_reference(snap)
+        assert fast == ref, f"scrape {step} differs"
+        assert fast.count(b"\n") > 250_000 and b'reason="other"' in fast and b"qmon_agent_occupancy{" in fast
+        # Time moves (every logged-in member's seconds), a queue gets calls, a member pauses: the next scrape's
+        # columns change in part and in whole.
+        big.tracker.agents.hold(1.8e9 + 7.25 * (step + 1))
+        m.sink("big")([SegmentNote("q7", "answered", 12.5 + step, "a1", 0.0), TalkNote("q7", "a1", 95.0, "agent", 0.0)])
+        m.calls.labels("big", f"new{step}", "answered").inc()  # a series created between scrapes
+        big.tracker.agents.pause("q3", "a1", "lunch", 1.8e9 + 7.25 * (step + 1))
+        late = _members(1, 1).replace(b"q0", f"q{step}".encode()).replace(b"a0", f"late{step}".encode())
+        for h in WireParser(expect_banner=False).feed(late):  # a member joins: its rows among the others'
+            big.feed(h, 1.8e9)
+    assert asyncio.run(m.expose_async(slice_s=0.0)) == m.expose_reference()
+
+
+def test_agent_columns_are_the_snapshot_rows() -> None:
+    _, ingests = _daemon_metrics()
+    for ing in ingests[-3:]:
+        board = ing.tracker.agents
+        at = board.floor + 3.5
+        assert agent_columns(board, at) == columns_of_rows(board.snapshot(at), at)
+
+
+def test_agent_families_of_rows_and_of_columns_render_alike() -> None:
+    m, ingests = _daemon_metrics()
+    snap = m.snapshot()
+    st = snap.pbxs["big"].live
+    rows = ingests[-1].live(1.8e9)  # with views: rows, no columns
+    assert rows.agent_columns is None and st.agent_columns is not None and rows.agents
+    by_rows = "".join(library_text(f).decode() for f in agent_families([("big", rows)]))
+    by_cols = "".join(library_text(f).decode() for f in agent_families([("big", st)]))
+    assert by_rows == by_cols
+
+
+# -- generated families ------------------------------------------------------------------------------------------
+
+AWKWARD = st.lists(st.sampled_from([*'ab\\"\n{}=,é€😀 \t.', "\\n", '\\"']), max_size=8).map("".join)
+LABEL_NAMES = st.sampled_from(["a", "b", "le_x", "queue", "x1", "_u"])
+SPECIAL = [0.0, -0.0, 1.0, -1.0, math.nan, math.inf, -math.inf, 1e6, 999999.9, 1e16, 1.7e9, 1e-7, 5e-324,
+           1.7976931348623157e308, 123456789.125, -123456789.125]
+VALUES = st.one_of(st.sampled_from(SPECIAL), st.floats(allow_nan=True, allow_infinity=True),
+                   st.integers(min_value=-(2**70), max_value=2**70), st.booleans())
+FINITE = st.floats(min_value=-1e12, max_value=1e12, allow_nan=False)
+
+
+@st.composite
+def families(draw: st.DrawFn) -> list[Metric]:
+    out: list[Metric] = []
+    for i in range(draw(st.integers(1, 5))):
+        kind = draw(st.sampled_from(["gauge", "counter", "untyped", "summary", "histogram", "info", "stateset"]))
+        name = f"fam{i}_{kind}"
+        doc = draw(AWKWARD)
+        names = draw(st.lists(LABEL_NAMES, max_size=3, unique=True))
+        rows = draw(st.lists(st.tuples(st.lists(AWKWARD, min_size=len(names), max_size=len(names)), VALUES),
+                             max_size=6))
+        if kind in ("gauge", "counter", "untyped"):
+            cls = {"gauge": GaugeMetricFamily, "counter": CounterMetricFamily, "untyped": UnknownMetricFamily}[kind]
+            fam = cls(name, doc, labels=names)
+            for labels, v in rows:
+                fam.add_metric(labels, v)
+        elif kind == "summary":
+            fam = SummaryMetricFamily(name, doc, labels=names)
+            for labels, v in rows:
+                fam.add_metric(labels, count_value=abs(draw(FINITE)), sum_value=v)
+        elif kind == "histogram":
+            fam = HistogramMetricFamily(name, doc, labels=names)
+            for labels, v in rows:
+                fam.add_metric(labels, [("0.5", 1.0), ("10.0", draw(FINITE)), ("+Inf", 3.0)], sum_value=v)
+        elif kind == "info":
+            fam = InfoMetricFamily(name, doc, labels=names)
+            for labels, _ in rows:
+                fam.add_metric(labels, {"version": draw(AWKWARD)})
+        else:
+            fam = StateSetMetricFamily(name, doc, labels=names)
+            for labels, v in rows:
+                fam.add_metric(labels, {"on": bool(v == v and v), "off": not (v == v and v)})
+        out.append(fam)
+    return out
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(families())
+def test_generated_families_render_as_generate_latest(fams: list[Metric]) -> None:
+    reg = CollectorRegistry()
+    reg.register(_Static(*fams))
+    render = Renderer()
+    want = generate_latest(reg)
+    assert render.render(reg.collect()) == want
+    assert render.render(reg.collect()) == want  # the second time through the caches
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(VALUES, VALUES), max_size=40), st.booleans())
+def test_columns_re_render_only_what_changed_and_stay_exact(pairs: list[tuple[Any, Any]], same_prefixes: bool) -> None:
+    render = Renderer()
+    prefixes = [f'm{{i="{i}"}} ' for i in range(len(pairs))]
+    before, after = [a for a, _ in pairs], [b for _, b in pairs]
+
+    def want(values: list[Any]) -> bytes:
+        return "".join(p + value_text(v) for p, v in zip(prefixes, values, strict=True)).encode()
+
+    assert render.column("k", prefixes, before) == want(before)
+    again = prefixes if same_prefixes else list(prefixes)
+    assert render.column("k", again, after) == want(after)  # only the changed values formatted again
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(AWKWARD, st.lists(FINITE | st.sampled_from([0.0, -0.0, 1e6, 3.5e9]), max_size=4)),
+                max_size=6))
+def test_library_instruments_render_as_generate_latest(series: list[tuple[str, list[float]]]) -> None:
+    reg = CollectorRegistry()
+    c = Counter("gen_counter", "a counter \\ with\nnewline", ["who"], registry=reg)
+    h = Histogram("gen_hist", "a histogram", ["who"], buckets=(0.5, 10.0, 1e6), registry=reg)
+    render = Renderer()
+
+    def fast() -> bytes:
+        return render.instrument(c) + render.instrument(h)
+
+    for who, amounts in series:
+        for a in amounts:
+            c.labels(who).inc(abs(a))
+            h.labels(who).observe(a)
+        assert fast() == generate_latest(reg)
+    assert fast() == generate_latest(reg)
+
+
+def test_value_text_is_float_to_go_string() -> None:
+    from prometheus_client.utils import floatToGoString
+
+    for v in [*SPECIAL, 0, 7, True, 2**60 + 1, 10**17, 1e15 + 0.5, 9.999999999999998e15, 1234567.0, "2.5"]:
+        assert value_text(v) == floatToGoString(v) + "\n", v
+
+
+def _families_of(text: bytes) -> Iterator[str]:
+    return (line.split()[2] for line in text.decode().splitlines() if line.startswith("# TYPE"))
+
+
+def test_the_series_names_are_unchanged_by_the_fast_writer() -> None:
+    m, _ = _daemon_metrics()
+    assert list(_families_of(m.expose())) == list(_families_of(m.expose_reference()))
