@@ -156,8 +156,8 @@ async def _loop_lag(lags: list[float], busy: list[float], stop: asyncio.Event, p
         busy.append(time.thread_time() - c)
 
 
-def _scraper(port: int, stop: threading.Event, times: list[float], n: int) -> None:
-    """Scrape /metrics ``n`` times, 0.2 s apart, from another thread (the scrape seconds into ``times``)."""
+def _scraper(port: int, stop: threading.Event, times: list[float], n: int, interval_s: float = 0.1) -> None:
+    """Scrape /metrics ``n`` times, ``interval_s`` apart, from another thread (the scrape seconds into ``times``)."""
     for _ in range(n):
         if stop.is_set():
             return
@@ -166,7 +166,7 @@ def _scraper(port: int, stop: threading.Event, times: list[float], n: int) -> No
             body = r.read()
         times.append(time.perf_counter() - t)
         assert b"qmon_queue_members" in body or body
-        stop.wait(0.1)
+        stop.wait(interval_s)
 
 
 async def run_daemon_under_load(args: argparse.Namespace) -> dict[str, Any]:
@@ -236,7 +236,8 @@ async def run_daemon_under_load(args: argparse.Namespace) -> dict[str, Any]:
                    and time.monotonic() < deadline):
                 if scraper is None and args.scrapes:
                     scraper = threading.Thread(target=_scraper, args=(d.http_port, scrape_stop, scrape_times,
-                                                                      args.scrapes), daemon=True)
+                                                                      args.scrapes, args.scrape_interval_s),
+                                               daemon=True)
                     scraper.start()
                 await asyncio.sleep(0.05)
             stop_lag.set()
@@ -369,6 +370,7 @@ def main() -> None:
     ap.add_argument("--queues", type=int, default=0)
     ap.add_argument("--members", type=int, default=0)
     ap.add_argument("--scrapes", type=int, default=0)
+    ap.add_argument("--scrape-interval-s", type=float, default=0.1, help="scrape: pause between scrapes")
     ap.add_argument("--sessions", type=int, default=500)
     ap.add_argument("--client", choices=("lean", "asyncio"), default="lean",
                     help="agi: the callers' process: bench/agiload.py (default) or tests/support/agiclient.py")
