@@ -107,15 +107,16 @@ class CallTracker:
         ts = self._event_time(event.ts, now)
         st.now = max(st.now, ts)
         st.daemon_now = now
-        st.stats["events"] += 1
+        stats = st.stats
+        n = stats["events"] = stats["events"] + 1
         # Calls whose grace period is over are final before this event: if it is about one of them, it is late.
         out: list[Note] = flush(st, ts, now) if st.ending else []
         handler = HANDLERS.get(type(event))
         if handler is not None:
             handler(st, event, ts, out)
-        if st.stats["events"] % _SWEEP_EVERY == 0:
+        if n % _SWEEP_EVERY == 0:
             out.extend(self.sweep(st.now))
-        return with_owed(st, out)
+        return with_owed(st, out) if out else out
 
     def tick(self, now: float) -> list[Note]:
         """Time passes without events: close calls whose grace period is over at ``now`` (the daemon's clock, s).
