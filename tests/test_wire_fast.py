@@ -195,7 +195,7 @@ _KEYS = frozenset({"Event", "Uniqueid", "Linkedid", "Channel", "Cause", "Queue",
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["", " ", "\t", "\r", "X"]), st.sampled_from(sorted(_KEYS) + ["Other"]),
+@given(st.lists(st.tuples(st.sampled_from(["", " ", "\t", "\r", "X"]), st.sampled_from([*sorted(_KEYS), "Other"]),
                           st.sampled_from(["", " ", "\r"]), st.sampled_from([":", ": ", ":  ", " :"]),
                           st.text(alphabet="ab \t\r:", max_size=6), st.sampled_from(["\r\n", "\n", "\r\r\n", "\r"])),
                 max_size=8))
