@@ -14,7 +14,6 @@ the headers its consumer reads only.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable, Mapping
 
@@ -51,7 +50,7 @@ class Selection:
     with the line parser's exact semantics for each (repeated keys as lists). Other kept messages are parsed whole.
     """
 
-    __slots__ = ("_names", "_subsets", "events", "gap_clock", "headers", "varset_variables")
+    __slots__ = ("_names", "_patterns", "events", "gap_clock", "headers", "varset_variables")
 
     def __init__(self, events: Iterable[str], varset_variables: Iterable[str] | None = None,
                  gap_clock: bool = False, headers: Mapping[str, Iterable[str]] | None = None) -> None:
@@ -60,13 +59,11 @@ class Selection:
         self.gap_clock = gap_clock
         self.headers = {e: frozenset(h) for e, h in (headers or {}).items() if e in self.events}
         self._names = frozenset(e.encode() for e in self.events)
-        # Compiled on first use (a stream shows a few of the ~30 events; `qmon replay` counts its start-up).
-        self._subsets = {e.encode(): h for e, h in self.headers.items() if h}
+        self._patterns = {e.encode(): _subset_pattern(h) for e, h in self.headers.items() if h}
 
     def pattern(self, first_line: bytes) -> re.Pattern[str] | None:
         """The header-subset regex for a message starting with this line, None = parse it whole."""
-        subset = self._subsets.get(first_line[7:]) if first_line.startswith(b"Event: ") else None
-        return _subset_pattern(subset) if subset is not None else None
+        return self._patterns.get(first_line[7:]) if first_line.startswith(b"Event: ") else None
 
     def keeps(self, message: bytes) -> bool:
         """False if ``message`` (one raw message, CRLF lines, no terminator) is an event outside the selection."""
@@ -85,7 +82,7 @@ class Selection:
         if name in self._names:
             if name == b"VarSet" and self.varset_variables is not None:
                 return VARSET
-            return SUBSET if name in self._subsets else KEEP
+            return SUBSET if name in self._patterns else KEEP
         # Only plain names are decided here: anything else is parsed and left to the consumer.
         return DROP if name.isalnum() else KEEP
 
@@ -300,8 +297,7 @@ def _add(msg: Headers, key: str, value: str) -> None:
         msg[key] = [old, value]
 
 
-@functools.lru_cache(maxsize=256)
-def _subset_pattern(headers: frozenset[str]) -> re.Pattern[str]:
+def _subset_pattern(headers: Iterable[str]) -> re.Pattern[str]:
     """A line whose key, stripped as the line parser strips it, is one of ``headers``: after any \\n (the text
     gets one in front), as the line parser splits; the value after one optional space."""
     alt = "|".join(re.escape(h) for h in sorted(headers, key=len, reverse=True))
