@@ -268,7 +268,7 @@ class AmiSource:
     def _on_event(self, headers: Headers) -> None:
         """Every event not answering an action: normalise + track synchronously, never await; then listeners."""
         event = headers.get("Event")
-        if type(event) is str and event in LIST_ANSWERS and "ActionID" in headers and self._resync.collecting:
+        if self._resync.collecting and event in LIST_ANSWERS and "ActionID" in headers:
             # A list answer to an action that is not our resync (a replayed capture holds the capturing session's
             # own QueueStatus): while ours is being collected it would be taken for ours — a stale, partial list
             # that removes members Asterisk still has. Asterisk sends each session only its own answers.
@@ -276,9 +276,7 @@ class AmiSource:
             self._on_dropped(1)
             self.ingest.skip(f"foreign_answer:{event}")
             return
-        now = self._clock()  # _feed(), inlined: once per event
-        self.last_event_at = now
-        self.ingest.feed(headers, now)
+        self._feed(headers)
         if event == "FullyBooted":
             self._resync.fully_booted()
         for callback in self._listeners.get(event, ()) if isinstance(event, str) else ():

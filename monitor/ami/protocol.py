@@ -105,11 +105,6 @@ class AmiWireProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyp
         """An answer to a pending action -> panoramisk; a resync answer -> the resync; any other event -> our read
         path, as parsed."""
         action_id = headers.get("ActionID")
-        if action_id is None and "Event" in headers:  # the common case: an event answering no action
-            if headers["Event"] == "Shutdown":  # Asterisk is stopping: the connection is over
-                self.connection_lost(None)
-            self._on_event(headers)
-            return
         if isinstance(action_id, str) and action_id.startswith(RESYNC_PREFIX):
             self._on_resync(action_id, headers)
             return

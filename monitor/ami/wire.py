@@ -222,13 +222,7 @@ class WireParser:
                 continue
             out.append(msg)
             if gap_clock:
-                stamp = None
-                if gap:
-                    try:  # _clock(msg) is not None, inlined (once per kept message of a replay)
-                        float(msg.get("Timestamp"))  # type: ignore[arg-type]  # None or a list: TypeError
-                    except (TypeError, ValueError):
-                        stamp = self._gap_clock(msg)
-                clocks.append(stamp)
+                clocks.append(self._gap_clock(msg) if gap else None)
                 gap.clear()
         self.dropped_events += dropped
         return out
