@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
 
 from monitor.core import events as ev
 from monitor.core.vocab import SkipReason, skip_reason
@@ -90,9 +90,7 @@ class _Reader:
                 raise _Missing(skip_reason(SkipReason.BAD_INT, f"{self.event}.{key}")) from None
 
     def ts(self) -> float | None:
-        raw = self.h.get("Timestamp")
-        if type(raw) is not str:  # absent or repeated: the careful way
-            raw = self.opt("Timestamp")
+        raw = self.opt("Timestamp")
         if not raw:
             return None
         try:
@@ -106,13 +104,12 @@ class _Reader:
         # The hot path of most events (Newexten alone is half of what the tracker reads): plain string values
         # straight from the dict; anything else (a repeated header -> list, a missing Uniqueid) the careful way.
         g = self.h.get
-        # Any: each is a str, None (absent) or a list (repeated), checked below (no typing.cast call per event).
-        v: tuple[Any, ...] = (
-            g(prefix + "Uniqueid"), g(prefix + "Linkedid"), g(prefix + "Channel"), g(prefix + "CallerIDNum"),
-            g(prefix + "CallerIDName"), g(prefix + "Context"), g(prefix + "Exten"), g(prefix + "Language"))
+        v = (g(prefix + "Uniqueid"), g(prefix + "Linkedid"), g(prefix + "Channel"), g(prefix + "CallerIDNum"),
+             g(prefix + "CallerIDName"), g(prefix + "Context"), g(prefix + "Exten"), g(prefix + "Language"))
         uid = v[0]
         if type(uid) is str and uid and list not in map(type, v):
-            return ev.Chan(uid, v[1] or uid, v[2] or "", v[3] or "", v[4] or "", v[5] or "", v[6] or "", v[7] or "")
+            w = cast("tuple[str | None, ...]", v)
+            return ev.Chan(uid, w[1] or uid, w[2] or "", w[3] or "", w[4] or "", w[5] or "", w[6] or "", w[7] or "")
         return self._chan(prefix)
 
     def _chan(self, prefix: str) -> ev.Chan:
@@ -373,9 +370,7 @@ def event_name(headers: HeaderMap) -> str | None:
 
 def normalize(headers: HeaderMap) -> ev.Event | Skip | None:
     """Normalise one AMI message; None when the tracker has no use for it."""
-    name = headers.get("Event")
-    if type(name) is not str:  # absent or repeated
-        name = event_name(headers)
+    name = event_name(headers)
     if not name:
         return None
     build = _BUILDERS.get(name)

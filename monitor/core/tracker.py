@@ -107,16 +107,15 @@ class CallTracker:
         ts = self._event_time(event.ts, now)
         st.now = max(st.now, ts)
         st.daemon_now = now
-        stats = st.stats
-        n = stats["events"] = stats["events"] + 1
+        st.stats["events"] += 1
         # Calls whose grace period is over are final before this event: if it is about one of them, it is late.
         out: list[Note] = flush(st, ts, now) if st.ending else []
         handler = HANDLERS.get(type(event))
         if handler is not None:
             handler(st, event, ts, out)
-        if n % _SWEEP_EVERY == 0:
+        if st.stats["events"] % _SWEEP_EVERY == 0:
             out.extend(self.sweep(st.now))
-        return with_owed(st, out) if out else out
+        return with_owed(st, out)
 
     def tick(self, now: float) -> list[Note]:
         """Time passes without events: close calls whose grace period is over at ``now`` (the daemon's clock, s).
