@@ -7,6 +7,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 
+import phonenumbers
+
 #: Caller "numbers" that mean the number was withheld (compared case-insensitively); empty and all-zero numbers
 #: (``0000000000``, ``00``, ``+000``: how some carriers present a withheld caller) are withheld too.
 WITHHELD_NUMBERS: tuple[str, ...] = (
@@ -46,9 +48,6 @@ def normalize_number(raw: str | None, region: str = "", trunk_prefixes: tuple[st
         if not digits.strip("0"):
             return None
     if plus or region:
-        # Imported here: 12 ms of `qmon replay` start-up, and only international or home-region numbers need it.
-        import phonenumbers
-
         try:
             parsed = phonenumbers.parse(("+" if plus else "") + digits, region.upper() or None)
         except phonenumbers.NumberParseException:
