@@ -8,6 +8,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.ami.selection import headers_read, tracker_selection
 from monitor.ami.wire import Headers, Selection, WireParser, _parse_subset
@@ -172,6 +174,9 @@ SUBSET_CASES = [
     "Event: Hangup\r\nUniqueid: 1\r\nUniqueid : 2\r\n Linkedid:3 \r\nChannel:  x \r\nChannelState: 6",
     "Event: Hangup\nUniqueid: 1\n\tCause:\t16\t\r\nX Queue: no\r\nQueue: a:b\r\nQueue",
     "Event: Hangup\r\n\x1cLanguage\x1c: en\r\nContext: caf\u00e9 \u00a0\r\nExten: \xff",
+    # CRs: inside a value (kept), several ending a line (dropped), before a key, alone, at the very end.
+    "Event: Hangup\r\nUniqueid: a\rb\r\nChannel: x\r\r\nCause: 16 \r\r\n\rQueue: q\r\nContext: a\r \r\nExten: \r\r",
+    "Event: Hangup\r\r\nLanguage:\r\nLinkedid: \r\n\r\r\nQueue:\r\rq\r\nExten: e\r\r\r",
 ]
 
 
@@ -184,6 +189,22 @@ def test_subset_parse_equals_the_line_parser_on_every_selected_header(text: str)
     full = WireParser(expect_banner=False)._parse(raw)
     sub = _parse_subset(raw, pattern)
     assert {k: v for k, v in full.items() if k in keys} == sub
+
+
+_KEYS = frozenset({"Event", "Uniqueid", "Linkedid", "Channel", "Cause", "Queue", "Language", "Context", "Exten"})
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["", " ", "\t", "\r", "X"]), st.sampled_from([*sorted(_KEYS), "Other"]),
+                          st.sampled_from(["", " ", "\r"]), st.sampled_from([":", ": ", ":  ", " :"]),
+                          st.text(alphabet="ab \t\r:", max_size=6), st.sampled_from(["\r\n", "\n", "\r\r\n", "\r"])),
+                max_size=8))
+def test_subset_parse_equals_the_line_parser_on_generated_lines(lines: list[tuple[str, ...]]) -> None:
+    raw = ("Event: Hangup\r\n" + "".join("".join(parts) for parts in lines)).encode()
+    pattern = Selection({"Hangup"}, headers={"Hangup": _KEYS}).pattern(b"Event: Hangup")
+    assert pattern is not None
+    full = WireParser(expect_banner=False)._parse(raw)
+    assert {k: v for k, v in full.items() if k in _KEYS} == _parse_subset(raw, pattern)
 
 
 @pytest.mark.parametrize("text", [

@@ -230,10 +230,12 @@ async def _write_calls(session: AsyncSession, dialect: str, calls: dict[tuple[st
 async def _write_members(session: AsyncSession, dialect: str, members: list[dict[str, Any]], scrub: bool,
                          res: WriteResult) -> None:
     """Insert member changes (one row per pbx, queue, interface, change, ts); counts into ``res``."""
-    stmt = (_insert(dialect, AgentEvent).values(fit_rows(AgentEvent.__table__, members, scrub))
+    # Executed for many parameter sets (compiled once, cached), like the calls: not a multi-VALUES per batch.
+    stmt = (_insert(dialect, AgentEvent)
             .on_conflict_do_nothing(index_elements=["pbx", "queue", "interface", "change", "ts"])
             .returning(AgentEvent.id))
-    res.members = len((await session.execute(stmt)).all())
+    conn = await session.connection()
+    res.members = len((await conn.execute(stmt, fit_rows(AgentEvent.__table__, members, scrub))).all())
     res.duplicates += len(members) - res.members
 
 
