@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
+from monitor.core.preread import PREREAD_EVENT, PreRead
+
 Headers = dict[str, str | list[str]]
 
 #: A message larger than this is garbage (or an attack): it is dropped and counted, never buffered forever.
@@ -32,7 +34,7 @@ _BAD_VALUE_END = re.compile(r"\s(?:\x00|\Z)")  # a value the reference parser wo
 _GAP_MAX = 64
 
 
-KEEP, DROP, VARSET, SUBSET = 0, 1, 2, 3
+KEEP, DROP, VARSET, SUBSET, DEFER = 0, 1, 2, 3, 4
 #: Bound of the per-parser caches of first lines and VarSet variable names (garbage must not grow them).
 _CACHE_MAX = 1024
 
@@ -48,18 +50,22 @@ class Selection:
     anything not plainly recognisable are always kept: keeping too much is only slower, never wrong.
     ``headers``: event name -> the header names its consumer reads; such an event is parsed for those only,
     with the line parser's exact semantics for each (repeated keys as lists). Other kept messages are parsed whole.
+    ``defer``: with ``headers`` for it, a plainly formed ``Newexten`` (:data:`PREREAD_EVENT`) is handed over as a
+    :class:`~monitor.core.preread.PreRead` (the consumer decides, in stream order, whether to parse it).
     """
 
-    __slots__ = ("_names", "_patterns", "events", "gap_clock", "headers", "varset_variables")
+    __slots__ = ("_defer", "_names", "_patterns", "events", "gap_clock", "headers", "varset_variables")
 
     def __init__(self, events: Iterable[str], varset_variables: Iterable[str] | None = None,
-                 gap_clock: bool = False, headers: Mapping[str, Iterable[str]] | None = None) -> None:
+                 gap_clock: bool = False, headers: Mapping[str, Iterable[str]] | None = None,
+                 defer: bool = False) -> None:
         self.events = frozenset(events)
         self.varset_variables = frozenset(varset_variables) if varset_variables is not None else None
         self.gap_clock = gap_clock
         self.headers = {e: frozenset(h) for e, h in (headers or {}).items() if e in self.events}
         self._names = frozenset(e.encode() for e in self.events)
         self._patterns = {e.encode(): _subset_pattern(h) for e, h in self.headers.items() if h}
+        self._defer = PREREAD_EVENT.encode() if defer and PREREAD_EVENT.encode() in self._patterns else None
 
     def pattern(self, first_line: bytes) -> re.Pattern[str] | None:
         """The header-subset regex for a message starting with this line, None = parse it whole."""
@@ -82,6 +88,8 @@ class Selection:
         if name in self._names:
             if name == b"VarSet" and self.varset_variables is not None:
                 return VARSET
+            if name == self._defer:
+                return DEFER
             return SUBSET if name in self._patterns else KEEP
         # Only plain names are decided here: anything else is parsed and left to the consumer.
         return DROP if name.isalnum() else KEEP
@@ -204,6 +212,18 @@ class WireParser:
                         if len(variables) < _CACHE_MAX:
                             variables[name] = cached
                     drop = cached
+            elif kind == DEFER and b"ActionID" not in raw:
+                subset = patterns.get(head)  # DEFER: the selection has one (unless past the cache bound)
+                pre = _preread(raw, subset) if subset is not None else None
+                if pre is not None:  # no gap clock: it has a Timestamp of its own, which the consumer reads
+                    # Only a ``defer`` selection hands these over; its consumers (Ingest.feed, qmon replay, the
+                    # live protocol) take them.
+                    out.append(pre)  # type: ignore[arg-type]
+                    if gap_clock:
+                        clocks.append(None)
+                        gap.clear()
+                    continue
+                drop = False
             else:
                 drop = False
             if drop:
@@ -309,6 +329,48 @@ def _parse_subset(raw: bytes, subset: re.Pattern[str]) -> Headers:
     for key, value in pairs:
         _add(msg, key, value.rstrip())
     return msg
+
+
+#: The headers a PreRead carries, each as ``\r\nKey: `` (the line start and the one space the line parser drops).
+_PREREAD_KEYS = (b"Uniqueid", b"Application", b"Channel", b"CallerIDNum", b"CallerIDName", b"Timestamp")
+#: Keys that contain another of them (``Channel`` in ``ChannelState``...): counted where they occur as a whole key.
+_CHANNEL_LIKE = (b"\r\nChannel: ", b"\r\nChannelState: ", b"\r\nChannelStateDesc: ")
+
+
+def _preread(raw: bytes, pattern: re.Pattern[str]) -> PreRead | None:
+    """The message as a :class:`PreRead`, or None if anything is unusual (then it is parsed and fed as before).
+
+    Each value must be read exactly as the line parser reads it: ASCII only, every key present once and only in
+    its plain ``Key: value`` form (no other line whose key could strip to it), no CR, LF or trailing whitespace in
+    a value (the line parser would split or strip it), a non-empty Uniqueid (else the normaliser counts a skip).
+    """
+    if not raw.isascii():
+        return None
+    values: list[str] = []
+    for key in _PREREAD_KEYS:
+        if key == b"Channel":
+            # ``Channel`` also occurs in ChannelState and ChannelStateDesc: all three must be plain, once each.
+            if raw.count(b"Channel") != 3 or any(raw.count(k) != 1 for k in _CHANNEL_LIKE):
+                return None
+        elif raw.count(key) != 1:
+            return None
+        i = raw.find(b"\r\n" + key + b": ")
+        if i < 0:
+            return None
+        i += len(key) + 4
+        j = raw.find(b"\r\n", i)
+        value = (raw[i:] if j < 0 else raw[i:j]).decode()
+        if "\r" in value or "\n" in value or value != value.rstrip():
+            return None
+        values.append(value)
+    uid, app, channel, num, name, ts = values
+    if not uid:
+        return None
+    try:  # qmon replay reads its clock from it (any float() string, as _clock): it must be one
+        float(ts)
+    except ValueError:
+        return None
+    return PreRead(uid, app, channel, num, name, ts, raw, pattern, _parse_subset)
 
 
 def _frame_mixed(buf: bytes) -> tuple[list[bytes], bytes]:

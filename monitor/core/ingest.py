@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from monitor.core.agentcols import AgentColumns, agent_columns
 from monitor.core.agents import NO_REASON, OTHER_REASON, AgentRow
 from monitor.core.clock import pbx_clock
-from monitor.core.normalize import Skip, UnsupportedAsterisk, normalize
+from monitor.core.normalize import Skip, UnsupportedAsterisk, event_time, normalize
 from monitor.core.owed import Owed, OwedStats
+from monitor.core.preread import PreRead
 from monitor.core.records import CallAmended, CallRecord, Note, SurveyResultRecord
 from monitor.core.records import CallClosed as _Closed
 from monitor.core.tracker import CallTracker
@@ -74,8 +75,17 @@ class Ingest:
         self.last_event_at: float | None = None
         self.unsupported: str | None = None  # the first AMI 1.x event name seen (Asterisk 11 or older), if any
 
-    def feed(self, headers: Mapping[str, str | list[str]], now: float) -> list[Note]:
+    def feed(self, headers: Mapping[str, str | list[str]] | PreRead, now: float) -> list[Note]:
         """Process one message; every Event (tracked or not) counts in ``events``."""
+        if isinstance(headers, PreRead):
+            # Decided here, in stream order: a Queue() step, or one the tracker wants, is parsed and fed; any other
+            # only moves the tracker's clock (exactly what feeding it would do: CallTracker.wants_dialplan).
+            pre = headers
+            if pre.application == "Queue" or self.tracker.wants_dialplan(
+                    pre.uniqueid, pre.channel, pre.caller_num, pre.caller_name):
+                headers = pre.headers()
+            else:
+                return self._feed_time(event_time(pre.timestamp), now)
         if "Event" not in headers:
             return []
         self.events += 1
@@ -103,6 +113,23 @@ class Ingest:
             return []
         finally:
             if self.tracker.state.skips:  # illegal segment transitions: counted, the event ignored for that segment
+                for reason, n in self.tracker.take_skips().items():
+                    self.skip(reason, n)
+        self.emit(notes)
+        return notes
+
+    def _feed_time(self, ts: float | None, now: float) -> list[Note]:
+        """An event counted, and handed to the tracker as time passing (:meth:`CallTracker.feed_time`)."""
+        self.events += 1
+        self.last_event_at = now
+        try:
+            notes = self.tracker.feed_time(ts, now)
+        except Exception:
+            log.exception("tracker failed on a dialplan step")
+            self.skip(SkipReason.TRACKER_ERROR)
+            return []
+        finally:
+            if self.tracker.state.skips:
                 for reason, n in self.tracker.take_skips().items():
                     self.skip(reason, n)
         self.emit(notes)

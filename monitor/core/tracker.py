@@ -117,6 +117,33 @@ class CallTracker:
             out.extend(self.sweep(st.now))
         return with_owed(st, out)
 
+    def wants_dialplan(self, uid: str, channel: str, caller_num: str, caller_name: str) -> bool:
+        """Whether a ``Newexten`` of another application than ``Queue`` with this channel snapshot (Uniqueid, name,
+        caller number and name) would change more than the clock: False exactly when its handler (``on_newexten``)
+        finds no caller call for the channel and ``TrackerState.chan`` would leave the channel's state as it is."""
+        st = self.state
+        if uid in st.by_uid:  # a caller channel: Queue() may have returned (DIALPLAN), VoiceMail may follow
+            return True
+        ch = st.chans.get(uid)
+        return (ch is None  # created (and the oldest evicted past max_channels): keep the order exact
+                or not ch.linkedid  # first seen in a QueueEntry: this event gives its Linkedid
+                or (bool(channel) and channel != ch.channel)
+                or (bool(caller_num) and (caller_num != ch.caller_num or caller_name != ch.caller_name)))
+
+    def feed_time(self, ts: float | None, now: float) -> list[Note]:
+        """An event whose handler has nothing to change (see :meth:`wants_dialplan`), at its own ``ts`` (PBX epoch
+        s, None: unknown) and daemon time ``now``: the clock, the grace periods and the sweep move as in
+        :meth:`feed`."""
+        st = self.state
+        ts = self._event_time(ts, now)
+        st.now = max(st.now, ts)
+        st.daemon_now = now
+        st.stats["events"] += 1
+        out: list[Note] = flush(st, ts, now) if st.ending else []
+        if st.stats["events"] % _SWEEP_EVERY == 0:
+            out.extend(self.sweep(st.now))
+        return with_owed(st, out) if out else out
+
     def tick(self, now: float) -> list[Note]:
         """Time passes without events: close calls whose grace period is over at ``now`` (the daemon's clock, s).
 
