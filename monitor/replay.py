@@ -44,8 +44,13 @@ def replay_messages(
     res = ReplayResult()
     now = 0.0
     for headers, recv in messages:
-        # A pre-read Newexten (fast path) always has a Timestamp (monitor.ami.wire._preread).
-        ts = headers.timestamp if isinstance(headers, PreRead) else headers.get("Timestamp")
+        if isinstance(headers, PreRead):  # fast path: a Newexten with a Timestamp float() reads (recv is None)
+            now = headers.timestamp
+            notes = ing.feed(headers, now)
+            if notes:
+                merge_records(res.records, closed_records(notes))
+            continue
+        ts = headers.get("Timestamp")
         if recv is not None:
             now = recv
         elif isinstance(ts, str):

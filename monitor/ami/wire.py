@@ -331,46 +331,42 @@ def _parse_subset(raw: bytes, subset: re.Pattern[str]) -> Headers:
     return msg
 
 
-#: The headers a PreRead carries, each as ``\r\nKey: `` (the line start and the one space the line parser drops).
-_PREREAD_KEYS = (b"Uniqueid", b"Application", b"Channel", b"CallerIDNum", b"CallerIDName", b"Timestamp")
-#: Keys that contain another of them (``Channel`` in ``ChannelState``...): counted where they occur as a whole key.
-_CHANNEL_LIKE = (b"\r\nChannel: ", b"\r\nChannelState: ", b"\r\nChannelStateDesc: ")
+# A value the decision reads: no CR or LF in it (the line parser would split there), not ending in a byte that could
+# be (part of) whitespace the line parser's rstrip() removes (ASCII whitespace, \x1c-\x1f, any non-ASCII byte).
+_V = rb"((?:[^\r\n]*+(?<![\s\x1c-\x1f\x80-\xff]))?)\r\n"
+_O = rb"[^\r\n]*+\r\n"  # a value it does not read
+#: A ``Newexten`` exactly as Asterisk 13 to 22 formats one (manager_channels.c: the channel snapshot, then
+#: Extension, Application, AppData): every line, in order, each key once. A message that matches all of it has no
+#: other line whose key could repeat or shadow one of the values read; anything else is parsed as before.
+_NEWEXTEN = re.compile(
+    rb"Event: Newexten\r\nPrivilege: " + _O + rb"Timestamp: " + _V + rb"Channel: " + _V + rb"ChannelState: " + _O
+    + rb"ChannelStateDesc: " + _O + rb"CallerIDNum: " + _V + rb"CallerIDName: " + _V + rb"ConnectedLineNum: " + _O
+    + rb"ConnectedLineName: " + _O + rb"Language: " + _O + rb"AccountCode: " + _O + rb"Context: " + _O
+    + rb"Exten: " + _O + rb"Priority: " + _O + rb"Uniqueid: " + _V + rb"Linkedid: " + _O + rb"Extension: " + _O
+    + rb"Application: " + _V + rb"AppData: [^\r\n]*+")
 
 
 def _preread(raw: bytes, pattern: re.Pattern[str]) -> PreRead | None:
     """The message as a :class:`PreRead`, or None if anything is unusual (then it is parsed and fed as before).
 
-    Each value must be read exactly as the line parser reads it: ASCII only, every key present once and only in
-    its plain ``Key: value`` form (no other line whose key could strip to it), no CR, LF or trailing whitespace in
-    a value (the line parser would split or strip it), a non-empty Uniqueid (else the normaliser counts a skip).
+    Each value is read exactly as the line parser reads it: the message is Asterisk's own layout, line for line
+    (:data:`_NEWEXTEN`), the values decoded as it decodes them (a value ends at an ASCII byte, so decoding it
+    alone gives what decoding the message gives), none with trailing whitespace (the line parser would strip
+    it), a non-empty Uniqueid (else the normaliser counts a skip) and a Timestamp ``float()`` reads (qmon
+    replay's clock reads any such string, as :func:`_clock`).
     """
-    if not raw.isascii():
+    m = _NEWEXTEN.fullmatch(raw)
+    if m is None:
         return None
-    values: list[str] = []
-    for key in _PREREAD_KEYS:
-        if key == b"Channel":
-            # ``Channel`` also occurs in ChannelState and ChannelStateDesc: all three must be plain, once each.
-            if raw.count(b"Channel") != 3 or any(raw.count(k) != 1 for k in _CHANNEL_LIKE):
-                return None
-        elif raw.count(key) != 1:
-            return None
-        i = raw.find(b"\r\n" + key + b": ")
-        if i < 0:
-            return None
-        i += len(key) + 4
-        j = raw.find(b"\r\n", i)
-        value = (raw[i:] if j < 0 else raw[i:j]).decode()
-        if "\r" in value or "\n" in value or value != value.rstrip():
-            return None
-        values.append(value)
-    uid, app, channel, num, name, ts = values
+    ts, channel, num, name, uid, app = m.groups()
     if not uid:
         return None
-    try:  # qmon replay reads its clock from it (any float() string, as _clock): it must be one
-        float(ts)
+    try:
+        clock = float(ts)
     except ValueError:
         return None
-    return PreRead(uid, app, channel, num, name, ts, raw, pattern, _parse_subset)
+    return PreRead(uid.decode("utf-8", "replace"), app.decode("utf-8", "replace"), channel.decode("utf-8", "replace"),
+                   num.decode("utf-8", "replace"), name.decode("utf-8", "replace"), clock, raw, pattern, _parse_subset)
 
 
 def _frame_mixed(buf: bytes) -> tuple[list[bytes], bytes]:

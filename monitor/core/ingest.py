@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from monitor.core.agentcols import AgentColumns, agent_columns
 from monitor.core.agents import NO_REASON, OTHER_REASON, AgentRow
 from monitor.core.clock import pbx_clock
-from monitor.core.normalize import Skip, UnsupportedAsterisk, event_time, normalize
+from monitor.core.normalize import Skip, UnsupportedAsterisk, normalize, plausible_time
 from monitor.core.owed import Owed, OwedStats
 from monitor.core.preread import PreRead
 from monitor.core.records import CallAmended, CallRecord, Note, SurveyResultRecord
@@ -79,13 +79,12 @@ class Ingest:
         """Process one message; every Event (tracked or not) counts in ``events``."""
         if isinstance(headers, PreRead):
             # Decided here, in stream order: a Queue() step, or one the tracker wants, is parsed and fed; any other
-            # only moves the tracker's clock (exactly what feeding it would do: CallTracker.wants_dialplan).
+            # is applied from its pre-read values (exactly what feeding it does: CallTracker.wants_dialplan).
             pre = headers
-            if pre.application == "Queue" or self.tracker.wants_dialplan(
-                    pre.uniqueid, pre.channel, pre.caller_num, pre.caller_name):
+            if pre.application == "Queue" or self.tracker.wants_dialplan(pre.uniqueid):
                 headers = pre.headers()
             else:
-                return self._feed_time(event_time(pre.timestamp), now)
+                return self._dialplan_step(pre, now)
         if "Event" not in headers:
             return []
         self.events += 1
@@ -118,12 +117,13 @@ class Ingest:
         self.emit(notes)
         return notes
 
-    def _feed_time(self, ts: float | None, now: float) -> list[Note]:
-        """An event counted, and handed to the tracker as time passing (:meth:`CallTracker.feed_time`)."""
+    def _dialplan_step(self, pre: PreRead, now: float) -> list[Note]:
+        """A pre-read Newexten counted and applied without parsing it (:meth:`CallTracker.dialplan_step`)."""
         self.events += 1
         self.last_event_at = now
         try:
-            notes = self.tracker.feed_time(ts, now)
+            notes = self.tracker.dialplan_step(pre.uniqueid, pre.channel, pre.caller_num, pre.caller_name,
+                                               plausible_time(pre.timestamp), now)
         except Exception:
             log.exception("tracker failed on a dialplan step")
             self.skip(SkipReason.TRACKER_ERROR)

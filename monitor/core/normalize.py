@@ -52,6 +52,11 @@ def event_time(raw: str) -> float | None:
         ts = float(raw)
     except ValueError:
         return None
+    return plausible_time(ts)
+
+
+def plausible_time(ts: float) -> float | None:
+    """``ts`` (epoch s, from ``float()`` of a ``Timestamp``) if the tracker may use it, else None."""
     # A NaN/inf or far-off value would poison the tracker clock (and its stale-call sweep): use "now" instead.
     return ts if 0.0 < ts < _MAX_TS else None
 

@@ -18,14 +18,15 @@ PREREAD_EVENT = "Newexten"
 
 
 class PreRead:
-    """One plainly formed ``Newexten``: the header values the decision reads (each exactly once in the message,
-    ASCII, exactly as the line parser reads them) and the raw message with the parser that gives its headers."""
+    """One plainly formed ``Newexten``: the header values the decision reads (each exactly once in the message, as
+    the line parser reads them; ``timestamp`` as ``float()`` reads it, epoch s) and the raw message with the
+    parser that gives its headers."""
 
     __slots__ = ("application", "caller_name", "caller_num", "channel", "parse", "pattern", "raw", "timestamp",
                  "uniqueid")
 
     def __init__(self, uniqueid: str, application: str, channel: str, caller_num: str, caller_name: str,
-                 timestamp: str, raw: bytes, pattern: re.Pattern[str],
+                 timestamp: float, raw: bytes, pattern: re.Pattern[str],
                  parse: Callable[[bytes, re.Pattern[str]], Mapping[str, str | list[str]]]) -> None:
         self.uniqueid = uniqueid
         self.application = application

@@ -117,23 +117,35 @@ class CallTracker:
             out.extend(self.sweep(st.now))
         return with_owed(st, out)
 
-    def wants_dialplan(self, uid: str, channel: str, caller_num: str, caller_name: str) -> bool:
-        """Whether a ``Newexten`` of another application than ``Queue`` with this channel snapshot (Uniqueid, name,
-        caller number and name) would change more than the clock: False exactly when its handler (``on_newexten``)
-        finds no caller call for the channel and ``TrackerState.chan`` would leave the channel's state as it is."""
+    def wants_dialplan(self, uid: str) -> bool:
+        """Whether a ``Newexten`` of channel ``uid`` (another application than ``Queue``) needs its handler: True
+        for a caller channel of an open call (Queue() may have returned, VoiceMail may follow), a channel not known
+        (its state is created, the oldest evicted past ``max_channels``) or known without Linkedid (first seen in
+        a QueueEntry). Otherwise ``on_newexten`` only refreshes the channel's state: :meth:`dialplan_step`."""
         st = self.state
-        if uid in st.by_uid:  # a caller channel: Queue() may have returned (DIALPLAN), VoiceMail may follow
+        if uid in st.by_uid:
             return True
         ch = st.chans.get(uid)
-        return (ch is None  # created (and the oldest evicted past max_channels): keep the order exact
-                or not ch.linkedid  # first seen in a QueueEntry: this event gives its Linkedid
-                or (bool(channel) and channel != ch.channel)
-                or (bool(caller_num) and (caller_num != ch.caller_num or caller_name != ch.caller_name)))
+        return ch is None or not ch.linkedid
+
+    def dialplan_step(self, uid: str, channel: str, caller_num: str, caller_name: str, ts: float | None,
+                      now: float) -> list[Note]:
+        """What :meth:`feed` does with a ``Newexten`` for which :meth:`wants_dialplan` is False, from its channel
+        snapshot (name, caller number and name as the normaliser reads them), its own ``ts`` (PBX epoch s, None:
+        unknown) and daemon time ``now``: the channel's state refreshed, the clock, grace periods and sweep moved."""
+        ch = self.state.chans[uid]
+        # TrackerState.chan() on a known channel with a Linkedid. Flush and sweep neither read nor change channel
+        # states (and only ever remove callers from by_uid), so doing it before them is what the handler does.
+        if caller_num:
+            ch.caller_num = caller_num
+            ch.caller_name = caller_name
+        if channel:
+            ch.channel = channel
+        return self.feed_time(ts, now)
 
     def feed_time(self, ts: float | None, now: float) -> list[Note]:
-        """An event whose handler has nothing to change (see :meth:`wants_dialplan`), at its own ``ts`` (PBX epoch
-        s, None: unknown) and daemon time ``now``: the clock, the grace periods and the sweep move as in
-        :meth:`feed`."""
+        """An event at its own ``ts`` (PBX epoch s, None: unknown) and daemon time ``now`` whose handler has nothing
+        to do: the clock, the grace periods and the sweep move as in :meth:`feed`."""
         st = self.state
         ts = self._event_time(ts, now)
         st.now = max(st.now, ts)
@@ -142,7 +154,7 @@ class CallTracker:
         out: list[Note] = flush(st, ts, now) if st.ending else []
         if st.stats["events"] % _SWEEP_EVERY == 0:
             out.extend(self.sweep(st.now))
-        return with_owed(st, out) if out else out
+        return with_owed(st, out)
 
     def tick(self, now: float) -> list[Note]:
         """Time passes without events: close calls whose grace period is over at ``now`` (the daemon's clock, s).
