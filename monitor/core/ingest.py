@@ -79,7 +79,7 @@ class Ingest:
         """Process one message; every Event (tracked or not) counts in ``events``."""
         if isinstance(headers, PreRead):
             # Decided here, in stream order: a Queue() step, or one the tracker wants, is parsed and fed; any other
-            # is applied from its pre-read values (exactly what feeding it does: CallTracker.wants_dialplan).
+            # is applied from its pre-read values (exactly what feeding it does: CallTracker.dialplan_step).
             pre = headers
             if pre.application == "Queue" or self.tracker.wants_dialplan(pre.uniqueid):
                 headers = pre.headers()
@@ -122,8 +122,8 @@ class Ingest:
         self.events += 1
         self.last_event_at = now
         try:
-            notes = self.tracker.dialplan_step(pre.uniqueid, pre.channel, pre.caller_num, pre.caller_name,
-                                               plausible_time(pre.timestamp), now)
+            notes = self.tracker.dialplan_step(pre.uniqueid, pre.application, pre.channel, pre.caller_num,
+                                               pre.caller_name, plausible_time(pre.timestamp), now)
         except Exception:
             log.exception("tracker failed on a dialplan step")
             self.skip(SkipReason.TRACKER_ERROR)
