@@ -9,7 +9,7 @@ a well-formed message is parsed by ``str.split`` + ``dict`` and checked with two
 the line-by-line parser (the reference semantics) on anything unusual. With a :class:`Selection`, events the
 consumer has no use for are recognised from their first line (and, for ``VarSet``, the ``Variable`` line) and
 counted in :attr:`WireParser.dropped_events` without being decoded or parsed, and a kept event may be parsed for
-the headers its consumer reads only.
+the headers its consumer reads only; a ``Newexten`` may be handed over pre-read (:mod:`monitor.ami.preread`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from monitor.core.preread import PREREAD_EVENT, PreRead
+from monitor.ami.preread import pre_read
+from monitor.core.preread import PREREAD_EVENT
 
 Headers = dict[str, str | list[str]]
 
@@ -214,7 +215,7 @@ class WireParser:
                     drop = cached
             elif kind == DEFER and b"ActionID" not in raw:
                 subset = patterns.get(head)  # DEFER: the selection has one (unless past the cache bound)
-                pre = _preread(raw, subset) if subset is not None else None
+                pre = pre_read(raw, subset, _parse_subset) if subset is not None else None
                 if pre is not None:  # no gap clock: it has a Timestamp of its own, which the consumer reads
                     # Only a ``defer`` selection hands these over; its consumers (Ingest.feed, qmon replay, the
                     # live protocol) take them.
@@ -329,44 +330,6 @@ def _parse_subset(raw: bytes, subset: re.Pattern[str]) -> Headers:
     for key, value in pairs:
         _add(msg, key, value.rstrip())
     return msg
-
-
-# A value the decision reads: no CR or LF in it (the line parser would split there), not ending in a byte that could
-# be (part of) whitespace the line parser's rstrip() removes (ASCII whitespace, \x1c-\x1f, any non-ASCII byte).
-_V = rb"((?:[^\r\n]*+(?<![\s\x1c-\x1f\x80-\xff]))?)\r\n"
-_O = rb"[^\r\n]*+\r\n"  # a value it does not read
-#: A ``Newexten`` exactly as Asterisk 13 to 22 formats one (manager_channels.c: the channel snapshot, then
-#: Extension, Application, AppData): every line, in order, each key once. A message that matches all of it has no
-#: other line whose key could repeat or shadow one of the values read; anything else is parsed as before.
-_NEWEXTEN = re.compile(
-    rb"Event: Newexten\r\nPrivilege: " + _O + rb"Timestamp: " + _V + rb"Channel: " + _V + rb"ChannelState: " + _O
-    + rb"ChannelStateDesc: " + _O + rb"CallerIDNum: " + _V + rb"CallerIDName: " + _V + rb"ConnectedLineNum: " + _O
-    + rb"ConnectedLineName: " + _O + rb"Language: " + _O + rb"AccountCode: " + _O + rb"Context: " + _O
-    + rb"Exten: " + _O + rb"Priority: " + _O + rb"Uniqueid: " + _V + rb"Linkedid: " + _O + rb"Extension: " + _O
-    + rb"Application: " + _V + rb"AppData: [^\r\n]*+")
-
-
-def _preread(raw: bytes, pattern: re.Pattern[str]) -> PreRead | None:
-    """The message as a :class:`PreRead`, or None if anything is unusual (then it is parsed and fed as before).
-
-    Each value is read exactly as the line parser reads it: the message is Asterisk's own layout, line for line
-    (:data:`_NEWEXTEN`), the values decoded as it decodes them (a value ends at an ASCII byte, so decoding it
-    alone gives what decoding the message gives), none with trailing whitespace (the line parser would strip
-    it), a non-empty Uniqueid (else the normaliser counts a skip) and a Timestamp ``float()`` reads (qmon
-    replay's clock reads any such string, as :func:`_clock`).
-    """
-    m = _NEWEXTEN.fullmatch(raw)
-    if m is None:
-        return None
-    ts, channel, num, name, uid, app = m.groups()
-    if not uid:
-        return None
-    try:
-        clock = float(ts)
-    except ValueError:
-        return None
-    return PreRead(uid.decode("utf-8", "replace"), app.decode("utf-8", "replace"), channel.decode("utf-8", "replace"),
-                   num.decode("utf-8", "replace"), name.decode("utf-8", "replace"), clock, raw, pattern, _parse_subset)
 
 
 def _frame_mixed(buf: bytes) -> tuple[list[bytes], bytes]:

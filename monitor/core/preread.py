@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 
 #: The event handed over pre-read (the only one whose use depends on the channel's role).
 PREREAD_EVENT = "Newexten"
+#: How the headers are parsed from the raw message when they are needed: ``parse(raw, pattern)``.
+ParseHeaders = Callable[[bytes, re.Pattern[str]], Mapping[str, str | list[str]]]
 
 
 class PreRead:
@@ -26,8 +28,7 @@ class PreRead:
                  "uniqueid")
 
     def __init__(self, uniqueid: str, application: str, channel: str, caller_num: str, caller_name: str,
-                 timestamp: float, raw: bytes, pattern: re.Pattern[str],
-                 parse: Callable[[bytes, re.Pattern[str]], Mapping[str, str | list[str]]]) -> None:
+                 timestamp: float, raw: bytes, pattern: re.Pattern[str], parse: ParseHeaders) -> None:
         self.uniqueid = uniqueid
         self.application = application
         self.channel = channel
