@@ -386,6 +386,8 @@ def test_plain_newexten_pre_read_values_are_what_the_normaliser_reads() -> None:
         assert (pre.uniqueid, pre.application, pre.channel, pre.caller_num, pre.caller_name, pre.timestamp) == (
             e.chan.uniqueid, e.application, e.chan.channel, e.chan.caller_num, e.chan.caller_name, e.ts)
         assert pre.headers() == {k: v for k, v in WireParser()._parse(raw).items() if k in headers_read()["Newexten"]}
+        # Membership as for the header dict (code wrapping Ingest.feed asks "ActionID" in it).
+        assert all(k in pre for k in WireParser()._parse(raw)) and "ActionID" not in pre and "X" not in pre
 
 
 def test_every_pre_read_newexten_of_the_captures_reads_as_the_normaliser_does() -> None:

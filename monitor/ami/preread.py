@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import re
 
-from monitor.core.preread import ParseHeaders, PreRead
+from monitor.core.preread import LAYOUT, ParseHeaders, PreRead
 
 # A value the decision reads: no CR or LF in it (the line parser would split there), not ending in a byte that could
 # be (part of) whitespace the line parser's rstrip() removes (ASCII whitespace, \x1c-\x1f, any non-ASCII byte).
 _V = rb"((?:[^\r\n]*+(?<![\s\x1c-\x1f\x80-\xff]))?)\r\n"
 _O = rb"[^\r\n]*+\r\n"  # a value it does not read
-#: A ``Newexten`` exactly as Asterisk 13 to 22 formats one (manager_channels.c: the channel snapshot, then
-#: Extension, Application, AppData): every line, in order, each key once. A message that matches all of it has no
-#: other line whose key could repeat or shadow one of the values read; anything else is parsed as before.
-_NEWEXTEN = re.compile(
-    rb"Event: Newexten\r\nPrivilege: " + _O + rb"Timestamp: " + _V + rb"Channel: " + _V + rb"ChannelState: " + _O
-    + rb"ChannelStateDesc: " + _O + rb"CallerIDNum: " + _V + rb"CallerIDName: " + _V + rb"ConnectedLineNum: " + _O
-    + rb"ConnectedLineName: " + _O + rb"Language: " + _O + rb"AccountCode: " + _O + rb"Context: " + _O
-    + rb"Exten: " + _O + rb"Priority: " + _O + rb"Uniqueid: " + _V + rb"Linkedid: " + _O + rb"Extension: " + _O
-    + rb"Application: " + _V + rb"AppData: [^\r\n]*+")
+_READ = ("Timestamp", "Channel", "CallerIDNum", "CallerIDName", "Uniqueid", "Application")  # in LAYOUT order
+#: A ``Newexten`` exactly as Asterisk formats one (:data:`LAYOUT`): every line, in order, each key once. A message
+#: that matches all of it has no other line whose key could repeat or shadow one of the values read; anything else
+#: is parsed as before.
+_NEWEXTEN = re.compile(b"Event: Newexten\r\n" + b"".join(
+    k.encode() + b": " + (_V if k in _READ else _O) for k in LAYOUT[1:-1]) + b"AppData: [^\r\n]*+")
 
 
 def pre_read(raw: bytes, pattern: re.Pattern[str], parse: ParseHeaders) -> PreRead | None:

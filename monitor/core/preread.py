@@ -15,6 +15,12 @@ from collections.abc import Callable, Mapping
 
 #: The event handed over pre-read (the only one whose use depends on the channel's role).
 PREREAD_EVENT = "Newexten"
+#: Its header lines, in order, exactly as Asterisk 13 to 22 formats one (manager_channels.c: the channel snapshot,
+#: then Extension, Application, AppData): only a message of exactly these lines is pre-read.
+LAYOUT = ("Event", "Privilege", "Timestamp", "Channel", "ChannelState", "ChannelStateDesc", "CallerIDNum",
+          "CallerIDName", "ConnectedLineNum", "ConnectedLineName", "Language", "AccountCode", "Context", "Exten",
+          "Priority", "Uniqueid", "Linkedid", "Extension", "Application", "AppData")
+_KEYS = frozenset(LAYOUT)
 #: How the headers are parsed from the raw message when they are needed: ``parse(raw, pattern)``.
 ParseHeaders = Callable[[bytes, re.Pattern[str]], Mapping[str, str | list[str]]]
 
@@ -38,6 +44,10 @@ class PreRead:
         self.raw = raw
         self.pattern = pattern
         self.parse = parse
+
+    def __contains__(self, key: object) -> bool:
+        """Whether the message has this header (as for a header dict: code that wraps ``Ingest.feed`` asks)."""
+        return key in _KEYS
 
     def headers(self) -> Mapping[str, str | list[str]]:
         """The headers the normaliser reads (what the wire parser would have handed over)."""
