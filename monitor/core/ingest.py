@@ -76,7 +76,8 @@ class Ingest:
         self.unsupported: str | None = None  # the first AMI 1.x event name seen (Asterisk 11 or older), if any
 
     def feed(self, headers: Mapping[str, str | list[str]] | PreRead, now: float) -> list[Note]:
-        """Process one message; every Event (tracked or not) counts in ``events``."""
+        """Process one message (a header dict, or a Newexten pre-read by the wire parser: :mod:`monitor.core.preread`);
+        every Event (tracked or not) counts in ``events``."""
         if isinstance(headers, PreRead):
             # Decided here, in stream order: a Queue() step, or one the tracker wants, is parsed and fed; any other
             # is applied from its pre-read values (exactly what feeding it does: CallTracker.dialplan_step).
