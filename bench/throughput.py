@@ -18,7 +18,8 @@ Best of K rounds, the rounds interleaving the stages.
 * ``daemon``           the whole live path: ``run_daemon`` (AMI over TCP -> normalise -> tracker -> metrics, SQLite
   store writer attached), from start until every event was ingested
 * ``amisource``        ``AmiSource`` -> ``Ingest`` -> ``CallTracker`` over TCP (no metrics, no store)
-* ``wire+track``       ``WireParser`` (tracker selection) over the bytes -> ``Ingest`` -> ``CallTracker``, no I/O
+* ``wire+track``       ``WireParser`` (tracker selection, Newexten pre-read as live) over the bytes -> ``Ingest``
+  -> ``CallTracker``, no I/O
 * ``tracker``          ``Ingest`` -> ``CallTracker`` over already parsed header dicts, no I/O
 * ``frame-*``, ``parse-*``  the wire parser alone, one optimisation at a time (each must pay): framing only by
   the terminator-search loop (before issue 15) or one ``bytes.split`` per chunk; ``parse-line`` = the parser
@@ -196,7 +197,7 @@ def stage_local(data: bytes, parse: bool) -> Timing:
             ingest.feed(h, 0.0)
         return _since(t0)
     t0 = _now()
-    p = WireParser(select=tracker_selection())
+    p = WireParser(select=tracker_selection(defer=True))  # as the live path: Newexten pre-read, decided by Ingest
     for i in range(0, len(data), 65536):
         for h in p.feed(data[i:i + 65536]):
             ingest.feed(h, 0.0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +10,7 @@ from typing import Any
 from monitor.ami.files import read_capture
 from monitor.ami.selection import tracker_selection
 from monitor.core.ingest import UNSUPPORTED_MESSAGE, Ingest, closed_records, merge_records
+from monitor.core.preread import PreRead
 from monitor.core.records import CallRecord
 from monitor.core.report import build_report
 from monitor.core.tracker import CallTracker, TrackerConfig
@@ -34,7 +35,7 @@ class ReplayResult:
 
 
 def replay_messages(
-    messages: Iterable[tuple[dict[str, Any], float | None]], config: TrackerConfig | None = None,
+    messages: Iterable[tuple[Mapping[str, Any] | PreRead, float | None]], config: TrackerConfig | None = None,
     tracker: CallTracker | None = None,
 ) -> ReplayResult:
     """Run messages through a tracker; open calls at the end are closed as ``unknown`` (eof)."""
@@ -43,6 +44,12 @@ def replay_messages(
     res = ReplayResult()
     now = 0.0
     for headers, recv in messages:
+        if isinstance(headers, PreRead):  # fast path: a Newexten with a Timestamp float() reads (recv is None)
+            now = headers.timestamp
+            notes = ing.feed(headers, now)
+            if notes:
+                merge_records(res.records, closed_records(notes))
+            continue
         ts = headers.get("Timestamp")
         if recv is not None:
             now = recv
@@ -71,7 +78,7 @@ def replay_files(paths: Iterable[Path], config: TrackerConfig | None = None, fas
     """
     tr = CallTracker(config)
     total = ReplayResult()
-    select = tracker_selection(extra=(), gap_clock=True) if fast else None
+    select = tracker_selection(extra=(), gap_clock=True, defer=True) if fast else None
     for p in paths:
         stats: dict[str, int] = {}
         r = replay_messages(read_capture(p, stats, select), tracker=tr)

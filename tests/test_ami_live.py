@@ -15,6 +15,7 @@ import pytest
 
 from monitor.ami.live import AmiNotConnected, AmiSource
 from monitor.core.ingest import Ingest, closed_records, merge_records
+from monitor.core.preread import PreRead
 from monitor.core.records import CallRecord, Note
 from monitor.core.report import build_report
 from monitor.core.tracker import CallTracker
@@ -55,7 +56,8 @@ async def live_source(server: AmiTestServer, **settings: Any) -> AsyncIterator[L
     feed = live.ingest.feed
 
     def counting_feed(headers: Any, now: float) -> list[Note]:
-        live.answers += "Event" in headers and "ActionID" in headers
+        # A pre-read Newexten (PreRead) never answers an action: it carries no ActionID.
+        live.answers += not isinstance(headers, PreRead) and "Event" in headers and "ActionID" in headers
         return feed(headers, now)
 
     live.ingest.feed = counting_feed  # type: ignore[method-assign]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import random
 from pathlib import Path
 
@@ -13,7 +14,12 @@ from hypothesis import strategies as st
 
 from monitor.ami.selection import headers_read, tracker_selection
 from monitor.ami.wire import Headers, Selection, WireParser, _parse_subset
+from monitor.core import events as ev
+from monitor.core.ingest import Ingest, closed_records, merge_records
 from monitor.core.normalize import TRACKED_VARIABLES, normalize
+from monitor.core.preread import PreRead
+from monitor.core.records import CallRecord
+from monitor.core.tracker import CallTracker, TrackerConfig
 from monitor.replay import UnsupportedStream, replay_files
 from tests.support.factcheck import FIXTURES
 
@@ -241,3 +247,175 @@ def test_qmon_replay_imports_no_event_loop_database_or_panoramisk() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent).stdout
     assert out.strip() == "[]"
+
+
+
+# -- Newexten handed over pre-read, decided in stream order by the tracker (monitor/core/preread.py) ------------
+
+
+def _tracker_state(tr: CallTracker) -> tuple[object, ...]:
+    """What a Newexten can touch: channel states (in eviction order), callers, clock, counters, open calls."""
+    st = tr.state
+    return ([(uid, c.linkedid, c.channel, c.caller_num, c.caller_name, c.queue_app) for uid, c in st.chans.items()],
+            dict(st.by_uid), st.now, st.daemon_now, st.pbx_offset, dict(st.stats), sorted(st.calls), list(st.closed),
+            dict(st.ending), list(st.final))
+
+
+def _fed(chunks: list[bytes], defer: bool, config: TrackerConfig | None = None) -> tuple[tuple[object, ...], ...]:
+    """The chunks through the wire parser (tracker selection, Newexten pre-read or not) into Ingest, as live does;
+    the records, counters and tracker state after it, and how many pre-read Newextens were parsed after all."""
+    tr = CallTracker(config)
+    records: list[CallRecord] = []
+    ing = Ingest(tr, [lambda notes: merge_records(records, closed_records(notes))])
+    parsed = 0
+    steps: list[object] = []
+    headers = PreRead.headers
+
+    def counting(pre: PreRead) -> object:
+        nonlocal parsed
+        parsed += 1
+        return headers(pre)
+
+    p = WireParser(select=tracker_selection(extra=(), defer=defer))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(PreRead, "headers", counting)
+        for chunk in chunks:
+            for h in p.feed(chunk):
+                ing.feed(h, 1.0)
+                # After every message: the clock, the sizes, and the state of the channel it was about.
+                uid = h.uniqueid if isinstance(h, PreRead) else h.get("Uniqueid")
+                ch = tr.state.chans.get(uid) if isinstance(uid, str) else None
+                steps.append((tr.state.now, tr.state.pbx_offset, len(tr.state.chans), len(tr.state.by_uid),
+                              None if ch is None else (ch.linkedid, ch.channel, ch.caller_num, ch.caller_name)))
+    merge_records(records, closed_records(tr.close_all(tr.now, "eof")))
+    return ((ing.events + p.dropped_events, dict(ing.skipped)), _tracker_state(tr),
+            tuple(str(r.to_dict()) for r in records), tuple(steps), (parsed,))
+
+
+def _chunked(raw: bytes, cuts: list[int]) -> list[bytes]:
+    edges = sorted({0, len(raw), *(c % (len(raw) + 1) for c in cuts)})
+    return [raw[a:b] for a, b in itertools.pairwise(edges)]
+
+
+@pytest.mark.parametrize("path", STREAMS, ids=_name)
+def test_pre_read_newexten_leaves_the_same_records_counters_and_tracker_state(path: Path) -> None:
+    raw = _raw(path)
+    want = _fed([raw], defer=False)
+    for cuts in ([], list(range(997, len(raw), 997)), random.Random(path.name).sample(range(len(raw)), 40)):
+        assert _fed(_chunked(raw, cuts), defer=True)[:4] == want[:4], cuts[:4]
+
+
+def test_pre_read_newexten_state_over_every_capture_in_one_tracker_at_a_small_channel_cap() -> None:
+    """max_channels tiny: channel states are evicted all the time, so creation order must be exact."""
+    raw = b"".join(_raw(p) if i == 0 else _raw(p).split(b"\r\n", 1)[1] for i, p in enumerate(STREAMS))
+    cfg = TrackerConfig(max_channels=3)
+    want, got = _fed([raw], defer=False, config=cfg), _fed(_chunked(raw, list(range(65536, len(raw), 65536))),
+                                                          defer=True, config=cfg)
+    assert got[:4] == want[:4]
+    assert want[1][5]["evicted_channels"] > 40  # type: ignore[index]
+
+
+def _queue_then_dialplan_in_one_chunk(path: Path) -> bool:
+    """The capture has a Queue() Newexten and, after it, a Newexten of the same channel of another application."""
+    seen: set[str] = set()
+    for h in WireParser().feed(_raw(path)):
+        if h.get("Event") == "Newexten":
+            if h.get("Application") == "Queue":
+                seen.add(str(h.get("Uniqueid")))
+            elif h.get("Uniqueid") in seen:
+                return True
+    return False
+
+
+QUEUE_THEN_DIALPLAN = [p for p in STREAMS if _queue_then_dialplan_in_one_chunk(p)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(QUEUE_THEN_DIALPLAN), st.lists(st.integers(min_value=0, max_value=1 << 20), max_size=12))
+def test_pre_read_newexten_decided_in_stream_order_under_random_chunking(path: Path, cuts: list[int]) -> None:
+    """A Queue Newexten makes the channel a caller: the later Newextens of it in the same chunk must be parsed
+    (Queue() returned), the ones before it not; whatever the chunking, the result is the full parse's."""
+    raw = _raw(path)
+    want, got = _fed([raw], defer=False), _fed(_chunked(raw, cuts), defer=True)
+    assert got[:4] == want[:4]
+    # Some pre-read Newextens were parsed after all (caller channels), most were not.
+    newextens = raw.count(b"Event: Newexten\r\n")
+    assert 0 < got[4][0] < newextens  # type: ignore[operator]
+
+
+def test_queue_then_dialplan_captures_are_there() -> None:
+    assert len(QUEUE_THEN_DIALPLAN) >= 20
+
+
+_NEWEXTEN = (b"Event: Newexten\r\nPrivilege: dialplan,all\r\nTimestamp: 1700000000.25\r\nChannel: PJSIP/a-01\r\n"
+             b"ChannelState: 6\r\nChannelStateDesc: Up\r\nCallerIDNum: 555\r\nCallerIDName: Ann\r\n"
+             b"ConnectedLineNum: <unknown>\r\nConnectedLineName: <unknown>\r\nLanguage: en\r\nAccountCode: \r\n"
+             b"Context: in\r\nExten: s\r\nPriority: 2\r\nUniqueid: 17.1\r\nLinkedid: 17.1\r\nExtension: s\r\n"
+             b"Application: Playback\r\nAppData: hello")
+
+
+@pytest.mark.parametrize("change", [
+    (b"Uniqueid: 17.1\r\n", b"Uniqueid: 17.1\r\nUniqueid: 18\r\n"),        # repeated key
+    (b"Uniqueid: 17.1\r\n", b"Uniqueid : 17.1\r\n"),                          # key the line parser strips
+    (b"Uniqueid: 17.1\r\n", b"Uniqueid: \r\n"),                                # empty: the normaliser's skip
+    (b"Application: Playback\r\n", b""),                                       # missing
+    (b"Application: Playback", b"Application: Queue "),                        # trailing space (rstripped)
+    (b"CallerIDName: Ann", b"CallerIDName: Ann\x1f"),                          # str.rstrip() strips it too
+    (b"CallerIDName: Ann", b"CallerIDName: Jos\xc3\xa9\xc2\xa0"),               # non-ASCII end (U+00A0)
+    (b"CallerIDName: Ann", b"CallerIDName: A\rnn"),                            # a CR inside
+    (b"CallerIDName: Ann", b"CallerIDName: A\nUniqueid: 19"),                  # bare LF: another line
+    (b"Timestamp: 1700000000.25", b"Timestamp: soon"),                        # replay's clock reads float()
+    (b"AppData: hello", b"AppData: hello\r\nSequenceNumber: 4"),               # a layout Asterisk 13-22 never sends
+    (b"Event: Newexten", b"Event: Newexten\r\nActionID: 1"),                  # an answer to an action
+])
+def test_unusual_newexten_is_parsed_as_before(change: tuple[bytes, bytes]) -> None:
+    raw = _NEWEXTEN.replace(*change)
+    p = WireParser(expect_banner=False, select=tracker_selection(extra=(), defer=True))
+    got = p.feed(raw + b"\r\n\r\n")
+    assert len(got) == 1 and not isinstance(got[0], PreRead)
+
+
+def test_plain_newexten_pre_read_values_are_what_the_normaliser_reads() -> None:
+    p = WireParser(expect_banner=False, select=tracker_selection(extra=(), defer=True))
+    for raw in (_NEWEXTEN, _NEWEXTEN.replace(b"Ann", b"\xc5\x81\xc3\xb3d\xc5\xba Jan"),
+                _NEWEXTEN.replace(b"Ann", b"\xff\xfeX"), _NEWEXTEN.replace(b"Channel: PJSIP/a-01", b"Channel: ")):
+        (pre,) = p.feed(raw + b"\r\n\r\n")
+        assert isinstance(pre, PreRead)
+        e = normalize(pre.headers())
+        assert isinstance(e, ev.Newexten)
+        assert (pre.uniqueid, pre.application, pre.channel, pre.caller_num, pre.caller_name, pre.timestamp) == (
+            e.chan.uniqueid, e.application, e.chan.channel, e.chan.caller_num, e.chan.caller_name, e.ts)
+        assert pre.headers() == {k: v for k, v in WireParser()._parse(raw).items() if k in headers_read()["Newexten"]}
+        # Membership as for the header dict (code wrapping Ingest.feed asks "ActionID" in it).
+        assert all(k in pre for k in WireParser()._parse(raw)) and "ActionID" not in pre and "X" not in pre
+
+
+def test_every_pre_read_newexten_of_the_captures_reads_as_the_normaliser_does() -> None:
+    n = 0
+    for path in STREAMS:
+        p = WireParser(select=tracker_selection(extra=(), defer=True))
+        for pre in p.feed(_raw(path)):
+            if isinstance(pre, PreRead):
+                e = normalize(pre.headers())
+                assert isinstance(e, ev.Newexten)
+                assert (pre.uniqueid, pre.application, pre.channel, pre.caller_num, pre.caller_name,
+                        pre.timestamp) == (e.chan.uniqueid, e.application, e.chan.channel, e.chan.caller_num,
+                                           e.chan.caller_name, e.ts)
+                n += 1
+    assert n > 2000
+
+
+def test_a_listened_newexten_is_never_pre_read() -> None:
+    p = WireParser(expect_banner=False, select=tracker_selection(extra={"Newexten"}, defer=True))
+    (h,) = p.feed(_NEWEXTEN + b"\r\n\r\n")
+    assert isinstance(h, dict) and h["Application"] == "Playback"
+
+
+def test_pre_read_newexten_of_a_channel_first_seen_in_a_queue_entry_gives_its_linkedid() -> None:
+    """A QueueEntry (resync answer) carries no Linkedid: the channel's next Newexten must still set it."""
+    entry = (b"Event: QueueEntry\r\nQueue: q\r\nPosition: 1\r\nChannel: PJSIP/a-01\r\nUniqueid: 17.1\r\n"
+             b"CallerIDNum: 555\r\nCallerIDName: Ann\r\nWait: 3\r\n\r\n")
+    stream = b"Asterisk Call Manager/9.0.0\r\n" + entry + _NEWEXTEN.replace(b"Linkedid: 17.1", b"Linkedid: 16.9")
+    want, got = _fed([stream + b"\r\n\r\n"], defer=False), _fed([stream + b"\r\n\r\n"], defer=True)
+    assert got[:4] == want[:4]
+    assert want[1][0] == [("17.1", "16.9", "PJSIP/a-01", "555", "Ann", None)]  # type: ignore[index]

@@ -10,6 +10,7 @@ from typing import IO, cast
 
 from monitor.ami.wire import Headers, Selection, WireParser
 from monitor.core.normalize import old_ami_banner
+from monitor.core.preread import PreRead
 
 CHUNK = 64 * 1024
 
@@ -49,13 +50,14 @@ def capture_kind(path: Path) -> str:
 
 
 def read_capture(path: Path, stats: dict[str, int] | None = None, select: Selection | None = None,
-                 ) -> Iterator[tuple[Headers, float | None]]:
+                 ) -> Iterator[tuple[Headers | PreRead, float | None]]:
     """Yield (headers, clock or None) for every message of a capture, in wire order.
 
     The clock is the receive time (``.jsonl``), or, for an ``.ami`` message read with a ``select`` that has
     ``gap_clock``, the last ``Timestamp`` of the events dropped just before it when it has none itself.
     ``select`` (``.ami`` only) leaves out the events it does not keep; they are counted in
-    ``stats["dropped_events"]`` once the capture is read to its end.
+    ``stats["dropped_events"]`` once the capture is read to its end. A ``defer`` selection hands ``Newexten`` over as
+    :class:`~monitor.core.preread.PreRead` (for :meth:`monitor.core.ingest.Ingest.feed`).
     """
     kind = capture_kind(path)
     stats = stats if stats is not None else {}

@@ -31,6 +31,7 @@ from monitor.ami.resync import LIST_ANSWERS, Resyncer
 from monitor.ami.selection import DAEMON_EVENTS
 from monitor.ami.wire import Headers
 from monitor.core.ingest import Ingest
+from monitor.core.preread import PreRead
 from monitor.core.vocab import SkipReason
 from monitor.settings import AmiSettings
 
@@ -265,8 +266,11 @@ class AmiSource:
             except AmiNotConnected:
                 return
 
-    def _on_event(self, headers: Headers) -> None:
+    def _on_event(self, headers: Headers | PreRead) -> None:
         """Every event not answering an action: normalise + track synchronously, never await; then listeners."""
+        if isinstance(headers, PreRead):  # a Newexten nobody listens to (else it is not pre-read): Ingest decides
+            self._feed(headers)
+            return
         event = headers.get("Event")
         if self._resync.collecting and event in LIST_ANSWERS and "ActionID" in headers:
             # A list answer to an action that is not our resync (a replayed capture holds the capturing session's
@@ -297,7 +301,7 @@ class AmiSource:
         if oversized:
             self.ingest.skip(SkipReason.OVERSIZED, oversized)
 
-    def _feed(self, headers: Headers) -> None:
+    def _feed(self, headers: Headers | PreRead) -> None:
         now = self._clock()
         self.last_event_at = now
         self.ingest.feed(headers, now)

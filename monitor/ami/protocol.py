@@ -17,6 +17,7 @@ from panoramisk.message import Message
 from monitor.ami.resync import RESYNC_PREFIX
 from monitor.ami.selection import tracker_selection
 from monitor.ami.wire import Headers, WireParser
+from monitor.core.preread import PreRead
 
 log = logging.getLogger("qmon.ami")
 
@@ -38,7 +39,7 @@ def headers_of(msg: Message) -> Headers:
 class AmiWireProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
     """panoramisk's AMIProtocol with wire.py framing and no re-queueing of actions on close."""
 
-    def __init__(self, manager: AmiManager, on_event: Callable[[Headers], None],
+    def __init__(self, manager: AmiManager, on_event: Callable[[Headers | PreRead], None],
                  on_resync: Callable[[str, Headers], None], on_dropped: Callable[[int], None],
                  events: frozenset[str]) -> None:
         super().__init__()
@@ -49,13 +50,14 @@ class AmiWireProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyp
         # Events outside the tracker's selection and ``events`` are counted, never parsed (docs/performance.md);
         # responses and events carrying an ActionID (answers to our actions, the resync's lists) are always kept
         # and parsed whole.
-        self.parser = WireParser(expect_banner=True, select=tracker_selection(extra=events))
+        # Newexten is handed over pre-read: Ingest.feed decides in stream order whether to parse it.
+        self.parser = WireParser(expect_banner=True, select=tracker_selection(extra=events, defer=True))
         self.refused = ""  # why we dropped the peer (not an AMI server), for the login error
         self._head = b""  # the banner line so far (at most MAX_BANNER_BYTES)
 
     def listen(self, events: frozenset[str]) -> None:
         """Keep (parse and hand on) these events too, from the next message on."""
-        self.parser.reselect(tracker_selection(extra=events))
+        self.parser.reselect(tracker_selection(extra=events, defer=True))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -76,11 +78,15 @@ class AmiWireProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyp
         messages = parser.feed(data)
         if (parser.unparseable, parser.oversized) != garbage:  # counted, logged once (Ingest.skip)
             self._manager.on_garbage(parser.unparseable - garbage[0], parser.oversized - garbage[1])
-        for headers in messages:
+        for headers in cast("list[Headers | PreRead]", messages):  # PreRead: a defer selection's
             try:
-                self._route(headers)
+                if isinstance(headers, PreRead):  # an event, never an answer (no ActionID): to the read path
+                    self._on_event(headers)
+                else:
+                    self._route(headers)
             except Exception:  # one bad message (or a listener bug) must not kill the connection
-                log.exception("AMI %s: failed to handle %s", self._manager.name, headers.get("Event") or "response")
+                what = "Newexten" if isinstance(headers, PreRead) else headers.get("Event") or "response"
+                log.exception("AMI %s: failed to handle %s", self._manager.name, what)
         if parser.dropped_events != dropped:
             self._on_dropped(parser.dropped_events - dropped)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from monitor.ami.wire import Selection
 from monitor.core import normalize
 from monitor.core.normalize import TRACKED_VARIABLES, event_builders, tracked_events
+from monitor.core.preread import PREREAD_EVENT
 
 #: Events qmon uses outside the tracker: survey callbacks wait for the answer to their Originate and watch
 #: ``SoftHangupRequest`` (who hung up an owed callback); the live source ends the session on ``Shutdown`` (with
@@ -75,8 +76,14 @@ def headers_read() -> dict[str, frozenset[str] | None]:
 
 
 def tracker_selection(extra: Iterable[str] = DAEMON_EVENTS, gap_clock: bool = False,
-                      subset: bool = True) -> Selection:
+                      subset: bool = True, defer: bool = False) -> Selection:
     """The parser selection for the tracker: its events, ``VarSet`` only of the variables it reads, and (with
-    ``subset``) of each tracked event only the headers its builder reads; ``extra`` events are parsed whole."""
+    ``subset``) of each tracked event only the headers its builder reads; ``extra`` events are parsed whole.
+
+    ``defer`` (consumers that feed :class:`~monitor.core.ingest.Ingest` only): ``Newexten`` is handed over
+    pre-read, for ``Ingest.feed`` to decide in stream order — unless ``extra`` names it (a listener wants it).
+    """
+    extra = frozenset(extra)
     read = {e: h for e, h in headers_read().items() if h is not None} if subset else None
-    return Selection(tracker_events(extra), TRACKED_VARIABLES, gap_clock=gap_clock, headers=read)
+    return Selection(tracker_events(extra), TRACKED_VARIABLES, gap_clock=gap_clock, headers=read,
+                     defer=defer and PREREAD_EVENT not in extra)

@@ -9,13 +9,16 @@ a well-formed message is parsed by ``str.split`` + ``dict`` and checked with two
 the line-by-line parser (the reference semantics) on anything unusual. With a :class:`Selection`, events the
 consumer has no use for are recognised from their first line (and, for ``VarSet``, the ``Variable`` line) and
 counted in :attr:`WireParser.dropped_events` without being decoded or parsed, and a kept event may be parsed for
-the headers its consumer reads only.
+the headers its consumer reads only; a ``Newexten`` may be handed over pre-read (:mod:`monitor.ami.preread`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+
+from monitor.ami.preread import pre_read
+from monitor.core.preread import PREREAD_EVENT
 
 Headers = dict[str, str | list[str]]
 
@@ -32,7 +35,7 @@ _BAD_VALUE_END = re.compile(r"\s(?:\x00|\Z)")  # a value the reference parser wo
 _GAP_MAX = 64
 
 
-KEEP, DROP, VARSET, SUBSET = 0, 1, 2, 3
+KEEP, DROP, VARSET, SUBSET, DEFER = 0, 1, 2, 3, 4
 #: Bound of the per-parser caches of first lines and VarSet variable names (garbage must not grow them).
 _CACHE_MAX = 1024
 
@@ -48,18 +51,22 @@ class Selection:
     anything not plainly recognisable are always kept: keeping too much is only slower, never wrong.
     ``headers``: event name -> the header names its consumer reads; such an event is parsed for those only,
     with the line parser's exact semantics for each (repeated keys as lists). Other kept messages are parsed whole.
+    ``defer``: with ``headers`` for it, a plainly formed ``Newexten`` (:data:`PREREAD_EVENT`) is handed over as a
+    :class:`~monitor.core.preread.PreRead` (the consumer decides, in stream order, whether to parse it).
     """
 
-    __slots__ = ("_names", "_patterns", "events", "gap_clock", "headers", "varset_variables")
+    __slots__ = ("_defer", "_names", "_patterns", "events", "gap_clock", "headers", "varset_variables")
 
     def __init__(self, events: Iterable[str], varset_variables: Iterable[str] | None = None,
-                 gap_clock: bool = False, headers: Mapping[str, Iterable[str]] | None = None) -> None:
+                 gap_clock: bool = False, headers: Mapping[str, Iterable[str]] | None = None,
+                 defer: bool = False) -> None:
         self.events = frozenset(events)
         self.varset_variables = frozenset(varset_variables) if varset_variables is not None else None
         self.gap_clock = gap_clock
         self.headers = {e: frozenset(h) for e, h in (headers or {}).items() if e in self.events}
         self._names = frozenset(e.encode() for e in self.events)
         self._patterns = {e.encode(): _subset_pattern(h) for e, h in self.headers.items() if h}
+        self._defer = PREREAD_EVENT.encode() if defer and PREREAD_EVENT.encode() in self._patterns else None
 
     def pattern(self, first_line: bytes) -> re.Pattern[str] | None:
         """The header-subset regex for a message starting with this line, None = parse it whole."""
@@ -82,6 +89,8 @@ class Selection:
         if name in self._names:
             if name == b"VarSet" and self.varset_variables is not None:
                 return VARSET
+            if name == self._defer:
+                return DEFER
             return SUBSET if name in self._patterns else KEEP
         # Only plain names are decided here: anything else is parsed and left to the consumer.
         return DROP if name.isalnum() else KEEP
@@ -204,6 +213,18 @@ class WireParser:
                         if len(variables) < _CACHE_MAX:
                             variables[name] = cached
                     drop = cached
+            elif kind == DEFER and b"ActionID" not in raw:
+                subset = patterns.get(head)  # DEFER: the selection has one (unless past the cache bound)
+                pre = pre_read(raw, subset, _parse_subset) if subset is not None else None
+                if pre is not None:  # no gap clock: it has a Timestamp of its own, which the consumer reads
+                    # Only a ``defer`` selection hands these over; its consumers (Ingest.feed, qmon replay, the
+                    # live protocol) take them.
+                    out.append(pre)  # type: ignore[arg-type]
+                    if gap_clock:
+                        clocks.append(None)
+                        gap.clear()
+                    continue
+                drop = False
             else:
                 drop = False
             if drop:

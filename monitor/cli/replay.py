@@ -60,7 +60,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     tracker = CallTracker(tracker_config(t))  # one tracker: repeat callers span files
     total = ReplayResult()
     # Fast path: .ami events the tracker never reads are counted, never parsed (same report: tests/test_wire_fast.py).
-    select = None if args.full_parse else tracker_selection(extra=(), gap_clock=True)
+    select = None if args.full_parse else tracker_selection(extra=(), gap_clock=True, defer=True)
     try:
         for path in args.files:
             stats: dict[str, int] = {}

@@ -80,14 +80,21 @@ def on_newexten(st: TrackerState, e: ev.Newexten, ts: float, out: Out) -> None:
             st.queues.add(queue)
         entry_call(st, e.chan, ts, out)
         return
-    call = st.caller_call(e.chan)
+    dialplan_ran(st, e.chan.uniqueid, e.application, ts, out)
+
+
+def dialplan_ran(st: TrackerState, uid: str, application: str, ts: float, out: Out) -> None:
+    """What a Newexten of another application than Queue does once the channel's state is refreshed (also applied
+    from a pre-read Newexten: :meth:`monitor.core.tracker.CallTracker.dialplan_step`)."""
+    lid = st.by_uid.get(uid)
+    call = st.calls.get(lid) if lid is not None else None  # TrackerState.caller_call
     if call is None:
         return
-    seg = call.last_seg(uid=e.chan.uniqueid)
+    seg = call.last_seg(uid=uid)
     if seg is not None:
         # Dialplan runs again on the caller channel: a Queue() that was left has returned unanswered.
         step(st, seg, In.DIALPLAN, ts, out)
-    if e.application.lower() == "voicemail" and call.voicemail is None and call.segments:
+    if application.lower() == "voicemail" and call.voicemail is None and call.segments:
         last = call.segments[-1]
         if last.outcome is not None and last.outcome in VOICEMAIL_REASONS:
             call.voicemail = Voicemail(last.queue, last.outcome.value, ts)

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from monitor.core.agentcols import AgentColumns, agent_columns
 from monitor.core.agents import NO_REASON, OTHER_REASON, AgentRow
 from monitor.core.clock import pbx_clock
-from monitor.core.normalize import Skip, UnsupportedAsterisk, normalize
+from monitor.core.normalize import Skip, UnsupportedAsterisk, normalize, plausible_time
 from monitor.core.owed import Owed, OwedStats
+from monitor.core.preread import PreRead
 from monitor.core.records import CallAmended, CallRecord, Note, SurveyResultRecord
 from monitor.core.records import CallClosed as _Closed
 from monitor.core.tracker import CallTracker
@@ -74,8 +75,17 @@ class Ingest:
         self.last_event_at: float | None = None
         self.unsupported: str | None = None  # the first AMI 1.x event name seen (Asterisk 11 or older), if any
 
-    def feed(self, headers: Mapping[str, str | list[str]], now: float) -> list[Note]:
-        """Process one message; every Event (tracked or not) counts in ``events``."""
+    def feed(self, headers: Mapping[str, str | list[str]] | PreRead, now: float) -> list[Note]:
+        """Process one message (a header dict, or a Newexten pre-read by the wire parser: :mod:`monitor.core.preread`);
+        every Event (tracked or not) counts in ``events``."""
+        if isinstance(headers, PreRead):
+            # Decided here, in stream order: a Queue() step, or one the tracker wants, is parsed and fed; any other
+            # is applied from its pre-read values (exactly what feeding it does: CallTracker.dialplan_step).
+            pre = headers
+            if pre.application == "Queue" or self.tracker.wants_dialplan(pre.uniqueid):
+                headers = pre.headers()
+            else:
+                return self._dialplan_step(pre, now)
         if "Event" not in headers:
             return []
         self.events += 1
@@ -103,6 +113,24 @@ class Ingest:
             return []
         finally:
             if self.tracker.state.skips:  # illegal segment transitions: counted, the event ignored for that segment
+                for reason, n in self.tracker.take_skips().items():
+                    self.skip(reason, n)
+        self.emit(notes)
+        return notes
+
+    def _dialplan_step(self, pre: PreRead, now: float) -> list[Note]:
+        """A pre-read Newexten counted and applied without parsing it (:meth:`CallTracker.dialplan_step`)."""
+        self.events += 1
+        self.last_event_at = now
+        try:
+            notes = self.tracker.dialplan_step(pre.uniqueid, pre.application, pre.channel, pre.caller_num,
+                                               pre.caller_name, plausible_time(pre.timestamp), now)
+        except Exception:
+            log.exception("tracker failed on a dialplan step")
+            self.skip(SkipReason.TRACKER_ERROR)
+            return []
+        finally:
+            if self.tracker.state.skips:
                 for reason, n in self.tracker.take_skips().items():
                     self.skip(reason, n)
         self.emit(notes)

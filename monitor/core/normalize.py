@@ -44,6 +44,23 @@ class _Missing(Exception):
         self.reason = reason
 
 
+def event_time(raw: str) -> float | None:
+    """An event's ``Timestamp`` value as the tracker reads it (epoch s), None if absent or unusable."""
+    if not raw:
+        return None
+    try:
+        ts = float(raw)
+    except ValueError:
+        return None
+    return plausible_time(ts)
+
+
+def plausible_time(ts: float) -> float | None:
+    """``ts`` (epoch s, from ``float()`` of a ``Timestamp``) if the tracker may use it, else None."""
+    # A NaN/inf or far-off value would poison the tracker clock (and its stale-call sweep): use "now" instead.
+    return ts if 0.0 < ts < _MAX_TS else None
+
+
 class _Reader:
     __slots__ = ("event", "h")
 
@@ -90,15 +107,7 @@ class _Reader:
                 raise _Missing(skip_reason(SkipReason.BAD_INT, f"{self.event}.{key}")) from None
 
     def ts(self) -> float | None:
-        raw = self.opt("Timestamp")
-        if not raw:
-            return None
-        try:
-            ts = float(raw)
-        except ValueError:
-            return None
-        # A NaN/inf or far-off value would poison the tracker clock (and its stale-call sweep): use "now" instead.
-        return ts if 0.0 < ts < _MAX_TS else None
+        return event_time(self.opt("Timestamp"))
 
     def chan(self, prefix: str = "") -> ev.Chan:
         # The hot path of most events (Newexten alone is half of what the tracker reads): plain string values

@@ -121,6 +121,16 @@ class ChanState:
     caller_name: str
     queue_app: str | None = None
 
+    def refresh(self, linkedid: str, channel: str, caller_num: str, caller_name: str) -> None:
+        """Take what a later snapshot of the channel says (empty values say nothing; the Linkedid only if unknown)."""
+        if linkedid and not self.linkedid:  # first seen in a QueueEntry, which carries no Linkedid
+            self.linkedid = linkedid
+        if caller_num:
+            self.caller_num = caller_num
+            self.caller_name = caller_name
+        if channel:
+            self.channel = channel
+
 
 NO_CHAN = ChanState("", "", "", "")
 
@@ -202,11 +212,5 @@ class TrackerState:
                 self.stats["evicted_channels"] += 1
                 self.by_uid.pop(old_uid, None)
         else:
-            if c.linkedid and not ch.linkedid:  # first seen in a QueueEntry, which carries no Linkedid
-                ch.linkedid = c.linkedid
-            if c.caller_num:
-                ch.caller_num = c.caller_num
-                ch.caller_name = c.caller_name
-            if c.channel:
-                ch.channel = c.channel
+            ch.refresh(c.linkedid, c.channel, c.caller_num, c.caller_name)
         return ch

@@ -19,7 +19,7 @@ from dataclasses import replace
 from monitor.core import events as ev
 from monitor.core.agents import AgentBoard
 from monitor.core.calls import attach_survey, close, flush, freeze
-from monitor.core.handlers import HANDLERS
+from monitor.core.handlers import HANDLERS, dialplan_ran
 from monitor.core.members import Members
 from monitor.core.owed import OwedCallbacks
 from monitor.core.records import CallClosed, CallRecord, Note, SurveyNote, SurveyResultRecord
@@ -113,6 +113,31 @@ class CallTracker:
         handler = HANDLERS.get(type(event))
         if handler is not None:
             handler(st, event, ts, out)
+        if st.stats["events"] % _SWEEP_EVERY == 0:
+            out.extend(self.sweep(st.now))
+        return with_owed(st, out)
+
+    def wants_dialplan(self, uid: str) -> bool:
+        """Whether a ``Newexten`` of channel ``uid`` (another application than ``Queue``) needs the parsed event:
+        True for a channel not known (its state is created from the whole snapshot, the oldest evicted past
+        ``max_channels``) or known without Linkedid (first seen in a QueueEntry: the event gives it). Otherwise
+        :meth:`dialplan_step` does from the pre-read values exactly what :meth:`feed` does with the event."""
+        ch = self.state.chans.get(uid)
+        return ch is None or not ch.linkedid
+
+    def dialplan_step(self, uid: str, application: str, channel: str, caller_num: str, caller_name: str,
+                      ts: float | None, now: float) -> list[Note]:
+        """:meth:`feed` of a ``Newexten`` of another application than ``Queue`` for which :meth:`wants_dialplan`
+        is False, from its values as the normaliser reads them (``ts``: its Timestamp, PBX epoch s, None: unknown;
+        ``now``: daemon time, epoch s): the same steps in the same order, ``on_newexten`` without the event."""
+        st = self.state
+        ts = self._event_time(ts, now)
+        st.now = max(st.now, ts)
+        st.daemon_now = now
+        st.stats["events"] += 1
+        out: list[Note] = flush(st, ts, now) if st.ending else []
+        st.chans[uid].refresh("", channel, caller_num, caller_name)  # TrackerState.chan(): known, with a Linkedid
+        dialplan_ran(st, uid, application, ts, out)
         if st.stats["events"] % _SWEEP_EVERY == 0:
             out.extend(self.sweep(st.now))
         return with_owed(st, out)
