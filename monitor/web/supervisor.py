@@ -152,12 +152,12 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]]) -> Ite
             labs += [base] * len(x.paused_by_label)
         else:
             labs.extend(base if d.keys() <= allowed else tuple(sorted({*base, *d})) for d in x.paused_by_label)
-    paused_p = render.memo("agent_paused", (p, labs), lambda: [
-        r.paused_prefix(lab) for r, ls in zip(p.rows, labs, strict=True) for lab in ls])
+    paused_p = render.memo("agent_paused", (p, labs), lambda: tuple(
+        r.paused_prefix(lab) for r, ls in zip(p.rows, labs, strict=True) for lab in ls))
     paused = [d.get(lab, 0.0) for d, ls in zip(c.paused_by_label, labs, strict=True) for lab in ls]
     yield h[1]
     yield from _blocks(render, "agent_paused", paused_p, paused)
-    singles: list[tuple[str, list[str], list[Any]]] = [
+    singles: list[tuple[str, Sequence[str], list[Any]]] = [
         ("talk", p.talk, c.talk_s), ("wrap", p.wrap, c.wrapup_s), ("calls", p.calls, c.answered),
         ("done", p.done, c.completed), ("rna", p.rna, c.ring_no_answer)]
     for i, (key, prefixes, values) in enumerate(singles, start=2):
@@ -171,7 +171,7 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]]) -> Ite
     since_p, dur_p = p.since, p.dur
     if None in since:  # never seen logged in: no since/duration series
         seen = [i for i, t in enumerate(since) if t is not None]
-        since_p, dur_p, ats = [p.since[i] for i in seen], [p.dur[i] for i in seen], [ats[i] for i in seen]
+        since_p, dur_p, ats = tuple(p.since[i] for i in seen), tuple(p.dur[i] for i in seen), [ats[i] for i in seen]
         since = [since[i] for i in seen]
     yield h[8]
     yield from _blocks(render, "agent_since", since_p, since, signed=True)
@@ -180,7 +180,7 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]]) -> Ite
     occ: list[Any] = c.occupancy
     occ_p = p.occ
     if None in occ:  # no time available yet: no occupancy series
-        occ_p = [pre for pre, o in zip(p.occ, occ, strict=True) if o is not None]
+        occ_p = tuple(pre for pre, o in zip(p.occ, occ, strict=True) if o is not None)
         occ = [o for o in occ if o is not None]
     yield h[10]
     yield from _blocks(render, "agent_occ", occ_p, occ)
@@ -189,7 +189,7 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]]) -> Ite
 _BLOCK = 8192  # lines per part: a column re-rendered whole (members joined) still hands the loop back often
 
 
-def _blocks(render: Renderer, key: str, prefixes: list[str], values: list[Any],
+def _blocks(render: Renderer, key: str, prefixes: Sequence[str], values: list[Any],
             signed: bool = False) -> Iterator[bytes]:
     """:meth:`Renderer.column` in parts of at most ``_BLOCK`` lines."""
     for i in range(0, len(values), _BLOCK):
@@ -208,10 +208,11 @@ class _AgentPrefixes:
             if r is None:
                 r = made[key] = _Row(*key)
             rows.append(r)
-        self.rows = rows
-        self.state_s = [x for r in rows for x in r.state_s]
+        # Tuples: kept across scrapes, and the garbage collector does not walk a tuple of strings (see _Column).
+        self.rows = tuple(rows)
+        self.state_s = tuple(x for r in rows for x in r.state_s)
         self.talk, self.wrap, self.calls, self.done, self.rna, self.since, self.dur, self.occ = (
-            [r.singles[j] for r in rows] for j in range(8))
+            tuple(r.singles[j] for r in rows) for j in range(8))
 
     def state_chunk(self, i: int, state: str) -> str:
         """The ``qmon_agent_state`` lines of row ``i`` in ``state`` (1.0 for it, 0.0 for the others)."""
