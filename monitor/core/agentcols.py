@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 
 from monitor.core.agents import TIME_STATES, AgentBoard, AgentRow
 
@@ -44,12 +44,8 @@ def agent_columns(board: AgentBoard, at: float) -> AgentColumns:
     """Every (queue, agent) of ``board`` as of ``at`` (epoch s, PBX clock), as :meth:`AgentBoard.snapshot` has them."""
     c = AgentColumns(at)
     accs = board.ordered()
-    c.queue = [a.queue for a in accs]
-    c.agent = [a.agent for a in accs]
-    c.talk_s = [a.talk_s for a in accs]
-    c.answered = [a.answered for a in accs]
-    c.completed = [a.completed for a in accs]
-    c.ring_no_answer = [a.rna for a in accs]
+    c.queue, c.agent, c.talk_s, c.answered, c.completed, c.ring_no_answer = (
+        list(map(attrgetter(name), accs)) for name in ("queue", "agent", "talk_s", "answered", "completed", "rna"))
     measures = board.measures
     state_s = c.state_s
     add_state, add_since, add_labels = c.state.append, c.since.append, c.paused_by_label.append

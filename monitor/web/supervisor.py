@@ -10,8 +10,8 @@ capped to ``tracker.pause_reasons`` plus ``other`` and ``none``), never a caller
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import chain, compress
-from operator import attrgetter, ne
+from itertools import chain, compress, repeat
+from operator import attrgetter, ne, sub
 from typing import Any, cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -156,7 +156,11 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]]) -> Ite
             labs.extend(base if d.keys() <= allowed else tuple(sorted({*base, *d})) for d in x.paused_by_label)
     paused_p = render.memo("agent_paused", (p, labs), lambda: tuple(
         chain.from_iterable(map(_Row.paused_prefixes, p.rows, labs))))
-    paused = [d.get(lab, 0.0) for d, ls in zip(c.paused_by_label, labs, strict=True) for lab in ls]
+    if len(per) == 1 and labs and labs.count(labs[0]) == len(labs):  # one PBX, every row the same labels: in C
+        paused: list[Any] = list(chain.from_iterable(zip(*(
+            map(dict.get, c.paused_by_label, repeat(lab), repeat(0.0)) for lab in labs[0]), strict=True)))
+    else:
+        paused = [d.get(lab, 0.0) for d, ls in zip(c.paused_by_label, labs, strict=True) for lab in ls]
     yield h[1]
     yield from _blocks(render, "agent_paused", paused_p, paused)
     singles: list[tuple[str, Sequence[str], list[Any]]] = [
@@ -176,7 +180,11 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]]) -> Ite
     yield h[8]
     yield from _blocks(render, "agent_since", since_p, since, signed=True)
     yield h[9]
-    yield from _blocks(render, "agent_dur", dur_p, [max(0.0, at - t) for at, t in zip(ats, since, strict=True)])
+    if len(per) == 1:  # one clock for every row: in C, same arithmetic
+        dur = list(map(max, repeat(0.0), map(sub, repeat(states[0][1].agents_at), since)))
+    else:
+        dur = [max(0.0, at - t) for at, t in zip(ats, since, strict=True)]
+    yield from _blocks(render, "agent_dur", dur_p, dur)
     occ: list[Any] = c.occupancy
     occ_p = p.occ
     if None in occ:  # no time available yet: no occupancy series
