@@ -1,7 +1,8 @@
 """Latency and capacity under load: the AMI read path with a slow database, scrapes, FastAGI, the store writer.
 
     python bench/load.py latency [--rate 5000] [--seconds 10] [--db-delay-s 0.2]
-    python bench/load.py scrape [--queues 200] [--members 50] [--scrapes 30] [--rate 1000]
+    python bench/load.py scrape [--queues 200] [--members 50] [--scrapes 12] [--scrape-interval-s 1]
+                                [--seconds 15] [--rate 1000] [--scraper process|thread]
     python bench/load.py agi [--sessions 500] [--client lean|asyncio]
     python bench/load.py store [--rate 2000] [--seconds 10] [--engine sqlite|postgresql]
 
@@ -156,17 +157,60 @@ async def _loop_lag(lags: list[float], busy: list[float], stop: asyncio.Event, p
         busy.append(time.thread_time() - c)
 
 
-def _scraper(port: int, stop: threading.Event, times: list[float], n: int, interval_s: float = 0.1) -> None:
-    """Scrape /metrics ``n`` times, ``interval_s`` apart, from another thread (the scrape seconds into ``times``)."""
+_DUR = b"# TYPE qmon_agent_state_duration_seconds gauge\n"
+
+
+def _durations(body: bytes) -> list[bytes]:
+    """The ``qmon_agent_state_duration_seconds`` lines of an exposition."""
+    i = body.find(_DUR)
+    if i < 0:
+        return []
+    i += len(_DUR)
+    j = body.find(b"# HELP", i)
+    return body[i:j if j >= 0 else len(body)].splitlines()
+
+
+def _moved(prev: list[bytes], cur: list[bytes]) -> float:
+    """The share (0..1) of the duration lines of ``cur`` that differ from ``prev`` (1.0 when the series changed)."""
+    if not cur:
+        return 0.0
+    if len(prev) != len(cur):
+        return 1.0
+    return sum(map(bytes.__ne__, prev, cur)) / len(cur)
+
+
+def _scraper(port: int, stop: threading.Event, times: list[float], moved: list[float], n: int,
+             interval_s: float = 1.0, prev: list[bytes] | None = None) -> list[bytes] | None:
+    """Scrape /metrics ``n`` times, ``interval_s`` apart (a pause after each), as Prometheus would: the scrape
+    seconds into ``times``, and into ``moved`` the share of member duration lines that changed since the previous
+    body (``prev``: the duration lines of the body before the first). Returns the last body's duration lines."""
     for _ in range(n):
         if stop.is_set():
-            return
+            break
         t = time.perf_counter()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
             body = r.read()
         times.append(time.perf_counter() - t)
-        assert b"qmon_queue_members" in body or body
+        cur = _durations(body)
+        if prev is not None:
+            moved.append(_moved(prev, cur))
+        prev = cur
         stop.wait(interval_s)
+    return prev
+
+
+def _scraper_main(args: argparse.Namespace) -> None:
+    """The scraper as a process of its own, as a Prometheus server is (``--scraper process``): the warm-up scrape,
+    its seconds as a JSON line; then, once a line arrives on stdin, the measured scrapes, a JSON line of
+    {"times": [...], "moved": [...]}."""
+    warm: list[float] = []
+    prev = _scraper(args.port, threading.Event(), warm, [], 1, 0.0)
+    print(json.dumps(warm), flush=True)
+    sys.stdin.readline()
+    times: list[float] = []
+    moved: list[float] = []
+    _scraper(args.port, threading.Event(), times, moved, args.scrapes, args.scrape_interval_s, prev)
+    print(json.dumps({"times": times, "moved": moved}), flush=True)
 
 
 async def run_daemon_under_load(args: argparse.Namespace) -> dict[str, Any]:
@@ -188,6 +232,7 @@ async def run_daemon_under_load(args: argparse.Namespace) -> dict[str, Any]:
     busy: list[float] = []
     stop_lag = asyncio.Event()
     scrape_times: list[float] = []
+    moved: list[float] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
             queues = tuple(f"q{q}" for q in range(args.queues)) or ("support", "sales")
@@ -223,9 +268,19 @@ async def run_daemon_under_load(args: argparse.Namespace) -> dict[str, Any]:
             while len(done) < skip_first:  # noqa: ASYNC110 (polls a plain list) the preloaded members come first
                 await asyncio.sleep(0.05)
             first_scrape = 0.0
-            if args.scrapes:  # the first scrape after the members appeared creates their series: not measured
+            client: subprocess.Popen[str] | None = None
+            prev: list[bytes] | None = None
+            if args.scrapes and args.scraper == "process":  # its warm-up scrape, as below: not measured
+                client = subprocess.Popen(  # noqa: ASYNC220 (before anything is measured)
+                    [sys.executable, __file__, "scrapeclient", "--port", str(d.http_port), "--scrapes",
+                     str(args.scrapes), "--scrape-interval-s", str(args.scrape_interval_s)],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                assert client.stdout is not None
+                line = await asyncio.to_thread(client.stdout.readline)
+                first_scrape = json.loads(line)[0]
+            elif args.scrapes:  # the first scrape after the members appeared creates their series: not measured
                 warm: list[float] = []
-                await asyncio.to_thread(_scraper, d.http_port, threading.Event(), warm, 1)
+                prev = await asyncio.to_thread(_scraper, d.http_port, threading.Event(), warm, [], 1, 0.0)
                 first_scrape = warm[0]
             lag_task = asyncio.create_task(_loop_lag(lags, busy, stop_lag))
             scrape_stop = threading.Event()
@@ -234,10 +289,15 @@ async def run_daemon_under_load(args: argparse.Namespace) -> dict[str, Any]:
             deadline = time.monotonic() + args.seconds * 3 + 60
             while ((len(done) < skip_first + len(kept) or ing.events - answers[0] < total)
                    and time.monotonic() < deadline):
-                if scraper is None and args.scrapes:
+                if len(done) <= skip_first:  # the stream has not begun: scrapes would see nothing move
+                    pass
+                elif client is not None and client.stdin is not None and not client.stdin.closed:
+                    client.stdin.write("go\n")
+                    client.stdin.close()
+                elif scraper is None and args.scrapes and client is None:
                     scraper = threading.Thread(target=_scraper, args=(d.http_port, scrape_stop, scrape_times,
-                                                                      args.scrapes, args.scrape_interval_s),
-                                               daemon=True)
+                                                                      moved, args.scrapes, args.scrape_interval_s,
+                                                                      prev), daemon=True)
                     scraper.start()
                 await asyncio.sleep(0.05)
             stop_lag.set()
@@ -245,6 +305,16 @@ async def run_daemon_under_load(args: argparse.Namespace) -> dict[str, Any]:
             scrape_stop.set()
             if scraper is not None:
                 await asyncio.to_thread(scraper.join, 60)
+            if client is not None:  # its scrapes were made while the stream ran (if it outlasted them: see moved)
+                assert client.stdin is not None and client.stdout is not None
+                if not client.stdin.closed:
+                    client.stdin.write("go\n")
+                    client.stdin.close()
+                out = await asyncio.to_thread(client.stdout.read)
+                await asyncio.to_thread(client.wait, 60)
+                got = json.loads(out.strip().splitlines()[-1])
+                scrape_times += got["times"]
+                moved += got["moved"]
             events = ing.events - answers[0]
             members = len(ing.tracker.members.by_key)
             stop.set()
@@ -274,6 +344,9 @@ async def run_daemon_under_load(args: argparse.Namespace) -> dict[str, Any]:
         "calls_written": stats.get("calls_written", 0), "scrapes": len(scrape_times),
         "scrape_median_ms": statistics.median(scrape_times) * 1000 if scrape_times else 0.0,
         "scrape_max_ms": max(scrape_times, default=0.0) * 1000, "first_scrape_ms": first_scrape * 1000,
+        "scraper": args.scraper, "scrape_interval_s": args.scrape_interval_s,
+        # scrapes that saw most members' durations moved since the previous body (as at a 15 s Prometheus scrape)
+        "scrapes_moved": sum(m > 0.5 for m in moved), "moved_min": min(moved, default=0.0),
     }
 
 
@@ -363,14 +436,19 @@ async def run_store(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     """Run one measurement, print its JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("what", choices=("latency", "scrape", "agi", "store", "send"))
+    ap.add_argument("what", choices=("latency", "scrape", "agi", "store", "send", "scrapeclient"))
     ap.add_argument("--rate", type=float, default=0.0)
-    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--seconds", type=float, default=0.0, help="the stream's length (default: 10; scrape 15)")
     ap.add_argument("--db-delay-s", type=float, default=0.2)
     ap.add_argument("--queues", type=int, default=0)
     ap.add_argument("--members", type=int, default=0)
     ap.add_argument("--scrapes", type=int, default=0)
-    ap.add_argument("--scrape-interval-s", type=float, default=0.1, help="scrape: pause between scrapes")
+    ap.add_argument("--scrape-interval-s", type=float, default=1.0,
+                    help="scrape: pause after each scrape (s); long enough for the members' durations to move")
+    ap.add_argument("--scraper", choices=("process", "thread"), default="process",
+                    help="scrape: the scraper in a process of its own, as Prometheus (default), or a thread of "
+                         "the daemon's process")
+    ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--sessions", type=int, default=500)
     ap.add_argument("--client", choices=("lean", "asyncio"), default="lean",
                     help="agi: the callers' process: bench/agiload.py (default) or tests/support/agiclient.py")
@@ -381,15 +459,20 @@ def main() -> None:
     if args.what == "send":
         _sender_main(args)
         return
+    if args.what == "scrapeclient":
+        _scraper_main(args)
+        return
     if args.what == "latency":
         args.rate = args.rate or 5000
     elif args.what == "scrape":
         args.rate = args.rate or 1000
         args.queues, args.members = args.queues or 200, args.members or 50
-        args.scrapes = args.scrapes or 30
+        args.scrapes = args.scrapes or 12
+        args.seconds = args.seconds or 15.0
         args.db_delay_s = 0.0
     elif args.what == "store":
         args.rate = args.rate or 2000
+    args.seconds = args.seconds or 10.0
     runner = {"latency": run_daemon_under_load, "scrape": run_daemon_under_load, "agi": run_agi,
               "store": run_store}[args.what]
     print(json.dumps(asyncio.run(runner(args))))

@@ -30,7 +30,7 @@ from monitor.core.agentcols import agent_columns, columns_of_rows
 from monitor.core.ingest import Ingest
 from monitor.core.records import SegmentNote, TalkNote
 from monitor.core.tracker import CallTracker, TrackerConfig
-from monitor.web.exposition import Renderer, library_text, value_text
+from monitor.web.exposition import Renderer, _go_texts, library_text, value_text
 from monitor.web.metrics import QmonMetrics
 from monitor.web.supervisor import agent_families
 from tests.support.factcheck import FIXTURES
@@ -217,6 +217,45 @@ def test_value_text_is_float_to_go_string() -> None:
 
     for v in [*SPECIAL, 0, 7, True, 2**60 + 1, 10**17, 1e15 + 0.5, 9.999999999999998e15, 1234567.0, "2.5"]:
         assert value_text(v) == floatToGoString(v) + "\n", v
+
+
+# Floats of every decade around Go's switch to exponents (1e6) and Python's (1e16), integral or not, with trailing
+# zeros in the digits, negative, subnormal: what durations since an epoch timestamp look like, and worse.
+DECADES = st.one_of(
+    st.builds(lambda m, e: m * 10.0 ** e, st.floats(min_value=1.0, max_value=9.999999999999998), st.integers(-8, 18)),
+    st.builds(lambda i, e: float(i * 10 ** e), st.integers(1, 10**6), st.integers(0, 12)),
+    st.floats(allow_nan=False, allow_infinity=False), st.sampled_from([x for x in SPECIAL if math.isfinite(x)]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(DECADES, min_size=1, max_size=60))
+def test_column_formatting_of_floats_is_float_to_go_string(values: list[float]) -> None:
+    from prometheus_client.utils import floatToGoString
+
+    want = [floatToGoString(v) + "\n" for v in values]
+    got = _go_texts(values)
+    assert got == want or (got is None and max(map(abs, values)) > 1e300)  # a sum that overflows: the slow path
+    one_decade = [3.4647e6 + v % 1000 for v in values]  # a column of durations: one decade, formatted at once
+    assert _go_texts(one_decade) == [floatToGoString(v) + "\n" for v in one_decade]
+
+
+def test_column_formatting_leaves_what_is_not_a_finite_float_to_the_slow_path() -> None:
+    for values in ([1.0, math.nan], [math.inf], [1e308, 1e308], [1.0, 2], [True], []):
+        assert _go_texts(values) is None, values
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(DECADES, min_size=1, max_size=40), st.data())
+def test_moved_columns_of_large_floats_stay_exact(values: list[float], data: st.DataObject) -> None:
+    render = Renderer()
+    prefixes = tuple(f'm{{i="{i}"}} ' for i in range(len(values)))
+    for _ in range(3):  # some values move (a few: only they are formatted again; most: all are)
+        moved = data.draw(st.lists(st.integers(0, len(values) - 1), max_size=len(values)))
+        values = list(values)
+        for i in moved:
+            values[i] = data.draw(DECADES)
+        want = "".join(p + value_text(v) for p, v in zip(prefixes, values, strict=True)).encode()
+        assert render.column("k", prefixes, values) == want
 
 
 def _families_of(text: bytes) -> Iterator[str]:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 
-from monitor.core.agents import TIME_STATES, AgentBoard, AgentRow, occupancy
+from monitor.core.agents import TIME_STATES, AgentBoard, AgentRow
 
 _TIME_OF = itemgetter(*TIME_STATES)
+_INDEX = {s: i for i, s in enumerate(TIME_STATES)}
+_IN_CALL, _WRAPUP, _PAUSED = _INDEX["in_call"], _INDEX["wrapup"], _INDEX["paused"]
+_NO_LABELS: dict[str, float] = {}  # shared by the rows never paused: read only
 
 
 @dataclass(slots=True)
@@ -41,30 +44,42 @@ def agent_columns(board: AgentBoard, at: float) -> AgentColumns:
     """Every (queue, agent) of ``board`` as of ``at`` (epoch s, PBX clock), as :meth:`AgentBoard.snapshot` has them."""
     c = AgentColumns(at)
     accs = board.ordered()
-    c.queue = [a.queue for a in accs]
-    c.agent = [a.agent for a in accs]
-    c.talk_s = [a.talk_s for a in accs]
-    c.answered = [a.answered for a in accs]
-    c.completed = [a.completed for a in accs]
-    c.ring_no_answer = [a.rna for a in accs]
+    c.queue, c.agent, c.talk_s, c.answered, c.completed, c.ring_no_answer = (
+        list(map(attrgetter(name), accs)) for name in ("queue", "agent", "talk_s", "answered", "completed", "rna"))
     measures = board.measures
-    state, since, state_s, labels, wrap, occ = c.state, c.since, c.state_s, c.paused_by_label, c.wrapup_s, c.occupancy
+    state_s = c.state_s
+    add_state, add_since, add_labels = c.state.append, c.since.append, c.paused_by_label.append
+    add_wrap, add_occ = c.wrapup_s.append, c.occupancy.append
     for a in accs:
         if a.paused or a.paused_by_reason:
             st_s, st, t, logged, _, lab = measures(a, at)
-        else:  # never paused: measures() without its pause bookkeeping (tests/test_exposition.py: same columns)
-            st_s, st, t = a.counted(at)
-            logged = a.logged_in_s + max(0.0, at - a.login_ts) if a.logged_in else a.logged_in_s
-            lab = {}
-        state.append(st)
-        since.append(t)
-        try:
-            state_s.extend(_TIME_OF(st_s))
-        except KeyError:
-            state_s.extend([st_s.get(s, 0.0) for s in TIME_STATES])
-        labels.append(lab)
-        wrap.append(st_s["wrapup"])
-        occ.append(occupancy(logged, st_s))
+            values = [st_s.get(s, 0.0) for s in TIME_STATES]
+        else:
+            # Never paused: MemberAcc.counted and occupancy() inlined, same arithmetic (tests/test_exposition.py:
+            # the columns equal AgentBoard.snapshot's rows); no dict per member.
+            st, t, lab = a.state, a.since, _NO_LABELS
+            try:
+                values = list(_TIME_OF(a.state_s))
+            except KeyError:
+                values = [a.state_s.get(s, 0.0) for s in TIME_STATES]
+            if a.logged_in:
+                logged = a.logged_in_s + max(0.0, at - a.login_ts)
+                if at > a.cursor:
+                    i = _INDEX.get(st, -1)
+                    if i < 0 or (st == "wrapup" and a.wrap_end is not None and a.wrap_end < at):
+                        st_s, st, t = a.counted(at)
+                        values = [st_s.get(s, 0.0) for s in TIME_STATES]
+                    else:
+                        values[i] = values[i] + (at - a.cursor)
+            else:
+                logged = a.logged_in_s
+        add_state(st)
+        add_since(t)
+        state_s.extend(values)
+        add_labels(lab)
+        add_wrap(values[_WRAPUP])
+        avail = logged - values[_PAUSED]
+        add_occ((values[_IN_CALL] + values[_WRAPUP]) / avail if avail > 0 else None)
     return c
 
 

@@ -19,7 +19,7 @@ from array import array
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import compress
-from operator import add, attrgetter, ne
+from operator import add, attrgetter, eq, itemgetter, le, ne
 from typing import Any, cast
 
 from prometheus_client import Counter, Histogram, generate_latest
@@ -70,18 +70,45 @@ def value_text(v: Any) -> str:
 
 
 _NEWLINES = itertools.repeat("\n")
+_DOTS = itertools.repeat(".")
+_STRIP = itertools.repeat("0.")
+_FIRST = itemgetter(0)
+_FROM_1E6 = functools.partial(le, 1e6)
 
 
-def _plain_texts(values: list[Any]) -> list[str] | None:
-    """``value_text`` of every value in C when all are finite floats below 1e6 (where Go and Python spell a float
-    alike, -0.0 included), else None."""
+def _go_texts(values: Sequence[Any]) -> list[str] | None:
+    """``value_text`` of every value, in C, when all are finite floats (else None): ``repr``, where Go and Python
+    spell a float alike (-0.0 included), and from 1e6 on Go's exponent form of the repr's digits (floatToGoString's
+    own string operations, applied to all the values of one decade at once; durations in seconds since an epoch
+    timestamp or over 11 days are there)."""
     if not values or set(map(type, values)) != {float}:
         return None
     try:
-        finite = math.isfinite(math.fsum(values))  # NaN or an infinity makes the sum so
+        if not math.isfinite(math.fsum(values)):  # NaN or an infinity makes the sum so
+            return None
     except (OverflowError, ValueError):
         return None
-    return list(map(add, map(repr, values), _NEWLINES)) if finite and max(values) < 1e6 else None
+    reprs = list(map(repr, values))
+    if max(values) >= 1e6:
+        at = list(compress(range(len(values)), map(_FROM_1E6, values)))
+        big = reprs if len(at) == len(reprs) else list(map(reprs.__getitem__, at))
+        dots = list(map(str.find, big, _DOTS))
+        for dot in set(dots):
+            if dot < 7:  # from 1e16 on the repr has an exponent already, as Go's: floatToGoString keeps it
+                continue
+            one = dots.count(dot) == len(dots)
+            same = big if one else list(compress(big, map(eq, dots, itertools.repeat(dot))))
+            head = map(add, map(_FIRST, same), _DOTS)
+            digits = map(add, map(add, head, map(itemgetter(slice(1, dot)), same)),
+                         map(itemgetter(slice(dot + 1, None)), same))
+            go = map(add, map(str.rstrip, digits, _STRIP), itertools.repeat(f"e+{dot - 1:02d}"))
+            if one and big is reprs:
+                reprs = list(go)
+                break
+            where = at if one else compress(at, map(eq, dots, itertools.repeat(dot)))
+            for i, text in zip(where, go, strict=False):
+                reprs[i] = text
+    return list(map(add, reprs, _NEWLINES))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -152,11 +179,13 @@ def _plain_values() -> bool:
 
 @dataclass(slots=True)
 class _Column:
-    """A column's last render: its prefixes, values, value texts and text, and whether a -0.0 was among them."""
+    """A column's last render: its prefixes, values and lines (prefix + value text), its text, and whether a -0.0
+    was among the values. Tuples: the garbage collector stops looking into a tuple of strings or floats (it
+    untracks it), where every full collection would walk a list's ~50 000 items again (~10 ms a collection)."""
 
-    prefixes: list[str]
-    values: list[Any]
-    texts: list[str]
+    prefixes: tuple[str, ...]
+    values: tuple[Any, ...]
+    lines: tuple[str, ...]
     text: bytes
     negative_zero: bool
 
@@ -213,31 +242,35 @@ class Renderer:
         """One line per (prefix, value), UTF-8."""
         return "".join(map(add, prefixes, self.texts(values, negative_zero))).encode()
 
-    def column(self, key: Hashable, prefixes: list[str], values: list[Any], signed: bool = True) -> bytes:
-        """:meth:`lines`, remembered under ``key``: against the same prefixes only the values that changed since the
-        last call are formatted again (durations and the current state's seconds move every scrape, the rest
+    def column(self, key: Hashable, prefixes: Sequence[str], values: Sequence[Any], signed: bool = True) -> bytes:
+        """:meth:`lines`, remembered under ``key``: against the same prefixes only the lines whose value changed
+        since the last call are made again (durations and the current state's seconds move every scrape, the rest
         seldom), and an unchanged column is its last text. ``signed=False``: the values cannot hold a -0.0 (the
         library's counters: 0.0 plus non-negative amounts)."""
+        if type(prefixes) is not tuple:
+            prefixes = tuple(prefixes)
         negative_zero = signed and 0 in values and _has_negative_zero(values)  # equal to 0.0, printed apart
         prev = self._columns.get(key)
+        lines: Sequence[str]
         if (prev is not None and not negative_zero and not prev.negative_zero and len(prev.values) == len(values)
                 and (prev.prefixes is prefixes or prev.prefixes == prefixes)):
             changed = list(map(ne, values, prev.values))
             n = changed.count(True)
             if not n:
                 return prev.text
-            if 2 * n > len(values):  # most moved (durations): format them all
-                texts = _plain_texts(values) or self.texts(values, negative_zero)
+            if 2 * n > len(values):  # most moved (durations): make them all
+                lines = list(map(add, prefixes, _go_texts(values) or self.texts(values, negative_zero)))
             else:
-                texts = list(prev.texts)
+                lines = list(prev.lines)
+                at = list(compress(range(len(values)), changed))
                 moved = list(compress(values, changed))
-                fresh = _plain_texts(moved) or map(value_text, moved)
-                for i, t in zip(compress(range(len(values)), changed), fresh, strict=False):
-                    texts[i] = t
+                fresh = _go_texts(moved) or map(value_text, moved)
+                for i, line in zip(at, map(add, map(prefixes.__getitem__, at), fresh), strict=False):
+                    lines[i] = line
         else:
-            texts = self.texts(values, negative_zero)
-        text = "".join(map(add, prefixes, texts)).encode()
-        self._columns[key] = _Column(prefixes, values, texts, text, negative_zero)
+            lines = list(map(add, prefixes, _go_texts(values) or self.texts(values, negative_zero)))
+        text = "".join(lines).encode()
+        self._columns[key] = _Column(prefixes, tuple(values), tuple(lines), text, negative_zero)
         return text
 
     def memo(self, key: Hashable, arg: Any, build: Callable[[], Any]) -> Any:
