@@ -74,7 +74,8 @@ def _memory_rows(events: int, max_warmup: int) -> list[Row]:
     m: dict[str, Any] = json.loads(out)
     flat = m["rss_spread"] <= 0.10
     return [
-        (f"RSS over {m['events']:,} events after a warm-up of {m['warmup_events']:,} (until the bounded history is full)",
+        (f"RSS over {m['events']:,} events after a warm-up of {m['warmup_events']:,} "
+         "(until the bounded history is full)",
          f"median {m['rss_median_mb']:.1f} MB, max deviation {m['rss_spread']:.1%} ({m['samples']} samples)",
          "flat, +-10%", "PASS" if flat else "FAIL"),
         ("bytes per open call (waiting in queue)", f"{m['bytes_per_open_call']:,.0f}", "", "figure"),
