@@ -228,3 +228,30 @@ def test_reached_on_another_call_while_the_unanswered_one_is_still_in_voicemail(
     assert [(n.change, n.call.closed_ts, n.call.closed_by) for n in owed] == [
         ("open", None, None), ("close", 203.0, INBOUND)]
     assert tr.owed.open() == []
+
+
+def test_an_answered_dial_finds_exactly_what_a_scan_of_the_worklist_finds() -> None:
+    """The worklist's tail index: the numbers an outbound dial closes are those same_number() matches, in worklist
+    order, with numbers added, reached, re-added and evicted in between (plus-prefixed, trunk-prefixed, short)."""
+    import random
+
+    from monitor.core.owed import OwedCallbacks
+    from monitor.core.records import OwedCall
+
+    rng = random.Random(15)
+    bases = ["5551234567", "15551234567", "+15551234567", "4412345", "44412345", "1234", "91234", "7654321",
+             "+447654321", "07654321", "5559876543", "25559876543"]
+    book = OwedCallbacks(max_open=8)
+    for step in range(3000):
+        number = rng.choice(bases)
+        ts = float(step)
+        if rng.random() < 0.6:
+            book._add(OwedCall("default", f"L{step}", number, "q", ts - 1, ts, 1.0, "abandoned"))
+        else:
+            want = [c for c in book.by_caller if same_number(c, number)]  # the scan the index replaces
+            notes = book.reached(number, ts, OUTBOUND, "agent1")
+            got = list(dict.fromkeys(n.call.caller for n in notes))
+            assert got == want, (step, number)
+            assert not any(same_number(c, number) for c in book.by_caller)
+        indexed = [n for group in book._by_tail.values() for n in group]
+        assert sorted(indexed) == sorted(book.by_caller)

@@ -50,6 +50,11 @@ def same_number(a: str, b: str) -> bool:
     return len(short) >= _MIN_SUFFIX and long_.endswith(short)
 
 
+def _tail(number: str) -> str:
+    """The last :data:`_MIN_SUFFIX` digits (all of a shorter number): equal for any two that :func:`same_number`."""
+    return number.lstrip("+")[-_MIN_SUFFIX:]
+
+
 def dialled_numbers(*fields: str) -> tuple[str, ...]:
     """Candidate numbers of an outbound dial: every piece of ``DialString``/``Exten``/... that is a number.
 
@@ -98,6 +103,9 @@ class OwedCallbacks:
         self.max_open = max_open
         self.pbx = pbx
         self.by_caller: dict[str, list[OwedCall]] = {}  # insertion order = oldest number first
+        # by_caller's numbers by their last _MIN_SUFFIX digits (in by_caller's order): numbers that same_number()
+        # matches share them, so an agent's answered dial looks at a handful, not at the whole worklist.
+        self._by_tail: dict[str, dict[str, None]] = {}
         self.dials: dict[str, tuple[str, tuple[str, ...]]] = {}  # DestUniqueid -> (agent, dialled numbers)
         self.opened: Counter[str] = Counter()
         self.withheld_calls: Counter[str] = Counter()
@@ -135,7 +143,20 @@ class OwedCallbacks:
         self._add(owed)
         return notes
 
+    def _index(self, number: str) -> None:
+        self._by_tail.setdefault(_tail(number), {})[number] = None
+
+    def _unindex(self, number: str) -> None:
+        tail = _tail(number)
+        group = self._by_tail.get(tail)
+        if group is not None:
+            group.pop(number, None)
+            if not group:
+                del self._by_tail[tail]
+
     def _add(self, owed: OwedCall) -> None:
+        if owed.caller not in self.by_caller:
+            self._index(owed.caller)
         calls = self.by_caller.setdefault(owed.caller, [])
         # The same call again (a provisional record superseded after a restart) replaces, never doubles.
         calls[:] = [o for o in calls if o.linkedid != owed.linkedid]
@@ -143,6 +164,7 @@ class OwedCallbacks:
         while len(self.by_caller) > self.max_open:
             _, dropped = next(iter(self.by_caller.items()))
             del self.by_caller[dropped[0].caller]
+            self._unindex(dropped[0].caller)
             for d in dropped:  # never reached as far as we will know
                 self.missed_late[d.queue or ""] += 1
 
@@ -155,11 +177,12 @@ class OwedCallbacks:
             self.last_reached[caller] = (ts, how, agent)
             while len(self.last_reached) > 10_000:
                 del self.last_reached[next(iter(self.last_reached))]
-        keys = [c for c in self.by_caller if same_number(c, caller)] if how == OUTBOUND else (
+        keys = [c for c in self._by_tail.get(_tail(caller), ()) if same_number(c, caller)] if how == OUTBOUND else (
             [caller] if caller in self.by_caller else [])
         notes: list[OwedNote] = []
         for key in keys:
             still: list[OwedCall] = []
+            self._unindex(key)
             for o in self.by_caller.pop(key):
                 if o.ended_ts > ts:
                     still.append(o)  # unanswered after this answer (out-of-order close): stays owed
@@ -171,6 +194,7 @@ class OwedCallbacks:
                 notes.append(OwedNote("close", done))
             if still:
                 self.by_caller[key] = still
+                self._index(key)
         return notes
 
     def dial_begin(self, dest_uniqueid: str, agent: str, numbers: tuple[str, ...]) -> None:
