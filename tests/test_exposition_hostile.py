@@ -116,3 +116,24 @@ def test_overlapping_scrapes_while_events_arrive_each_equal_their_own_reference(
 
     asyncio.run(main())
     assert gc.isenabled()
+
+
+def test_a_scrape_cancelled_mid_render_leaves_gc_on_and_the_caches_sound() -> None:
+    m, odd, _ = _setup()
+
+    async def main() -> None:
+        for turns in (1, 3, 7, 15):
+            task = asyncio.create_task(m.expose_async(slice_s=0.0))
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            assert not gc.isenabled() or task.done()  # inside the render: no automatic collection
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            assert gc.isenabled()
+            _feed(odd, _pause(ODD[turns % 7], ODD[2], 1, "lunch", 1.8e9 + turns))
+            odd.tracker.agents.hold(1.8e9 + turns)
+            snap = m.snapshot()
+            assert await m.expose_async(slice_s=0.0) == m.expose_reference(snap)
+
+    asyncio.run(main())
+    assert gc.isenabled()
