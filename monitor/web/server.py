@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
 import logging
@@ -179,11 +180,14 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     parts = await request.app[CTX].metrics.expose_parts()
     resp = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE_LATEST})
     resp.content_length = sum(map(len, parts))
-    await resp.prepare(request)
-    if request.method != "HEAD":
-        for part in parts:
-            await resp.write(part)
-    await resp.write_eof()
+    # A scraper that leaves mid-body (Prometheus resets at its scrape_timeout) is routine, as it was while aiohttp
+    # wrote a whole Response itself: no ERROR with a traceback, no 500 on a body already started.
+    with contextlib.suppress(ConnectionError):
+        await resp.prepare(request)
+        if request.method != "HEAD":
+            for part in parts:
+                await resp.write(part)
+        await resp.write_eof()
     return resp
 
 
