@@ -141,3 +141,22 @@ def test_each_queue_shows_its_chosen_sl_definition() -> None:
     assert (today["sales"]["sl_definition"], today["sales"]["service_level"]) == ("offered", 0.25)
     assert today["support"]["sl_name"] == "answered within 20 s ÷ answered"
     assert body["sl_definition"] == "offered" and body["sl_name"] == "answered within 20 s ÷ offered"
+
+
+def test_a_segment_closed_without_an_outcome_was_offered() -> None:
+    """A caller still waiting when the call is closed (gap, stale sweep, shutdown): offered and unanswered today,
+    as qmon_queue_calls_total{outcome="unknown"} and the offered rule count it."""
+    t = DayTally(20.0, day_of=_utc_day)
+    tr = CallTracker()
+    ing = Ingest(tr, [t.sink])
+    chan = {"Channel": "PJSIP/trunk-00000001", "Uniqueid": "1795381258.1", "Linkedid": "1795381258.1",
+            "CallerIDNum": "5551001", "CallerIDName": "Caller", "Context": "from-trunk", "Exten": "100",
+            "Language": "en", "Timestamp": f"{T0:.6f}"}
+    for m in ({"Event": "Newchannel", **chan}, {"Event": "Newexten", **chan, "Application": "Queue",
+                                                  "AppData": "support,t"},
+              {"Event": "QueueCallerJoin", **chan, "Queue": "support", "Position": "1", "Count": "1"}):
+        ing.feed(m, T0)
+    t.sink(tr.close_all(T0 + 30, "shutdown"))
+    d = t.today(T0 + 31)["support"]
+    assert (d.offered, d.answered, d.abandoned, d.unanswered_other) == (1, 0, 0, 1)
+    assert d.abandon_rate() == 0.0

@@ -17,7 +17,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from monitor.core.records import MemberNote, Note, SegmentNote, SurveyNote, TalkNote
+from monitor.core.records import CallClosed, MemberNote, Note, SegmentNote, SurveyNote, TalkNote
 from monitor.core.servicelevel import DEFAULT_SL, SlCounts, service_levels
 from monitor.core.vocab import ANSWERED_SURVEY, NOT_ENTERED, valid_csat
 
@@ -93,6 +93,9 @@ class DayTally:
         if isinstance(n, MemberNote):
             self._mark(n)
             return
+        if isinstance(n, CallClosed):
+            self._unknown(n)
+            return
         if not isinstance(n, SegmentNote | SurveyNote | TalkNote) or not self._today(n.ts):
             return
         if isinstance(n, SegmentNote):
@@ -137,6 +140,15 @@ class DayTally:
             q.abandoned_short += n.outcome == "abandoned_short"
         else:
             q.unanswered_other += 1
+
+    def _unknown(self, n: CallClosed) -> None:
+        # A segment closed without an outcome (stream gap, stale sweep, shutdown) has no SegmentNote; it entered the
+        # queue, so it was offered and went unanswered, as qmon_queue_calls_total{outcome="unknown"} counts it.
+        for s in n.record.segments:
+            if s.outcome == "unknown" and s.entered and self._today(s.end_ts or n.record.end_ts):
+                q = self.queues.setdefault(s.queue, QueueDay())
+                q.offered += 1
+                q.unanswered_other += 1
 
     def _mark(self, n: MemberNote) -> None:
         key = (n.queue, n.member)
