@@ -46,14 +46,9 @@ def replay_messages(
     for headers, recv in messages:
         if isinstance(headers, PreRead):  # fast path: a Newexten with a Timestamp float() reads (recv is None)
             now = headers.timestamp
-            notes = ing.feed(headers, now)
-            if notes:
-                merge_records(res.records, closed_records(notes))
-            continue
-        ts = headers.get("Timestamp")
-        if recv is not None:
+        elif recv is not None:
             now = recv
-        elif isinstance(ts, str):
+        elif isinstance(ts := headers.get("Timestamp"), str):
             try:
                 now = float(ts)
             except ValueError:

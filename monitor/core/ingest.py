@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from monitor.core.agentcols import AgentColumns, agent_columns
 from monitor.core.agents import NO_REASON, OTHER_REASON, AgentRow
 from monitor.core.clock import pbx_clock
+from monitor.core.events import Event
 from monitor.core.normalize import Skip, UnsupportedAsterisk, normalize, plausible_time
 from monitor.core.owed import Owed, OwedStats
 from monitor.core.preread import PreRead
@@ -82,7 +83,7 @@ class Ingest:
             # Decided here, in stream order: a Queue() step, or one the tracker wants, is parsed and fed; any other
             # is applied from its pre-read values (exactly what feeding it does: CallTracker.dialplan_step).
             pre = headers
-            if pre.application == "Queue" or self.tracker.wants_dialplan(pre.uniqueid):
+            if self.tracker.wants_dialplan(pre.uniqueid, pre.application):
                 headers = pre.headers()
             else:
                 return self._dialplan_step(pre, now)
@@ -105,33 +106,32 @@ class Ingest:
                           UNSUPPORTED_MESSAGE)
             self.skip(event.reason)
             return []
-        try:
-            notes = self.tracker.feed(event, now)
-        except Exception:
-            log.exception("tracker failed on %s", type(event).__name__)
-            self.skip(SkipReason.TRACKER_ERROR)
-            return []
-        finally:
-            if self.tracker.state.skips:  # illegal segment transitions: counted, the event ignored for that segment
-                for reason, n in self.tracker.take_skips().items():
-                    self.skip(reason, n)
-        self.emit(notes)
-        return notes
+        return self._track(event, now)
 
     def _dialplan_step(self, pre: PreRead, now: float) -> list[Note]:
         """A pre-read Newexten counted and applied without parsing it (:meth:`CallTracker.dialplan_step`)."""
         self.events += 1
         self.last_event_at = now
+        return self._track(pre, now)
+
+    def _track(self, item: Event | PreRead, now: float) -> list[Note]:
+        # One event into the tracker (or a pre-read Newexten): a tracker bug is logged and counted, never raised
+        # into the read loop; illegal segment transitions are counted; the notes go to the sinks.
+        tr = self.tracker
         try:
-            notes = self.tracker.dialplan_step(pre.uniqueid, pre.application, pre.channel, pre.caller_num,
-                                               pre.caller_name, plausible_time(pre.timestamp), now)
+            if isinstance(item, PreRead):
+                notes = tr.dialplan_step(item.uniqueid, item.application, item.channel, item.caller_num,
+                                         item.caller_name, plausible_time(item.timestamp), now)
+            else:
+                notes = tr.feed(item, now)
         except Exception:
-            log.exception("tracker failed on a dialplan step")
+            what = "a dialplan step" if isinstance(item, PreRead) else type(item).__name__
+            log.exception("tracker failed on %s", what)
             self.skip(SkipReason.TRACKER_ERROR)
             return []
         finally:
-            if self.tracker.state.skips:
-                for reason, n in self.tracker.take_skips().items():
+            if tr.state.skips:  # illegal segment transitions: counted, the event ignored for that segment
+                for reason, n in tr.take_skips().items():
                     self.skip(reason, n)
         self.emit(notes)
         return notes

@@ -104,40 +104,46 @@ class CallTracker:
     def feed(self, event: ev.Event, now: float) -> list[Note]:
         """Apply one event (``now``: the daemon's time, epoch s); returns its notes (possibly a closed call)."""
         st = self.state
-        ts = self._event_time(event.ts, now)
-        st.now = max(st.now, ts)
-        st.daemon_now = now
-        st.stats["events"] += 1
-        # Calls whose grace period is over are final before this event: if it is about one of them, it is late.
-        out: list[Note] = flush(st, ts, now) if st.ending else []
+        ts, out = self._begin(event.ts, now)
         handler = HANDLERS.get(type(event))
         if handler is not None:
             handler(st, event, ts, out)
-        if st.stats["events"] % _SWEEP_EVERY == 0:
-            out.extend(self.sweep(st.now))
-        return with_owed(st, out)
+        return self._end(out)
 
-    def wants_dialplan(self, uid: str) -> bool:
-        """Whether a ``Newexten`` of channel ``uid`` (another application than ``Queue``) needs the parsed event:
-        True for a channel not known (its state is created from the whole snapshot, the oldest evicted past
-        ``max_channels``) or known without Linkedid (first seen in a QueueEntry: the event gives it). Otherwise
-        :meth:`dialplan_step` does from the pre-read values exactly what :meth:`feed` does with the event."""
+    def wants_dialplan(self, uid: str, application: str) -> bool:
+        """Whether a ``Newexten`` of channel ``uid`` running ``application`` needs the parsed event: ``Queue``
+        (it opens the call), a channel not known (its state is created from the whole snapshot, the oldest evicted
+        past ``max_channels``) or known without Linkedid (first seen in a QueueEntry: the event gives it).
+        Otherwise :meth:`dialplan_step` does from the pre-read values exactly what :meth:`feed` does with it."""
+        if application == "Queue":
+            return True
         ch = self.state.chans.get(uid)
         return ch is None or not ch.linkedid
 
     def dialplan_step(self, uid: str, application: str, channel: str, caller_num: str, caller_name: str,
                       ts: float | None, now: float) -> list[Note]:
-        """:meth:`feed` of a ``Newexten`` of another application than ``Queue`` for which :meth:`wants_dialplan`
-        is False, from its values as the normaliser reads them (``ts``: its Timestamp, PBX epoch s, None: unknown;
-        ``now``: daemon time, epoch s): the same steps in the same order, ``on_newexten`` without the event."""
+        """:meth:`feed` of a ``Newexten`` for which :meth:`wants_dialplan` is False, from its values as the
+        normaliser reads them (``ts``: its Timestamp, PBX epoch s, None: unknown; ``now``: daemon time, epoch s):
+        the same steps in the same order, ``on_newexten`` without the event."""
+        st = self.state
+        when, out = self._begin(ts, now)
+        st.chans[uid].refresh("", channel, caller_num, caller_name)  # TrackerState.chan(): known, with a Linkedid
+        dialplan_ran(st, uid, application, when, out)
+        return self._end(out)
+
+    def _begin(self, ts: float | None, now: float) -> tuple[float, list[Note]]:
+        # Every event, before its handler: the clocks move, and calls whose grace period is over are final
+        # before this event (if it is about one of them, it is late).
         st = self.state
         ts = self._event_time(ts, now)
         st.now = max(st.now, ts)
         st.daemon_now = now
         st.stats["events"] += 1
-        out: list[Note] = flush(st, ts, now) if st.ending else []
-        st.chans[uid].refresh("", channel, caller_num, caller_name)  # TrackerState.chan(): known, with a Linkedid
-        dialplan_ran(st, uid, application, ts, out)
+        return ts, (flush(st, ts, now) if st.ending else [])
+
+    def _end(self, out: list[Note]) -> list[Note]:
+        # Every event, after its handler: the periodic stale-call sweep, then the owed-callback notes.
+        st = self.state
         if st.stats["events"] % _SWEEP_EVERY == 0:
             out.extend(self.sweep(st.now))
         return with_owed(st, out)
