@@ -36,7 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.agiclient import agi_headers
+from tests.support.agiclient import agi_headers, asterisk_reply
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,15 +67,7 @@ def reply_to(c: Caller, cmd: str) -> bytes | None:
     """Asterisk 22's reply to ``cmd`` (None for GET DATA: the caller's key, sent later)."""
     if cmd.startswith("GET DATA"):
         return None
-    if cmd.startswith("STREAM FILE"):
-        return b"200 result=0 endpos=16000\n"
-    if cmd.startswith("SET VARIABLE"):
-        _, _, name, value = cmd.split(" ", 3)
-        c.variables[name] = value.strip('"')
-        return b"200 result=1\n"
-    if cmd.startswith("VERBOSE"):
-        return b"200 result=1\n"
-    return b"510 Invalid or unknown command\n"
+    return asterisk_reply(cmd, c.variables).encode() + b"\n"
 
 
 def key_reply(c: Caller) -> bytes:

@@ -30,6 +30,19 @@ def agi_headers(uniqueid: str, linkedid: str, queue: str = "support", lang: str 
     }
 
 
+def asterisk_reply(cmd: str, variables: dict[str, str]) -> str:
+    """Asterisk 22's reply to a command other than GET DATA (no newline); SET VARIABLE is noted in ``variables``."""
+    if cmd.startswith("STREAM FILE"):
+        return "200 result=0 endpos=16000"
+    if cmd.startswith("SET VARIABLE"):
+        _, _, name, value = cmd.split(" ", 3)
+        variables[name] = value.strip('"')
+        return "200 result=1"
+    if cmd.startswith("VERBOSE"):
+        return "200 result=1"
+    return "510 Invalid or unknown command"
+
+
 @dataclass
 class Session:
     """What happened on one connection."""
@@ -82,16 +95,8 @@ async def run_caller(port: int, headers: dict[str, str], script: list[str | None
                     reply = "200 result= (timeout)"
                 else:
                     reply = f"200 result={ans}"
-            elif cmd.startswith("STREAM FILE"):
-                reply = "200 result=0 endpos=16000"
-            elif cmd.startswith("SET VARIABLE"):
-                _, _, name, value = cmd.split(" ", 3)
-                s.variables[name] = value.strip('"')
-                reply = "200 result=1"
-            elif cmd.startswith("VERBOSE"):
-                reply = "200 result=1"
             else:
-                reply = "510 Invalid or unknown command"
+                reply = asterisk_reply(cmd, s.variables)
             writer.write(reply.encode() + b"\n")
             await writer.drain()
             sent_at = time.perf_counter()
