@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import errno
-import ipaddress
 import os
-import socket
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import NoReturn
@@ -162,6 +160,8 @@ def check_listen(bind: str, port: int, what: str) -> None:
 
     A pre-flight check (the server binds again right after): it turns the daemon's bind traceback into a message.
     """
+    import socket  # here: every command imports this module, and `qmon replay`'s start-up is measured (issue 15)
+
     try:
         infos = socket.getaddrinfo(bind or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -181,6 +181,8 @@ def check_listen(bind: str, port: int, what: str) -> None:
 
 def is_loopback(bind: str) -> bool:
     """Whether a bind address only serves this host (``localhost``, 127.0.0.0/8, ::1)."""
+    import ipaddress  # here, as socket above
+
     if bind == "localhost":
         return True
     try:

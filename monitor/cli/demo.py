@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import signal
-import socket
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -125,6 +123,8 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 now (the simulator must know the survey port before the daemon binds it)."""
+    import socket  # here: every command module is imported by `qmon` (qmon replay's start-up is measured)
+
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -162,6 +162,8 @@ async def _main(args: argparse.Namespace, settings: Settings, *, record: bool = 
     port = await server.start("127.0.0.1", args.port_ami)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    import signal  # here, as socket above
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)

@@ -7,8 +7,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 
-import phonenumbers
-
 #: Caller "numbers" that mean the number was withheld (compared case-insensitively); empty and all-zero numbers
 #: (``0000000000``, ``00``, ``+000``: how some carriers present a withheld caller) are withheld too.
 WITHHELD_NUMBERS: tuple[str, ...] = (
@@ -48,6 +46,10 @@ def normalize_number(raw: str | None, region: str = "", trunk_prefixes: tuple[st
         if not digits.strip("0"):
             return None
     if plus or region:
+        # Imported on first use: a replay or daemon whose numbers are national, with no home region, never needs it
+        # (it is ~10 ms of `qmon replay`'s start-up: docs/performance.md).
+        import phonenumbers
+
         try:
             parsed = phonenumbers.parse(("+" if plus else "") + digits, region.upper() or None)
         except phonenumbers.NumberParseException:
