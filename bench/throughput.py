@@ -16,7 +16,8 @@ Best of K rounds, the rounds interleaving the stages.
   interpreter start and imports included (fast path); its second run, bytecode cached as for an installed qmon
 * ``replay-full``      the same with ``--full-parse`` (every message parsed): the before/after of the fast path
 * ``daemon``           the whole live path: ``run_daemon`` (AMI over TCP -> normalise -> tracker -> metrics, SQLite
-  store writer attached), from start until every event was ingested
+  store writer attached, its batching as deployed: the default ``[store]`` settings), from start until every
+  event was ingested
 * ``amisource``        ``AmiSource`` -> ``Ingest`` -> ``CallTracker`` over TCP (no metrics, no store)
 * ``wire+track``       ``WireParser`` (tracker selection, Newexten pre-read as live) over the bytes -> ``Ingest``
   -> ``CallTracker``, no I/O
@@ -154,11 +155,15 @@ async def stage_amisource(port: int, expected: int) -> Timing:
 async def stage_daemon(port: int, expected: int) -> Timing:
     """Seconds from daemon start (store ready, metrics built) until every event of the stream was ingested."""
     from monitor.daemon import Daemon, run_daemon
+    from monitor.settings import StoreSettings
     from tests.support.daemon import daemon_settings
 
     with tempfile.TemporaryDirectory() as tmp:
         s = daemon_settings(Path(tmp), port)
-        s = replace(s, ami=(replace(s.ami[0], secret=SECRET, ping_interval_s=3600, resync_timeout_s=600),))
+        # The store as deployed (the test settings flush every 0.1 s, ten times the default's batches).
+        store = replace(StoreSettings(), url=s.store.url, journal_path=s.store.journal_path)
+        s = replace(s, ami=(replace(s.ami[0], secret=SECRET, ping_interval_s=3600, resync_timeout_s=600),),
+                    store=store)
         stop = asyncio.Event()
         ready: asyncio.Future[Daemon] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(run_daemon(s, stop=stop, ready_cb=ready.set_result))
