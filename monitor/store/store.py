@@ -62,7 +62,6 @@ class Store(StoreReads, WriterTask):
         self._queue: asyncio.Queue[Entry] = asyncio.Queue(maxsize=max(1, s.queue_size))
         self._volatile: list[Item] = []  # the journal could not take them (disk error): memory only
         self._stop = asyncio.Event()
-        self._batch_full = asyncio.Event()  # a whole batch is queued: the writer need not wait for the interval
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._schema_ok = False
@@ -201,8 +200,6 @@ class Store(StoreReads, WriterTask):
                 self.dropped["queue_full"] += 1  # in the journal: the writer reads it back from the file
         self.journal.added(durable)
         self._stats["journaled"] += durable
-        if self._queue.qsize() >= self.settings.batch_size:
-            self._batch_full.set()
 
     # -- state for /readyz and metrics --------------------------------------------------------------------
 

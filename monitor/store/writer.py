@@ -127,7 +127,6 @@ class WriterTask(BatchWriter):
     _queue: asyncio.Queue[Entry]
     _volatile: list[Item]
     _stop: asyncio.Event
-    _batch_full: asyncio.Event
     _closing: bool
     _task: asyncio.Task[None] | None
     _down_since: float | None
@@ -160,18 +159,30 @@ class WriterTask(BatchWriter):
         wait = 0.0 if self._stop.is_set() else s.flush_interval_s
         if self._retry_at > self.clock():
             wait = min(wait, max(0.01, self._retry_at - self.clock()))
-        if wait > 0 and self._queue.qsize() < s.batch_size:
-            # One wait per batch, not a wake-up per journal write: the interval ends, a whole batch is queued
-            # (``_batch_full``, set by Store._on_written) or drain() stops the writer.
-            self._batch_full.clear()
-            stop = asyncio.ensure_future(self._stop.wait())
-            full = asyncio.ensure_future(self._batch_full.wait())
-            await asyncio.wait({stop, full}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-            stop.cancel()
-            full.cancel()
         batch: list[Entry] = []
-        while len(batch) < s.batch_size and not self._queue.empty():
-            batch.append(self._queue.get_nowait())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while len(batch) < s.batch_size:
+            try:
+                batch.append(self._queue.get_nowait())
+                continue
+            except asyncio.QueueEmpty:
+                pass
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._stop.is_set():
+                break
+            stop = asyncio.ensure_future(self._stop.wait())
+            get = asyncio.ensure_future(self._queue.get())
+            done, _ = await asyncio.wait({get, stop}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if get in done:
+                batch.append(get.result())
+            else:
+                get.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await get
+                if get.done() and not get.cancelled():
+                    batch.append(get.result())
         return batch
 
     async def _flush(self, batch: list[Entry]) -> None:
