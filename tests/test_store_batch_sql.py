@@ -221,8 +221,8 @@ async def test_lookups_search_indexes_never_scan_sqlite(tmp_path: Path) -> None:
 
     event.listen(store.engine.sync_engine, "before_cursor_execute", capture)
     async with store.engine.connect() as conn:
-        await conn.execute(st.supersede, [{"k_pbx": "p", "k_drop": "ql:1", "k_amended": "2", "k_final": "1",
-                                           "k_final_cid": "1.1"}] * 2)
+        await conn.execute(st.supersede, {"k_pbx": "p", "drop": ["ql:1", "2"], "final": ["1", "3"],
+                                          "final_cid": ["1.1", "3.1"]})
         await conn.execute(st.results_of, {"k_pbx": "p", "call_keys": ["1", "2"]})
         event.remove(store.engine.sync_engine, "before_cursor_execute", capture)
         assert len(sent) == 2

@@ -180,22 +180,25 @@ async def write_batch(conn: AsyncConnection, dialect: str, items: Sequence[Item]
 
 async def _supersede(conn: AsyncConnection, st: Statements, calls: dict[tuple[str, str], CallRecord]) -> None:
     """Delete the stored rows these records replace (a queue_log backfill, a provisional close, an amended one)."""
-    rows = []
+    keys: dict[str, tuple[list[str], list[str], list[str]]] = {}
     for r in calls.values():
+        drop, final, final_cid = keys.setdefault(r.pbx, ([], [], []))
         # A live record supersedes the same call backfilled from queue_log (richer: linkedid, survey, voicemail).
-        drop = None if r.linkedid.startswith(QL_PREFIX) else QL_PREFIX + r.call_id
+        if not r.linkedid.startswith(QL_PREFIX):
+            drop.append(QL_PREFIX + r.call_id)
         # An amended record (a late event changed a final call) replaces the stored one whatever it was.
-        amended = r.linkedid if r.extra.get("amended") else None
+        if r.extra.get("amended"):
+            drop.append(r.linkedid)
         # A record closed by a gap or a shutdown is provisional: the same call seen to its hang-up (adopted again
         # after a reconnect or restart) replaces it, so the stored outcome is the real one. Matched by Linkedid
         # or by call id (the Uniqueid of the channel that ran Queue()): a call adopted at a resync under another
         # id than the one its provisional row was written under is still the same call.
-        final = r.closed_by == "hangup"
-        if drop is not None or amended is not None or final:
-            rows.append({"k_pbx": r.pbx, "k_drop": drop, "k_amended": amended,
-                         "k_final": r.linkedid if final else None, "k_final_cid": r.call_id if final else None})
-    if rows:
-        await conn.execute(st.supersede, rows)
+        if r.closed_by == "hangup":
+            final.append(r.linkedid)
+            final_cid.append(r.call_id)
+    for pbx, (drop, final, final_cid) in sorted(keys.items()):
+        if drop or final:
+            await conn.execute(st.supersede, {"k_pbx": pbx, "drop": drop, "final": final, "final_cid": final_cid})
 
 
 async def _write_calls(conn: AsyncConnection, st: Statements, calls: dict[tuple[str, str], CallRecord], scrub: bool,

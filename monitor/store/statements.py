@@ -1,10 +1,10 @@
 """The writer's SQL statements, built once per dialect: SQLAlchemy Core, executed for many rows at a time.
 
-Each statement is executed with a list of parameter sets (one ``executemany`` or "insertmanyvalues" round
-trip, its compiled form cached by the engine), never rebuilt per batch and never sent through the ORM's bulk
-path (which splits a batch into one statement per run of rows with the same NULL columns). Row lookups are
-plain equalities on an indexed key, one parameter set per row: a row-value ``IN (VALUES ...)`` is not matched
-against an index by SQLite, so it scanned the whole ``calls`` table once per batch.
+The inserts are executed with a list of parameter sets (one ``executemany`` or "insertmanyvalues" round
+trip, their compiled form cached by the engine), never rebuilt per batch and never sent through the ORM's
+bulk path (which splits a batch into one statement per run of rows with the same NULL columns). Lookups by
+key are ``pbx = ? AND key IN (...)``, one statement per PBX and batch: searches of an index on both
+databases, where a row-value ``(pbx, key) IN (VALUES ...)`` made SQLite scan the whole table.
 """
 
 from __future__ import annotations
@@ -13,7 +13,24 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Delete, Insert, Select, Table, bindparam, delete, insert, literal, select, union_all
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Delete,
+    Insert,
+    Select,
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    insert,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 
 from monitor.core.records import NOT_ASKED
 from monitor.store.engine import dialect_insert
@@ -44,18 +61,42 @@ class Statements:
     members: Insert  # on conflict nothing; returning id
     owed_close: Insert  # upsert setting the closed columns
     owed_open: Insert  # on conflict nothing
-    supersede: Delete  # per record: k_pbx; k_drop, k_amended (any row); k_final, k_final_cid (provisional rows)
+    supersede: Delete  # per PBX: k_pbx; drop (linkedids, any row); final, final_cid (ids of provisional rows)
     results_of: Select[Any]  # results (not NOT_ASKED) of the calls (k_pbx, call_keys), oldest first
+
+
+def _in(dialect: str, column: ColumnElement[str], name: str) -> ColumnElement[bool]:
+    """``column`` is one of the values of the list bound as ``name``: ``= ANY($n)`` of one array parameter on
+    PostgreSQL (one statement text, prepared once), the values spelled out on SQLite (no arrays)."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(String())))
+    return column.in_(bindparam(name, expanding=True))
+
+
+def _supersede(dialect: str) -> Delete:
+    """One DELETE per PBX and batch of every row its records replace: ``drop`` (Linkedids, whatever the row),
+    ``final`` / ``final_cid`` (Linkedids / call ids of provisional rows)."""
+    pbx = _calls.c.pbx == bindparam("k_pbx")
+    provisional = _calls.c.closed_by.in_([literal(v) for v in PROVISIONAL])
+    drop = _in(dialect, _calls.c.linkedid, "drop")
+    final = _in(dialect, _calls.c.linkedid, "final")
+    final_cid = _in(dialect, _calls.c.call_id, "final_cid")
+    if dialect == "sqlite":
+        # SQLite searches an index for each arm of a UNION; an OR across the two indexes it plans as a scan of
+        # the PBX's calls (and a row value ``(pbx, linkedid) IN (VALUES ...)`` as a scan of the whole table).
+        return delete(_calls).where(_calls.c.id.in_(union_all(
+            select(_calls.c.id).where(pbx, drop), select(_calls.c.id).where(pbx, final, provisional),
+            select(_calls.c.id).where(pbx, final_cid, provisional))))
+    # PostgreSQL plans the OR as a BitmapOr of index searches. (Before the table's first ANALYZE, a new
+    # database, it reads the PBX's index range instead, as it did for the row values of before: once here.)
+    return delete(_calls).where(pbx, or_(drop, and_(provisional, or_(final, final_cid))))
 
 
 @cache
 def statements(dialect: str) -> Statements:
     """The statements for ``sqlite`` or ``postgresql`` (built on first use, then shared)."""
-    # Fixed values, bound once: an expanding IN cannot be executed for many parameter sets.
-    provisional = _calls.c.closed_by.in_([literal(v) for v in PROVISIONAL])
-    pbx = _calls.c.pbx == bindparam("k_pbx")
     close = dialect_insert(dialect, OwedCallRow)
-    res = SurveyResult.__table__
+    res = cast(Table, SurveyResult.__table__)
     return Statements(
         calls=(dialect_insert(dialect, Call).on_conflict_do_nothing(index_elements=["pbx", "linkedid"])
                .returning(_calls.c.id, _calls.c.pbx, _calls.c.linkedid)),
@@ -67,16 +108,11 @@ def statements(dialect: str) -> Statements:
         owed_close=close.on_conflict_do_update(index_elements=["pbx", "linkedid"],
                                                set_={c: close.excluded[c] for c in _CLOSE_COLS}),
         owed_open=dialect_insert(dialect, OwedCallRow).on_conflict_do_nothing(index_elements=["pbx", "linkedid"]),
-        # One statement for every row a record replaces, each arm a search of an index (an OR across two
-        # indexes is planned by SQLite as a scan of the PBX's calls); a key left NULL matches nothing.
-        supersede=delete(_calls).where(_calls.c.id.in_(union_all(
-            select(_calls.c.id).where(pbx, _calls.c.linkedid.in_([bindparam("k_drop"), bindparam("k_amended")])),
-            select(_calls.c.id).where(pbx, _calls.c.linkedid == bindparam("k_final"), provisional),
-            select(_calls.c.id).where(pbx, _calls.c.call_id == bindparam("k_final_cid"), provisional)))),
-        # One PBX at a time: ``pbx = ? AND call_key IN (...)`` is a search of the unique index, where the
-        # row value ``(pbx, call_key) IN (...)`` was a scan of the whole table.
+        supersede=_supersede(dialect),
+        # One PBX at a time: ``pbx = ? AND call_key IN (...)`` searches the unique index, where the row value
+        # ``(pbx, call_key) IN (...)`` was a scan of the whole table.
         results_of=(select(res).where(res.c.pbx == bindparam("k_pbx"),
-                                      res.c.call_key.in_(bindparam("call_keys", expanding=True)),
+                                      _in(dialect, res.c.call_key, "call_keys"),
                                       res.c.status.not_in([literal(v) for v in sorted(NOT_ASKED)]))
                     .order_by(res.c.id)),
     )
