@@ -34,7 +34,8 @@ COMPACT_BYTES = 1 << 20
 
 
 class Journal(JournalFile):
-    """The WAL file ``path`` (0600) and its two threads; ``encode`` turns a queued object into a JSON dict.
+    """The WAL file ``path`` (0600) and its two threads; ``encode`` turns a queued object into a dict for JSON
+    (dataclasses in it allowed: see :func:`~monitor.store.journal_file.line_of`).
 
     The file's format, opening/locking, reading back and ``.rejected``: :class:`JournalFile`.
     """

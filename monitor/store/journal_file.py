@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,31 @@ class Entry:
     durable: bool = True
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(o: Any) -> Any:
+    """A dataclass instance as the dict of its fields, in order (json encodes what they hold); else ``str(o)``."""
+    names = _FIELDS.get(type(o))
+    if names is None:
+        if not is_dataclass(o) or isinstance(o, type):
+            return str(o)
+        names = _FIELDS[type(o)] = tuple(f.name for f in fields(o))
+    return {n: getattr(o, n) for n in names}
+
+
+# json's C encoder walks the nested records itself and calls _plain once per dataclass: the same bytes as
+# dumps(asdict(...)), without asdict's recursive deep copy (3x the time of the encoding).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_plain)
+
+
 def line_of(d: dict[str, Any]) -> bytes:
-    """One journal line: compact JSON of ``d`` and a newline (lone surrogates kept, never an error)."""
-    return (json.dumps(d, separators=(",", ":"), default=str) + "\n").encode("utf-8", "surrogatepass")
+    """One journal line: compact JSON of ``d`` and a newline (lone surrogates kept, never an error).
+
+    Dataclass instances in ``d`` are written as objects of their fields (as :func:`dataclasses.asdict`), any
+    other value JSON does not know as its ``str``.
+    """
+    return (_ENCODER.encode(d) + "\n").encode("utf-8", "surrogatepass")
 
 
 def fsync_dir(path: Path) -> None:

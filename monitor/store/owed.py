@@ -8,19 +8,18 @@ the database before its open still leaves one closed row.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from monitor.core.records import MemberNote, OwedCall, OwedNote
 from monitor.store.engine import cut as _cut
-from monitor.store.engine import dialect_insert as _insert
 from monitor.store.models import AgentEvent, OwedCallRow
+from monitor.store.statements import Statements
 
 Sessions = async_sessionmaker[AsyncSession]
-_CLOSE_COLS = ("closed_ts", "closed_by", "agent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +43,7 @@ def owed_of(r: OwedCallRow) -> OwedCall:
                     r.voicemail, r.closed_ts, r.closed_by, r.agent)
 
 
-async def write_owed(session: AsyncSession, dialect: str, items: Sequence[OwedItem]) -> int:
+async def write_owed(conn: AsyncConnection, st: Statements, items: Sequence[OwedItem]) -> int:
     """Upsert the batch's owed calls (the last change of a call wins; a close is never reopened); rows written."""
     last: dict[tuple[str, str], OwedNote] = {}
     for it in items:
@@ -57,20 +56,16 @@ async def write_owed(session: AsyncSession, dialect: str, items: Sequence[OwedIt
     # (journal replay, superseded record) leaves it as it is. One change per call here, so the order is free.
     closes = [owed_row(n.call) for n in last.values() if n.change == "close"]
     opens = [owed_row(n.call) for n in last.values() if n.change != "close"]
-    conn = await session.connection()
     if closes:
-        ins = _insert(dialect, OwedCallRow)
-        await conn.execute(ins.on_conflict_do_update(index_elements=["pbx", "linkedid"],
-                                                     set_={c: ins.excluded[c] for c in _CLOSE_COLS}), closes)
+        await conn.execute(st.owed_close, closes)
     if opens:
-        await conn.execute(_insert(dialect, OwedCallRow).on_conflict_do_nothing(index_elements=["pbx", "linkedid"]),
-                           opens)
+        await conn.execute(st.owed_open, opens)
     return len(last)
 
 
-def owed_to_json(it: OwedItem) -> dict[str, Any]:
-    """The journal line of an owed item."""
-    return {"v": 1, "k": "owed", "change": it.note.change, "o": asdict(it.note.call)}
+def owed_entry(it: OwedItem) -> dict[str, Any]:
+    """The journal entry of an owed item (the call stays a dataclass: see ``monitor.store.rows.item_entry``)."""
+    return {"v": 1, "k": "owed", "change": it.note.change, "o": it.note.call}
 
 
 def owed_from_json(d: dict[str, Any]) -> OwedItem:

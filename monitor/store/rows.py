@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from monitor.core.records import (
     CallRecord,
@@ -22,10 +21,11 @@ from monitor.core.records import (
 from monitor.core.survey import SurveyResultRecord
 from monitor.core.text import clean_text
 from monitor.store.engine import cut as _cut
-from monitor.store.engine import dialect_insert as _insert
 from monitor.store.fit import fit_rows
-from monitor.store.models import AgentEvent, Call, RingNoAnswerRow, SegmentRow, SurveyRow, TransferRow
-from monitor.store.owed import OwedItem, owed_from_json, owed_to_json, write_owed
+from monitor.store.journal_file import line_of
+from monitor.store.models import AgentEvent, Call
+from monitor.store.owed import OwedItem, owed_entry, owed_from_json, write_owed
+from monitor.store.statements import Statements, statements
 from monitor.store.surveys import SurveyItem, adopt_results, write_results
 
 QL_PREFIX = "ql:"  # linkedid of calls imported from a queue_log (Linkedid is not in queue_log)
@@ -41,9 +41,6 @@ class MemberItem:
 
 
 Item = CallRecord | MemberItem | SurveyItem | OwedItem
-
-
-PROVISIONAL = ("shutdown", "gap", "eof", "stale")
 
 
 def call_row(r: CallRecord) -> dict[str, Any]:
@@ -136,15 +133,16 @@ class WriteResult:
     members: int = 0
     surveys: int = 0
     duplicates: int = 0
-    replaced: int = 0
     attached: int = 0  # survey results that became (or replaced) a stored call's survey
     owed: int = 0  # owed-call rows upserted
 
 
-async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item], scrub: bool = False) -> WriteResult:
+async def write_batch(conn: AsyncConnection, dialect: str, items: Sequence[Item], scrub: bool = False,
+                      adopt: bool = True) -> WriteResult:
     """Insert a batch in the caller's transaction; calls already stored (pbx+linkedid) are skipped.
 
     Every row is fitted to its columns (:func:`monitor.store.fit.fit_row`); ``scrub`` also blanks free text.
+    ``adopt`` False: no survey result can be stored ahead of its call, so new calls look for none.
 
     Calls go first, then survey results: a result applied to its call sees the call's own survey whatever
     their order in the batch, which is what :mod:`monitor.store.surveys` decides on anyway.
@@ -165,89 +163,79 @@ async def write_batch(session: AsyncSession, dialect: str, items: Sequence[Item]
             res.duplicates += 1
         else:  # an amended record (a late event changed a final call) supersedes the one before it
             calls[(it.pbx, it.linkedid)] = it
+    st = statements(dialect)
     if calls:
-        await _write_calls(session, dialect, calls, scrub, res)
+        await _write_calls(conn, st, calls, scrub, res, adopt)
     if members:
-        await _write_members(session, dialect, members, scrub, res)
+        res.members = len((await conn.execute(st.members, fit_rows(AgentEvent.__table__, members, scrub))).all())
+        res.duplicates += len(members) - res.members
     if owed:
-        res.owed = await write_owed(session, dialect, owed)
+        res.owed = await write_owed(conn, st, owed)
     if results:
-        sr = await write_results(session, dialect, results, scrub)
+        sr = await write_results(conn, dialect, results, scrub)
         res.surveys, res.attached = sr.written, res.attached + sr.attached
         res.duplicates += sr.duplicates
     return res
 
 
-async def _supersede(session: AsyncSession, calls: dict[tuple[str, str], CallRecord], res: WriteResult) -> None:
+async def _supersede(conn: AsyncConnection, st: Statements, calls: dict[tuple[str, str], CallRecord]) -> None:
     """Delete the stored rows these records replace (a queue_log backfill, a provisional close, an amended one)."""
-    # A live record supersedes the same call backfilled from queue_log (richer: linkedid, survey, voicemail).
-    ql = [(r.pbx, QL_PREFIX + r.call_id) for r in calls.values() if not r.linkedid.startswith(QL_PREFIX)]
-    if ql:
-        d = await session.execute(delete(Call).where(tuple_(Call.pbx, Call.linkedid).in_(ql)))
-        res.replaced = int(getattr(d, "rowcount", 0) or 0)
-    # A record closed by a gap or a shutdown is provisional: the same call seen to its hang-up (adopted again
-    # after a reconnect or restart) replaces it, so the stored outcome is the real one.
-    # Matched by Linkedid or by call id (the Uniqueid of the channel that ran Queue()): a call adopted at a
-    # resync under another id than the one its provisional row was written under is still the same call.
-    final = [r for r in calls.values() if r.closed_by == "hangup"]
-    if final:
-        await session.execute(delete(Call).where(
-            or_(tuple_(Call.pbx, Call.linkedid).in_([(r.pbx, r.linkedid) for r in final]),
-                tuple_(Call.pbx, Call.call_id).in_([(r.pbx, r.call_id) for r in final])),
-            Call.closed_by.in_(PROVISIONAL)))
-    # An amended record replaces the stored one of its call whatever it was (upsert by call id, never twice).
-    amended = [(r.pbx, r.linkedid) for r in calls.values() if r.extra.get("amended")]
-    if amended:
-        d = await session.execute(delete(Call).where(tuple_(Call.pbx, Call.linkedid).in_(amended)))
-        res.replaced += int(getattr(d, "rowcount", 0) or 0)
+    keys: dict[str, tuple[list[str], list[str], list[str]]] = {}
+    for r in calls.values():
+        drop, final, final_cid = keys.setdefault(r.pbx, ([], [], []))
+        # A live record supersedes the same call backfilled from queue_log (richer: linkedid, survey, voicemail).
+        if not r.linkedid.startswith(QL_PREFIX):
+            drop.append(QL_PREFIX + r.call_id)
+        # An amended record (a late event changed a final call) replaces the stored one whatever it was.
+        if r.extra.get("amended"):
+            drop.append(r.linkedid)
+        # A record closed by a gap or a shutdown is provisional: the same call seen to its hang-up (adopted again
+        # after a reconnect or restart) replaces it, so the stored outcome is the real one. Matched by Linkedid
+        # or by call id (the Uniqueid of the channel that ran Queue()): a call adopted at a resync under another
+        # id than the one its provisional row was written under is still the same call.
+        if r.closed_by == "hangup":
+            final.append(r.linkedid)
+            final_cid.append(r.call_id)
+    for pbx, (drop, final, final_cid) in sorted(keys.items()):
+        if drop or final:
+            await conn.execute(st.supersede, {"k_pbx": pbx, "drop": drop, "final": final, "final_cid": final_cid})
 
 
-async def _write_calls(session: AsyncSession, dialect: str, calls: dict[tuple[str, str], CallRecord], scrub: bool,
-                       res: WriteResult) -> None:
+async def _write_calls(conn: AsyncConnection, st: Statements, calls: dict[tuple[str, str], CallRecord], scrub: bool,
+                       res: WriteResult, adopt: bool) -> None:
     """Insert call records with their child rows (segments, ring-no-answers, transfers, survey); counts into ``res``."""
-    await _supersede(session, calls, res)
-    # One statement executed for many parameter sets (SQLAlchemy's "insertmanyvalues": compiled once, cached),
-    # not a multi-VALUES construct rebuilt and compiled for every batch (3x slower, on the event loop).
-    stmt = (_insert(dialect, Call).on_conflict_do_nothing(index_elements=["pbx", "linkedid"])
-            .returning(Call.id, Call.pbx, Call.linkedid))
-    conn = await session.connection()
-    inserted = (await conn.execute(stmt, fit_rows(Call.__table__, [call_row(r) for r in calls.values()],
-                                                  scrub))).all()
+    await _supersede(conn, st, calls)
+    inserted = (await conn.execute(st.calls, fit_rows(Call.__table__, [call_row(r) for r in calls.values()],
+                                                      scrub))).all()
     res.calls = len(inserted)
     res.duplicates += len(calls) - len(inserted)
     children: dict[str, list[dict[str, Any]]] = {"segments": [], "rnas": [], "transfers": [], "surveys": []}
     for pk, pbx, lid in inserted:
         for k, rows in child_rows(pk, calls[(pbx, lid)]).items():
             children[k] += rows
-    for key, model in (("segments", SegmentRow), ("rnas", RingNoAnswerRow), ("transfers", TransferRow),
-                       ("surveys", SurveyRow)):
+    for key, stmt in st.children:
         if children[key]:
-            await session.execute(insert(model), fit_rows(model.__table__, children[key], scrub))
-    res.attached += await adopt_results(session, [(pk, pbx, lid, calls[(pbx, lid)].caller)
-                                                  for pk, pbx, lid in inserted])
+            await conn.execute(stmt, fit_rows(stmt.table, children[key], scrub))
+    if adopt:
+        res.attached += await adopt_results(conn, st, [(pk, pbx, lid, calls[(pbx, lid)].caller)
+                                                       for pk, pbx, lid in inserted])
 
 
-async def _write_members(session: AsyncSession, dialect: str, members: list[dict[str, Any]], scrub: bool,
-                         res: WriteResult) -> None:
-    """Insert member changes (one row per pbx, queue, interface, change, ts); counts into ``res``."""
-    # Executed for many parameter sets (compiled once, cached), like the calls: not a multi-VALUES per batch.
-    stmt = (_insert(dialect, AgentEvent)
-            .on_conflict_do_nothing(index_elements=["pbx", "queue", "interface", "change", "ts"])
-            .returning(AgentEvent.id))
-    conn = await session.connection()
-    res.members = len((await conn.execute(stmt, fit_rows(AgentEvent.__table__, members, scrub))).all())
-    res.duplicates += len(members) - res.members
+def item_entry(it: Item) -> dict[str, Any]:
+    """The journal entry of an item; its records stay dataclasses, written as JSON objects by ``line_of``."""
+    if isinstance(it, CallRecord):
+        return {"v": 1, "k": "call", "r": it}
+    if isinstance(it, MemberItem):
+        return {"v": 1, "k": "member", "pbx": it.pbx, "source": it.source, "n": it.note}
+    if isinstance(it, SurveyItem):
+        return {"v": 1, "k": "survey", "pbx": it.pbx, "s": it.result}
+    return owed_entry(it)
 
 
 def item_to_json(it: Item) -> dict[str, Any]:
-    """The journal line of an item."""
-    if isinstance(it, MemberItem):
-        return {"v": 1, "k": "member", "pbx": it.pbx, "source": it.source, "n": asdict(it.note)}
-    if isinstance(it, SurveyItem):
-        return {"v": 1, "k": "survey", "pbx": it.pbx, "s": asdict(it.result)}
-    if isinstance(it, OwedItem):
-        return owed_to_json(it)
-    return {"v": 1, "k": "call", "r": it.to_dict()}
+    """The journal line of an item as plain JSON data (what :func:`item_from_json` reads back)."""
+    parsed: dict[str, Any] = json.loads(line_of(item_entry(it)))
+    return parsed
 
 
 def item_from_json(d: dict[str, Any]) -> Item:

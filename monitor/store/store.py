@@ -31,8 +31,8 @@ from monitor.store.faults import SchemaNotReady, bounded, describe
 from monitor.store.journal import Entry, Journal
 from monitor.store.owed import OwedItem
 from monitor.store.reads import StoreReads
-from monitor.store.rows import Item, MemberItem, item_to_json
-from monitor.store.surveys import SurveyItem
+from monitor.store.rows import Item, MemberItem, item_entry
+from monitor.store.surveys import SurveyItem, results_stored
 from monitor.store.writer import WriterTask
 
 log = logging.getLogger("qmon.store")
@@ -52,13 +52,12 @@ class Store(StoreReads, WriterTask):
         self.settings = s = settings or StoreSettings()
         self.clock = clock
         self._overflow_max = max(100_000, 10 * s.queue_size)
-        self.journal = Journal(s.journal_path, encode=item_to_json, interval_s=WAL_INTERVAL_S,
+        self.journal = Journal(s.journal_path, encode=item_entry, interval_s=WAL_INTERVAL_S,
                                max_pending=self._overflow_max)
         self.hash = caller_hasher(s.hash_salt) if s.hash_callers else None
         self.engine: AsyncEngine | None = None
         self._wengine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
-        self._wsessions: async_sessionmaker[AsyncSession] | None = None
         # Journaled entries for the writer; past the bound they are read back from the journal file instead.
         self._queue: asyncio.Queue[Entry] = asyncio.Queue(maxsize=max(1, s.queue_size))
         self._volatile: list[Item] = []  # the journal could not take them (disk error): memory only
@@ -66,6 +65,7 @@ class Store(StoreReads, WriterTask):
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._schema_ok = False
+        self._results_waiting: bool | None = None
         self._down_since: float | None = None
         self._down_reason = ""
         self._retry_at = 0.0
@@ -100,7 +100,6 @@ class Store(StoreReads, WriterTask):
         # The writer's own engine: every statement bounded by the connect timeout (reports may run longer).
         self._wengine = (self.engine if is_sqlite(s.url) else
                          make_engine(s.url, s.connect_timeout_s, command_timeout_s=s.connect_timeout_s, pool_size=2))
-        self._wsessions = async_sessionmaker(self._wengine, expire_on_commit=False)
         if journal:
             self.journal.start(asyncio.get_running_loop(), self._on_written)
         try:
@@ -119,6 +118,9 @@ class Store(StoreReads, WriterTask):
         if rev != head_revision():
             raise SchemaNotReady(f"database schema is at {rev or 'nothing'}, need {head_revision()}: "
                                  "run `qmon db upgrade`")
+        if self._results_waiting is None:  # asked once, at start (else by the first batch)
+            async with self.engine.connect() as conn:
+                self._results_waiting = await results_stored(conn)
         self._schema_ok = True
 
     async def close(self) -> None:

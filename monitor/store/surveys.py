@@ -23,14 +23,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from monitor.core.records import NOT_ASKED as _NOT_ASKED
 from monitor.core.records import Survey, SurveyResultRecord
 from monitor.store.engine import cut, dialect_insert
 from monitor.store.fit import fit_row
 from monitor.store.models import Call, SurveyResult, SurveyRow
+from monitor.store.statements import Statements
 
 Sessions = async_sessionmaker[AsyncSession]
 MAX_RESULTS = 1000
@@ -67,8 +68,8 @@ def result_row(it: SurveyItem) -> dict[str, Any]:
     }
 
 
-def record_of_result(row: SurveyResult) -> SurveyResultRecord:
-    """Rebuild the :class:`SurveyResultRecord` of a stored result."""
+def record_of_result(row: Any) -> SurveyResultRecord:
+    """Rebuild the :class:`SurveyResultRecord` of a stored result (a ``SurveyResult`` or a row of its table)."""
     return SurveyResultRecord(**{f: getattr(row, f) for f in _FIELDS})
 
 
@@ -79,10 +80,10 @@ def rank(status: str, score: int | None) -> int:
     return 2 if status in ("NOINPUT", "INVALID") else 1
 
 
-async def _attach(session: AsyncSession, call_pk: int, caller: str | None, sv: Survey) -> bool:
+async def _attach(conn: AsyncConnection, call_pk: int, caller: str | None, sv: Survey) -> bool:
     """Make ``sv`` the call's survey when it has none or ``sv`` ranks strictly higher; True if it did."""
-    cur = (await session.execute(select(SurveyRow.id, SurveyRow.status, SurveyRow.score)
-                                 .where(SurveyRow.call_pk == call_pk))).first()
+    cur = (await conn.execute(select(SurveyRow.id, SurveyRow.status, SurveyRow.score)
+                              .where(SurveyRow.call_pk == call_pk))).first()
     if cur is not None and rank(sv.status, sv.score) <= rank(cur.status, cur.score):
         return False
     # The answer's queue and agent are the call's: the tracker filled them in (CallTracker.survey_answer).
@@ -91,9 +92,9 @@ async def _attach(session: AsyncSession, call_pk: int, caller: str | None, sv: S
               "raw": cut(sv.raw, 64) or "", "source": cut(sv.source, 16) or "", "ts": sv.ts,
               "outcome": cut(sv.outcome, 32)}
     if cur is None:
-        await session.execute(insert(SurveyRow).values(call_pk=call_pk, **values))
+        await conn.execute(insert(SurveyRow).values(call_pk=call_pk, **values))
     else:
-        await session.execute(update(SurveyRow).where(SurveyRow.id == cur.id).values(**values))
+        await conn.execute(update(SurveyRow).where(SurveyRow.id == cur.id).values(**values))
     return True
 
 
@@ -106,7 +107,7 @@ class ResultsWritten:
     attached: int = 0
 
 
-async def write_results(session: AsyncSession, dialect: str, items: Sequence[SurveyItem],
+async def write_results(conn: AsyncConnection, dialect: str, items: Sequence[SurveyItem],
                         scrub: bool = False) -> ResultsWritten:
     """Insert results (those already stored are skipped) and apply each new one to its call if stored.
 
@@ -126,32 +127,36 @@ async def write_results(session: AsyncSession, dialect: str, items: Sequence[Sur
     stmt = (dialect_insert(dialect, SurveyResult).values([r for r, _ in rows.values()])
             .on_conflict_do_nothing(index_elements=_KEY)
             .returning(SurveyResult.pbx, SurveyResult.call_key, SurveyResult.source, SurveyResult.started_ts))
-    inserted = {tuple(r) for r in (await session.execute(stmt)).all()}
+    inserted = {tuple(r) for r in (await conn.execute(stmt)).all()}
     out.written = len(inserted)
     out.duplicates += len(rows) - len(inserted)
     for key, (row, rec) in rows.items():  # in submission order: among equal ranks the first one stays
         if key not in inserted or row["status"] in NOT_ASKED or not row["call_key"]:
             continue
-        call = (await session.execute(select(Call.id, Call.caller)
-                                      .where(Call.pbx == row["pbx"], Call.linkedid == row["call_key"]))).first()
-        if call is not None and await _attach(session, call.id, call.caller, rec.to_survey()):
+        call = (await conn.execute(select(Call.id, Call.caller)
+                                   .where(Call.pbx == row["pbx"], Call.linkedid == row["call_key"]))).first()
+        if call is not None and await _attach(conn, call.id, call.caller, rec.to_survey()):
             out.attached += 1
     return out
 
 
-async def adopt_results(session: AsyncSession, calls: Sequence[tuple[int, str, str, str | None]]) -> int:
+async def adopt_results(conn: AsyncConnection, st: Statements,
+                        calls: Sequence[tuple[int, str, str, str | None]]) -> int:
     """Calls just stored (pk, pbx, linkedid, caller): apply results stored before them, oldest first."""
-    if not calls:
-        return 0
     by_key = {(pbx, lid): (pk, caller) for pk, pbx, lid, caller in calls}
-    stmt = (select(SurveyResult).where(tuple_(SurveyResult.pbx, SurveyResult.call_key).in_(list(by_key)),
-                                       SurveyResult.status.not_in(NOT_ASKED))
-            .order_by(SurveyResult.id))
     n = 0
-    for res in (await session.scalars(stmt)).all():
-        pk, caller = by_key[(res.pbx, res.call_key)]
-        n += await _attach(session, pk, caller, record_of_result(res).to_survey())
+    for pbx in sorted({pbx for pbx, _ in by_key}):
+        keys = [lid for p, lid in by_key if p == pbx]
+        for res in (await conn.execute(st.results_of, {"k_pbx": pbx, "call_keys": keys})).all():
+            pk, caller = by_key[(res.pbx, res.call_key)]
+            n += await _attach(conn, pk, caller, record_of_result(res).to_survey())
     return n
+
+
+async def results_stored(conn: AsyncConnection) -> bool:
+    """Whether any result that may become a call's survey is stored (else no call needs :func:`adopt_results`)."""
+    stmt = select(SurveyResult.id).where(SurveyResult.status.not_in(NOT_ASKED)).limit(1)
+    return (await conn.execute(stmt)).first() is not None
 
 
 async def last_result_at(sessions: Sessions, caller: str) -> float | None:

@@ -9,14 +9,15 @@ import logging
 from collections.abc import Callable, Sequence
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.settings import StoreSettings
 from monitor.store.engine import masked
 from monitor.store.faults import SchemaNotReady, bounded, describe, error_kind
 from monitor.store.journal import Entry, Journal
 from monitor.store.models import Call
-from monitor.store.rows import Item, WriteResult, item_from_json, item_to_json, write_batch
+from monitor.store.rows import Item, WriteResult, item_entry, item_from_json, write_batch
+from monitor.store.surveys import results_stored
 
 log = logging.getLogger("qmon.store")
 
@@ -28,7 +29,10 @@ class BatchWriter:
     deadline_s: float
     _stats: dict[str, int]
     _wengine: AsyncEngine | None
-    _wsessions: async_sessionmaker[AsyncSession] | None
+    # Whether a survey result may be stored ahead of its call (None: not asked yet). Results are written by
+    # this process only (its survey server, for its own PBXs): once none is stored, none appears but through
+    # a batch here, and a new call need not look for one (a SELECT per batch saved where surveys are off).
+    _results_waiting: bool | None
 
     @property
     def dialect(self) -> str:
@@ -59,7 +63,7 @@ class BatchWriter:
 
     async def _store_scrubbed(self, item: Item, exc: BaseException) -> WriteResult | None:
         # Never the row's values in the log: SQLAlchemy's message carries the SQL parameters.
-        await asyncio.to_thread(self.journal.reject, [item_to_json(item)])
+        await asyncio.to_thread(self.journal.reject, [item_entry(item)])
         try:
             res = await self._transaction([item], scrub=True)
         except Exception as exc2:
@@ -74,12 +78,15 @@ class BatchWriter:
         return res
 
     async def _transaction(self, items: Sequence[Item], scrub: bool) -> WriteResult:
-        assert self._wsessions is not None
-        sessions = self._wsessions
+        assert self._wengine is not None
+        engine = self._wengine
 
         async def go() -> WriteResult:
-            async with sessions() as session, session.begin():
-                return await write_batch(session, self.dialect, items, scrub=scrub)
+            # A Core connection, not an ORM session: the batch is Core statements only (monitor.store.statements).
+            async with engine.begin() as conn:
+                if self._results_waiting is None:
+                    self._results_waiting = await results_stored(conn)
+                return await write_batch(conn, self.dialect, items, scrub=scrub, adopt=self._results_waiting)
 
         return await bounded(go(), self.deadline_s)
 
@@ -91,6 +98,8 @@ class BatchWriter:
         self._stats["surveys_attached"] += res.attached
         self._stats["duplicates"] += res.duplicates
         self._stats["owed_written"] += res.owed
+        if res.surveys:
+            self._results_waiting = True
 
     async def _probe(self) -> bool:
         """Whether the database answers a query on our schema (then a failed batch was bad data)."""
