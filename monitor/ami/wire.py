@@ -8,8 +8,10 @@ Speed (see docs/performance.md): framing is one ``bytes.split`` per chunk when t
 a well-formed message is parsed by ``str.split`` + ``dict`` and checked with two C-level scans, falling back to
 the line-by-line parser (the reference semantics) on anything unusual. With a :class:`Selection`, events the
 consumer has no use for are recognised from their first line (and, for ``VarSet``, the ``Variable`` line) and
-counted in :attr:`WireParser.dropped_events` without being decoded or parsed, and a kept event may be parsed for
-the headers its consumer reads only; a ``Newexten`` may be handed over pre-read (:mod:`monitor.ami.preread`).
+counted in :attr:`WireParser.dropped_events` without being decoded or parsed (once their first lines are known,
+without a trip through the interpreter: :mod:`monitor.ami.bulk`), and a kept event may be parsed for the headers
+its consumer reads only (by Asterisk's own layout of it once learnt: :mod:`monitor.ami.subset`); a ``Newexten``
+may be handed over pre-read (:mod:`monitor.ami.preread`). ``WireParser(fast=False)`` is the reference.
 """
 
 from __future__ import annotations
