@@ -235,6 +235,19 @@ def test_a_learnt_layout_reads_what_the_generic_parse_reads(lines: list[tuple[st
             assert got is None or list(got.items()) == list(parse_subset(raw, pattern).items())
 
 
+def test_a_layout_is_learnt_once_and_values_it_cannot_read_go_to_the_generic_parse() -> None:
+    keys = frozenset({"Event", "Timestamp", "Uniqueid", "Cause"})
+    layouts = Layouts({"Hangup": keys})
+    pattern = Selection({"Hangup"}, headers={"Hangup": keys}).pattern(b"Event: Hangup")
+    assert pattern is not None
+    plain = b"Event: Hangup\r\nPrivilege: call,all\r\nTimestamp: 1.5\r\nUniqueid: 1.1\r\nCause: 16"
+    spaced = plain.replace(b"Cause: 16", b"Cause: 16 ")  # the generic parse strips it: the layout gives way
+    got = [layouts.parse(raw, b"Event: Hangup") for raw in [plain] * 40 + [spaced] * 100 + [plain]]
+    assert got[:31] == [None] * 31 and got[31] == got[-1] == parse_subset(plain, pattern)
+    assert got[40:140] == [None] * 100 and layouts._count == 1  # never learnt twice
+    assert parse_subset(spaced, pattern) == parse_subset(plain, pattern)
+
+
 #: The pre-read pattern before it scanned values with [^\r] (and counted line feeds instead).
 _V = rb"((?:[^\r\n]*+(?<![\s\x1c-\x1f\x80-\xff]))?)\r\n"
 _O = rb"[^\r\n]*+\r\n"

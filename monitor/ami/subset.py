@@ -44,26 +44,33 @@ class Layouts:
         """The headers read of ``raw`` (an event the selection subset-parses, first line ``head``, no ActionID)
         exactly as the generic subset parse gives them, or None if ``raw`` is in no learnt layout (then the caller
         parses it generically)."""
+        if not self._headers:  # nothing to learn (the reference parser, or no subset at all)
+            return None
         text = raw.decode("utf-8", "replace")
         where = (head, text.count("\n"))
         for pattern in self._layouts.get(where, ()):
             m = pattern.fullmatch(text)
             if m is not None:
                 return m.groupdict()  # every group takes part in a full match: all values are str
-        if self._count < MAX_LAYOUTS:
-            misses = self._misses.get(where, 0) + 1
-            if len(self._misses) >= 4 * MAX_LAYOUTS:  # garbage: first lines and line counts without end
-                self._misses.clear()
-            self._misses[where] = misses
-            keys = self._headers.get(head[7:].decode("utf-8", "replace"))
-            learnt = _learn(text, where[1], keys) if misses >= LEARN_AFTER and keys else None
-            if learnt is not None:
-                self._misses.pop(where)
-                self._layouts.setdefault(where, []).append(learnt)
-                self._count += 1
-                m = learnt.fullmatch(text)
-                return None if m is None else m.groupdict()
-        return None
+        if self._count >= MAX_LAYOUTS:
+            return None
+        misses = self._misses.get(where, 0) + 1
+        if len(self._misses) >= 4 * MAX_LAYOUTS:  # garbage: first lines and line counts without end
+            self._misses.clear()
+        self._misses[where] = misses
+        if misses < LEARN_AFTER:
+            return None
+        # Whether or not this one is plain, the next try is LEARN_AFTER misses away.
+        del self._misses[where]
+        keys = self._headers.get(head[7:].decode("utf-8", "replace"))
+        learnt = _learn(text, where[1], keys) if keys else None
+        known = self._layouts.get(where, [])
+        if learnt is None or any(p.pattern == learnt.pattern for p in known):  # a value, not the layout, missed
+            return None
+        self._layouts[where] = [*known, learnt]
+        self._count += 1
+        m = learnt.fullmatch(text)
+        return None if m is None else m.groupdict()
 
 
 def _learn(text: str, feeds: int, keys: frozenset[str]) -> re.Pattern[str] | None:
