@@ -44,7 +44,8 @@ def _throughput_rows(args: argparse.Namespace) -> list[Row]:
                               ("frame-loop", "frame-split", "framing: bytes.split vs search loop"),
                               ("parse-line", "parse-fast", "parser: dict parse vs line parser"),
                               ("parse-fast", "parse-select", "parser: selection vs parse all"),
-                              ("parse-select", "parse-subset", "parser: only headers read vs whole events")):
+                              ("parse-select", "parse-ref", "parser: only headers read vs whole events"),
+                              ("parse-ref", "parse-subset", "parser: bulk drop + learnt layouts vs loop + generic")):
         gain = rate[quick] / rate[slow]
         rows.append((f"{what} (speed-up)", f"{gain:.2f}x", "> 1 (pays)", "PASS" if gain > 1 else "FAIL"))
     return rows

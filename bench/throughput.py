@@ -25,8 +25,9 @@ Best of K rounds, the rounds interleaving the stages.
 * ``frame-*``, ``parse-*``  the wire parser alone, one optimisation at a time (each must pay): framing only by
   the terminator-search loop (before issue 15) or one ``bytes.split`` per chunk; ``parse-line`` = the parser
   with the line-by-line parse (before issue 15), ``parse-fast`` = with the dict parse, ``parse-select`` = plus
-  the tracker's selection (untracked events counted, never parsed), ``parse-subset`` = plus only the headers
-  the normaliser reads parsed
+  the tracker's selection (untracked events counted, never parsed, in the decision loop), ``parse-ref`` = plus only
+  the headers the normaliser reads parsed (generic subset parse), ``parse-subset`` = plus the bulk drop and the
+  learnt layouts (the parser as qmon runs it; the others with ``WireParser(fast=False)``)
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ from bench.stream import BANNER, Stream, captures
 
 SECRET = "bench"
 STAGES = ("panoramisk-bare", "panoramisk-tcp", "replay", "replay-full", "daemon", "amisource", "wire+track",
-          "tracker", "frame-loop", "frame-split", "parse-line", "parse-fast", "parse-select", "parse-subset")
-PARSE_STAGES = ("frame-loop", "frame-split", "parse-line", "parse-fast", "parse-select", "parse-subset")
+          "tracker", "frame-loop", "frame-split", "parse-line", "parse-fast", "parse-select", "parse-ref",
+          "parse-subset")
+PARSE_STAGES = ("frame-loop", "frame-split", "parse-line", "parse-fast", "parse-select", "parse-ref", "parse-subset")
 TCP_STAGES = ("panoramisk-tcp", "daemon", "amisource")
 
 
@@ -220,8 +222,9 @@ def stage_parse(data: bytes, variant: str) -> Timing:
     from monitor.ami.selection import tracker_selection
     from monitor.ami.wire import WireParser, _frame_mixed
 
-    select = {"parse-select": tracker_selection(subset=False), "parse-subset": tracker_selection()}.get(variant)
-    p = WireParser(expect_banner=False, select=select)
+    select = {"parse-select": tracker_selection(subset=False), "parse-ref": tracker_selection(),
+              "parse-subset": tracker_selection()}.get(variant)
+    p = WireParser(expect_banner=False, select=select, fast=variant == "parse-subset")  # the steps one at a time
     if variant == "parse-line":
         p._parse_fast = p._parse  # type: ignore[method-assign]
     t0 = _now()

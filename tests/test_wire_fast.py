@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.ami.selection import headers_read, tracker_selection
-from monitor.ami.wire import Headers, Selection, WireParser, _parse_subset
+from monitor.ami.subset import parse_subset as _parse_subset
+from monitor.ami.wire import Headers, Selection, WireParser
 from monitor.core import events as ev
 from monitor.core.ingest import Ingest, closed_records, merge_records
 from monitor.core.normalize import TRACKED_VARIABLES, normalize

@@ -10,16 +10,18 @@ import re
 
 from monitor.core.preread import LAYOUT, ParseHeaders, PreRead
 
-# A value the decision reads: no CR or LF in it (the line parser would split there), not ending in a byte that could
-# be (part of) whitespace the line parser's rstrip() removes (ASCII whitespace, \x1c-\x1f, any non-ASCII byte).
-_V = rb"((?:[^\r\n]*+(?<![\s\x1c-\x1f\x80-\xff]))?)\r\n"
-_O = rb"[^\r\n]*+\r\n"  # a value it does not read
+# A value the decision reads: no CR or LF in it (the line parser would split there: a LF is ruled out by counting
+# them, [^\r] scanning at about twice the speed of [^\r\n]), not ending in a byte that could be (part of) whitespace
+# the line parser's rstrip() removes (ASCII whitespace, \x1c-\x1f, any non-ASCII byte).
+_V = rb"((?:[^\r]*+(?<![\s\x1c-\x1f\x80-\xff]))?)\r\n"
+_O = rb"[^\r]*+\r\n"  # a value it does not read
 _READ = ("Timestamp", "Channel", "CallerIDNum", "CallerIDName", "Uniqueid", "Application")  # in LAYOUT order
 #: A ``Newexten`` exactly as Asterisk formats one (:data:`LAYOUT`): every line, in order, each key once. A message
 #: that matches all of it has no other line whose key could repeat or shadow one of the values read; anything else
 #: is parsed as before.
 _NEWEXTEN = re.compile(b"Event: Newexten\r\n" + b"".join(
-    k.encode() + b": " + (_V if k in _READ else _O) for k in LAYOUT[1:-1]) + b"AppData: [^\r\n]*+")
+    k.encode() + b": " + (_V if k in _READ else _O) for k in LAYOUT[1:-1]) + b"AppData: [^\r]*+")
+_FEEDS = len(LAYOUT) - 1  # line feeds in a match without a LF inside a value
 
 
 def pre_read(raw: bytes, pattern: re.Pattern[str], parse: ParseHeaders) -> PreRead | None:
@@ -33,7 +35,7 @@ def pre_read(raw: bytes, pattern: re.Pattern[str], parse: ParseHeaders) -> PreRe
     replay's clock reads any such string, as ``wire._clock``).
     """
     m = _NEWEXTEN.fullmatch(raw)
-    if m is None:
+    if m is None or raw.count(b"\n") != _FEEDS:
         return None
     ts, channel, num, name, uid, app = m.groups()
     if not uid:
