@@ -151,6 +151,9 @@ class AgentBoard:
         # one showed is never taken back by a late fact and every exported counter only grows.
         self.floor = -math.inf
         self._order: list[MemberAcc] = []  # accs sorted by (queue, agent): see ordered()
+        # (queue, agent) of every accumulator a fact may have changed since a reader last took this set (the /metrics
+        # columns, monitor.core.agentcols.ColumnKeeper, read only those again): every fact goes through _acc/_known.
+        self.touched: set[tuple[str, str]] = set()
 
     def hold(self, t: float) -> None:
         """Time reached ``t`` (PBX clock, epoch s) without a fact: snapshots may read up to it, later facts are
@@ -162,11 +165,19 @@ class AgentBoard:
         return self.floor
 
     def _acc(self, queue: str, agent: str) -> MemberAcc:
+        self.touched.add((queue, agent))
         a = self.accs.get((queue, agent))
         if a is None:
             a = self.accs[(queue, agent)] = MemberAcc(queue, agent)
             self._queues_of.setdefault(agent, []).append(a)
             self.totals.setdefault(agent, MemberAcc(ALL_QUEUES, agent))
+        return a
+
+    def _known(self, queue: str, agent: str) -> MemberAcc | None:
+        """The accumulator of (queue, agent) if it exists (never created), noted as touched."""
+        a = self.accs.get((queue, agent))
+        if a is not None:
+            self.touched.add((queue, agent))
         return a
 
     def _sync(self, agent: str, ts: float) -> None:
@@ -217,8 +228,8 @@ class AgentBoard:
     def logout(self, queue: str, agent: str, ts: float) -> None:
         """The member left the queue (QueueMemberRemoved / REMOVEMEMBER): its pause and session end."""
         ts = self._at(ts)
-        if (queue, agent) in self.accs:
-            self.accs[(queue, agent)].logout(ts)
+        if (a := self._known(queue, agent)) is not None:
+            a.logout(ts)
             self._sync(agent, ts)
 
     def pause(self, queue: str, agent: str, reason: str, ts: float) -> None:
@@ -238,8 +249,8 @@ class AgentBoard:
     def device_status(self, queue: str, agent: str, status: int, ts: float) -> None:
         """The device status of a member (QueueMemberStatus Status: 4/5 = unavailable)."""
         ts = self._at(ts)
-        if (queue, agent) in self.accs:
-            self.accs[(queue, agent)].device(status, ts)
+        if (a := self._known(queue, agent)) is not None:
+            a.device(status, ts)
             self.totals[agent].device(status, ts)
 
     def connect(self, queue: str, agent: str, ts: float) -> None:
@@ -258,7 +269,7 @@ class AgentBoard:
     def call_ended(self, queue: str, agent: str, ts: float) -> None:
         """An answered call closed without AgentComplete (gap, shutdown): the member is free, no talk counted."""
         ts = self._at(ts)
-        a = self.accs.get((queue, agent))
+        a = self._known(queue, agent)
         if a is not None and a.talking:
             for x in (a, self.totals[agent]):
                 x.advance(ts)
