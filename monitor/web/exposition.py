@@ -16,6 +16,7 @@ import itertools
 import math
 import threading
 from array import array
+from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import compress
@@ -71,9 +72,12 @@ def value_text(v: Any) -> str:
 
 _NEWLINES = itertools.repeat("\n")
 _DOTS = itertools.repeat(".")
+_NOTHING = itertools.repeat("")
+_ONCE = itertools.repeat(1)
 _STRIP = itertools.repeat("0.")
 _FIRST = itemgetter(0)
 _FROM_1E6 = functools.partial(le, 1e6)
+_POINTED = {c: c + "." for c in "123456789"}  # a repr's first digit from 1e6 on, and the point Go writes after it
 
 
 def _go_texts(values: Sequence[Any]) -> list[str] | None:
@@ -89,26 +93,34 @@ def _go_texts(values: Sequence[Any]) -> list[str] | None:
     except (OverflowError, ValueError):
         return None
     reprs = list(map(repr, values))
-    if max(values) >= 1e6:
-        at = list(compress(range(len(values)), map(_FROM_1E6, values)))
-        big = reprs if len(at) == len(reprs) else list(map(reprs.__getitem__, at))
-        dots = list(map(str.find, big, _DOTS))
-        for dot in set(dots):
-            if dot < 7:  # from 1e16 on the repr has an exponent already, as Go's: floatToGoString keeps it
-                continue
-            one = dots.count(dot) == len(dots)
-            same = big if one else list(compress(big, map(eq, dots, itertools.repeat(dot))))
-            head = map(add, map(_FIRST, same), _DOTS)
-            digits = map(add, map(add, head, map(itemgetter(slice(1, dot)), same)),
-                         map(itemgetter(slice(dot + 1, None)), same))
-            go = map(add, map(str.rstrip, digits, _STRIP), itertools.repeat(f"e+{dot - 1:02d}"))
-            if one and big is reprs:
-                reprs = list(go)
-                break
-            where = at if one else compress(at, map(eq, dots, itertools.repeat(dot)))
-            for i, text in zip(where, go, strict=False):
-                reprs[i] = text
-    return list(map(add, reprs, _NEWLINES))
+    if max(values) < 1e6:
+        return list(map(add, reprs, _NEWLINES))
+    every = min(values) >= 1e6
+    at = range(len(values)) if every else list(compress(range(len(values)), map(_FROM_1E6, values)))
+    big = reprs if every else list(map(reprs.__getitem__, at))
+    out = None if every else list(map(add, reprs, _NEWLINES))
+    dots = list(map(str.find, big, _DOTS))
+    for dot in set(dots):
+        if dot < 7:  # from 1e16 on the repr has an exponent already, as Go's: floatToGoString keeps it
+            if out is None:
+                out = list(map(add, reprs, _NEWLINES))
+            continue
+        one = dots.count(dot) == len(dots)
+        same = big if one else list(compress(big, map(eq, dots, itertools.repeat(dot))))
+        # floatToGoString's f"{s[0]}.{s[1:dot]}{s[dot + 1:]}".rstrip("0."): the digits without the point, the point
+        # put back after the first digit (its first occurrence); only an integral value's ".0" leaves zeros to strip.
+        digits = list(map(str.replace, same, _DOTS, _NOTHING))
+        first = list(map(_FIRST, digits))
+        go = map(add, map(str.rstrip, map(str.replace, digits, first, map(_POINTED.__getitem__, first), _ONCE),
+                          _STRIP), itertools.repeat(f"e+{dot - 1:02d}\n"))
+        if one and out is None:
+            return list(go)
+        if out is None:
+            out = list(map(add, reprs, _NEWLINES))
+        where = at if one else compress(at, map(eq, dots, itertools.repeat(dot)))
+        for i, text in zip(where, go, strict=False):
+            out[i] = text
+    return out
 
 
 @functools.lru_cache(maxsize=1024)
@@ -196,6 +208,7 @@ class Renderer:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self._values: dict[Any, str] = {0.0: _ZERO}
+        self._fresh: dict[Any, str] = {}  # this render's moved values and their texts (see fresh())
         self._prefixes: dict[tuple[str, Hashable], str] = {}
         self._columns: dict[Hashable, _Column] = {}
         self._memo: dict[Hashable, tuple[Any, Any]] = {}
@@ -228,6 +241,18 @@ class Renderer:
             out = [value_text(v) if v == 0 else s for v, s in zip(values, out, strict=True)]
         return out
 
+    def fresh(self, values: Sequence[Any]) -> list[str]:
+        """``value_text(v)`` of values that moved (no -0.0 among them: it equals 0.0), each distinct value formatted
+        once per render (:meth:`parts`): a member's duration often equals its current state's seconds, or its open
+        pause's, and members who logged in together share them (formatting is ~1 us a value: most of a scrape)."""
+        cache = self._fresh
+        if len(cache) > _MAX_VALUES:
+            cache.clear()
+        new = list(set(values).difference(cache))  # walks the values (a dict view's difference walks the cache)
+        if new:
+            cache.update(zip(new, _go_texts(new) or map(value_text, new), strict=True))
+        return list(map(cache.__getitem__, values))
+
     def prefix(self, name: str, labels: tuple[tuple[str, str], ...]) -> str:
         """:func:`series_prefix`, cached by (name, labels)."""
         key = (name, labels)
@@ -259,16 +284,15 @@ class Renderer:
             if not n:
                 return prev.text
             if 2 * n > len(values):  # most moved (durations): make them all
-                lines = list(map(add, prefixes, _go_texts(values) or self.texts(values, negative_zero)))
+                lines = list(map(add, prefixes, self.fresh(values)))
             else:
                 lines = list(prev.lines)
                 at = list(compress(range(len(values)), changed))
-                moved = list(compress(values, changed))
-                fresh = _go_texts(moved) or map(value_text, moved)
-                for i, line in zip(at, map(add, map(prefixes.__getitem__, at), fresh), strict=False):
-                    lines[i] = line
+                fresh = self.fresh(list(compress(values, changed)))
+                deque(map(lines.__setitem__, at, map(add, map(prefixes.__getitem__, at), fresh)), 0)
         else:
-            lines = list(map(add, prefixes, _go_texts(values) or self.texts(values, negative_zero)))
+            texts = self.texts(values, True) if negative_zero else self.fresh(values)
+            lines = list(map(add, prefixes, texts))
         text = "".join(lines).encode()
         self._columns[key] = _Column(prefixes, tuple(values), tuple(lines), text, negative_zero)
         return text
@@ -355,6 +379,7 @@ class Renderer:
 
     def parts(self, families: Iterable[Metric]) -> Iterator[bytes]:
         """The exposition of ``families`` (a registry's ``collect()``) in parts: a family or a column each."""
+        self._fresh = {}
         for metric in families:
             if isinstance(metric, Prerendered):
                 yield from metric.parts
