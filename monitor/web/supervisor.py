@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain, compress, repeat
-from operator import attrgetter, ne, sub
+from operator import attrgetter, is_not, lt, ne, sub
 from typing import Any, cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -150,13 +150,13 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]]) -> Ite
     for (_, st), x in zip(states, per, strict=True):
         base = tuple(sorted(set(st.pause_labels)))
         allowed = set(base)
-        if allowed.issuperset(set().union(*x.paused_by_label)):  # the usual case: no reason outside the labels
+        if allowed.issuperset(chain.from_iterable(x.paused_by_label)):  # the usual case: no reason outside them
             labs += [base] * len(x.paused_by_label)
         else:
             labs.extend(base if d.keys() <= allowed else tuple(sorted({*base, *d})) for d in x.paused_by_label)
-    paused_p = render.memo("agent_paused", (p, labs), lambda: tuple(
-        chain.from_iterable(map(_Row.paused_prefixes, p.rows, labs))))
-    if len(per) == 1 and labs and labs.count(labs[0]) == len(labs):  # one PBX, every row the same labels: in C
+    alike = len(per) == 1 and bool(labs) and labs.count(labs[0]) == len(labs)  # one PBX, every row the same labels
+    paused_p = render.memo("agent_paused", (p, labs[0] if alike else labs), lambda: _paused_prefixes(p.rows, labs))
+    if alike:  # in C
         paused: list[Any] = list(chain.from_iterable(zip(*(
             map(dict.get, c.paused_by_label, repeat(lab), repeat(0.0)) for lab in labs[0]), strict=True)))
     else:
@@ -171,25 +171,30 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]]) -> Ite
         yield from _blocks(render, key, prefixes, values)
     yield h[7] + _state_text(render, p, c.state)
     since: list[Any] = c.since
-    ats = [t for (_, st), x in zip(states, per, strict=True) for t in [st.agents_at] * len(x.queue)]
     since_p, dur_p = p.since, p.dur
+    seen: list[bool] | None = None
     if None in since:  # never seen logged in: no since/duration series
-        seen = [i for i, t in enumerate(since) if t is not None]
-        since_p, dur_p, ats = tuple(p.since[i] for i in seen), tuple(p.dur[i] for i in seen), [ats[i] for i in seen]
-        since = [since[i] for i in seen]
+        seen = list(map(is_not, since, repeat(None)))
+        since_p, dur_p = tuple(compress(p.since, seen)), tuple(compress(p.dur, seen))
+        since = list(compress(since, seen))
     yield h[8]
     yield from _blocks(render, "agent_since", since_p, since, signed=True)
     yield h[9]
     if len(per) == 1:  # one clock for every row: in C, same arithmetic
-        dur = list(map(max, repeat(0.0), map(sub, repeat(states[0][1].agents_at), since)))
+        dur = list(map(sub, repeat(states[0][1].agents_at), since))
+        if False in map(lt, repeat(0.0), dur):  # max(0.0, x) is x itself when x > 0 (not NaN, not a zero)
+            dur = list(map(max, repeat(0.0), dur))
     else:
+        ats = [t for (_, st), x in zip(states, per, strict=True) for t in [st.agents_at] * len(x.queue)]
+        if seen is not None:
+            ats = list(compress(ats, seen))
         dur = [max(0.0, at - t) for at, t in zip(ats, since, strict=True)]
     yield from _blocks(render, "agent_dur", dur_p, dur)
     occ: list[Any] = c.occupancy
     occ_p = p.occ
     if None in occ:  # no time available yet: no occupancy series
-        occ_p = tuple(pre for pre, o in zip(p.occ, occ, strict=True) if o is not None)
-        occ = [o for o in occ if o is not None]
+        some = list(map(is_not, occ, repeat(None)))
+        occ_p, occ = tuple(compress(p.occ, some)), list(compress(occ, some))
     yield h[10]
     yield from _blocks(render, "agent_occ", occ_p, occ)
 
@@ -213,6 +218,14 @@ def _state_text(render: Renderer, p: _AgentPrefixes, cur: list[str]) -> bytes:
     text = "".join(chunks).encode()
     prev.update(p=p, cur=tuple(cur), chunks=tuple(chunks), text=text)  # tuples: see _Column
     return text
+
+
+def _paused_prefixes(rows: Sequence[_Row], labs: list[tuple[str, ...]]) -> tuple[str, ...]:
+    """The ``qmon_agent_paused_seconds_total`` prefixes of every row for its labels (kept per row: looked up in C)."""
+    each = list(map(dict.get, map(_PAUSED_OF, rows), labs))
+    if None in each:
+        each = [t if t is not None else row.paused_prefixes(ls) for t, row, ls in zip(each, rows, labs, strict=True)]
+    return tuple(chain.from_iterable(cast(list[tuple[str, ...]], each)))
 
 
 _BLOCK = 8192  # lines per part: a column re-rendered whole (members joined) still hands the loop back often
@@ -285,6 +298,7 @@ class _Row:
 
 _STATE_S = attrgetter("state_s")
 _CHUNKS = attrgetter("chunks")
+_PAUSED_OF = attrgetter("paused")
 _SINGLES_OF = attrgetter("singles")
 _SINGLES = ("qmon_agent_talk_seconds_total", "qmon_agent_wrapup_seconds_total", "qmon_agent_calls_total",
             "qmon_agent_completed_calls_total", "qmon_agent_ring_no_answer_total",
