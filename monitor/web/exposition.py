@@ -36,7 +36,8 @@ floatToGoString: Callable[[Any], str] = _float_to_go_string  # the library's val
 # ``_value`` of a MutexValue, ``_buckets``, ``_sum``, ``_upper_bounds``): prometheus-client is pinned
 # (scripts/constraints.txt) and tests/test_exposition.py compares every render with generate_latest's.
 
-__all__ = ["Prerendered", "Renderer", "header", "label_value", "library_text", "series_prefix", "value_text"]
+__all__ = ["ObservedHistogram", "Prerendered", "Renderer", "header", "label_value", "library_text", "series_prefix",
+           "value_text"]
 
 #: How generate_latest names and types a family in the text format (OpenMetrics types munged).
 _MUNGE = {"counter": ("_total", "counter"), "info": ("_info", "gauge"), "stateset": ("", "gauge"),
@@ -46,7 +47,21 @@ _ZERO = "0.0\n"
 _NEG_ZERO = array("d", [-0.0]).tobytes()
 _MAX_VALUES = 200_000  # cached value texts (durations change every scrape: the cache is cleared past this)
 _RAW = attrgetter("_value")  # a MutexValue's float, read without its lock (a float read is atomic under the GIL)
+_OBSERVED = attrgetter("observed")
 _MAX_PREFIXES = 1_000_000  # cached series prefixes (bounded by queues x members x label values)
+
+
+class ObservedHistogram(Histogram):
+    """A prometheus-client Histogram whose series count their observations (``observed``): a render reads again only
+    the series observed since the last one (the wait histogram is ~1 400 series, ~30 000 values to compare)."""
+
+    observed = 0
+
+    def observe(self, amount: float, exemplar: dict[str, str] | None = None) -> None:
+        """The library's observe, then counted (after: a render that reads the count first never keeps a text of
+        values newer than the count it stored)."""
+        super().observe(amount, exemplar)
+        self.observed += 1
 
 
 class Prerendered(Metric):
@@ -214,6 +229,8 @@ class Renderer:
         self._memo: dict[Hashable, tuple[Any, Any]] = {}
         # id(child) -> (its labels, raw values, text, prefixes)
         self._hist: dict[int, tuple[tuple[tuple[str, str], ...], list[float], bytes, list[str]]] = {}
+        # id(ObservedHistogram) -> (its labels, each series' observation count, each series' text, the text)
+        self._observed: dict[int, tuple[list[tuple[tuple[str, str], ...]], list[int], tuple[bytes, ...], bytes]] = {}
 
     # -- values and prefixes -------------------------------------------------------------------------------------
 
@@ -319,7 +336,8 @@ class Renderer:
 
     def instrument(self, metric: Counter | Histogram) -> bytes:
         """A prometheus-client Counter or Histogram read from its children (no per-sample lock or Sample objects)."""
-        if type(metric) not in (Counter, Histogram) or not _plain_values() or not metric._labelnames:
+        kinds = (Counter, Histogram, ObservedHistogram)
+        if type(metric) not in kinds or not _plain_values() or not metric._labelnames:
             return b"".join(library_text(m) for m in metric.collect())
         name = metric._name
         with metric._lock:  # the children dict changes when a series is created
@@ -334,13 +352,29 @@ class Renderer:
             values = list(map(_RAW, map(_RAW, children)))
             text = self.column(id(metric), prefixes, values, signed=False)
             return header(name, metric._documentation, "counter") + text
+        head = header(name, metric._documentation, "histogram")
+        if isinstance(metric, ObservedHistogram):  # the series observed since the last render are read again
+            counts = list(map(_OBSERVED, children))
+            seen = self._observed.get(id(metric))
+            if seen is not None and seen[0] is labels and len(seen[1]) == len(counts):
+                if seen[1] == counts:
+                    return seen[3]
+                texts = list(seen[2])
+                for i in compress(range(len(counts)), map(ne, counts, seen[1])):
+                    texts[i] = self._histogram_child(metric, name, labels[i], children[i])
+            else:
+                texts = [self._histogram_child(metric, name, lab, child)
+                         for lab, child in zip(labels, children, strict=True)]
+            text = head + b"".join(texts)
+            self._observed[id(metric)] = (labels, counts, tuple(texts), text)
+            return text
         # Every bucket and sum of every child in one list: a histogram nobody observed since the last scrape (most
         # of them, most scrapes) is its last text after one comparison.
         raw = [v for c in children for v in (*map(_RAW, c._buckets), c._sum._value)]
         prev = self._memo.get(("histogram", id(metric)))
         if prev is not None and prev[0][0] is labels and prev[0][1] == raw:
             return cast(bytes, prev[1])
-        parts = [header(name, metric._documentation, "histogram")]
+        parts = [head]
         for lab, child in zip(labels, children, strict=True):
             parts.append(self._histogram_child(metric, name, lab, child))
         text = b"".join(parts)
