@@ -97,6 +97,7 @@ def test_kept_columns_are_agent_columns_after_every_fact(facts: list[tuple[Any, 
             assert _strict(keeper.columns(at)) == _strict(agent_columns(board, at)), fact
     at = max(board.floor, ts) + beyond
     assert _strict(keeper.columns(at)) == _strict(agent_columns(board, at))
+    assert [(a.queue, a.agent) for a in board.ordered()] == sorted(board.accs)  # members put in place as they join
 
 
 def test_kept_columns_follow_every_capture_and_a_large_board() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import replace
@@ -34,6 +35,7 @@ from monitor.core.agentcols import agent_columns, columns_of_rows
 from monitor.core.ingest import Ingest
 from monitor.core.records import SegmentNote, TalkNote
 from monitor.core.tracker import CallTracker, TrackerConfig
+from monitor.web import agenttext
 from monitor.web.exposition import ObservedHistogram, Renderer, _go_texts, library_text, value_text
 from monitor.web.metrics import QmonMetrics
 from monitor.web.supervisor import agent_families, agent_text
@@ -123,10 +125,13 @@ def _full_scrapes() -> None:
     assert asyncio.run(m.expose_async(slice_s=0.0)) == m.expose_reference()
 
 
-def test_one_pbx_scrapes_equal_generate_latest() -> None:
+@pytest.mark.parametrize("rows", [agenttext.ROWS, 7])
+def test_one_pbx_scrapes_equal_generate_latest(rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """One PBX (the daemon's usual case: its columns are read in C), members joining, pausing, calling, a row that
     never logged in, durations of 0 and of Go's exponent form, while the clock moves; the instruments as the daemon
-    has them (no ``*_created`` series: read by the fast path)."""
+    has them (no ``*_created`` series: read by the fast path). With blocks of 7 members, the joiners make blocks
+    grow past twice that: the blocks are laid out again."""
+    monkeypatch.setattr(agenttext, "ROWS", rows)
     with _created(False):
         _one_pbx_scrapes()
 
@@ -145,7 +150,9 @@ def _one_pbx_scrapes() -> None:
         if step % 2:
             board.pause("q3", "a1", "lunch", at)
             board.connect("q5", "a2", at)
-            late = _members(1, 1).replace(b"q0", f"q{step}".encode()).replace(b"a0", f"late{step}".encode())
+            # Members join a queue and new queues (as many as a block of 7 holds and more: laid out again).
+            late = b"".join(_members(1, 1).replace(b"q0", (f"q{step}" if i % 2 else f"q{step}-{i}").encode())
+                            .replace(b"a0", f"late{i}".encode()) for i in range(3 * step))
             for h in WireParser(expect_banner=False).feed(late):
                 ing.feed(h, at)
         m.sink("big")([SegmentNote("q1", "answered", 3.5 * step, "a1", at),
@@ -153,6 +160,25 @@ def _one_pbx_scrapes() -> None:
         snap = m.snapshot()
         assert m.render(snap) == m.expose_reference(snap), step
     assert asyncio.run(m.expose_async(slice_s=0.0)) == m.expose_reference()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 40), max_size=30), st.integers(1, 20), st.lists(st.integers(0, 60), max_size=5))
+def test_agent_blocks_start_at_a_queue_and_cover_every_row(sizes: list[int], rows: int, grow: list[int]) -> None:
+    render = Renderer()
+    queue = sorted(f"q{i:02d}" for i, n in enumerate(sizes) for _ in range(n))
+    old = agenttext.ROWS
+    agenttext.ROWS = rows
+    try:
+        for more in [0, *grow]:  # members join (queues of their own too): blocks kept, or laid out again
+            queue = sorted([*queue, *(f"q{more % 7:02d}x" for _ in range(more % 5)), *([f"q{more:02d}"] * more)])
+            blocks = agenttext._blocks(render, ["p"], [len(queue)], queue)
+            assert blocks[0][1] == 0 and blocks[-1][2] == len(queue)
+            assert all(e == s2 for (_, _, e), (_, s2, _) in itertools.pairwise(blocks))
+            assert all(s == 0 or queue[s - 1] != queue[s] for _, s, _ in blocks)  # a block starts a queue
+            assert all(e - s <= 2 * rows or queue[s] == queue[e - 1] for _, s, e in blocks)
+    finally:
+        agenttext.ROWS = old
 
 
 def test_agent_text_of_odd_columns_is_agent_families() -> None:
@@ -288,6 +314,19 @@ def _instruments(series: list[tuple[str, list[float], bool]], kind: type[Histogr
             h.labels(who).observe(a)
         assert fast() == generate_latest(reg)
     assert fast() == generate_latest(reg)
+
+
+def test_a_histogram_series_made_again_with_as_many_observations_is_read_again() -> None:
+    with _created(False):
+        reg = CollectorRegistry()
+        h = ObservedHistogram("gen_hist", "a histogram", ["who"], buckets=(0.5, 10.0), registry=reg)
+        render = Renderer()
+        for amounts in ([0.0, 0.0, 1.0], [0.0, 0.0, 0.0]):  # the same count of observations, other values
+            if ("a",) in h._metrics:
+                h.remove("a")
+            for a in amounts:
+                h.labels("a").observe(a)
+            assert render.instrument(h) == generate_latest(reg)
 
 
 def test_value_text_is_float_to_go_string() -> None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -151,8 +152,11 @@ class AgentBoard:
         # one showed is never taken back by a late fact and every exported counter only grows.
         self.floor = -math.inf
         self._order: list[MemberAcc] = []  # accs sorted by (queue, agent): see ordered()
-        # (queue, agent) of every accumulator a fact may have changed since a reader last took this set (the /metrics
-        # columns, monitor.core.agentcols.ColumnKeeper, read only those again): every fact goes through _acc/_known.
+        self._keys: list[tuple[str, str]] = []  # their (queue, agent), in that order
+        # (queue, agent) of every accumulator, in the order they were made (only ever appended: accumulators are
+        # never removed), and of every one a fact may have changed since a reader last took this set (the /metrics
+        # columns, monitor.core.agentkeep.ColumnKeeper, read those again): every fact goes through _acc/_known.
+        self.created: list[tuple[str, str]] = []
         self.touched: set[tuple[str, str]] = set()
 
     def hold(self, t: float) -> None:
@@ -169,6 +173,7 @@ class AgentBoard:
         a = self.accs.get((queue, agent))
         if a is None:
             a = self.accs[(queue, agent)] = MemberAcc(queue, agent)
+            self.created.append((queue, agent))
             self._queues_of.setdefault(agent, []).append(a)
             self.totals.setdefault(agent, MemberAcc(ALL_QUEUES, agent))
         return a
@@ -340,9 +345,21 @@ class AgentBoard:
         return [self._row(a, now) for a in self.ordered()]
 
     def ordered(self) -> list[MemberAcc]:
-        """The (queue, agent) accumulators sorted by (queue, agent); the order is kept until a member is added."""
-        if len(self._order) != len(self.accs):  # accumulators are only ever added
-            self._order = [a for _, a in sorted(self.accs.items())]
+        """The (queue, agent) accumulators sorted by (queue, agent); the order is kept until a member is added (then
+        a new list: a reader may hold the old one)."""
+        done = len(self._order)
+        if done != len(self.accs):  # accumulators are only ever added
+            new = self.created[done:]
+            if len(new) > 32:  # a first sight of many: sorted at once
+                self._keys = sorted(self.accs)
+                self._order = list(map(self.accs.__getitem__, self._keys))
+            else:  # a few members joined: put in place (a sort of 10 000 keys is ~4 ms)
+                keys, order = list(self._keys), list(self._order)
+                for key in new:
+                    i = bisect_left(keys, key)
+                    keys.insert(i, key)
+                    order.insert(i, self.accs[key])
+                self._keys, self._order = keys, order
         return self._order
 
     def agents(self, now: float) -> list[AgentRow]:

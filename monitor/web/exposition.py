@@ -229,8 +229,9 @@ class Renderer:
         self._memo: dict[Hashable, tuple[Any, Any]] = {}
         # id(child) -> (its labels, raw values, text, prefixes)
         self._hist: dict[int, tuple[tuple[tuple[str, str], ...], list[float], bytes, list[str]]] = {}
-        # id(ObservedHistogram) -> (its labels, each series' observation count, each series' text, the text)
-        self._observed: dict[int, tuple[list[tuple[tuple[str, str], ...]], list[int], tuple[bytes, ...], bytes]] = {}
+        # id(ObservedHistogram) -> (its labels, its series, each one's observation count and text, the text)
+        self._observed: dict[int, tuple[list[tuple[tuple[str, str], ...]], tuple[Any, ...], list[int],
+                                        tuple[bytes, ...], bytes]] = {}
 
     # -- values and prefixes -------------------------------------------------------------------------------------
 
@@ -314,6 +315,12 @@ class Renderer:
         self._columns[key] = _Column(prefixes, tuple(values), tuple(lines), text, negative_zero)
         return text
 
+    def forget(self, keys: Iterable[Hashable]) -> None:
+        """Drop what :meth:`column` and :meth:`memo` keep under ``keys`` (columns that will not be written again)."""
+        for key in keys:
+            self._columns.pop(key, None)
+            self._memo.pop(key, None)
+
     def memo(self, key: Hashable, arg: Any, build: Callable[[], Any]) -> Any:
         """``build()``, or what it returned last time under ``key`` if ``arg`` equals that time's."""
         prev = self._memo.get(key)
@@ -355,18 +362,19 @@ class Renderer:
         head = header(name, metric._documentation, "histogram")
         if isinstance(metric, ObservedHistogram):  # the series observed since the last render are read again
             counts = list(map(_OBSERVED, children))
+            series = tuple(children)  # kept: a series removed and made again is another object (never its id)
             seen = self._observed.get(id(metric))
-            if seen is not None and seen[0] is labels and len(seen[1]) == len(counts):
-                if seen[1] == counts:
-                    return seen[3]
-                texts = list(seen[2])
-                for i in compress(range(len(counts)), map(ne, counts, seen[1])):
+            if seen is not None and seen[0] is labels and seen[1] == series:
+                if seen[2] == counts:
+                    return seen[4]
+                texts = list(seen[3])
+                for i in compress(range(len(counts)), map(ne, counts, seen[2])):
                     texts[i] = self._histogram_child(metric, name, labels[i], children[i])
             else:
                 texts = [self._histogram_child(metric, name, lab, child)
                          for lab, child in zip(labels, children, strict=True)]
             text = head + b"".join(texts)
-            self._observed[id(metric)] = (labels, counts, tuple(texts), text)
+            self._observed[id(metric)] = (labels, series, counts, tuple(texts), text)
             return text
         # Every bucket and sum of every child in one list: a histogram nobody observed since the last scrape (most
         # of them, most scrapes) is its last text after one comparison.
