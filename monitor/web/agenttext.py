@@ -10,9 +10,10 @@ line counts every block after the newcomer shifted and was written again: ~60 ms
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections import deque
 from collections.abc import Iterator, Sequence
 from itertools import accumulate, chain, compress, repeat
-from operator import attrgetter, is_not, lt, mul, ne, sub
+from operator import add, and_, attrgetter, eq, is_not, lt, mul, ne, sub
 from typing import Any, cast
 
 from monitor.core.agentcols import AgentColumns, concat
@@ -20,6 +21,7 @@ from monitor.core.agents import AGENT_STATES, TIME_STATES
 from monitor.core.ingest import LiveState
 from monitor.web.exposition import Renderer, label_value
 
+_INDEX = {s: i for i, s in enumerate(TIME_STATES)}
 ROWS = 1600  # members per block: ~8 000 lines of the largest families (state seconds: 5 a member; state: 6)
 
 Block = tuple[tuple[str, str], int, int]  # (its first (pbx, queue), first row, end row)
@@ -36,11 +38,27 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]], per: l
     blocks = _blocks(render, [pbx for pbx, _ in states], [len(x.queue) for x in per], c.queue)
     ps = [_prefixes(render, a, pbxs[s:e], c.queue[s:e], c.agent[s:e], made) for a, s, e in blocks]
     n = len(TIME_STATES)
+    rows = len(c.state)
+    # Each row's current state's seconds moved since the last scrape, and so did its duration and its open pause's
+    # seconds: formatted once, here. A duration or pause of the same value (a state or pause not held before:
+    # 0.0 + (at - since) is at - since) takes the same text (formatting is ~1 us a value: most of a scrape).
+    cur_at = list(map(_INDEX.get, c.state))
+    live = list(map(is_not, cur_at, repeat(None)))
+    live_rows = list(compress(range(rows), live))
+    pos = list(map(add, map(mul, live_rows, repeat(n)), compress(cur_at, live)))
+    cur = list(map(c.state_s.__getitem__, pos))
+    cur_texts = render.fresh(cur)
+    state_texts: list[str | None] = [None] * len(c.state_s)
+    deque(map(state_texts.__setitem__, pos, cur_texts), 0)
+    row_cur: list[Any] = [None] * rows
+    row_text: list[str | None] = [None] * rows
+    deque(map(row_cur.__setitem__, live_rows, cur), 0)
+    deque(map(row_text.__setitem__, live_rows, cur_texts), 0)
     # Board values are 0.0 plus non-negative amounts, or max(0.0, ...): never a -0.0 (signed=False), but for the
     # timestamps in ``since``, which come from the PBX as they are.
     yield headers[0]
     for (a, s, e), p in zip(blocks, ps, strict=True):
-        yield render.column(("agent_state_s", a), p.state_s, c.state_s[s * n:e * n], signed=False)
+        yield render.column(("agent_state_s", a), p.state_s, c.state_s[s * n:e * n], False, state_texts[s * n:e * n])
     # Pause reasons: every configured label plus any other the row has, sorted (as agent_families).
     labs: list[tuple[str, ...]] = []
     for (_, st), x in zip(states, per, strict=True):
@@ -51,16 +69,24 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]], per: l
         else:
             labs.extend(base if d.keys() <= allowed else tuple(sorted({*base, *d})) for d in x.paused_by_label)
     alike = len(per) == 1 and bool(labs) and labs.count(labs[0]) == len(labs)  # one PBX, every row the same labels
+    paused_texts: list[str | None] | None = None
     if alike:  # in C
-        paused: list[Any] = list(chain.from_iterable(zip(*(
-            map(dict.get, c.paused_by_label, repeat(lab), repeat(0.0)) for lab in labs[0]), strict=True)))
-        at = list(map(mul, range(len(labs) + 1), repeat(len(labs[0]))))
+        width = len(labs[0])
+        by_label = [list(map(dict.get, c.paused_by_label, repeat(lab), repeat(0.0))) for lab in labs[0]]
+        paused: list[Any] = list(chain.from_iterable(zip(*by_label, strict=True)))
+        at = list(map(mul, range(rows + 1), repeat(width)))
+        paused_texts = [None] * len(paused)
+        for j, values in enumerate(by_label):
+            same = _same(values, row_cur)
+            where = map(add, map(mul, compress(range(rows), same), repeat(width)), repeat(j))
+            deque(map(paused_texts.__setitem__, where, compress(row_text, same)), 0)
     else:
         paused = [d.get(lab, 0.0) for d, ls in zip(c.paused_by_label, labs, strict=True) for lab in ls]
         at = [0, *accumulate(map(len, labs))]
     yield headers[1]
     for (a, s, e), p in zip(blocks, ps, strict=True):
-        yield render.column(("agent_paused", a), p.paused(labs[s:e], alike), paused[at[s]:at[e]], signed=False)
+        yield render.column(("agent_paused", a), p.paused(labs[s:e], alike), paused[at[s]:at[e]], False,
+                            paused_texts[at[s]:at[e]] if paused_texts is not None else None)
     singles: list[tuple[str, str, list[Any]]] = [
         ("talk", "talk", c.talk_s), ("wrap", "wrap", c.wrapup_s), ("calls", "calls", c.answered),
         ("done", "done", c.completed), ("rna", "rna", c.ring_no_answer)]
@@ -80,10 +106,13 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]], per: l
     else:
         ats = [t for (_, st), x in zip(states, per, strict=True) for t in [st.agents_at] * len(x.queue)]
         dur = [max(0.0, at - t) if t is not None else 0.0 for at, t in zip(ats, since, strict=True)]
+    dur_texts: list[str | None] = [None] * rows
+    same = _same(dur, row_cur)
+    deque(map(dur_texts.__setitem__, compress(range(rows), same), compress(row_text, same)), 0)
     yield headers[8]
     yield from _filtered(render, "agent_since", blocks, ps, "since", since, seen, signed=True)
     yield headers[9]
-    yield from _filtered(render, "agent_dur", blocks, ps, "dur", dur, seen)
+    yield from _filtered(render, "agent_dur", blocks, ps, "dur", dur, seen, texts=dur_texts)
     occ: list[Any] = c.occupancy
     some = list(map(is_not, occ, repeat(None))) if None in occ else None  # no time available yet: no occupancy
     yield headers[10]
@@ -101,16 +130,24 @@ def _or_zero(t: float | None) -> float:
     return 0.0 if t is None else t
 
 
+def _same(values: list[Any], cur: list[Any]) -> list[bool]:
+    """Where ``values`` are the rows' current state's seconds (not 0: a 0.0 equals a -0.0, which prints apart)."""
+    return list(map(and_, map(eq, values, cur), map(bool, cur)))
+
+
 def _filtered(render: Renderer, key: str, blocks: list[Block], ps: list[_Prefixes], field: str, values: list[Any],
-              keep: list[bool] | None, signed: bool = False) -> Iterator[bytes]:
-    """One line per row (only the rows ``keep`` says, if given) in the blocks."""
+              keep: list[bool] | None, signed: bool = False,
+              texts: list[str | None] | None = None) -> Iterator[bytes]:
+    """One line per row (only the rows ``keep`` says, if given) in the blocks; ``texts``: see Renderer.column."""
     for (a, s, e), p in zip(blocks, ps, strict=True):
         prefixes: Sequence[str] = getattr(p, field)
         vals = values[s:e]
+        made = texts[s:e] if texts is not None else None
         if keep is not None:
             k = keep[s:e]
             prefixes, vals = tuple(compress(prefixes, k)), list(compress(vals, k))
-        yield render.column((key, a), prefixes, vals, signed=signed)
+            made = list(compress(made, k)) if made is not None else None
+        yield render.column((key, a), prefixes, vals, signed, made)
 
 
 def _blocks(render: Renderer, pbxs: list[str], sizes: list[int], queue: list[str]) -> list[Block]:

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import compress
-from operator import add, attrgetter, eq, itemgetter, le, ne
+from operator import add, attrgetter, eq, is_, itemgetter, le, ne
 from typing import Any, cast
 
 from prometheus_client import Counter, Histogram, generate_latest
@@ -86,6 +86,7 @@ def value_text(v: Any) -> str:
 
 
 _NEWLINES = itertools.repeat("\n")
+_NONES = itertools.repeat(None)
 _DOTS = itertools.repeat(".")
 _NOTHING = itertools.repeat("")
 _ONCE = itertools.repeat(1)
@@ -223,7 +224,6 @@ class Renderer:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self._values: dict[Any, str] = {0.0: _ZERO}
-        self._fresh: dict[Any, str] = {}  # this render's moved values and their texts (see fresh())
         self._prefixes: dict[tuple[str, Hashable], str] = {}
         self._columns: dict[Hashable, _Column] = {}
         self._memo: dict[Hashable, tuple[Any, Any]] = {}
@@ -260,16 +260,9 @@ class Renderer:
         return out
 
     def fresh(self, values: Sequence[Any]) -> list[str]:
-        """``value_text(v)`` of values that moved (no -0.0 among them: it equals 0.0), each distinct value formatted
-        once per render (:meth:`parts`): a member's duration often equals its current state's seconds, or its open
-        pause's, and members who logged in together share them (formatting is ~1 us a value: most of a scrape)."""
-        cache = self._fresh
-        if len(cache) > _MAX_VALUES:
-            cache.clear()
-        new = list(set(values).difference(cache))  # walks the values (a dict view's difference walks the cache)
-        if new:
-            cache.update(zip(new, _go_texts(new) or map(value_text, new), strict=True))
-        return list(map(cache.__getitem__, values))
+        """``value_text(v)`` of each value, floats formatted in C (:func:`_go_texts`): for values that moved (the
+        cache of :meth:`texts` would only fill up with them)."""
+        return _go_texts(values) or self.texts(values)
 
     def prefix(self, name: str, labels: tuple[tuple[str, str], ...]) -> str:
         """:func:`series_prefix`, cached by (name, labels)."""
@@ -285,11 +278,13 @@ class Renderer:
         """One line per (prefix, value), UTF-8."""
         return "".join(map(add, prefixes, self.texts(values, negative_zero))).encode()
 
-    def column(self, key: Hashable, prefixes: Sequence[str], values: Sequence[Any], signed: bool = True) -> bytes:
+    def column(self, key: Hashable, prefixes: Sequence[str], values: Sequence[Any], signed: bool = True,
+               texts: Sequence[str | None] | None = None) -> bytes:
         """:meth:`lines`, remembered under ``key``: against the same prefixes only the lines whose value changed
         since the last call are made again (durations and the current state's seconds move every scrape, the rest
         seldom), and an unchanged column is its last text. ``signed=False``: the values cannot hold a -0.0 (the
-        library's counters: 0.0 plus non-negative amounts)."""
+        library's counters: 0.0 plus non-negative amounts). ``texts``: the caller's ``value_text`` of some values
+        (None for the others), made once for values that several columns show."""
         if type(prefixes) is not tuple:
             prefixes = tuple(prefixes)
         negative_zero = signed and 0 in values and _has_negative_zero(values)  # equal to 0.0, printed apart
@@ -302,18 +297,29 @@ class Renderer:
             if not n:
                 return prev.text
             if 2 * n > len(values):  # most moved (durations): make them all
-                lines = list(map(add, prefixes, self.fresh(values)))
+                lines = list(map(add, prefixes, self._made(values, texts)))
             else:
                 lines = list(prev.lines)
                 at = list(compress(range(len(values)), changed))
-                fresh = self.fresh(list(compress(values, changed)))
+                fresh = self._made(list(compress(values, changed)),
+                                   None if texts is None else list(compress(texts, changed)))
                 deque(map(lines.__setitem__, at, map(add, map(prefixes.__getitem__, at), fresh)), 0)
         else:
-            texts = self.texts(values, True) if negative_zero else self.fresh(values)
-            lines = list(map(add, prefixes, texts))
+            lines = list(map(add, prefixes, self.texts(values, True) if negative_zero else self._made(values, texts)))
         text = "".join(lines).encode()
         self._columns[key] = _Column(prefixes, tuple(values), tuple(lines), text, negative_zero)
         return text
+
+    def _made(self, values: Sequence[Any], texts: Sequence[str | None] | None) -> list[str]:
+        """``value_text`` of each value: the given text, else formatted (:meth:`fresh`)."""
+        if texts is None:
+            return self.fresh(values)
+        missing = list(map(is_, texts, _NONES))
+        if True not in missing:
+            return cast(list[str], list(texts))
+        out = list(texts)
+        deque(map(out.__setitem__, compress(range(len(out)), missing), self.fresh(list(compress(values, missing)))), 0)
+        return cast(list[str], out)
 
     def forget(self, keys: Iterable[Hashable]) -> None:
         """Drop what :meth:`column` and :meth:`memo` keep under ``keys`` (columns that will not be written again)."""
@@ -421,7 +427,6 @@ class Renderer:
 
     def parts(self, families: Iterable[Metric]) -> Iterator[bytes]:
         """The exposition of ``families`` (a registry's ``collect()``) in parts: a family or a column each."""
-        self._fresh = {}
         for metric in families:
             if isinstance(metric, Prerendered):
                 yield from metric.parts
