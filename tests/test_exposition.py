@@ -5,14 +5,19 @@ the clock moves and counters change, and on generated families with awkward labe
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import metrics as prometheus_metrics
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -30,9 +35,10 @@ from monitor.core.agentcols import agent_columns, columns_of_rows
 from monitor.core.ingest import Ingest
 from monitor.core.records import SegmentNote, TalkNote
 from monitor.core.tracker import CallTracker, TrackerConfig
-from monitor.web.exposition import Renderer, _go_texts, library_text, value_text
+from monitor.web import agenttext
+from monitor.web.exposition import ObservedHistogram, Renderer, _go_texts, library_text, value_text
 from monitor.web.metrics import QmonMetrics
-from monitor.web.supervisor import agent_families
+from monitor.web.supervisor import agent_families, agent_text
 from tests.support.factcheck import FIXTURES
 
 CAPTURES = sorted(p for p in Path(FIXTURES).glob("*.jsonl") if not p.name.endswith(".actions.jsonl"))
@@ -47,6 +53,18 @@ def _members(queues: int, agents: int) -> bytes:
         f"LastPause: 0\r\nInCall: 0\r\nStatus: {1 + a % 3}\r\nPaused: {int(a % 4 == 0)}\r\n"
         f"PausedReason: {reasons[a % 4 and (q + a) % 4]}\r\n\r\n".encode()
         for q in range(queues) for a in range(agents))
+
+
+@contextlib.contextmanager
+def _created(on: bool) -> Iterator[None]:
+    """prometheus-client's ``*_created`` series on or off (process-wide: the daemon turns them off, and only then
+    are the instruments read by the fast path; restored after)."""
+    before = prometheus_metrics._use_created
+    prometheus_metrics._use_created = on
+    try:
+        yield
+    finally:
+        prometheus_metrics._use_created = before
 
 
 class _Static:
@@ -79,7 +97,13 @@ def _daemon_metrics() -> tuple[QmonMetrics, list[Ingest]]:
     return m, [*ingests, big]
 
 
-def test_full_scrapes_equal_generate_latest_while_time_moves_and_counters_change() -> None:
+@pytest.mark.parametrize("created", [False, True])
+def test_full_scrapes_equal_generate_latest_while_time_moves_and_counters_change(created: bool) -> None:
+    with _created(created):
+        _full_scrapes()
+
+
+def _full_scrapes() -> None:
     m, ingests = _daemon_metrics()
     assert len(CAPTURES) >= 15
     big = ingests[-1]
@@ -99,6 +123,78 @@ def test_full_scrapes_equal_generate_latest_while_time_moves_and_counters_change
         for h in WireParser(expect_banner=False).feed(late):  # a member joins: its rows among the others'
             big.feed(h, 1.8e9)
     assert asyncio.run(m.expose_async(slice_s=0.0)) == m.expose_reference()
+
+
+@pytest.mark.parametrize("rows", [agenttext.ROWS, 7])
+def test_one_pbx_scrapes_equal_generate_latest(rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One PBX (the daemon's usual case: its columns are read in C), members joining, pausing, calling, a row that
+    never logged in, durations of 0 and of Go's exponent form, while the clock moves; the instruments as the daemon
+    has them (no ``*_created`` series: read by the fast path). With blocks of 7 members, the joiners make blocks
+    grow past twice that: the blocks are laid out again."""
+    monkeypatch.setattr(agenttext, "ROWS", rows)
+    with _created(False):
+        _one_pbx_scrapes()
+
+
+def _one_pbx_scrapes() -> None:
+    m = QmonMetrics(queues=("q0", "q1"), clock=lambda: 1.8e9)
+    ing = Ingest(CallTracker(TrackerConfig(pause_reasons=("lunch",))), [m.sink("big")], "big")
+    for h in WireParser(expect_banner=False).feed(_members(40, 25)):
+        ing.feed(h, 1.8e9)
+    m.add_pbx("big", ing)
+    board = ing.tracker.agents
+    board.ring_no_answer("q9", "never", 1.8e9)  # a row never logged in: no since, duration or occupancy series
+    for step in range(6):
+        at = 1.8e9 + (0.0 if step == 1 else 1.7e6 * step + 0.123)  # step 1: every duration 0
+        board.hold(at)
+        if step % 2:
+            board.pause("q3", "a1", "lunch", at)
+            board.connect("q5", "a2", at)
+            # Members join a queue and new queues (as many as a block of 7 holds and more: laid out again).
+            late = b"".join(_members(1, 1).replace(b"q0", (f"q{step}" if i % 2 else f"q{step}-{i}").encode())
+                            .replace(b"a0", f"late{i}".encode()) for i in range(3 * step))
+            for h in WireParser(expect_banner=False).feed(late):
+                ing.feed(h, at)
+        m.sink("big")([SegmentNote("q1", "answered", 3.5 * step, "a1", at),
+                       TalkNote("q1", "a1", 60.0 + step, "agent", at)])
+        snap = m.snapshot()
+        assert m.render(snap) == m.expose_reference(snap), step
+    assert asyncio.run(m.expose_async(slice_s=0.0)) == m.expose_reference()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 40), max_size=30), st.integers(1, 20), st.lists(st.integers(0, 60), max_size=5))
+def test_agent_blocks_start_at_a_queue_and_cover_every_row(sizes: list[int], rows: int, grow: list[int]) -> None:
+    render = Renderer()
+    queue = sorted(f"q{i:02d}" for i, n in enumerate(sizes) for _ in range(n))
+    old = agenttext.ROWS
+    agenttext.ROWS = rows
+    try:
+        for more in [0, *grow]:  # members join (queues of their own too): blocks kept, or laid out again
+            queue = sorted([*queue, *(f"q{more % 7:02d}x" for _ in range(more % 5)), *([f"q{more:02d}"] * more)])
+            blocks = agenttext._blocks(render, ["p"], [len(queue)], queue)
+            assert blocks[0][1] == 0 and blocks[-1][2] == len(queue)
+            assert all(e == s2 for (_, _, e), (_, s2, _) in itertools.pairwise(blocks))
+            assert all(s == 0 or queue[s - 1] != queue[s] for _, s, _ in blocks)  # a block starts a queue
+            assert all(e - s <= 2 * rows or queue[s] == queue[e - 1] for _, s, e in blocks)
+    finally:
+        agenttext.ROWS = old
+
+
+def test_agent_text_of_odd_columns_is_agent_families() -> None:
+    """A state begun after the columns' time (duration clipped to 0), a NaN, a -0.0 timestamp (board values are
+    never a -0.0: only ``since`` is written as signed)."""
+    m, _ = _daemon_metrics()
+    st = m.snapshot().pbxs["big"].live
+    assert st.agent_columns is not None
+    c = replace(st.agent_columns)
+    c.since = [t + 5.0 if i % 7 == 0 and t is not None else t for i, t in enumerate(c.since)]
+    c.since[5] = -0.0
+    c.talk_s = [math.nan if i == 3 else v for i, v in enumerate(c.talk_s)]
+    odd = replace(st, agent_columns=c)
+    for live in (st, odd, odd):
+        want = b"".join(library_text(f) for f in agent_families([("big", live)]))
+        assert b"".join(agent_text(m.renderer, [("big", live)])) == want
 
 
 def test_agent_columns_are_the_snapshot_rows() -> None:
@@ -193,23 +289,44 @@ def test_columns_re_render_only_what_changed_and_stay_exact(pairs: list[tuple[An
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(AWKWARD, st.lists(FINITE | st.sampled_from([0.0, -0.0, 1e6, 3.5e9]), max_size=4)),
-                max_size=6))
-def test_library_instruments_render_as_generate_latest(series: list[tuple[str, list[float]]]) -> None:
+@given(st.lists(st.tuples(AWKWARD, st.lists(FINITE | st.sampled_from([0.0, -0.0, 1e6, 3.5e9]), max_size=4),
+                          st.booleans()), max_size=6), st.sampled_from([Histogram, ObservedHistogram]), st.booleans())
+def test_library_instruments_render_as_generate_latest(series: list[tuple[str, list[float], bool]],
+                                                       kind: type[Histogram], created: bool) -> None:
+    with _created(created):
+        _instruments(series, kind)
+
+
+def _instruments(series: list[tuple[str, list[float], bool]], kind: type[Histogram]) -> None:
     reg = CollectorRegistry()
     c = Counter("gen_counter", "a counter \\ with\nnewline", ["who"], registry=reg)
-    h = Histogram("gen_hist", "a histogram", ["who"], buckets=(0.5, 10.0, 1e6), registry=reg)
+    h = kind("gen_hist", "a histogram", ["who"], buckets=(0.5, 10.0, 1e6), registry=reg)
     render = Renderer()
 
     def fast() -> bytes:
         return render.instrument(c) + render.instrument(h)
 
-    for who, amounts in series:
+    for who, amounts, again in series:
+        if again and (who,) in h._metrics:  # the series removed and made again: observed from 0
+            h.remove(who)
         for a in amounts:
             c.labels(who).inc(abs(a))
             h.labels(who).observe(a)
         assert fast() == generate_latest(reg)
     assert fast() == generate_latest(reg)
+
+
+def test_a_histogram_series_made_again_with_as_many_observations_is_read_again() -> None:
+    with _created(False):
+        reg = CollectorRegistry()
+        h = ObservedHistogram("gen_hist", "a histogram", ["who"], buckets=(0.5, 10.0), registry=reg)
+        render = Renderer()
+        for amounts in ([0.0, 0.0, 1.0], [0.0, 0.0, 0.0]):  # the same count of observations, other values
+            if ("a",) in h._metrics:
+                h.remove("a")
+            for a in amounts:
+                h.labels("a").observe(a)
+            assert render.instrument(h) == generate_latest(reg)
 
 
 def test_value_text_is_float_to_go_string() -> None:

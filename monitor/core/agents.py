@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -151,6 +152,12 @@ class AgentBoard:
         # one showed is never taken back by a late fact and every exported counter only grows.
         self.floor = -math.inf
         self._order: list[MemberAcc] = []  # accs sorted by (queue, agent): see ordered()
+        self._keys: list[tuple[str, str]] = []  # their (queue, agent), in that order
+        # (queue, agent) of every accumulator, in the order they were made (only ever appended: accumulators are
+        # never removed), and of every one a fact may have changed since a reader last took this set (the /metrics
+        # columns, monitor.core.agentkeep.ColumnKeeper, read those again): every fact goes through _acc/_known.
+        self.created: list[tuple[str, str]] = []
+        self.touched: set[tuple[str, str]] = set()
 
     def hold(self, t: float) -> None:
         """Time reached ``t`` (PBX clock, epoch s) without a fact: snapshots may read up to it, later facts are
@@ -162,11 +169,20 @@ class AgentBoard:
         return self.floor
 
     def _acc(self, queue: str, agent: str) -> MemberAcc:
+        self.touched.add((queue, agent))
         a = self.accs.get((queue, agent))
         if a is None:
             a = self.accs[(queue, agent)] = MemberAcc(queue, agent)
+            self.created.append((queue, agent))
             self._queues_of.setdefault(agent, []).append(a)
             self.totals.setdefault(agent, MemberAcc(ALL_QUEUES, agent))
+        return a
+
+    def _known(self, queue: str, agent: str) -> MemberAcc | None:
+        """The accumulator of (queue, agent) if it exists (never created), noted as touched."""
+        a = self.accs.get((queue, agent))
+        if a is not None:
+            self.touched.add((queue, agent))
         return a
 
     def _sync(self, agent: str, ts: float) -> None:
@@ -217,8 +233,8 @@ class AgentBoard:
     def logout(self, queue: str, agent: str, ts: float) -> None:
         """The member left the queue (QueueMemberRemoved / REMOVEMEMBER): its pause and session end."""
         ts = self._at(ts)
-        if (queue, agent) in self.accs:
-            self.accs[(queue, agent)].logout(ts)
+        if (a := self._known(queue, agent)) is not None:
+            a.logout(ts)
             self._sync(agent, ts)
 
     def pause(self, queue: str, agent: str, reason: str, ts: float) -> None:
@@ -238,8 +254,8 @@ class AgentBoard:
     def device_status(self, queue: str, agent: str, status: int, ts: float) -> None:
         """The device status of a member (QueueMemberStatus Status: 4/5 = unavailable)."""
         ts = self._at(ts)
-        if (queue, agent) in self.accs:
-            self.accs[(queue, agent)].device(status, ts)
+        if (a := self._known(queue, agent)) is not None:
+            a.device(status, ts)
             self.totals[agent].device(status, ts)
 
     def connect(self, queue: str, agent: str, ts: float) -> None:
@@ -258,7 +274,7 @@ class AgentBoard:
     def call_ended(self, queue: str, agent: str, ts: float) -> None:
         """An answered call closed without AgentComplete (gap, shutdown): the member is free, no talk counted."""
         ts = self._at(ts)
-        a = self.accs.get((queue, agent))
+        a = self._known(queue, agent)
         if a is not None and a.talking:
             for x in (a, self.totals[agent]):
                 x.advance(ts)
@@ -329,9 +345,21 @@ class AgentBoard:
         return [self._row(a, now) for a in self.ordered()]
 
     def ordered(self) -> list[MemberAcc]:
-        """The (queue, agent) accumulators sorted by (queue, agent); the order is kept until a member is added."""
-        if len(self._order) != len(self.accs):  # accumulators are only ever added
-            self._order = [a for _, a in sorted(self.accs.items())]
+        """The (queue, agent) accumulators sorted by (queue, agent); the order is kept until a member is added (then
+        a new list: a reader may hold the old one)."""
+        done = len(self._order)
+        if done != len(self.accs):  # accumulators are only ever added
+            new = self.created[done:]
+            if len(new) > 32:  # a first sight of many: sorted at once
+                self._keys = sorted(self.accs)
+                self._order = list(map(self.accs.__getitem__, self._keys))
+            else:  # a few members joined: put in place (a sort of 10 000 keys is ~4 ms)
+                keys, order = list(self._keys), list(self._order)
+                for key in new:
+                    i = bisect_left(keys, key)
+                    keys.insert(i, key)
+                    order.insert(i, self.accs[key])
+                self._keys, self._order = keys, order
         return self._order
 
     def agents(self, now: float) -> list[AgentRow]:

@@ -8,7 +8,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from monitor.core.agentcols import AgentColumns, agent_columns
+from monitor.core.agentcols import AgentColumns
+from monitor.core.agentkeep import ColumnKeeper
 from monitor.core.agents import NO_REASON, OTHER_REASON, AgentRow
 from monitor.core.clock import pbx_clock
 from monitor.core.events import Event
@@ -75,6 +76,7 @@ class Ingest:
         self.skipped: Counter[str] = Counter()
         self.last_event_at: float | None = None
         self.unsupported: str | None = None  # the first AMI 1.x event name seen (Asterisk 11 or older), if any
+        self._columns: ColumnKeeper | None = None  # /metrics' agent columns, kept across scrapes
 
     def feed(self, headers: Mapping[str, str | list[str]] | PreRead, now: float) -> list[Note]:
         """Process one message (a header dict, or a Newexten pre-read by the wire parser: :mod:`monitor.core.preread`);
@@ -167,8 +169,15 @@ class Ingest:
             tuple(tr.agents.snapshot(at)) if views else (), tuple(tr.agents.agents(at)) if views else (),
             tuple(tr.owed.open()), tr.owed.stats(pbx_now),
             (*sorted(tr.agents.pause_reasons - {OTHER_REASON, NO_REASON}), OTHER_REASON, NO_REASON), at,
-            None if views else agent_columns(tr.agents, at),
+            None if views else self._agent_columns(at),
         )
+
+    def _agent_columns(self, at: float) -> AgentColumns:
+        """The board's columns as of ``at`` (PBX clock), through a keeper that reads again only what facts touched."""
+        board = self.tracker.agents
+        if self._columns is None or self._columns.board is not board:
+            self._columns = ColumnKeeper(board)
+        return self._columns.columns(at)
 
     def find_call(self, uniqueid: str | None, linkedid: str | None) -> CallRecord | None:
         """A snapshot of the open call by Linkedid, else by caller-channel Uniqueid; None if not open."""

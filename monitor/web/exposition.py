@@ -16,10 +16,11 @@ import itertools
 import math
 import threading
 from array import array
+from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import compress
-from operator import add, attrgetter, eq, itemgetter, le, ne
+from operator import add, attrgetter, eq, is_, itemgetter, le, ne
 from typing import Any, cast
 
 from prometheus_client import Counter, Histogram, generate_latest
@@ -35,7 +36,8 @@ floatToGoString: Callable[[Any], str] = _float_to_go_string  # the library's val
 # ``_value`` of a MutexValue, ``_buckets``, ``_sum``, ``_upper_bounds``): prometheus-client is pinned
 # (scripts/constraints.txt) and tests/test_exposition.py compares every render with generate_latest's.
 
-__all__ = ["Prerendered", "Renderer", "header", "label_value", "library_text", "series_prefix", "value_text"]
+__all__ = ["ObservedHistogram", "Prerendered", "Renderer", "header", "label_value", "library_text", "series_prefix",
+           "value_text"]
 
 #: How generate_latest names and types a family in the text format (OpenMetrics types munged).
 _MUNGE = {"counter": ("_total", "counter"), "info": ("_info", "gauge"), "stateset": ("", "gauge"),
@@ -45,7 +47,21 @@ _ZERO = "0.0\n"
 _NEG_ZERO = array("d", [-0.0]).tobytes()
 _MAX_VALUES = 200_000  # cached value texts (durations change every scrape: the cache is cleared past this)
 _RAW = attrgetter("_value")  # a MutexValue's float, read without its lock (a float read is atomic under the GIL)
+_OBSERVED = attrgetter("observed")
 _MAX_PREFIXES = 1_000_000  # cached series prefixes (bounded by queues x members x label values)
+
+
+class ObservedHistogram(Histogram):
+    """A prometheus-client Histogram whose series count their observations (``observed``): a render reads again only
+    the series observed since the last one (the wait histogram is ~1 400 series, ~30 000 values to compare)."""
+
+    observed = 0
+
+    def observe(self, amount: float, exemplar: dict[str, str] | None = None) -> None:
+        """The library's observe, then counted (after: a render that reads the count first never keeps a text of
+        values newer than the count it stored)."""
+        super().observe(amount, exemplar)
+        self.observed += 1
 
 
 class Prerendered(Metric):
@@ -70,10 +86,14 @@ def value_text(v: Any) -> str:
 
 
 _NEWLINES = itertools.repeat("\n")
+_NONES = itertools.repeat(None)
 _DOTS = itertools.repeat(".")
+_NOTHING = itertools.repeat("")
+_ONCE = itertools.repeat(1)
 _STRIP = itertools.repeat("0.")
 _FIRST = itemgetter(0)
 _FROM_1E6 = functools.partial(le, 1e6)
+_POINTED = {c: c + "." for c in "123456789"}  # a repr's first digit from 1e6 on, and the point Go writes after it
 
 
 def _go_texts(values: Sequence[Any]) -> list[str] | None:
@@ -89,26 +109,34 @@ def _go_texts(values: Sequence[Any]) -> list[str] | None:
     except (OverflowError, ValueError):
         return None
     reprs = list(map(repr, values))
-    if max(values) >= 1e6:
-        at = list(compress(range(len(values)), map(_FROM_1E6, values)))
-        big = reprs if len(at) == len(reprs) else list(map(reprs.__getitem__, at))
-        dots = list(map(str.find, big, _DOTS))
-        for dot in set(dots):
-            if dot < 7:  # from 1e16 on the repr has an exponent already, as Go's: floatToGoString keeps it
-                continue
-            one = dots.count(dot) == len(dots)
-            same = big if one else list(compress(big, map(eq, dots, itertools.repeat(dot))))
-            head = map(add, map(_FIRST, same), _DOTS)
-            digits = map(add, map(add, head, map(itemgetter(slice(1, dot)), same)),
-                         map(itemgetter(slice(dot + 1, None)), same))
-            go = map(add, map(str.rstrip, digits, _STRIP), itertools.repeat(f"e+{dot - 1:02d}"))
-            if one and big is reprs:
-                reprs = list(go)
-                break
-            where = at if one else compress(at, map(eq, dots, itertools.repeat(dot)))
-            for i, text in zip(where, go, strict=False):
-                reprs[i] = text
-    return list(map(add, reprs, _NEWLINES))
+    if max(values) < 1e6:
+        return list(map(add, reprs, _NEWLINES))
+    every = min(values) >= 1e6
+    at = range(len(values)) if every else list(compress(range(len(values)), map(_FROM_1E6, values)))
+    big = reprs if every else list(map(reprs.__getitem__, at))
+    out = None if every else list(map(add, reprs, _NEWLINES))
+    dots = list(map(str.find, big, _DOTS))
+    for dot in set(dots):
+        if dot < 7:  # from 1e16 on the repr has an exponent already, as Go's: floatToGoString keeps it
+            if out is None:
+                out = list(map(add, reprs, _NEWLINES))
+            continue
+        one = dots.count(dot) == len(dots)
+        same = big if one else list(compress(big, map(eq, dots, itertools.repeat(dot))))
+        # floatToGoString's f"{s[0]}.{s[1:dot]}{s[dot + 1:]}".rstrip("0."): the digits without the point, the point
+        # put back after the first digit (its first occurrence); only an integral value's ".0" leaves zeros to strip.
+        digits = list(map(str.replace, same, _DOTS, _NOTHING))
+        first = list(map(_FIRST, digits))
+        go = map(add, map(str.rstrip, map(str.replace, digits, first, map(_POINTED.__getitem__, first), _ONCE),
+                          _STRIP), itertools.repeat(f"e+{dot - 1:02d}\n"))
+        if one and out is None:
+            return list(go)
+        if out is None:
+            out = list(map(add, reprs, _NEWLINES))
+        where = at if one else compress(at, map(eq, dots, itertools.repeat(dot)))
+        for i, text in zip(where, go, strict=False):
+            out[i] = text
+    return out
 
 
 @functools.lru_cache(maxsize=1024)
@@ -201,6 +229,9 @@ class Renderer:
         self._memo: dict[Hashable, tuple[Any, Any]] = {}
         # id(child) -> (its labels, raw values, text, prefixes)
         self._hist: dict[int, tuple[tuple[tuple[str, str], ...], list[float], bytes, list[str]]] = {}
+        # id(ObservedHistogram) -> (its labels, its series, each one's observation count and text, the text)
+        self._observed: dict[int, tuple[list[tuple[tuple[str, str], ...]], tuple[Any, ...], list[int],
+                                        tuple[bytes, ...], bytes]] = {}
 
     # -- values and prefixes -------------------------------------------------------------------------------------
 
@@ -228,6 +259,11 @@ class Renderer:
             out = [value_text(v) if v == 0 else s for v, s in zip(values, out, strict=True)]
         return out
 
+    def fresh(self, values: Sequence[Any]) -> list[str]:
+        """``value_text(v)`` of each value, floats formatted in C (:func:`_go_texts`): for values that moved (the
+        cache of :meth:`texts` would only fill up with them)."""
+        return _go_texts(values) or self.texts(values)
+
     def prefix(self, name: str, labels: tuple[tuple[str, str], ...]) -> str:
         """:func:`series_prefix`, cached by (name, labels)."""
         key = (name, labels)
@@ -242,11 +278,13 @@ class Renderer:
         """One line per (prefix, value), UTF-8."""
         return "".join(map(add, prefixes, self.texts(values, negative_zero))).encode()
 
-    def column(self, key: Hashable, prefixes: Sequence[str], values: Sequence[Any], signed: bool = True) -> bytes:
+    def column(self, key: Hashable, prefixes: Sequence[str], values: Sequence[Any], signed: bool = True,
+               texts: Sequence[str | None] | None = None) -> bytes:
         """:meth:`lines`, remembered under ``key``: against the same prefixes only the lines whose value changed
         since the last call are made again (durations and the current state's seconds move every scrape, the rest
         seldom), and an unchanged column is its last text. ``signed=False``: the values cannot hold a -0.0 (the
-        library's counters: 0.0 plus non-negative amounts)."""
+        library's counters: 0.0 plus non-negative amounts). ``texts``: the caller's ``value_text`` of some values
+        (None for the others), made once for values that several columns show."""
         if type(prefixes) is not tuple:
             prefixes = tuple(prefixes)
         negative_zero = signed and 0 in values and _has_negative_zero(values)  # equal to 0.0, printed apart
@@ -259,19 +297,35 @@ class Renderer:
             if not n:
                 return prev.text
             if 2 * n > len(values):  # most moved (durations): make them all
-                lines = list(map(add, prefixes, _go_texts(values) or self.texts(values, negative_zero)))
+                lines = list(map(add, prefixes, self._made(values, texts)))
             else:
                 lines = list(prev.lines)
                 at = list(compress(range(len(values)), changed))
-                moved = list(compress(values, changed))
-                fresh = _go_texts(moved) or map(value_text, moved)
-                for i, line in zip(at, map(add, map(prefixes.__getitem__, at), fresh), strict=False):
-                    lines[i] = line
+                fresh = self._made(list(compress(values, changed)),
+                                   None if texts is None else list(compress(texts, changed)))
+                deque(map(lines.__setitem__, at, map(add, map(prefixes.__getitem__, at), fresh)), 0)
         else:
-            lines = list(map(add, prefixes, _go_texts(values) or self.texts(values, negative_zero)))
+            lines = list(map(add, prefixes, self.texts(values, True) if negative_zero else self._made(values, texts)))
         text = "".join(lines).encode()
         self._columns[key] = _Column(prefixes, tuple(values), tuple(lines), text, negative_zero)
         return text
+
+    def _made(self, values: Sequence[Any], texts: Sequence[str | None] | None) -> list[str]:
+        """``value_text`` of each value: the given text, else formatted (:meth:`fresh`)."""
+        if texts is None:
+            return self.fresh(values)
+        missing = list(map(is_, texts, _NONES))
+        if True not in missing:
+            return cast(list[str], list(texts))
+        out = list(texts)
+        deque(map(out.__setitem__, compress(range(len(out)), missing), self.fresh(list(compress(values, missing)))), 0)
+        return cast(list[str], out)
+
+    def forget(self, keys: Iterable[Hashable]) -> None:
+        """Drop what :meth:`column` and :meth:`memo` keep under ``keys`` (columns that will not be written again)."""
+        for key in keys:
+            self._columns.pop(key, None)
+            self._memo.pop(key, None)
 
     def memo(self, key: Hashable, arg: Any, build: Callable[[], Any]) -> Any:
         """``build()``, or what it returned last time under ``key`` if ``arg`` equals that time's."""
@@ -295,7 +349,8 @@ class Renderer:
 
     def instrument(self, metric: Counter | Histogram) -> bytes:
         """A prometheus-client Counter or Histogram read from its children (no per-sample lock or Sample objects)."""
-        if type(metric) not in (Counter, Histogram) or not _plain_values() or not metric._labelnames:
+        kinds = (Counter, Histogram, ObservedHistogram)
+        if type(metric) not in kinds or not _plain_values() or not metric._labelnames:
             return b"".join(library_text(m) for m in metric.collect())
         name = metric._name
         with metric._lock:  # the children dict changes when a series is created
@@ -310,13 +365,30 @@ class Renderer:
             values = list(map(_RAW, map(_RAW, children)))
             text = self.column(id(metric), prefixes, values, signed=False)
             return header(name, metric._documentation, "counter") + text
+        head = header(name, metric._documentation, "histogram")
+        if isinstance(metric, ObservedHistogram):  # the series observed since the last render are read again
+            counts = list(map(_OBSERVED, children))
+            series = tuple(children)  # kept: a series removed and made again is another object (never its id)
+            seen = self._observed.get(id(metric))
+            if seen is not None and seen[0] is labels and seen[1] == series:
+                if seen[2] == counts:
+                    return seen[4]
+                texts = list(seen[3])
+                for i in compress(range(len(counts)), map(ne, counts, seen[2])):
+                    texts[i] = self._histogram_child(metric, name, labels[i], children[i])
+            else:
+                texts = [self._histogram_child(metric, name, lab, child)
+                         for lab, child in zip(labels, children, strict=True)]
+            text = head + b"".join(texts)
+            self._observed[id(metric)] = (labels, series, counts, tuple(texts), text)
+            return text
         # Every bucket and sum of every child in one list: a histogram nobody observed since the last scrape (most
         # of them, most scrapes) is its last text after one comparison.
         raw = [v for c in children for v in (*map(_RAW, c._buckets), c._sum._value)]
         prev = self._memo.get(("histogram", id(metric)))
         if prev is not None and prev[0][0] is labels and prev[0][1] == raw:
             return cast(bytes, prev[1])
-        parts = [header(name, metric._documentation, "histogram")]
+        parts = [head]
         for lab, child in zip(labels, children, strict=True):
             parts.append(self._histogram_child(metric, name, lab, child))
         text = b"".join(parts)

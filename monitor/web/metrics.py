@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 from monitor.core.ingest import LiveState
 from monitor.core.owed import CLOSED_BY
@@ -40,6 +40,7 @@ from monitor.core.vocab import (
 )
 from monitor.settings import WAIT_BUCKETS_S
 from monitor.web.collectors import RENDERER, SNAPSHOT, Instruments, PbxSnapshot, Snapshot, StateCollector
+from monitor.web.exposition import ObservedHistogram as Histogram
 from monitor.web.exposition import Renderer
 
 CALL_OUTCOMES = CALL_OUTCOME_LABELS  # every outcome label, pre-created per queue (the last two: no wait histogram)

@@ -10,17 +10,16 @@ capped to ``tracker.pause_reasons`` plus ``other`` and ``none``), never a caller
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import chain, compress, repeat
-from operator import attrgetter, ne, sub
-from typing import Any, cast
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from monitor.core.agentcols import AgentColumns, columns_of_rows, concat
+from monitor.core.agentcols import AgentColumns, columns_of_rows
 from monitor.core.agents import AGENT_STATES, TIME_STATES
 from monitor.core.ingest import LiveState
 from monitor.core.owed import CLOSED_BY
-from monitor.web.exposition import Renderer, header, label_value
+from monitor.web import agenttext
+from monitor.web.exposition import Renderer, header
 
 _AGENT = ["pbx", "queue", "agent"]
 
@@ -134,158 +133,5 @@ def columns(st: LiveState) -> AgentColumns:
 
 def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]]) -> Iterator[bytes]:
     """Exactly what :func:`agent_families` renders to (the 11 per-agent families, ~20 lines per member), in parts,
-    from the renderer's cached prefixes and columns: a column equal to the last scrape's (most of them) is reused."""
-    per = [columns(st) for _, st in states]
-    c = concat(per)
-    who = ([pbx for (pbx, _), x in zip(states, per, strict=True) for _ in x.queue], c.queue, c.agent)
-    made: dict[Any, _Row] = render.memo("agent_rows", None, dict)
-    p: _AgentPrefixes = render.memo("agents", who, lambda: _AgentPrefixes(*who, made))
-    h = _AGENT_HEADERS
-    # Board values are 0.0 plus non-negative amounts, or max(0.0, ...): never a -0.0 (signed=False), but for the
-    # timestamps in ``since``, which come from the PBX as they are.
-    yield h[0]
-    yield from _blocks(render, "agent_state_s", p.state_s, c.state_s)
-    # Pause reasons: every configured label plus any other the row has, sorted (as agent_families).
-    labs: list[tuple[str, ...]] = []
-    for (_, st), x in zip(states, per, strict=True):
-        base = tuple(sorted(set(st.pause_labels)))
-        allowed = set(base)
-        if allowed.issuperset(set().union(*x.paused_by_label)):  # the usual case: no reason outside the labels
-            labs += [base] * len(x.paused_by_label)
-        else:
-            labs.extend(base if d.keys() <= allowed else tuple(sorted({*base, *d})) for d in x.paused_by_label)
-    paused_p = render.memo("agent_paused", (p, labs), lambda: tuple(
-        chain.from_iterable(map(_Row.paused_prefixes, p.rows, labs))))
-    if len(per) == 1 and labs and labs.count(labs[0]) == len(labs):  # one PBX, every row the same labels: in C
-        paused: list[Any] = list(chain.from_iterable(zip(*(
-            map(dict.get, c.paused_by_label, repeat(lab), repeat(0.0)) for lab in labs[0]), strict=True)))
-    else:
-        paused = [d.get(lab, 0.0) for d, ls in zip(c.paused_by_label, labs, strict=True) for lab in ls]
-    yield h[1]
-    yield from _blocks(render, "agent_paused", paused_p, paused)
-    singles: list[tuple[str, Sequence[str], list[Any]]] = [
-        ("talk", p.talk, c.talk_s), ("wrap", p.wrap, c.wrapup_s), ("calls", p.calls, c.answered),
-        ("done", p.done, c.completed), ("rna", p.rna, c.ring_no_answer)]
-    for i, (key, prefixes, values) in enumerate(singles, start=2):
-        yield h[i]
-        yield from _blocks(render, key, prefixes, values)
-    yield h[7] + _state_text(render, p, c.state)
-    since: list[Any] = c.since
-    ats = [t for (_, st), x in zip(states, per, strict=True) for t in [st.agents_at] * len(x.queue)]
-    since_p, dur_p = p.since, p.dur
-    if None in since:  # never seen logged in: no since/duration series
-        seen = [i for i, t in enumerate(since) if t is not None]
-        since_p, dur_p, ats = tuple(p.since[i] for i in seen), tuple(p.dur[i] for i in seen), [ats[i] for i in seen]
-        since = [since[i] for i in seen]
-    yield h[8]
-    yield from _blocks(render, "agent_since", since_p, since, signed=True)
-    yield h[9]
-    if len(per) == 1:  # one clock for every row: in C, same arithmetic
-        dur = list(map(max, repeat(0.0), map(sub, repeat(states[0][1].agents_at), since)))
-    else:
-        dur = [max(0.0, at - t) for at, t in zip(ats, since, strict=True)]
-    yield from _blocks(render, "agent_dur", dur_p, dur)
-    occ: list[Any] = c.occupancy
-    occ_p = p.occ
-    if None in occ:  # no time available yet: no occupancy series
-        occ_p = tuple(pre for pre, o in zip(p.occ, occ, strict=True) if o is not None)
-        occ = [o for o in occ if o is not None]
-    yield h[10]
-    yield from _blocks(render, "agent_occ", occ_p, occ)
-
-
-def _state_text(render: Renderer, p: _AgentPrefixes, cur: list[str]) -> bytes:
-    """The ``qmon_agent_state`` lines of every row: the last scrape's, with the chunks of the rows whose state
-    changed made again (a few per scrape; all 10 000 rows' chunks joined again is ~1 ms, made again ~5 ms)."""
-    prev = render.memo("agent_state", None, dict)
-    if prev.get("p") is p and len(prev["cur"]) == len(cur):
-        changed = list(map(ne, cur, prev["cur"]))
-        if True not in changed:
-            return cast(bytes, prev["text"])
-        chunks = list(prev["chunks"])
-        for i in compress(range(len(cur)), changed):
-            chunks[i] = p.state_chunk(i, cur[i])
-    else:  # rows listed again (a member joined): their chunks are kept per row, looked up in C
-        chunks = list(map(dict.get, map(_CHUNKS, p.rows), cur))
-        if None in chunks:
-            chunks = [t if t is not None else p.state_chunk(i, s)
-                      for i, (t, s) in enumerate(zip(chunks, cur, strict=True))]
-    text = "".join(chunks).encode()
-    prev.update(p=p, cur=tuple(cur), chunks=tuple(chunks), text=text)  # tuples: see _Column
-    return text
-
-
-_BLOCK = 8192  # lines per part: a column re-rendered whole (members joined) still hands the loop back often
-
-
-def _blocks(render: Renderer, key: str, prefixes: Sequence[str], values: list[Any],
-            signed: bool = False) -> Iterator[bytes]:
-    """:meth:`Renderer.column` in parts of at most ``_BLOCK`` lines."""
-    for i in range(0, len(values), _BLOCK):
-        yield render.column((key, i), prefixes[i:i + _BLOCK], values[i:i + _BLOCK], signed=signed)
-
-
-class _AgentPrefixes:
-    """The ``name{labels} `` of every per-agent series, for one list of (pbx, queue, agent) rows (label names in
-    generate_latest's sorted order: agent, pbx, queue, then reason or state). Each row's are made once, in ``made``
-    (kept by the renderer): a member joining a queue costs its own ~20 prefixes, not 200 000 again (~100 ms)."""
-
-    def __init__(self, pbxs: list[str], queues: list[str], agents: list[str], made: dict[Any, _Row]) -> None:
-        keys = list(zip(pbxs, queues, agents, strict=True))
-        rows: list[_Row | None] = list(map(made.get, keys))
-        if None in rows:
-            for i, key in enumerate(keys):
-                if rows[i] is None:
-                    rows[i] = made[key] = _Row(*key)
-        # Tuples, made in C (members join all day: this runs again each time, ~10 ms in Python loops): kept across
-        # scrapes, and the garbage collector does not walk a tuple of strings (see _Column).
-        self.rows = cast(tuple[_Row, ...], tuple(rows))
-        self.state_s = tuple(chain.from_iterable(map(_STATE_S, self.rows)))
-        self.talk, self.wrap, self.calls, self.done, self.rna, self.since, self.dur, self.occ = (
-            tuple(zip(*map(_SINGLES_OF, self.rows), strict=True)) or ((),) * len(_SINGLES))
-
-    def state_chunk(self, i: int, state: str) -> str:
-        """The ``qmon_agent_state`` lines of row ``i`` in ``state`` (1.0 for it, 0.0 for the others)."""
-        row = self.rows[i]
-        text = row.chunks.get(state)
-        if text is None:
-            text = row.chunks[state] = "".join(
-                p + ("1.0\n" if s == state else "0.0\n") for p, s in zip(row.state, AGENT_STATES, strict=True))
-        return text
-
-
-class _Row:
-    """The prefixes of one (pbx, queue, agent)'s series, and its ``qmon_agent_state`` text per state."""
-
-    __slots__ = ("base", "chunks", "paused", "singles", "state", "state_s")
-
-    def __init__(self, pbx: str, queue: str, agent: str) -> None:
-        v = label_value
-        b = self.base = f'agent="{v(agent)}",pbx="{v(pbx)}",queue="{v(queue)}"'
-        self.state_s = tuple(f'qmon_agent_state_seconds_total{{{b},state="{s}"}} ' for s in TIME_STATES)
-        self.singles = tuple(f"{name}{{{b}}} " for name in _SINGLES)
-        self.state = tuple(f'qmon_agent_state{{{b},state="{s}"}} ' for s in AGENT_STATES)
-        self.chunks: dict[str, str] = {}
-        self.paused: dict[str | tuple[str, ...], str | tuple[str, ...]] = {}
-
-    def paused_prefixes(self, labels: tuple[str, ...]) -> tuple[str, ...]:
-        """:meth:`paused_prefix` of each of ``labels`` (kept per labels: rows are listed again as members join)."""
-        p = self.paused.get(labels)
-        if p is None:
-            p = self.paused[labels] = tuple(map(self.paused_prefix, labels))
-        return cast(tuple[str, ...], p)
-
-    def paused_prefix(self, label: str) -> str:
-        """The prefix of this row's ``qmon_agent_paused_seconds_total`` for a pause label."""
-        p = self.paused.get(label)
-        if p is None:
-            p = self.paused[label] = f'qmon_agent_paused_seconds_total{{{self.base},reason="{label_value(label)}"}} '
-        return cast(str, p)
-
-
-_STATE_S = attrgetter("state_s")
-_CHUNKS = attrgetter("chunks")
-_SINGLES_OF = attrgetter("singles")
-_SINGLES = ("qmon_agent_talk_seconds_total", "qmon_agent_wrapup_seconds_total", "qmon_agent_calls_total",
-            "qmon_agent_completed_calls_total", "qmon_agent_ring_no_answer_total",
-            "qmon_agent_state_since_timestamp_seconds", "qmon_agent_state_duration_seconds", "qmon_agent_occupancy")
+    from the renderer's cached prefixes and columns (:mod:`monitor.web.agenttext`)."""
+    return agenttext.agent_text(render, states, [columns(st) for _, st in states], _AGENT_HEADERS)

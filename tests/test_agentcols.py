@@ -1,0 +1,155 @@
+"""The kept agent columns (monitor.core.agentkeep.ColumnKeeper, what /metrics reads every scrape) are exactly
+:func:`agent_columns` of the board: after every fact of random sequences (pauses under one label or several, wrap-up,
+logouts, calls, device states, members joining), read at the floor and beyond, value for value (``repr``: a -0.0
+or a last digit would show in the exposition)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.core import events as ev
+from monitor.core.agentcols import AgentColumns, agent_columns
+from monitor.core.agentkeep import ColumnKeeper
+from monitor.core.agents import AgentBoard
+from monitor.core.ingest import Ingest
+from monitor.core.tracker import CallTracker, TrackerConfig
+from tests.test_exposition import CAPTURES, _members
+
+QUEUES = ("q1", "q2", "q3")  # q2 and q3 have a wrap-up time
+AGENTS = ("a", "b")
+REASONS = ("", "lunch", "x", "y", "lunch ")  # x and y both count as "other"; "lunch " is "lunch" stripped
+
+FACTS = st.one_of(
+    st.tuples(st.just("login"), st.sampled_from(QUEUES), st.sampled_from(AGENTS)),
+    st.tuples(st.just("logout"), st.sampled_from(QUEUES), st.sampled_from(AGENTS)),
+    st.tuples(st.just("pause"), st.sampled_from(QUEUES), st.sampled_from(AGENTS), st.sampled_from(REASONS)),
+    st.tuples(st.just("unpause"), st.sampled_from(QUEUES), st.sampled_from(AGENTS)),
+    st.tuples(st.just("device"), st.sampled_from(QUEUES), st.sampled_from(AGENTS), st.sampled_from([1, 2, 4, 5])),
+    st.tuples(st.just("connect"), st.sampled_from(QUEUES), st.sampled_from(AGENTS)),
+    st.tuples(st.just("complete"), st.sampled_from(QUEUES), st.sampled_from(AGENTS),
+              st.floats(0, 500, allow_nan=False)),
+    st.tuples(st.just("ended"), st.sampled_from(QUEUES), st.sampled_from(AGENTS)),
+    st.tuples(st.just("rna"), st.sampled_from(QUEUES), st.sampled_from(AGENTS)),
+    st.tuples(st.just("member"), st.sampled_from(QUEUES), st.sampled_from(AGENTS),
+              st.sampled_from(["added", "removed", "status", "pause", "list"]), st.booleans(),
+              st.sampled_from(REASONS), st.integers(0, 30)),
+    st.tuples(st.just("hold")),
+    st.tuples(st.just("read")),
+)
+
+
+def _strict(c: AgentColumns) -> dict[str, Any]:
+    """Every column as text (repr tells -0.0 from 0.0 and every digit)."""
+    out: dict[str, Any] = {}
+    for f in AgentColumns.__slots__:
+        v = getattr(c, f)
+        out[f] = repr(v) if not isinstance(v, list) else [
+            repr(sorted(x.items())) if isinstance(x, dict) else repr(x) for x in v]
+    return out
+
+
+def _apply(board: AgentBoard, fact: tuple[Any, ...], ts: float) -> None:
+    kind, *args = fact
+    if kind == "login":
+        board.login(args[0], args[1], ts, f"PJSIP/{args[1]}")
+    elif kind == "logout":
+        board.logout(args[0], args[1], ts)
+    elif kind == "pause":
+        board.pause(args[0], args[1], args[2], ts)
+    elif kind == "unpause":
+        board.unpause(args[0], args[1], ts)
+    elif kind == "device":
+        board.device_status(args[0], args[1], args[2], ts)
+    elif kind == "connect":
+        board.connect(args[0], args[1], ts)
+    elif kind == "complete":
+        board.complete(args[0], args[1], args[2], ts)
+    elif kind == "ended":
+        board.call_ended(args[0], args[1], ts)
+    elif kind == "rna":
+        board.ring_no_answer(args[0], args[1], ts)
+    elif kind == "member":
+        q, a, what, paused, reason, back = args
+        e = ev.MemberEvent(ts=ts, kind=what, queue=q, member=a, interface=f"PJSIP/{a}", status=1, paused=paused,
+                           paused_reason=reason, in_call=False, login_time=int(ts) - back,
+                           last_pause=int(ts) - back // 2, wrapuptime=back % 3 * 7)
+        board.member_event(e, ts)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.tuples(FACTS, st.floats(0, 40, allow_nan=False), st.booleans()), max_size=60),
+       st.floats(0, 100, allow_nan=False))
+def test_kept_columns_are_agent_columns_after_every_fact(facts: list[tuple[Any, float, bool]], beyond: float) -> None:
+    board = AgentBoard(("lunch",), {"q2": 15.0, "q3": 0.5})
+    keeper = ColumnKeeper(board)
+    ts = 1.8e9 + 0.123456
+    for fact, dt, read in facts:  # read after some facts (several facts, members joining, between two reads)
+        ts += dt
+        if fact[0] == "hold":
+            board.hold(ts)
+        elif fact[0] != "read":
+            _apply(board, fact, ts)
+        at = board.floor if fact[0] != "read" else board.floor + beyond
+        if (read or fact[0] == "read") and at == at and abs(at) != float("inf"):
+            assert _strict(keeper.columns(at)) == _strict(agent_columns(board, at)), fact
+    at = max(board.floor, ts) + beyond
+    assert _strict(keeper.columns(at)) == _strict(agent_columns(board, at))
+    assert [(a.queue, a.agent) for a in board.ordered()] == sorted(board.accs)  # members put in place as they join
+
+
+def test_kept_columns_follow_every_capture_and_a_large_board() -> None:
+    ings = []
+    for path in CAPTURES:
+        from monitor.ami.files import read_capture
+
+        ing = Ingest(CallTracker(TrackerConfig(pause_reasons=("lunch",))))
+        keeper = ColumnKeeper(ing.tracker.agents)
+        for i, (headers, _) in enumerate(read_capture(path)):
+            ing.feed(headers, 1.8e9)
+            board = ing.tracker.agents
+            if i % 3 == 0 and board.floor > -float("inf"):
+                assert _strict(keeper.columns(board.floor)) == _strict(agent_columns(board, board.floor)), path
+        ings.append(ing)
+    from monitor.ami.wire import WireParser
+
+    big = Ingest(CallTracker(TrackerConfig(pause_reasons=("lunch",))))
+    keeper = ColumnKeeper(big.tracker.agents)
+    board = big.tracker.agents
+    for h in WireParser(expect_banner=False).feed(_members(20, 50)):
+        big.feed(h, 1.8e9)
+    for step in range(6):
+        board.hold(1.8e9 + 3.3 * step)
+        if step % 2:
+            board.pause("q3", "a1", "coffee", board.floor)
+            board.complete("q4", "a2", 30.0, board.floor)
+        at = board.floor + step * 0.25
+        assert _strict(keeper.columns(at)) == _strict(agent_columns(board, at))
+    # A read before a row's own time (never made by the daemon: it reads at the floor) takes the reference path.
+    assert _strict(keeper.columns(board.floor - 50)) == _strict(agent_columns(board, board.floor - 50))
+
+
+def test_kept_columns_of_the_moments_that_read_a_row_whole() -> None:
+    board = AgentBoard(("lunch",), {"q2": 15.0})
+    keeper = ColumnKeeper(board)
+
+    def same(at: float) -> None:
+        assert _strict(keeper.columns(at)) == _strict(agent_columns(board, at))
+
+    board.login("q2", "a", 100.0)
+    board.connect("q2", "a", 110.0)
+    board.complete("q2", "a", 5.0, 120.123)
+    same(125.0)  # in wrap-up
+    same(200.0)  # the wrap-up ended before the read: available since its end
+    board.login("q1", "b", 100.0)
+    board.pause("q1", "b", "lunch", 130.0)
+    board.unpause("q1", "b", 140.7)
+    board.pause("q1", "b", "lunch", 150.3)  # the same reason again: its earlier seconds plus the open pause
+    same(170.9)
+    board.pause("q1", "b", "x", 180.1)
+    board.pause("q1", "b", "y", 190.2)  # x and y are both "other": summed in measures' order
+    same(211.3)
+    board.pause("q1", "b", "lunch", 215.0)
+    same(230.0)
