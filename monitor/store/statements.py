@@ -87,8 +87,8 @@ def _supersede(dialect: str) -> Delete:
         return delete(_calls).where(_calls.c.id.in_(union_all(
             select(_calls.c.id).where(pbx, drop), select(_calls.c.id).where(pbx, final, provisional),
             select(_calls.c.id).where(pbx, final_cid, provisional))))
-    # PostgreSQL plans the OR as a BitmapOr of index searches. (Before the table's first ANALYZE, a new
-    # database, it reads the PBX's index range instead, as it did for the row values of before: once here.)
+    # PostgreSQL plans the OR as a BitmapOr of index searches (before the table's first ANALYZE, in a new
+    # database, as one read of the PBX's index range: a UNION would read it once per arm).
     return delete(_calls).where(pbx, or_(drop, and_(provisional, or_(final, final_cid))))
 
 
