@@ -209,6 +209,7 @@ class ColumnKeeper:
         c = AgentColumns(at, list(self._queue), list(self._agent), list(self._state), list(self._since))
         c.talk_s, c.answered, c.completed, c.ring_no_answer = (
             list(self._talk), list(self._answered), list(self._completed), list(self._rna))
+        c.pausing = list(self._pause_label)
         labels = list(self._labels)
         # agent_columns: values[i] + (at - a.cursor) for the current state i (at >= every cursor here).
         state_s = list(self._base)

@@ -290,9 +290,12 @@ class Renderer:
         negative_zero = signed and 0 in values and _has_negative_zero(values)  # equal to 0.0, printed apart
         prev = self._columns.get(key)
         lines: Sequence[str]
+        kept = tuple(values)
         if (prev is not None and not negative_zero and not prev.negative_zero and len(prev.values) == len(values)
                 and (prev.prefixes is prefixes or prev.prefixes == prefixes)):
-            changed = list(map(ne, values, prev.values))
+            if kept == prev.values:  # in C, each value first by identity (a count untouched is the same object)
+                return prev.text
+            changed = list(map(ne, kept, prev.values))
             n = changed.count(True)
             if not n:
                 return prev.text
@@ -307,7 +310,7 @@ class Renderer:
         else:
             lines = list(map(add, prefixes, self.texts(values, True) if negative_zero else self._made(values, texts)))
         text = "".join(lines).encode()
-        self._columns[key] = _Column(prefixes, tuple(values), tuple(lines), text, negative_zero)
+        self._columns[key] = _Column(prefixes, kept, tuple(lines), text, negative_zero)
         return text
 
     def _made(self, values: Sequence[Any], texts: Sequence[str | None] | None) -> list[str]:
