@@ -13,7 +13,7 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Iterator, Sequence
 from itertools import accumulate, chain, compress, repeat
-from operator import add, and_, attrgetter, eq, is_, is_not, le, lt, mul, ne, sub
+from operator import add, and_, attrgetter, eq, is_, is_not, le, lt, mul, ne, setitem, sub
 from typing import Any, cast
 
 from monitor.core.agentcols import AgentColumns, concat
@@ -49,8 +49,8 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]], per: l
     cur_texts = render.fresh(cur)
     row_cur: list[Any] = [None] * rows
     row_text: list[str | None] = [None] * rows
-    deque(map(row_cur.__setitem__, live_rows, cur), 0)
-    deque(map(row_text.__setitem__, live_rows, cur_texts), 0)
+    deque(map(setitem, repeat(row_cur), live_rows, cur), 0)
+    deque(map(setitem, repeat(row_text), live_rows, cur_texts), 0)
     # Board values are 0.0 plus non-negative amounts, or max(0.0, ...): never a -0.0 (signed=False), but for the
     # timestamps in ``since``, which come from the PBX as they are.
     yield headers[0]
@@ -70,8 +70,9 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]], per: l
     yield headers[1]
     if alike and len(c.pausing) == rows:  # in C; the open pause's line moves, the others are kept per row
         width = len(labs[0])
-        paused: list[Any] = list(chain.from_iterable(zip(*(
-            map(dict.get, c.paused_by_label, repeat(lab), repeat(0.0)) for lab in labs[0]), strict=True)))
+        paused: list[Any] = [None] * (rows * width)
+        for j, lab in enumerate(labs[0]):
+            paused[j::width] = map(dict.get, c.paused_by_label, repeat(lab), repeat(0.0))
         slot = {lab: j for j, lab in enumerate(labs[0])}
         open_at = cast(list[int], list(map(slot.get, c.pausing, repeat(-1))))  # type: ignore[arg-type]
         pausing = list(map(le, repeat(0), open_at))
@@ -79,8 +80,8 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]], per: l
                                                   compress(open_at, pausing))))
         same = list(map(eq, opened, compress(row_cur, pausing)))  # board values: never a -0.0 among them
         pause_text: list[str | None] = [None] * rows
-        deque(map(pause_text.__setitem__, compress(range(rows), pausing),
-                  map(_either, compress(row_text, pausing), same)), 0)
+        deque(map(setitem, repeat(pause_text), compress(compress(range(rows), pausing), same),
+                  compress(compress(row_text, pausing), same)), 0)
         for (a, s, e), p in zip(blocks, ps, strict=True):
             yield _moving(render, ("agent_paused", a), p.paused(labs[s:e], alike), paused[s * width:e * width],
                           width, open_at[s:e], pause_text[s:e])
@@ -111,10 +112,11 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]], per: l
     # Every duration moved: its text is the current state's seconds' when they are equal (no zero among them: a
     # 0.0 equals a -0.0, which prints apart), else formatted; written whole.
     same = list(map(and_, map(eq, dur, row_cur), map(bool, row_cur)))
-    dur_texts = list(map(_either, row_text, same))
+    dur_texts: list[str | None] = [None] * rows
+    deque(map(setitem, repeat(dur_texts), compress(range(rows), same), compress(row_text, same)), 0)
     if None in dur_texts:
         missing = list(map(is_, dur_texts, repeat(None)))
-        deque(map(dur_texts.__setitem__, compress(range(rows), missing),
+        deque(map(setitem, repeat(dur_texts), compress(range(rows), missing),
                   render.fresh(list(compress(dur, missing)))), 0)
     yield headers[8]
     yield from _filtered(render, "agent_since", blocks, ps, "since", since, seen, signed=True)
@@ -123,7 +125,9 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]], per: l
         prefixes, texts = p.dur, dur_texts[s:e]
         if seen is not None:
             prefixes, texts = tuple(compress(prefixes, seen[s:e])), list(compress(texts, seen[s:e]))
-        yield "".join(chain.from_iterable(zip(prefixes, cast(list[str], texts), strict=True))).encode()
+        lines: list[str | None] = [None] * (2 * len(texts))
+        lines[0::2], lines[1::2] = prefixes, texts
+        yield "".join(cast(list[str], lines)).encode()
     occ: list[Any] = c.occupancy
     some = list(map(is_not, occ, repeat(None))) if None in occ else None  # no time available yet: no occupancy
     yield headers[10]
@@ -139,10 +143,6 @@ def _prefixes(render: Renderer, block: tuple[str, str], pbxs: list[str], queues:
 
 def _or_zero(t: float | None) -> float:
     return 0.0 if t is None else t
-
-
-def _either(text: str | None, same: bool) -> str | None:
-    return text if same else None
 
 
 def _filtered(render: Renderer, key: str, blocks: list[Block], ps: list[_Prefixes], field: str, values: list[Any],
@@ -174,7 +174,7 @@ def _moving(render: Renderer, key: tuple[str, tuple[str, str]], prefixes: tuple[
         live = list(map(le, repeat(0), moving))
         at = list(map(add, map(mul, compress(range(len(moving)), live), repeat(width)), compress(moving, live)))
     kept = list(values)
-    deque(map(kept.__setitem__, at, repeat(_MOVING)), 0)
+    deque(map(setitem, repeat(kept), at, repeat(_MOVING)), 0)
     still = tuple(kept)
     if prev.get("prefixes") is prefixes and len(prev["still"]) == len(still):
         rows = prev["rows"]
@@ -193,7 +193,7 @@ def _moving(render: Renderer, key: tuple[str, tuple[str, str]], prefixes: tuple[
     made = list(compress(texts, live))
     if None in made:
         missing = list(map(is_, made, repeat(None)))
-        deque(map(made.__setitem__, compress(range(len(made)), missing),
+        deque(map(setitem, repeat(made), compress(range(len(made)), missing),
                   render.fresh(list(compress(map(values.__getitem__, at), missing)))), 0)
     flat: list[str | None] = [None] * (2 * len(made) + 1)
     flat[0::2] = gaps
