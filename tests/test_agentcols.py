@@ -153,3 +153,40 @@ def test_kept_columns_of_the_moments_that_read_a_row_whole() -> None:
     same(211.3)
     board.pause("q1", "b", "lunch", 215.0)
     same(230.0)
+
+
+def test_member_counts_kept_between_scrapes_are_a_fresh_count() -> None:
+    """Members.counts_by_queue counts again only the members changed since its last call: after every event of
+    every capture (the QueueStatus answer, resyncs, Asterisk 20 and 22, field recordings), and after a gap's reset,
+    it is a full count."""
+    from monitor.ami.wire import WireParser
+    from tests.test_wire_fast import CAPTURES as RAW
+    from tests.test_wire_fast import _raw
+
+    assert len(RAW) > 50
+    for path in RAW:
+        ing = Ingest(CallTracker(TrackerConfig()))
+        members = ing.tracker.members
+        for i, headers in enumerate(WireParser().feed(_raw(path))):
+            ing.feed(headers, 1.8e9)
+            if i % 2:
+                continue
+            queues = sorted(members.queues | {"nobody"})
+            assert members.counts_by_queue(queues) == {q: members.counts(q) for q in queues}, (path, i)
+            if i % 50 == 0:
+                members.reset_call_state()
+
+
+def test_member_counts_after_a_resync_removed_members() -> None:
+    from monitor.core import events as ev
+    from monitor.core.members import Members
+
+    members = Members()
+    for q, name, paused in (("q1", "a", False), ("q1", "b", True), ("q2", "a", False)):
+        members.apply(ev.MemberEvent(ts=1.0, kind="added", queue=q, member=name, interface=f"PJSIP/{name}", status=1,
+                                     paused=paused, paused_reason="", in_call=False), 1.0)
+    assert members.counts_by_queue(["q1", "q2"]) == {q: members.counts(q) for q in ("q1", "q2")}
+    members.remove(("q1", "b"))  # a QueueStatus list without it (monitor.core.resync.members_listed)
+    members.adjust("q2", "a", in_call=1)
+    assert members.counts_by_queue(["q1", "q2"]) == {q: members.counts(q) for q in ("q1", "q2")}
+    assert members.counts_by_queue(["q1"])["q1"]["paused"] == 0

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 
-from monitor.core.agents import TIME_STATES, AgentBoard, AgentRow
+from monitor.core.agents import TIME_STATES, AgentBoard, AgentRow, pause_label
 
 _TIME_OF = itemgetter(*TIME_STATES)
 _INDEX = {s: i for i, s in enumerate(TIME_STATES)}
@@ -38,6 +38,7 @@ class AgentColumns:
     completed: list[int] = field(default_factory=list)
     ring_no_answer: list[int] = field(default_factory=list)
     occupancy: list[float | None] = field(default_factory=list)
+    pausing: list[str | None] = field(default_factory=list)  # the label of the open pause (its seconds move), or None
 
 
 def agent_columns(board: AgentBoard, at: float) -> AgentColumns:
@@ -49,7 +50,8 @@ def agent_columns(board: AgentBoard, at: float) -> AgentColumns:
     measures = board.measures
     state_s = c.state_s
     add_state, add_since, add_labels = c.state.append, c.since.append, c.paused_by_label.append
-    add_wrap, add_occ = c.wrapup_s.append, c.occupancy.append
+    add_wrap, add_occ, add_pausing = c.wrapup_s.append, c.occupancy.append, c.pausing.append
+    allowed = board.pause_reasons
     for a in accs:
         if a.paused or a.paused_by_reason:
             st_s, st, t, logged, _, lab = measures(a, at)
@@ -73,6 +75,7 @@ def agent_columns(board: AgentBoard, at: float) -> AgentColumns:
                         values[i] = values[i] + (at - a.cursor)
             else:
                 logged = a.logged_in_s
+        add_pausing(pause_label(a.pause_reason, allowed) if a.paused and a.logged_in else None)
         add_state(st)
         add_since(t)
         state_s.extend(values)
@@ -99,6 +102,7 @@ def columns_of_rows(rows: Iterable[AgentRow], at: float) -> AgentColumns:
         c.completed.append(r.completed)
         c.ring_no_answer.append(r.ring_no_answer)
         c.occupancy.append(r.occupancy)
+        c.pausing.append(r.pause_label or None)
     return c
 
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable
 from itertools import chain, compress, repeat
-from operator import add, attrgetter, is_not, itemgetter, lt, mul, sub, truediv
+from operator import add, attrgetter, is_not, itemgetter, lt, mul, setitem, sub, truediv
 from typing import Any
 
 from monitor.core.agentcols import AgentColumns, agent_columns
@@ -209,10 +208,11 @@ class ColumnKeeper:
         c = AgentColumns(at, list(self._queue), list(self._agent), list(self._state), list(self._since))
         c.talk_s, c.answered, c.completed, c.ring_no_answer = (
             list(self._talk), list(self._answered), list(self._completed), list(self._rna))
+        c.pausing = list(self._pause_label)
         labels = list(self._labels)
         # agent_columns: values[i] + (at - a.cursor) for the current state i (at >= every cursor here).
         state_s = list(self._base)
-        deque(map(state_s.__setitem__, self._move_at, map(add, self._move_base, map(
+        deque(map(setitem, repeat(state_s), self._move_at, map(add, self._move_base, map(
             sub, repeat(at), self._cursor))), 0)
         del state_s[_N::_SLOTS]  # the spare slots
         # logged_in_s + max(0.0, at - login_ts) while logged in, else logged_in_s.
@@ -222,9 +222,8 @@ class ColumnKeeper:
             since = compress(self._pause_ts, pausing)
             secs = map(add, compress(self._pause_base, pausing), map(sub, repeat(at), since))
             fresh = list(map(dict.copy, compress(labels, pausing)))
-            put: Callable[[dict[str, float], str | None, float], None] = dict.__setitem__  # type: ignore[assignment]
-            deque(map(put, fresh, compress(self._pause_label, pausing), secs), 0)
-            deque(map(labels.__setitem__, compress(range(rows), pausing), fresh), 0)
+            deque(map(setitem, fresh, compress(self._pause_label, pausing), secs), 0)  # type: ignore[arg-type]
+            deque(map(setitem, repeat(labels), compress(range(rows), pausing), fresh), 0)
         measures = self.board.measures
         for r in self._dynamic:  # read whole, as agent_columns reads a paused row
             st_s, c.state[r], c.since[r], logged[r], _, labels[r] = measures(accs[r], at)
@@ -239,7 +238,7 @@ class ColumnKeeper:
             c.occupancy = list(map(truediv, busy, avail))
         else:
             occupancy: list[float | None] = [None] * rows
-            deque(map(occupancy.__setitem__, compress(range(rows), some),
+            deque(map(setitem, repeat(occupancy), compress(range(rows), some),
                       map(truediv, compress(busy, some), compress(avail, some))), 0)
             c.occupancy = occupancy
         return c

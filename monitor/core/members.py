@@ -9,6 +9,7 @@ from monitor.core import events as ev
 from monitor.core.records import MemberNote
 
 MEMBER_STATES = ("available", "in_call", "ringing", "paused", "unavailable")
+_NONE = dict.fromkeys(MEMBER_STATES, 0)
 # Asterisk device states: 0 unknown, 1 not in use, 2 in use, 3 busy, 4 invalid, 5 unavailable,
 # 6 ringing, 7 ring+inuse, 8 on hold.
 _STATUS_STATE = {2: "in_call", 3: "in_call", 4: "unavailable", 5: "unavailable", 6: "ringing", 7: "ringing",
@@ -48,11 +49,17 @@ class Members:
     def __init__(self) -> None:
         self.by_key: dict[tuple[str, str], Member] = {}
         self.queues: set[str] = set()
+        # What counts_by_queue last counted (queue -> state -> members; each member's state) and the members changed
+        # since (every change goes through the methods here): a scrape counts those again, not all 10 000.
+        self._tally: dict[str, dict[str, int]] | None = None
+        self._counted: dict[tuple[str, str], str] = {}
+        self._touched: set[tuple[str, str]] = set()
 
     def apply(self, e: ev.MemberEvent, ts: float) -> MemberNote | None:
         """Update from a QueueMember* event; returns a note for logins/logouts/pauses."""
         self.queues.add(e.queue)
         key = (e.queue, e.member)
+        self._touched.add(key)
         m = self.by_key.get(key)
         if e.kind == "removed":
             self.by_key.pop(key, None)
@@ -86,7 +93,13 @@ class Members:
         if m is None:
             m = Member(queue, member, "")
             self.by_key[(queue, member)] = m
+            self._touched.add((queue, member))
         return m
+
+    def remove(self, key: tuple[str, str]) -> None:
+        """Forget a member (a resync's list no longer has it)."""
+        del self.by_key[key]
+        self._touched.add(key)
 
     def adjust(self, queue: str, member: str, *, ringing: int = 0, in_call: int = 0) -> None:
         """Count a ring/call starting (+1, creating a member we have not seen) or ending (-1, never below 0).
@@ -102,6 +115,7 @@ class Members:
             m = found
         m.ringing = max(0, m.ringing + ringing)
         m.in_call = max(0, m.in_call + in_call)
+        self._touched.add((queue, member))
 
     def counts(self, queue: str) -> dict[str, int]:
         """Members of one queue by state."""
@@ -112,17 +126,31 @@ class Members:
         return out
 
     def counts_by_queue(self, queues: Iterable[str]) -> dict[str, dict[str, int]]:
-        """Members of each of ``queues`` by state, in one pass over the members (``counts`` per queue would walk
-        them all once per queue: 200 queues x 10,000 members is 2 M steps per scrape)."""
-        out = {q: dict.fromkeys(MEMBER_STATES, 0) for q in queues}
-        for (q, _), m in self.by_key.items():
-            c = out.get(q)
-            if c is not None:
-                c[m.state] += 1
-        return out
+        """Members of each of ``queues`` by state: the last call's counts, with the members changed since counted
+        again (all of them the first time: 10 000 ``state`` reads are ~3 ms of every scrape)."""
+        tally, counted = self._tally, self._counted
+        if tally is None:
+            tally, counted = self._tally, self._counted = {}, {}
+            touched: Iterable[tuple[str, str]] = self.by_key
+        else:
+            touched = self._touched
+        for key in touched:
+            was = counted.pop(key, None)
+            if was is not None:
+                tally[key[0]][was] -= 1
+            m = self.by_key.get(key)
+            if m is not None:
+                state = counted[key] = m.state
+                per = tally.get(key[0])
+                if per is None:
+                    per = tally[key[0]] = dict.fromkeys(MEMBER_STATES, 0)
+                per[state] += 1
+        self._touched = set()
+        return {q: dict(tally.get(q) or _NONE) for q in queues}
 
     def reset_call_state(self) -> None:
         """After a gap, ring/in-call counts from events may be stale."""
         for m in self.by_key.values():
             m.ringing = 0
             m.in_call = 0
+        self._tally = None

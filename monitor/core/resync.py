@@ -49,7 +49,7 @@ def members_listed(st: TrackerState, answers: ResyncAnswers, ts: float, out: Out
     """QueueStatus is complete: remove (``logout`` at ``ts``, PBX s) every member it did not list."""
     for key, m in list(st.members.by_key.items()):
         if key not in answers.members:
-            del st.members.by_key[key]
+            st.members.remove(key)
             out.append(MemberNote(m.queue, m.name, m.interface, "logout", "", ts))
 
 

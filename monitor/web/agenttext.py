@@ -13,7 +13,7 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Iterator, Sequence
 from itertools import accumulate, chain, compress, repeat
-from operator import add, and_, attrgetter, eq, is_not, lt, mul, ne, sub
+from operator import add, and_, attrgetter, eq, is_, is_not, le, lt, mul, ne, setitem, sub
 from typing import Any, cast
 
 from monitor.core.agentcols import AgentColumns, concat
@@ -42,23 +42,21 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]], per: l
     # Each row's current state's seconds moved since the last scrape, and so did its duration and its open pause's
     # seconds: formatted once, here. A duration or pause of the same value (a state or pause not held before:
     # 0.0 + (at - since) is at - since) takes the same text (formatting is ~1 us a value: most of a scrape).
-    cur_at = list(map(_INDEX.get, c.state))
-    live = list(map(is_not, cur_at, repeat(None)))
+    moving = cast(list[int], list(map(_INDEX.get, c.state, repeat(-1))))  # each row's current state's slot
+    live = list(map(le, repeat(0), moving))
     live_rows = list(compress(range(rows), live))
-    pos = list(map(add, map(mul, live_rows, repeat(n)), compress(cur_at, live)))
-    cur = list(map(c.state_s.__getitem__, pos))
+    cur = list(map(c.state_s.__getitem__, map(add, map(mul, live_rows, repeat(n)), compress(moving, live))))
     cur_texts = render.fresh(cur)
-    state_texts: list[str | None] = [None] * len(c.state_s)
-    deque(map(state_texts.__setitem__, pos, cur_texts), 0)
     row_cur: list[Any] = [None] * rows
     row_text: list[str | None] = [None] * rows
-    deque(map(row_cur.__setitem__, live_rows, cur), 0)
-    deque(map(row_text.__setitem__, live_rows, cur_texts), 0)
+    deque(map(setitem, repeat(row_cur), live_rows, cur), 0)
+    deque(map(setitem, repeat(row_text), live_rows, cur_texts), 0)
     # Board values are 0.0 plus non-negative amounts, or max(0.0, ...): never a -0.0 (signed=False), but for the
     # timestamps in ``since``, which come from the PBX as they are.
     yield headers[0]
     for (a, s, e), p in zip(blocks, ps, strict=True):
-        yield render.column(("agent_state_s", a), p.state_s, c.state_s[s * n:e * n], False, state_texts[s * n:e * n])
+        yield _moving(render, ("agent_state_s", a), p.state_s, c.state_s[s * n:e * n], n, moving[s:e],
+                      row_text[s:e])
     # Pause reasons: every configured label plus any other the row has, sorted (as agent_families).
     labs: list[tuple[str, ...]] = []
     for (_, st), x in zip(states, per, strict=True):
@@ -69,24 +67,29 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]], per: l
         else:
             labs.extend(base if d.keys() <= allowed else tuple(sorted({*base, *d})) for d in x.paused_by_label)
     alike = len(per) == 1 and bool(labs) and labs.count(labs[0]) == len(labs)  # one PBX, every row the same labels
-    paused_texts: list[str | None] | None = None
-    if alike:  # in C
-        width = len(labs[0])
-        by_label = [list(map(dict.get, c.paused_by_label, repeat(lab), repeat(0.0))) for lab in labs[0]]
-        paused: list[Any] = list(chain.from_iterable(zip(*by_label, strict=True)))
-        at = list(map(mul, range(rows + 1), repeat(width)))
-        paused_texts = [None] * len(paused)
-        for j, values in enumerate(by_label):
-            same = _same(values, row_cur)
-            where = map(add, map(mul, compress(range(rows), same), repeat(width)), repeat(j))
-            deque(map(paused_texts.__setitem__, where, compress(row_text, same)), 0)
-    else:
-        paused = [d.get(lab, 0.0) for d, ls in zip(c.paused_by_label, labs, strict=True) for lab in ls]
-        at = [0, *accumulate(map(len, labs))]
     yield headers[1]
-    for (a, s, e), p in zip(blocks, ps, strict=True):
-        yield render.column(("agent_paused", a), p.paused(labs[s:e], alike), paused[at[s]:at[e]], False,
-                            paused_texts[at[s]:at[e]] if paused_texts is not None else None)
+    if alike and len(c.pausing) == rows:  # in C; the open pause's line moves, the others are kept per row
+        width = len(labs[0])
+        paused: list[Any] = [None] * (rows * width)
+        for j, lab in enumerate(labs[0]):
+            paused[j::width] = map(dict.get, c.paused_by_label, repeat(lab), repeat(0.0))
+        slot = {lab: j for j, lab in enumerate(labs[0])}
+        open_at = cast(list[int], list(map(slot.get, c.pausing, repeat(-1))))  # type: ignore[arg-type]
+        pausing = list(map(le, repeat(0), open_at))
+        opened = list(map(paused.__getitem__, map(add, map(mul, compress(range(rows), pausing), repeat(width)),
+                                                  compress(open_at, pausing))))
+        same = list(map(eq, opened, compress(row_cur, pausing)))  # board values: never a -0.0 among them
+        pause_text: list[str | None] = [None] * rows
+        deque(map(setitem, repeat(pause_text), compress(compress(range(rows), pausing), same),
+                  compress(compress(row_text, pausing), same)), 0)
+        for (a, s, e), p in zip(blocks, ps, strict=True):
+            yield _moving(render, ("agent_paused", a), p.paused(labs[s:e], alike), paused[s * width:e * width],
+                          width, open_at[s:e], pause_text[s:e])
+    else:
+        flat = [d.get(lab, 0.0) for d, ls in zip(c.paused_by_label, labs, strict=True) for lab in ls]
+        at = [0, *accumulate(map(len, labs))]
+        for (a, s, e), p in zip(blocks, ps, strict=True):
+            yield render.column(("agent_paused", a), p.paused(labs[s:e], alike), flat[at[s]:at[e]], signed=False)
     singles: list[tuple[str, str, list[Any]]] = [
         ("talk", "talk", c.talk_s), ("wrap", "wrap", c.wrapup_s), ("calls", "calls", c.answered),
         ("done", "done", c.completed), ("rna", "rna", c.ring_no_answer)]
@@ -106,13 +109,25 @@ def agent_text(render: Renderer, states: Sequence[tuple[str, LiveState]], per: l
     else:
         ats = [t for (_, st), x in zip(states, per, strict=True) for t in [st.agents_at] * len(x.queue)]
         dur = [max(0.0, at - t) if t is not None else 0.0 for at, t in zip(ats, since, strict=True)]
+    # Every duration moved: its text is the current state's seconds' when they are equal (no zero among them: a
+    # 0.0 equals a -0.0, which prints apart), else formatted; written whole.
+    same = list(map(and_, map(eq, dur, row_cur), map(bool, row_cur)))
     dur_texts: list[str | None] = [None] * rows
-    same = _same(dur, row_cur)
-    deque(map(dur_texts.__setitem__, compress(range(rows), same), compress(row_text, same)), 0)
+    deque(map(setitem, repeat(dur_texts), compress(range(rows), same), compress(row_text, same)), 0)
+    if None in dur_texts:
+        missing = list(map(is_, dur_texts, repeat(None)))
+        deque(map(setitem, repeat(dur_texts), compress(range(rows), missing),
+                  render.fresh(list(compress(dur, missing)))), 0)
     yield headers[8]
     yield from _filtered(render, "agent_since", blocks, ps, "since", since, seen, signed=True)
     yield headers[9]
-    yield from _filtered(render, "agent_dur", blocks, ps, "dur", dur, seen, texts=dur_texts)
+    for (_, s, e), p in zip(blocks, ps, strict=True):
+        prefixes, texts = p.dur, dur_texts[s:e]
+        if seen is not None:
+            prefixes, texts = tuple(compress(prefixes, seen[s:e])), list(compress(texts, seen[s:e]))
+        lines: list[str | None] = [None] * (2 * len(texts))
+        lines[0::2], lines[1::2] = prefixes, texts
+        yield "".join(cast(list[str], lines)).encode()
     occ: list[Any] = c.occupancy
     some = list(map(is_not, occ, repeat(None))) if None in occ else None  # no time available yet: no occupancy
     yield headers[10]
@@ -130,24 +145,86 @@ def _or_zero(t: float | None) -> float:
     return 0.0 if t is None else t
 
 
-def _same(values: list[Any], cur: list[Any]) -> list[bool]:
-    """Where ``values`` are the rows' current state's seconds (not 0: a 0.0 equals a -0.0, which prints apart)."""
-    return list(map(and_, map(eq, values, cur), map(bool, cur)))
-
-
 def _filtered(render: Renderer, key: str, blocks: list[Block], ps: list[_Prefixes], field: str, values: list[Any],
-              keep: list[bool] | None, signed: bool = False,
-              texts: list[str | None] | None = None) -> Iterator[bytes]:
-    """One line per row (only the rows ``keep`` says, if given) in the blocks; ``texts``: see Renderer.column."""
+              keep: list[bool] | None, signed: bool = False) -> Iterator[bytes]:
+    """One line per row (only the rows ``keep`` says, if given) in the blocks."""
     for (a, s, e), p in zip(blocks, ps, strict=True):
         prefixes: Sequence[str] = getattr(p, field)
         vals = values[s:e]
-        made = texts[s:e] if texts is not None else None
         if keep is not None:
             k = keep[s:e]
             prefixes, vals = tuple(compress(prefixes, k)), list(compress(vals, k))
-            made = list(compress(made, k)) if made is not None else None
-        yield render.column((key, a), prefixes, vals, signed, made)
+        yield render.column((key, a), prefixes, vals, signed)
+
+
+_MOVING = object()  # in place of a row's moving value, where its kept lines are compared
+
+
+def _moving(render: Renderer, key: tuple[str, tuple[str, str]], prefixes: tuple[str, ...], values: list[Any],
+            width: int, moving: list[int], texts: list[str | None]) -> bytes:
+    """A block of ``width`` lines per row of which at most one moves (its slot in ``moving``, -1: none; its text in
+    ``texts``, None: to be made). The text between two moving values is kept (made again where a kept value
+    changed), and the block is written as kept, moving, kept, ... Board values only: never a -0.0 (it equals 0.0:
+    the kept values are compared by value)."""
+    prev = render.memo(("kept", key), None, dict)
+    slots = tuple(moving)
+    if prev.get("slots") == slots:
+        live, at = prev["live"], prev["at"]
+    else:
+        live = list(map(le, repeat(0), moving))
+        at = list(map(add, map(mul, compress(range(len(moving)), live), repeat(width)), compress(moving, live)))
+    kept = list(values)
+    deque(map(setitem, repeat(kept), at, repeat(_MOVING)), 0)
+    still = tuple(kept)
+    if prev.get("prefixes") is prefixes and len(prev["still"]) == len(still):
+        rows = prev["rows"]
+        if prev["still"] != still:  # facts changed some rows (a kept value, or which one moves): made again
+            rows = list(rows)
+            for r in sorted({i // width for i in compress(range(len(still)), map(ne, still, prev["still"]))}):
+                rows[r] = _kept_lines(render, prefixes, values, width, r, moving[r])
+            gaps = _gaps(rows)
+        else:
+            gaps = prev["gaps"]
+    else:  # rows listed again: every row made again
+        rows = [_kept_lines(render, prefixes, values, width, r, m) for r, m in enumerate(moving)]
+        gaps = _gaps(rows)
+    # Tuples: the garbage collector does not walk them (see exposition._Column).
+    prev.update(prefixes=prefixes, slots=slots, live=live, at=at, still=still, rows=tuple(rows), gaps=gaps)
+    made = list(compress(texts, live))
+    if None in made:
+        missing = list(map(is_, made, repeat(None)))
+        deque(map(setitem, repeat(made), compress(range(len(made)), missing),
+                  render.fresh(list(compress(map(values.__getitem__, at), missing)))), 0)
+    flat: list[str | None] = [None] * (2 * len(made) + 1)
+    flat[0::2] = gaps
+    flat[1::2] = made
+    return "".join(cast(list[str], flat)).encode()
+
+
+def _gaps(rows: Sequence[tuple[str, str | None]]) -> tuple[str, ...]:
+    """The kept text before the first moving value, between each two, after the last (rows: lines before their
+    moving one with its prefix, lines after it; a row that does not move: all its lines, and None)."""
+    gaps: list[str] = []
+    pending: list[str] = []
+    for head, tail in rows:
+        pending.append(head)
+        if tail is not None:
+            gaps.append("".join(pending))
+            pending = [tail]
+    gaps.append("".join(pending))
+    return tuple(gaps)
+
+
+def _kept_lines(render: Renderer, prefixes: tuple[str, ...], values: list[Any], width: int, r: int,
+                m: int) -> tuple[str, str | None]:
+    """Row ``r``'s lines before its moving one (slot ``m``) and that line's prefix, and its lines after it; a row
+    that does not move (``m`` -1): all its lines, and None."""
+    start = r * width
+    texts = render.texts(values[start:start + width])
+    lines = list(map(add, prefixes[start:start + width], texts))
+    if m < 0:
+        return "".join(lines), None
+    return "".join(lines[:m]) + prefixes[start + m], "".join(lines[m + 1:])
 
 
 def _blocks(render: Renderer, pbxs: list[str], sizes: list[int], queue: list[str]) -> list[Block]:

@@ -16,11 +16,12 @@ import itertools
 import math
 import threading
 from array import array
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import compress
-from operator import add, attrgetter, eq, is_, itemgetter, le, ne
+from itertools import compress, repeat
+from operator import add, attrgetter, eq, is_, itemgetter, le, ne, setitem
 from typing import Any, cast
 
 from prometheus_client import Counter, Histogram, generate_latest
@@ -93,6 +94,7 @@ _ONCE = itertools.repeat(1)
 _STRIP = itertools.repeat("0.")
 _FIRST = itemgetter(0)
 _FROM_1E6 = functools.partial(le, 1e6)
+_DECADES = [10.0 ** k for k in range(6, 17)]  # 1e6 ... 1e16, exact floats
 _POINTED = {c: c + "." for c in "123456789"}  # a repr's first digit from 1e6 on, and the point Go writes after it
 
 
@@ -115,13 +117,19 @@ def _go_texts(values: Sequence[Any]) -> list[str] | None:
     at = range(len(values)) if every else list(compress(range(len(values)), map(_FROM_1E6, values)))
     big = reprs if every else list(map(reprs.__getitem__, at))
     out = None if every else list(map(add, reprs, _NEWLINES))
-    dots = list(map(str.find, big, _DOTS))
+    low = min(values) if every else min(map(values.__getitem__, at))
+    decade = bisect_right(_DECADES, low)  # 1e(k + 5) <= low < 1e(k + 6): k + 6 digits before the point
+    if decade < len(_DECADES) and max(values) < _DECADES[decade]:
+        dots = [decade + 6]  # one decade, in [1e6, 1e16): every repr has its point there (a repr below 1e(k+6) never
+        one = True           # rounds up to it: it would read back as 1e(k+6), which is exactly representable)
+    else:
+        dots = list(map(str.find, big, _DOTS))
     for dot in set(dots):
         if dot < 7:  # from 1e16 on the repr has an exponent already, as Go's: floatToGoString keeps it
             if out is None:
                 out = list(map(add, reprs, _NEWLINES))
             continue
-        one = dots.count(dot) == len(dots)
+        one = len(dots) == 1 or dots.count(dot) == len(dots)
         same = big if one else list(compress(big, map(eq, dots, itertools.repeat(dot))))
         # floatToGoString's f"{s[0]}.{s[1:dot]}{s[dot + 1:]}".rstrip("0."): the digits without the point, the point
         # put back after the first digit (its first occurrence); only an integral value's ".0" leaves zeros to strip.
@@ -134,8 +142,7 @@ def _go_texts(values: Sequence[Any]) -> list[str] | None:
         if out is None:
             out = list(map(add, reprs, _NEWLINES))
         where = at if one else compress(at, map(eq, dots, itertools.repeat(dot)))
-        for i, text in zip(where, go, strict=False):
-            out[i] = text
+        deque(map(setitem, repeat(out), where, go), 0)
     return out
 
 
@@ -290,9 +297,12 @@ class Renderer:
         negative_zero = signed and 0 in values and _has_negative_zero(values)  # equal to 0.0, printed apart
         prev = self._columns.get(key)
         lines: Sequence[str]
+        kept = tuple(values)
         if (prev is not None and not negative_zero and not prev.negative_zero and len(prev.values) == len(values)
                 and (prev.prefixes is prefixes or prev.prefixes == prefixes)):
-            changed = list(map(ne, values, prev.values))
+            if kept == prev.values:  # in C, each value first by identity (a count untouched is the same object)
+                return prev.text
+            changed = list(map(ne, kept, prev.values))
             n = changed.count(True)
             if not n:
                 return prev.text
@@ -303,11 +313,11 @@ class Renderer:
                 at = list(compress(range(len(values)), changed))
                 fresh = self._made(list(compress(values, changed)),
                                    None if texts is None else list(compress(texts, changed)))
-                deque(map(lines.__setitem__, at, map(add, map(prefixes.__getitem__, at), fresh)), 0)
+                deque(map(setitem, repeat(lines), at, map(add, map(prefixes.__getitem__, at), fresh)), 0)
         else:
             lines = list(map(add, prefixes, self.texts(values, True) if negative_zero else self._made(values, texts)))
         text = "".join(lines).encode()
-        self._columns[key] = _Column(prefixes, tuple(values), tuple(lines), text, negative_zero)
+        self._columns[key] = _Column(prefixes, kept, tuple(lines), text, negative_zero)
         return text
 
     def _made(self, values: Sequence[Any], texts: Sequence[str | None] | None) -> list[str]:
@@ -318,7 +328,8 @@ class Renderer:
         if True not in missing:
             return cast(list[str], list(texts))
         out = list(texts)
-        deque(map(out.__setitem__, compress(range(len(out)), missing), self.fresh(list(compress(values, missing)))), 0)
+        made = self.fresh(list(compress(values, missing)))
+        deque(map(setitem, repeat(out), compress(range(len(out)), missing), made), 0)
         return cast(list[str], out)
 
     def forget(self, keys: Iterable[Hashable]) -> None:
