@@ -180,24 +180,25 @@ def _moving(render: Renderer, key: tuple[str, tuple[str, str]], prefixes: tuple[
         rows = prev["rows"]
         if prev["still"] != still:  # facts changed some rows (a kept value, or which one moves): made again
             rows = list(rows)
-            for r in sorted({i // width for i in compress(range(len(still)), map(ne, still, prev["still"]))}):
-                rows[r] = _kept_lines(render, prefixes, values, width, r, moving[r])
+            redo = sorted({i // width for i in compress(range(len(still)), map(ne, still, prev["still"]))})
+            for r, again in zip(redo, _kept_lines(render, prefixes, values, width, moving, redo), strict=True):
+                rows[r] = again
             gaps = _gaps(rows)
         else:
             gaps = prev["gaps"]
     else:  # rows listed again: every row made again
-        rows = [_kept_lines(render, prefixes, values, width, r, m) for r, m in enumerate(moving)]
+        rows = _kept_lines(render, prefixes, values, width, moving, range(len(moving)))
         gaps = _gaps(rows)
     # Tuples: the garbage collector does not walk them (see exposition._Column).
     prev.update(prefixes=prefixes, slots=slots, live=live, at=at, still=still, rows=tuple(rows), gaps=gaps)
-    made = list(compress(texts, live))
-    if None in made:
-        missing = list(map(is_, made, repeat(None)))
-        deque(map(setitem, repeat(made), compress(range(len(made)), missing),
+    now = list(compress(texts, live))
+    if None in now:
+        missing = list(map(is_, now, repeat(None)))
+        deque(map(setitem, repeat(now), compress(range(len(now)), missing),
                   render.fresh(list(compress(map(values.__getitem__, at), missing)))), 0)
-    flat: list[str | None] = [None] * (2 * len(made) + 1)
+    flat: list[str | None] = [None] * (2 * len(now) + 1)
     flat[0::2] = gaps
-    flat[1::2] = made
+    flat[1::2] = now
     return "".join(cast(list[str], flat)).encode()
 
 
@@ -215,16 +216,24 @@ def _gaps(rows: Sequence[tuple[str, str | None]]) -> tuple[str, ...]:
     return tuple(gaps)
 
 
-def _kept_lines(render: Renderer, prefixes: tuple[str, ...], values: list[Any], width: int, r: int,
-                m: int) -> tuple[str, str | None]:
-    """Row ``r``'s lines before its moving one (slot ``m``) and that line's prefix, and its lines after it; a row
-    that does not move (``m`` -1): all its lines, and None."""
-    start = r * width
-    texts = render.texts(values[start:start + width])
-    lines = list(map(add, prefixes[start:start + width], texts))
-    if m < 0:
-        return "".join(lines), None
-    return "".join(lines[:m]) + prefixes[start + m], "".join(lines[m + 1:])
+def _kept_lines(render: Renderer, prefixes: tuple[str, ...], values: list[Any], width: int, moving: list[int],
+                rows: Sequence[int]) -> list[tuple[str, str | None]]:
+    """Each of ``rows``: its lines before its moving one (slot in ``moving``) and that line's prefix, and its lines
+    after it; a row that does not move (-1): all its lines, and None. The values' texts made at once (the cache of
+    :meth:`Renderer.texts`: kept values repeat, zeros above all)."""
+    if len(rows) == len(moving):
+        vals, prefs = values, prefixes
+    else:
+        vals = [v for r in rows for v in values[r * width:(r + 1) * width]]
+        prefs = tuple(p for r in rows for p in prefixes[r * width:(r + 1) * width])
+    lines = list(map(add, prefs, render.texts(vals)))
+    out: list[tuple[str, str | None]] = []
+    for i, r in enumerate(rows):
+        row = lines[i * width:(i + 1) * width]
+        m = moving[r]
+        out.append(("".join(row), None) if m < 0 else
+                   ("".join(row[:m]) + prefs[i * width + m], "".join(row[m + 1:])))
+    return out
 
 
 def _blocks(render: Renderer, pbxs: list[str], sizes: list[int], queue: list[str]) -> list[Block]:

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
-from operator import add, attrgetter, eq, is_, itemgetter, le, ne, setitem
+from operator import add, attrgetter, eq, is_, itemgetter, le, ne, not_, setitem
 from typing import Any, cast
 
 from prometheus_client import Counter, Histogram, generate_latest
@@ -95,7 +95,7 @@ _STRIP = itertools.repeat("0.")
 _FIRST = itemgetter(0)
 _FROM_1E6 = functools.partial(le, 1e6)
 _DECADES = [10.0 ** k for k in range(6, 17)]  # 1e6 ... 1e16, exact floats
-_POINTED = {c: c + "." for c in "123456789"}  # a repr's first digit from 1e6 on, and the point Go writes after it
+_POINTED = {c: c + "." for c in "-0123456789"}  # a repr's first character, and the point Go writes after it
 
 
 def _go_texts(values: Sequence[Any]) -> list[str] | None:
@@ -111,32 +111,33 @@ def _go_texts(values: Sequence[Any]) -> list[str] | None:
     except (OverflowError, ValueError):
         return None
     reprs = list(map(repr, values))
-    if max(values) < 1e6:
+    high = max(values)
+    if high < 1e6:
         return list(map(add, reprs, _NEWLINES))
-    every = min(values) >= 1e6
-    at = range(len(values)) if every else list(compress(range(len(values)), map(_FROM_1E6, values)))
-    big = reprs if every else list(map(reprs.__getitem__, at))
+    big = list(map(_FROM_1E6, values))
+    decade = bisect_right(_DECADES, min(compress(values, big)))  # 1e(k + 5) <= the least big one < 1e(k + 6)
+    if decade < len(_DECADES) and high < _DECADES[decade]:
+        # One decade in [1e6, 1e16): every big repr has its point after k + 6 digits (a repr below 1e(k + 6) never
+        # rounds up to it: it would read back as 1e(k + 6), which is exactly representable). All are made the big
+        # ones' way (in C), then the others (below 1e6: a few durations of the day) are put back as they are.
+        made = list(map(add, _go_digits(reprs), itertools.repeat(f"e+{decade + 5:02d}\n")))
+        if False in big:
+            for i in compress(range(len(values)), map(not_, big)):
+                made[i] = reprs[i] + "\n"
+        return made
+    at = list(compress(range(len(values)), big))
+    every = len(at) == len(values)
+    big_reprs = reprs if every else list(map(reprs.__getitem__, at))
     out = None if every else list(map(add, reprs, _NEWLINES))
-    low = min(values) if every else min(map(values.__getitem__, at))
-    decade = bisect_right(_DECADES, low)  # 1e(k + 5) <= low < 1e(k + 6): k + 6 digits before the point
-    if decade < len(_DECADES) and max(values) < _DECADES[decade]:
-        dots = [decade + 6]  # one decade, in [1e6, 1e16): every repr has its point there (a repr below 1e(k+6) never
-        one = True           # rounds up to it: it would read back as 1e(k+6), which is exactly representable)
-    else:
-        dots = list(map(str.find, big, _DOTS))
+    dots = list(map(str.find, big_reprs, _DOTS))
     for dot in set(dots):
         if dot < 7:  # from 1e16 on the repr has an exponent already, as Go's: floatToGoString keeps it
             if out is None:
                 out = list(map(add, reprs, _NEWLINES))
             continue
-        one = len(dots) == 1 or dots.count(dot) == len(dots)
-        same = big if one else list(compress(big, map(eq, dots, itertools.repeat(dot))))
-        # floatToGoString's f"{s[0]}.{s[1:dot]}{s[dot + 1:]}".rstrip("0."): the digits without the point, the point
-        # put back after the first digit (its first occurrence); only an integral value's ".0" leaves zeros to strip.
-        digits = list(map(str.replace, same, _DOTS, _NOTHING))
-        first = list(map(_FIRST, digits))
-        go = map(add, map(str.rstrip, map(str.replace, digits, first, map(_POINTED.__getitem__, first), _ONCE),
-                          _STRIP), itertools.repeat(f"e+{dot - 1:02d}\n"))
+        one = dots.count(dot) == len(dots)
+        same = big_reprs if one else list(compress(big_reprs, map(eq, dots, itertools.repeat(dot))))
+        go = map(add, _go_digits(same), itertools.repeat(f"e+{dot - 1:02d}\n"))
         if one and out is None:
             return list(go)
         if out is None:
@@ -144,6 +145,15 @@ def _go_texts(values: Sequence[Any]) -> list[str] | None:
         where = at if one else compress(at, map(eq, dots, itertools.repeat(dot)))
         deque(map(setitem, repeat(out), where, go), 0)
     return out
+
+
+def _go_digits(reprs: Iterable[str]) -> Iterator[str]:
+    """floatToGoString's ``f"{s[0]}.{s[1:dot]}{s[dot + 1:]}".rstrip("0.")`` of reprs in fixed notation, in C: the
+    digits without the point, the point put back after the first digit (its first occurrence); only an integral
+    value's ".0" leaves zeros to strip."""
+    digits = list(map(str.replace, reprs, _DOTS, _NOTHING))
+    first = list(map(_FIRST, digits))
+    return map(str.rstrip, map(str.replace, digits, first, map(_POINTED.__getitem__, first), _ONCE), _STRIP)
 
 
 @functools.lru_cache(maxsize=1024)
