@@ -355,7 +355,8 @@ def test_column_formatting_of_floats_is_float_to_go_string(values: list[float]) 
     one_decade = [3.4647e6 + v % 1000 for v in values]  # a column of durations: one decade, formatted at once
     assert _go_texts(one_decade) == [floatToGoString(v) + "\n" for v in one_decade]
     # ... and among values below 1e6 (durations of the day, zeros, negative, tiny: put back as they are)
-    mixed = [w if i % 3 else (v % 1e6 if i % 2 else -v % 7.5) for i, (v, w) in enumerate(zip(values, one_decade))]
+    pairs = enumerate(zip(values, one_decade, strict=True))
+    mixed = [w if i % 3 else (v % 1e6 if i % 2 else -v % 7.5) for i, (v, w) in pairs]
     mixed += [0.0, -0.0, 1e-7, 999999.9999999999, -1e300, 1e-300]
     assert _go_texts(mixed) == [floatToGoString(v) + "\n" for v in mixed]
 
