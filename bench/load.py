@@ -370,23 +370,30 @@ async def _written(store: Any, n: int, limit_s: float) -> None:
         await asyncio.sleep(0.005)
 
 
-async def run_store(args: argparse.Namespace) -> dict[str, Any]:
-    """Submit call records at ``args.rate``/s for ``args.seconds``; the writer's queue depth sampled meanwhile."""
+async def fresh_store(engine: str, tmp: Path, database: str, **settings: Any) -> Any:
+    """A Store (not started) on a brand-new database: PostgreSQL ``database`` made again, or SQLite in ``tmp``;
+    journal in ``tmp``, flushed every 0.1 s unless ``settings`` say otherwise."""
     from monitor.settings import StoreSettings
     from monitor.store import Store
+
+    if engine == "postgresql":
+        from tests.support.store import pg
+
+        await asyncio.to_thread(pg, f"DROP DATABASE IF EXISTS {database}")
+        await asyncio.to_thread(pg, f"CREATE DATABASE {database}")
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}"
+    else:
+        url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    return Store(StoreSettings(**{"url": url, "journal_path": str(tmp / "journal.jsonl"), "auto_migrate": True,
+                                  "flush_interval_s": 0.1, **settings}))
+
+
+async def run_store(args: argparse.Namespace) -> dict[str, Any]:
+    """Submit call records at ``args.rate``/s for ``args.seconds``; the writer's queue depth sampled meanwhile."""
     from tests.support.calls import answered
 
     with tempfile.TemporaryDirectory() as tmp:
-        if args.engine == "postgresql":
-            from tests.support.store import pg
-
-            await asyncio.to_thread(pg, "DROP DATABASE IF EXISTS qmon_bench")
-            await asyncio.to_thread(pg, "CREATE DATABASE qmon_bench")
-            url = "postgresql+asyncpg://postgres@127.0.0.1:5432/qmon_bench"
-        else:
-            url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        store = Store(StoreSettings(url=url, journal_path=str(Path(tmp) / "journal.jsonl"), auto_migrate=True,
-                                    flush_interval_s=0.1, batch_size=args.batch_size))
+        store = await fresh_store(args.engine, Path(tmp), "qmon_bench", batch_size=args.batch_size)
         await store.start()
         writer = asyncio.create_task(store.run())
         n = int(args.rate * args.seconds)

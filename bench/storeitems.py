@@ -54,20 +54,10 @@ def stream_items(repeat: int) -> list[Any]:
 
 async def one_round(items: list[Any], engine: str, chunks: int) -> float:
     """CPU seconds of the process to journal and store ``items`` in a fresh store."""
-    from monitor.settings import StoreSettings
-    from monitor.store import Store
+    from bench.load import fresh_store
 
     with tempfile.TemporaryDirectory() as tmp:
-        if engine == "postgresql":
-            from tests.support.store import pg
-
-            await asyncio.to_thread(pg, "DROP DATABASE IF EXISTS qmon_bench_items")
-            await asyncio.to_thread(pg, "CREATE DATABASE qmon_bench_items")
-            url = "postgresql+asyncpg://postgres@127.0.0.1:5432/qmon_bench_items"
-        else:
-            url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        store = Store(StoreSettings(url=url, journal_path=str(Path(tmp) / "journal.jsonl"), auto_migrate=True,
-                                    flush_interval_s=0.1))  # as the daemon stage's settings
+        store = await fresh_store(engine, Path(tmp), "qmon_bench_items")  # flushed every 0.1 s: CPU per item
         await store.start()
         writer = asyncio.create_task(store.run())
         await asyncio.sleep(0.2)
@@ -94,6 +84,8 @@ async def one_round(items: list[Any], engine: str, chunks: int) -> float:
         writer.cancel()
         await store.close()
         if engine == "postgresql":
+            from tests.support.store import pg
+
             await asyncio.to_thread(pg, "DROP DATABASE IF EXISTS qmon_bench_items")
     return cpu
 
