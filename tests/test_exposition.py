@@ -36,7 +36,8 @@ from monitor.core.ingest import Ingest
 from monitor.core.records import SegmentNote, TalkNote
 from monitor.core.tracker import CallTracker, TrackerConfig
 from monitor.web import agenttext
-from monitor.web.exposition import ObservedHistogram, Renderer, _go_texts, library_text, value_text
+from monitor.web.exposition import ObservedHistogram, Renderer, library_text
+from monitor.web.gofloat import go_texts, value_text
 from monitor.web.metrics import QmonMetrics
 from monitor.web.supervisor import agent_families, agent_text
 from tests.support.factcheck import FIXTURES
@@ -350,20 +351,20 @@ def test_column_formatting_of_floats_is_float_to_go_string(values: list[float]) 
     from prometheus_client.utils import floatToGoString
 
     want = [floatToGoString(v) + "\n" for v in values]
-    got = _go_texts(values)
+    got = go_texts(values)
     assert got == want or (got is None and max(map(abs, values)) > 1e300)  # a sum that overflows: the slow path
     one_decade = [3.4647e6 + v % 1000 for v in values]  # a column of durations: one decade, formatted at once
-    assert _go_texts(one_decade) == [floatToGoString(v) + "\n" for v in one_decade]
+    assert go_texts(one_decade) == [floatToGoString(v) + "\n" for v in one_decade]
     # ... and among values below 1e6 (durations of the day, zeros, negative, tiny: put back as they are)
     pairs = enumerate(zip(values, one_decade, strict=True))
     mixed = [w if i % 3 else (v % 1e6 if i % 2 else -v % 7.5) for i, (v, w) in pairs]
     mixed += [0.0, -0.0, 1e-7, 999999.9999999999, -1e300, 1e-300]
-    assert _go_texts(mixed) == [floatToGoString(v) + "\n" for v in mixed]
+    assert go_texts(mixed) == [floatToGoString(v) + "\n" for v in mixed]
 
 
 def test_column_formatting_leaves_what_is_not_a_finite_float_to_the_slow_path() -> None:
     for values in ([1.0, math.nan], [math.inf], [1e308, 1e308], [1.0, 2], [True], []):
-        assert _go_texts(values) is None, values
+        assert go_texts(values) is None, values
 
 
 @settings(max_examples=200, deadline=None)

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
 import threading
 from array import array
-from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
-from operator import add, attrgetter, eq, is_, itemgetter, le, ne, not_, setitem
+from operator import add, attrgetter, is_, ne, setitem
 from typing import Any, cast
 
 from prometheus_client import Counter, Histogram, generate_latest
@@ -29,9 +27,8 @@ from prometheus_client import metrics as _lib_metrics
 from prometheus_client import values as _lib_values
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.exposition import UNDERSCORES, escape_label_name, escape_metric_name
-from prometheus_client.utils import floatToGoString as _float_to_go_string
 
-floatToGoString: Callable[[Any], str] = _float_to_go_string  # the library's value formatting (untyped there)
+from monitor.web.gofloat import floatToGoString, go_texts, value_text
 
 # The library's instruments are read through attributes it does not document (``_metrics``, ``_labelnames``,
 # ``_value`` of a MutexValue, ``_buckets``, ``_sum``, ``_upper_bounds``): prometheus-client is pinned
@@ -47,6 +44,7 @@ _OM_SUFFIXES = ("_created", "_gsum", "_gcount")  # samples generate_latest moves
 _ZERO = "0.0\n"
 _NEG_ZERO = array("d", [-0.0]).tobytes()
 _MAX_VALUES = 200_000  # cached value texts (durations change every scrape: the cache is cleared past this)
+_NONES = itertools.repeat(None)
 _RAW = attrgetter("_value")  # a MutexValue's float, read without its lock (a float read is atomic under the GIL)
 _OBSERVED = attrgetter("observed")
 _MAX_PREFIXES = 1_000_000  # cached series prefixes (bounded by queues x members x label values)
@@ -72,88 +70,6 @@ class Prerendered(Metric):
     def __init__(self, name: str, parts: Iterable[bytes]) -> None:
         super().__init__(name, "", "unknown")
         self.parts = parts
-
-
-def value_text(v: Any) -> str:
-    """``floatToGoString(v)`` and a newline (repr of the float where Go and Python print the same)."""
-    f = float(v)
-    if -math.inf < f < 1e6:  # Go switches to exponents for positive values from 1e6 on; NaN/Inf are spelled apart
-        return repr(f) + "\n"
-    if 1e6 <= f < 1e16:  # floatToGoString's exponent form of a fixed-point repr (epoch timestamps: since, ...)
-        s = repr(f)
-        dot = s.find(".")
-        return f"{s[0]}.{s[1:dot]}{s[dot + 1:]}".rstrip("0.") + f"e+{dot - 1:02d}\n"
-    return floatToGoString(f) + "\n"
-
-
-_NEWLINES = itertools.repeat("\n")
-_NONES = itertools.repeat(None)
-_DOTS = itertools.repeat(".")
-_NOTHING = itertools.repeat("")
-_ONCE = itertools.repeat(1)
-_STRIP = itertools.repeat("0.")
-_FIRST = itemgetter(0)
-_FROM_1E6 = functools.partial(le, 1e6)
-_DECADES = [10.0 ** k for k in range(6, 17)]  # 1e6 ... 1e16, exact floats
-_POINTED = {c: c + "." for c in "-0123456789"}  # a repr's first character, and the point Go writes after it
-
-
-def _go_texts(values: Sequence[Any]) -> list[str] | None:
-    """``value_text`` of every value, in C, when all are finite floats (else None): ``repr``, where Go and Python
-    spell a float alike (-0.0 included), and from 1e6 on Go's exponent form of the repr's digits (floatToGoString's
-    own string operations, applied to all the values of one decade at once; durations in seconds since an epoch
-    timestamp or over 11 days are there)."""
-    if not values or set(map(type, values)) != {float}:
-        return None
-    try:
-        if not math.isfinite(math.fsum(values)):  # NaN or an infinity makes the sum so
-            return None
-    except (OverflowError, ValueError):
-        return None
-    reprs = list(map(repr, values))
-    high = max(values)
-    if high < 1e6:
-        return list(map(add, reprs, _NEWLINES))
-    big = list(map(_FROM_1E6, values))
-    decade = bisect_right(_DECADES, min(compress(values, big)))  # 1e(k + 5) <= the least big one < 1e(k + 6)
-    if decade < len(_DECADES) and high < _DECADES[decade]:
-        # One decade in [1e6, 1e16): every big repr has its point after k + 6 digits (a repr below 1e(k + 6) never
-        # rounds up to it: it would read back as 1e(k + 6), which is exactly representable). All are made the big
-        # ones' way (in C), then the others (below 1e6: a few durations of the day) are put back as they are.
-        made = list(map(add, _go_digits(reprs), itertools.repeat(f"e+{decade + 5:02d}\n")))
-        if False in big:
-            for i in compress(range(len(values)), map(not_, big)):
-                made[i] = reprs[i] + "\n"
-        return made
-    at = list(compress(range(len(values)), big))
-    every = len(at) == len(values)
-    big_reprs = reprs if every else list(map(reprs.__getitem__, at))
-    out = None if every else list(map(add, reprs, _NEWLINES))
-    dots = list(map(str.find, big_reprs, _DOTS))
-    for dot in set(dots):
-        if dot < 7:  # from 1e16 on the repr has an exponent already, as Go's: floatToGoString keeps it
-            if out is None:
-                out = list(map(add, reprs, _NEWLINES))
-            continue
-        one = dots.count(dot) == len(dots)
-        same = big_reprs if one else list(compress(big_reprs, map(eq, dots, itertools.repeat(dot))))
-        go = map(add, _go_digits(same), itertools.repeat(f"e+{dot - 1:02d}\n"))
-        if one and out is None:
-            return list(go)
-        if out is None:
-            out = list(map(add, reprs, _NEWLINES))
-        where = at if one else compress(at, map(eq, dots, itertools.repeat(dot)))
-        deque(map(setitem, repeat(out), where, go), 0)
-    return out
-
-
-def _go_digits(reprs: Iterable[str]) -> Iterator[str]:
-    """floatToGoString's ``f"{s[0]}.{s[1:dot]}{s[dot + 1:]}".rstrip("0.")`` of reprs in fixed notation, in C: the
-    digits without the point, the point put back after the first digit (its first occurrence); only an integral
-    value's ".0" leaves zeros to strip."""
-    digits = list(map(str.replace, reprs, _DOTS, _NOTHING))
-    first = list(map(_FIRST, digits))
-    return map(str.rstrip, map(str.replace, digits, first, map(_POINTED.__getitem__, first), _ONCE), _STRIP)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -277,9 +193,9 @@ class Renderer:
         return out
 
     def fresh(self, values: Sequence[Any]) -> list[str]:
-        """``value_text(v)`` of each value, floats formatted in C (:func:`_go_texts`): for values that moved (the
+        """``value_text(v)`` of each value, floats formatted in C (:func:`go_texts`): for values that moved (the
         cache of :meth:`texts` would only fill up with them)."""
-        return _go_texts(values) or self.texts(values)
+        return go_texts(values) or self.texts(values)
 
     def prefix(self, name: str, labels: tuple[tuple[str, str], ...]) -> str:
         """:func:`series_prefix`, cached by (name, labels)."""
