@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from monitor.ami.files import read_capture
-from monitor.core.agents import AgentBoard, AgentRow, channel_keys, device_keys, pause_label, window
+from monitor.core.agents import AgentBoard, AgentRow, pause_label, window
+from monitor.core.devices import channel_keys, device_keys
 from monitor.core.events import MemberEvent
 from monitor.core.normalize import normalize
 from monitor.core.tracker import CallTracker, TrackerConfig

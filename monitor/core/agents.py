@@ -33,12 +33,12 @@ exported counters only grow. A member seen for the first time may still start at
 from __future__ import annotations
 
 import math
-import re
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from monitor.core import events as ev
+from monitor.core.devices import channel_keys, device_keys
 from monitor.core.memberacc import TIME_STATES, MemberAcc
 
 __all__ = ["AGENT_STATES", "ALL_QUEUES", "TIME_STATES", "AgentBoard", "AgentRow", "pause_label", "window"]
@@ -48,7 +48,6 @@ AGENT_STATES = (*TIME_STATES, "logged_out")
 OTHER_REASON = "other"
 NO_REASON = "none"
 ALL_QUEUES = "*"  # the queue of an agent's all-queues row (AgentBoard.agents)
-_CHAN_SUFFIX = re.compile(r"(-[0-9a-fA-F]{6,})?(;\d+)?$")
 
 
 def pause_label(reason: str, allowed: Iterable[str]) -> str:
@@ -57,29 +56,6 @@ def pause_label(reason: str, allowed: Iterable[str]) -> str:
     if not r:
         return NO_REASON
     return r if r in allowed else OTHER_REASON
-
-
-def device_keys(interface: str) -> set[str]:
-    """Keys identifying a member's device: ``PJSIP/1001`` -> {``pjsip/1001``, ``ext:1001``}; ``hint:1001@ctx`` too.
-
-    A Local member (``Local/1001@from-queue/n``, FreePBX style) matches a phone channel of the same extension.
-    """
-    s = interface.strip()
-    if not s:
-        return set()
-    if s.lower().startswith("hint:"):
-        return {"ext:" + s[5:].split("@", 1)[0]}
-    s = s.removesuffix("/n")
-    _, _, resource = s.partition("/")
-    keys = {s.lower()}
-    if resource:
-        keys.add("ext:" + resource.split("@", 1)[0].split("/", 1)[0])
-    return keys
-
-
-def channel_keys(channel: str) -> set[str]:
-    """Device keys of a channel name: ``PJSIP/1001-0000002a`` -> keys of ``PJSIP/1001`` (see :func:`device_keys`)."""
-    return device_keys(_CHAN_SUFFIX.sub("", channel.strip()))
 
 
 @dataclass(frozen=True, slots=True)
