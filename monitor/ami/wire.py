@@ -226,53 +226,49 @@ class WireParser:
         gap, gap_clock, dropped = self._gap, sel.gap_clock, 0
         heads, variables, patterns, layouts = self._heads, self._variables, self._patterns, self._layouts
         for raw, bulk in zip(raws, repeat(None) if dropping is None else dropping, strict=False):
-            if bulk is not None:
-                dropped += 1
-                if gap_clock:
-                    gap.append(raw)
-                    if len(gap) > _GAP_MAX:
-                        gap[:] = self._last_stamped(gap)
-                continue
-            # The hot loop (most of the stream is dropped here): decisions cached per distinct first line and
-            # per distinct VarSet variable, so a dropped message costs a few C-level scans.
-            nl = raw.find(b"\r\n")
-            head = raw[:nl] if nl >= 0 else raw
-            kind = heads.get(head)
-            if kind is None:
-                kind = sel.classify(head)
-                if len(heads) < _CACHE_MAX:
-                    heads[head] = kind
-                    patterns[head] = sel.pattern(head)
-            if kind == DROP:
-                drop = b"ActionID" not in raw
-            elif kind == VARSET:
-                # _variable(), inlined: this branch runs for about half of a typical stream.
-                i = raw.find(b"\r\nVariable: ")
-                if i < 0 or raw.count(b"Variable") != 1:
+            if bulk is not None:  # the bulk pattern matched: dropped as the loop below would drop it, unread
+                drop = True
+            else:
+                # The hot loop (most of the stream is dropped here): decisions cached per distinct first line and
+                # per distinct VarSet variable, so a dropped message costs a few C-level scans.
+                nl = raw.find(b"\r\n")
+                head = raw[:nl] if nl >= 0 else raw
+                kind = heads.get(head)
+                if kind is None:
+                    kind = sel.classify(head)
+                    if len(heads) < _CACHE_MAX:
+                        heads[head] = kind
+                        patterns[head] = sel.pattern(head)
+                if kind == DROP:
+                    drop = b"ActionID" not in raw
+                elif kind == VARSET:
+                    # _variable(), inlined: this branch runs for about half of a typical stream.
+                    i = raw.find(b"\r\nVariable: ")
+                    if i < 0 or raw.count(b"Variable") != 1:
+                        drop = False
+                    else:
+                        j = raw.find(b"\r\n", i + 12)
+                        name = raw[i + 12:] if j < 0 else raw[i + 12:j]
+                        cached = variables.get(name)
+                        if cached is None:
+                            cached = sel.untracked_variable(name)
+                            if len(variables) < _CACHE_MAX:
+                                variables[name] = cached
+                        drop = cached
+                elif kind == DEFER and b"ActionID" not in raw:
+                    subset = patterns.get(head)  # DEFER: the selection has one (unless past the cache bound)
+                    pre = pre_read(raw, subset, parse_subset) if subset is not None else None
+                    if pre is not None:  # no gap clock: it has a Timestamp of its own, which the consumer reads
+                        # Only a ``defer`` selection hands these over; its consumers (Ingest.feed, qmon replay, the
+                        # live protocol) take them.
+                        out.append(pre)  # type: ignore[arg-type]
+                        if gap_clock:
+                            clocks.append(None)
+                            gap.clear()
+                        continue
                     drop = False
                 else:
-                    j = raw.find(b"\r\n", i + 12)
-                    name = raw[i + 12:] if j < 0 else raw[i + 12:j]
-                    cached = variables.get(name)
-                    if cached is None:
-                        cached = sel.untracked_variable(name)
-                        if len(variables) < _CACHE_MAX:
-                            variables[name] = cached
-                    drop = cached
-            elif kind == DEFER and b"ActionID" not in raw:
-                subset = patterns.get(head)  # DEFER: the selection has one (unless past the cache bound)
-                pre = pre_read(raw, subset, parse_subset) if subset is not None else None
-                if pre is not None:  # no gap clock: it has a Timestamp of its own, which the consumer reads
-                    # Only a ``defer`` selection hands these over; its consumers (Ingest.feed, qmon replay, the
-                    # live protocol) take them.
-                    out.append(pre)  # type: ignore[arg-type]
-                    if gap_clock:
-                        clocks.append(None)
-                        gap.clear()
-                    continue
-                drop = False
-            else:
-                drop = False
+                    drop = False
             if drop:
                 dropped += 1
                 if gap_clock:
