@@ -20,8 +20,12 @@ import cProfile
 import gc
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from prometheus_client import disable_created_metrics
 

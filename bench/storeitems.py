@@ -54,7 +54,7 @@ def stream_items(repeat: int) -> list[Any]:
 
 async def one_round(items: list[Any], engine: str, chunks: int) -> float:
     """CPU seconds of the process to journal and store ``items`` in a fresh store."""
-    from bench.load import fresh_store
+    from bench.storeload import fresh_store
 
     with tempfile.TemporaryDirectory() as tmp:
         store = await fresh_store(engine, Path(tmp), "qmon_bench_items")  # flushed every 0.1 s: CPU per item
