@@ -322,7 +322,9 @@ async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None =
             except OSError as exc:
                 raise StartupError(f"cannot listen for FastAGI on {settings.survey.bind}:{settings.survey.port}: "
                                    f"{_why(exc)}") from exc
-            listeners.push_async_callback(_bounded, survey.server.close, 5.0)
+            # close() bounds its own wait for running surveys (5 s) and then cancels them, so their answers are
+            # stored before the writer drains; the outer bound only guards against a hang beyond that.
+            listeners.push_async_callback(_bounded, survey.server.close, 8.0)
             d.survey_port = survey.server.port
             metrics.survey_server = survey.server
         # What the set-up daemon holds (modules, settings, pre-created series and their locks: ~100 k objects at 200

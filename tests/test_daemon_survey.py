@@ -3,7 +3,10 @@ AMI stream ends up once in the store, the API and the metrics; a caller who hung
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import sqlite3
+import time
 from pathlib import Path
 
 import aiohttp
@@ -11,7 +14,7 @@ import pytest
 
 from monitor.ami.wire import WireParser
 from monitor.settings import SurveySettings
-from tests.support.agiclient import agi_headers, run_caller
+from tests.support.agiclient import agi_headers, asterisk_reply, run_caller
 from tests.support.amiserver import AmiTestServer, transcript_messages
 from tests.support.daemon import daemon_settings, running
 from tests.support.helpers import until
@@ -83,3 +86,38 @@ async def test_agi_survey_and_callback_through_the_daemon(tmp_path: Path) -> Non
             csat = summary["queues"]["support"]["csat"] if "queues" in summary else summary["report"]["queues"][
                 "support"]["csat"]
             assert (csat["responses"], csat["scores"]["5"]) == (1, 1)  # once, though it reached the store twice
+
+
+async def test_a_survey_running_at_shutdown_is_stored_with_its_answers(tmp_path: Path) -> None:
+    """SIGTERM while a caller is between two questions: the daemon waits its grace period (5 s), cuts the survey,
+    and the CSAT already given reaches the database (reason ``qmon_shutdown``) before the writer drains."""
+    head, _ = _cut_before_survey("answered_agent_hangup")
+    async with AmiTestServer(head) as srv:
+        base = daemon_settings(tmp_path, srv.port)
+        settings = dataclasses.replace(base, survey=SurveySettings(port=0, state_path=str(tmp_path / "survey.db"),
+                                                                   ask_nps=True))
+        async with running(settings) as d:
+            assert d.survey_port
+            await srv.wait_streamed()
+            await until(lambda: d.pbxs["default"].ingest.find_call("1795380955.1", None) is not None, what="open call")
+            reader, writer = await asyncio.open_connection("127.0.0.1", d.survey_port)
+            headers = agi_headers("1795380955.1", "1795380955.0")
+            writer.write("".join(f"{k}: {v}\n" for k, v in headers.items()).encode() + b"\n")
+            asked = 0
+            while asked < 2:  # answer as Asterisk until the second question (NPS) is asked; then say nothing
+                cmd = (await asyncio.wait_for(reader.readline(), 10)).decode().strip()
+                if cmd.startswith("GET DATA"):
+                    asked += 1
+                    reply = "200 result=4" if asked == 1 else None
+                else:
+                    reply = asterisk_reply(cmd, {})
+                if reply is not None:
+                    writer.write(reply.encode() + b"\n")
+            t0 = time.monotonic()
+        # The daemon has exited cleanly (exit code 0 asserted by running()).
+        assert 4.5 < time.monotonic() - t0 < 15
+        assert await reader.read() == b""  # qmon closed the conversation
+        writer.close()
+    with sqlite3.connect(tmp_path / "qmon.db") as con:
+        rows = con.execute("select linkedid, status, csat, nps, reason, source from survey_results").fetchall()
+    assert rows == [("1795380955.0", "partial", 4, None, "qmon_shutdown", "agi")]

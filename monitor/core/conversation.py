@@ -152,6 +152,11 @@ class Conversation:
             self._answer(reply.digits.strip(), reply.timeout)
         return self._next(now)
 
+    def cut(self, now: float) -> Outcome:
+        """The outcome of a conversation qmon ends before its end (its shutdown, ``now`` epoch s): the answers so
+        far, the status as if the caller had hung up now (``partial`` with a CSAT answer, else ``hangup``)."""
+        return self._finish(now, hangup=True).outcome
+
     def trace(self) -> str:
         """The one-line result for Asterisk's records: ``qmon:csat=5;nps=10;status=completed``."""
         parts = [f"{k}={self.answers[k]}" for k in ("csat", "nps", "ces") if k in self.answers]

@@ -123,11 +123,20 @@ class Acceptor:
         self._tasks = [asyncio.create_task(self._loop(s), name=f"survey-accept-{i}") for i, s in enumerate(self.socks)]
 
     async def close(self) -> None:
-        """Stop accepting and close the listening sockets."""
+        """Stop accepting and close the listening sockets; the connections the kernel had already queued are
+        handed to ``on_conn`` first (closing a listening socket resets them: the caller would hear nothing)."""
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for s in self.socks:
+            # No await from here to close(): nothing can be queued between the last accept and the close.
+            while True:
+                try:
+                    conn, _ = s.accept()
+                except OSError:  # BlockingIOError: the queue is empty (or the socket is broken: nothing to take)
+                    break
+                conn.setblocking(False)
+                self.on_conn(conn)
             s.close()
 
     async def _loop(self, sock: socket.socket) -> None:

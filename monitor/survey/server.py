@@ -143,7 +143,8 @@ class SurveyServer:
                         need, limit)
 
     async def close(self, timeout_s: float = 5.0) -> None:
-        """Stop accepting; let running conversations end within ``timeout_s``, then cancel them."""
+        """Stop accepting (callers already queued are still served); let running conversations end within
+        ``timeout_s`` (s), then cancel them (a survey cut so is stored with reason ``qmon_shutdown``)."""
         if self._acceptor is not None:
             await self._acceptor.close()
         if self._sessions:
@@ -274,9 +275,18 @@ class SurveyServer:
                             intro=source == "callback", durations=self.durations, trace_var=self.trace_var)
         await self._say(chan, prep.lang, [f"VERBOSE {quote('qmon survey: ' + prep.lang)} 3"], farewell=False)
         cmd = conv.start(self.clock())
-        while not isinstance(cmd, Done):
-            reply = await self._exec(chan, cmd)
-            cmd = conv.feed(reply, self.clock())
+        try:
+            while not isinstance(cmd, Done):
+                reply = await self._exec(chan, cmd)
+                cmd = conv.feed(reply, self.clock())
+        except asyncio.CancelledError:
+            # Only close() cancels a survey: qmon is stopping and this one outlived the grace period. The answers
+            # given so far are kept (a record is never lost); the reason tells this end from the caller's.
+            cut = conv.cut(self.clock())
+            self._emit(self._record(prep.call, headers, prep.caller, d, cut.status, prep.lang, source, started,
+                                    queue_hint=args[1], lid_hint=lid_hint, scores=(cut.csat, cut.nps, cut.ces),
+                                    raw=cut.raw, reason="qmon_shutdown"))
+            raise
         out = cmd.outcome
         rec = self._record(prep.call, headers, prep.caller, d, out.status, prep.lang, source, started,
                            queue_hint=args[1], lid_hint=lid_hint, scores=(out.csat, out.nps, out.ces), raw=out.raw,
