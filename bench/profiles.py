@@ -1,0 +1,128 @@
+"""Where the time goes: pyinstrument profiles of qmon's hot paths on the bench stream (docs/performance.md,
+"Where the remaining time goes", summarises them).
+
+    python bench/profiles.py replay [--repeat 4] [--out FILE]     # `qmon replay` of the stream: the whole process
+    python bench/profiles.py wire+track [--repeat 4] [--out FILE] # wire parser -> Ingest -> tracker, no I/O
+    python bench/profiles.py scrape [--queues 200] [--members 50] [--scrapes 10] [--out FILE]  # /metrics scrapes
+
+The text tree goes to stdout; ``--out x.html`` writes pyinstrument's HTML view instead. ``replay`` runs the
+stream as an ``.ami`` file under ``python -m pyinstrument -m monitor replay`` in a child process, its bytecode cached
+by a first run (as ``bench/throughput.py`` measures it); ``wire+track`` feeds the bytes in 64 KiB pieces as the
+live path reads them (``bench/throughput.py``'s stage of that name); ``scrape`` is ``bench/render.py``'s set-up
+(members loaded through the wire parser, 1 000 stream messages and 1 s of the daemon clock between scrapes).
+A sampling profiler (1 ms): the shares are what to read; the figures are ``bench/``'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pyinstrument import Profiler
+
+from bench.stream import Stream, captures
+
+ROOT = Path(__file__).resolve().parent.parent
+INTERVAL_S = 0.001
+
+
+def _render(profiler: Profiler, out: str) -> str:
+    """The profile as text (stdout), or written as HTML to ``out``; returns what to print."""
+    if out:
+        Path(out).write_text(profiler.output_html())
+        return f"profile written to {out}"
+    return profiler.output_text(unicode=False, color=False, show_all=False)
+
+
+def profile_replay(repeat: int, out: str) -> str:
+    """``qmon replay`` of the stream, the whole process, under pyinstrument's command line (a child process)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "stream.ami"
+        Stream(captures()).write(path, repeat)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env.update(PYTHONPATH=str(ROOT), PYTHONPYCACHEPREFIX=str(Path(tmp) / "pycache"))
+        replay = ["-m", "monitor", "replay", str(path)]
+        subprocess.run([sys.executable, *replay], check=True, stdout=subprocess.DEVNULL, cwd=ROOT, env=env)
+        result = Path(tmp) / ("profile.html" if out else "profile.txt")
+        cmd = [sys.executable, "-m", "pyinstrument", "-i", str(INTERVAL_S), "--no-color", "--no-unicode",
+               "-r", "html" if out else "text", "-o", str(result), *replay]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=ROOT, env=env)
+        if out:
+            Path(out).write_bytes(result.read_bytes())
+            return f"profile written to {out}"
+        return result.read_text()
+
+
+def profile_wire_track(repeat: int, out: str) -> str:
+    """The wire parser (tracker selection, Newexten pre-read as live) into Ingest and the tracker, in-process."""
+    from monitor.ami.selection import tracker_selection
+    from monitor.ami.wire import WireParser
+    from monitor.core.ingest import Ingest
+    from monitor.core.tracker import CallTracker
+
+    data = b"".join(Stream(captures()).reps(repeat))
+    ingest = Ingest(CallTracker())
+    parser = WireParser(select=tracker_selection(defer=True))
+    profiler = Profiler(interval=INTERVAL_S)
+    profiler.start()
+    for i in range(0, len(data), 65536):
+        for h in parser.feed(data[i:i + 65536]):
+            ingest.feed(h, 0.0)
+    profiler.stop()
+    return _render(profiler, out)
+
+
+def profile_scrape(queues: int, members: int, scrapes: int, out: str) -> str:
+    """Whole /metrics scrapes (snapshot, render, parts) of the daemon's metrics, as ``bench/render.py`` runs them."""
+    from bench.render import setup
+
+    metrics, ing, parser, clock, msgs = setup(queues, members)
+
+    async def run() -> Profiler:
+        await metrics.expose_parts()  # the first scrape makes the series and caches (not profiled)
+        gc.freeze()
+        profiler = Profiler(interval=INTERVAL_S, async_mode="disabled")
+        pos = 0
+        for _ in range(scrapes):
+            clock.t += 1.0
+            for msg in parser.feed(b"".join(msgs[pos:pos + 1000])):
+                ing.feed(msg, clock.t)
+            pos = (pos + 1000) % max(1, len(msgs) - 1000)
+            ing.tick(clock.t)
+            profiler.start()
+            await metrics.expose_parts()
+            profiler.stop()
+        return profiler
+
+    return _render(asyncio.run(run()), out)
+
+
+def main() -> None:
+    """Profile one path; print the tree (or write HTML)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("what", choices=("replay", "wire+track", "scrape"))
+    ap.add_argument("--repeat", type=int, default=4,
+                    help="replay, wire+track: repetitions of the bench stream (4: the throughput stream)")
+    ap.add_argument("--queues", type=int, default=200)
+    ap.add_argument("--members", type=int, default=50)
+    ap.add_argument("--scrapes", type=int, default=10)
+    ap.add_argument("--out", default="", help="write pyinstrument's HTML view to this file instead")
+    args = ap.parse_args()
+    if args.what == "replay":
+        print(profile_replay(args.repeat, args.out))
+    elif args.what == "wire+track":
+        print(profile_wire_track(args.repeat, args.out))
+    else:
+        print(profile_scrape(args.queues, args.members, args.scrapes, args.out))
+
+
+if __name__ == "__main__":
+    main()
