@@ -240,6 +240,12 @@ class _Timing:
 
                 reader.feed_data, writer.write = timed_feed, timed_write
 
+            async def close(self) -> None:
+                await super().close()
+                # The wrappers hold the reader's and writer's own methods: a reference cycle per session, left
+                # for the collector's full passes (16 more objects a session than the server leaves: 3x).
+                del self.reader.feed_data, self.writer.write
+
         return TimedChannel
 
 
@@ -256,54 +262,70 @@ def _split(trips: list[list[Any]], timing: _Timing) -> tuple[list[float], list[f
 
 async def run_agi(args: argparse.Namespace) -> dict[str, Any]:
     """``args.sessions`` concurrent surveys from another process (as Asterisk would be): command round trips
-    seen by the callers, the server's share of them, the peak number of surveys running at once."""
+    seen by the callers, the server's share of them, the peak number of surveys running at once.
+
+    The server is wired as the daemon wires it (``monitor.daemon._build_survey``): cooldown and opt-out in a
+    :class:`~monitor.survey.state.SurveyState` file (a cooldown write per completed survey, in the worker pool),
+    started, then the start-up heap frozen (``monitor.daemon.freeze_startup_heap``). A fresh server and state
+    file per mode: the same callers must not be in each other's cooldown."""
+    import gc
     import resource
+    import tempfile
     from datetime import time as dtime
 
     import monitor.survey.server as server_mod
+    from monitor.config import number_normalizer
     from monitor.core.survey import PolicyConfig, SurveyPolicy
+    from monitor.daemon import freeze_startup_heap
+    from monitor.settings import TrackerSettings
+    from monitor.survey.state import SurveyState
     from tests.support.calls import answered
 
     calls = {f"L{i}": answered(f"L{i}", caller=f"555{i:04d}") for i in range(args.sessions)}
     results: list[Any] = []
-    server = server_mod.SurveyServer(SurveyPolicy(PolicyConfig()), lookup=lambda u, lid: calls.get(lid or ""),
-                                     on_result=results.append, port=0, local=lambda ts: dtime(12),
-                                     max_sessions=args.sessions)
-    await server.start()
     out: dict[str, Any] = {"sessions": args.sessions, "client": args.client, "load_avg": os.getloadavg()[0]}
     plain = server_mod.AgiChannel
-    try:
-        for think in (0.3, 0.0):
-            results.clear()
-            timing = _Timing()
+    for think in (0.3, 0.0):
+        results.clear()
+        timing = _Timing()
+        with tempfile.TemporaryDirectory() as tmp:
+            state = SurveyState(Path(tmp) / "survey.db", number_normalizer(TrackerSettings()))
+            server = server_mod.SurveyServer(SurveyPolicy(PolicyConfig()), lookup=lambda u, lid: calls.get(lid or ""),
+                                             on_result=results.append, cooldown=state, optout=state, port=0,
+                                             local=lambda ts: dtime(12), max_sessions=args.sessions)
             server_mod.AgiChannel = timing.channel_class(server)  # type: ignore[misc]
-            client = ["bench/agiload.py"] if args.client == "lean" else ["-m", "tests.support.agiclient"]
-            cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, *client, str(server.port), str(args.sessions), str(think),
-                stdout=asyncio.subprocess.PIPE, cwd=str(ROOT))
-            raw, _ = await asyncio.wait_for(proc.communicate(), 120)
-            cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-            rep = json.loads(raw)
-            lat: list[float] = rep["latencies"]
-            key = "think" if think else "lockstep"
-            row: dict[str, Any] = {
-                "round_trips": len(lat), **_summary(lat), "wall_s": rep["wall"],
-                "completed": sum(r.status == "completed" for r in results), "closed": rep["closed"],
-                "csat_ok": rep["csat"] == sorted(1 + i % 5 for i in range(args.sessions)),
-                "peak_surveys": timing.peak, "overloaded": server.stats["rejected_overloaded"],
-                "server_cpu_s": (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime),
-            }
-            if "trips" in rep:
-                turn, inside = _split(rep["trips"], timing)
-                row["server_turnaround"] = _summary(turn)  # reply sent by the caller -> next command written
-                row["server_inside"] = _summary(inside)  # reply read by the server's loop -> next command written
-                row["peak_open"], row["open_at_release"] = rep["peak_open"], rep["open_at_release"]
-                row["first_command"] = _summary(rep["first_command"])  # connect() -> first command received
-            out[key] = row
-    finally:
-        server_mod.AgiChannel = plain  # type: ignore[misc]
-        await server.close()
+            try:
+                await server.start()
+                freeze_startup_heap()
+                client = ["bench/agiload.py"] if args.client == "lean" else ["-m", "tests.support.agiclient"]
+                cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, *client, str(server.port), str(args.sessions), str(think),
+                    stdout=asyncio.subprocess.PIPE, cwd=str(ROOT))
+                raw, _ = await asyncio.wait_for(proc.communicate(), 120)
+                cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+            finally:
+                server_mod.AgiChannel = plain  # type: ignore[misc]
+                await server.close()
+                gc.unfreeze()
+                state.close()
+        rep = json.loads(raw)
+        lat: list[float] = rep["latencies"]
+        key = "think" if think else "lockstep"
+        row: dict[str, Any] = {
+            "round_trips": len(lat), **_summary(lat), "wall_s": rep["wall"],
+            "completed": sum(r.status == "completed" for r in results), "closed": rep["closed"],
+            "csat_ok": rep["csat"] == sorted(1 + i % 5 for i in range(args.sessions)),
+            "peak_surveys": timing.peak, "overloaded": server.stats["rejected_overloaded"],
+            "server_cpu_s": (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime),
+        }
+        if "trips" in rep:
+            turn, inside = _split(rep["trips"], timing)
+            row["server_turnaround"] = _summary(turn)  # reply sent by the caller -> next command written
+            row["server_inside"] = _summary(inside)  # reply read by the server's loop -> next command written
+            row["peak_open"], row["open_at_release"] = rep["peak_open"], rep["open_at_release"]
+            row["first_command"] = _summary(rep["first_command"])  # connect() -> first command received
+        out[key] = row
     return out
 
 

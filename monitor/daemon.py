@@ -277,6 +277,17 @@ async def watch_loop_lag(observe: Callable[[float], None], interval_s: float = L
         observe(max(0.0, loop.time() - start - interval_s))
 
 
+def freeze_startup_heap() -> None:
+    """Collect, then keep every object alive now out of the collector's generations until ``gc.unfreeze()``.
+
+    What the set-up daemon holds (modules, settings, pre-created series and their locks: ~100 k objects at 200
+    queues) then stays out of full GC passes: each walks every object while the AMI reader and the surveys wait.
+    Called once start-up is done (``bench/load.py agi`` calls it after starting its survey server, as here).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def _bounded(close: Callable[[], Coroutine[Any, Any, Any]], timeout_s: float) -> None:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(close(), timeout_s)
@@ -327,10 +338,7 @@ async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None =
             listeners.push_async_callback(_bounded, survey.server.close, 8.0)
             d.survey_port = survey.server.port
             metrics.survey_server = survey.server
-        # What the set-up daemon holds (modules, settings, pre-created series and their locks: ~100 k objects at 200
-        # queues) stays out of full GC passes until shutdown: each walks every object while the AMI reader waits.
-        gc.collect()
-        gc.freeze()
+        freeze_startup_heap()
         stack.callback(gc.unfreeze)
         await _serve(d, listeners, survey, ready_cb)
     return 0 if store.stats.get("lost", 0) == 0 else 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import socket
 from pathlib import Path
@@ -12,7 +13,8 @@ import pytest
 from monitor.cli import main
 from monitor.daemon import StartupError, run_daemon
 from monitor.settings import HttpSettings, SurveySettings
-from tests.support.daemon import daemon_settings
+from tests.support.amiserver import AmiTestServer
+from tests.support.daemon import daemon_settings, running
 from tests.support.helpers import free_port
 
 
@@ -70,3 +72,16 @@ def test_qmon_run_says_so_in_one_line(tmp_path: Path, taken_port: int, capsys: p
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"qmon run: http: cannot listen on 127.0.0.1:{taken_port}: address already in use (another qmon, "
                    "or another exporter?)"]
+
+
+async def test_the_startup_heap_is_frozen_while_the_daemon_runs(tmp_path: Path) -> None:
+    """Once started (survey server listening), what start-up made is out of the collector's generations, so full
+    passes during a burst of surveys or a scrape walk only what came after; given back at shutdown."""
+    gc.unfreeze()
+    settings = dataclasses.replace(daemon_settings(tmp_path, 1), survey=SurveySettings(
+        port=0, state_path=str(tmp_path / "survey.db")))
+    async with AmiTestServer([]) as srv, running(dataclasses.replace(
+            settings, ami=(dataclasses.replace(settings.ami[0], port=srv.port),))) as d:
+        assert d.survey_port
+        assert gc.get_freeze_count() > 1000
+    assert gc.get_freeze_count() == 0

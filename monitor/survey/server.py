@@ -27,7 +27,6 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import time as dtime
@@ -39,7 +38,17 @@ from monitor.core.repeat import normalize_number
 from monitor.core.survey import CooldownState, Decision, OptOutList, SurveyPolicy, SurveyResultRecord
 from monitor.survey.agi import AgiChannel, AgiError, AgiHangup, quote, read_headers, render, to_reply
 from monitor.survey.durations import default_durations, worst_case_s
-from monitor.survey.listener import Acceptor, Admission, Throttle, backlog_for, fd_budget, listen, open_stream
+from monitor.survey.listener import (
+    Acceptor,
+    Admission,
+    Throttle,
+    backlog_for,
+    fd_budget,
+    grow_fd_table,
+    listen,
+    open_stream,
+)
+from monitor.survey.pool import WorkerPool
 
 log = logging.getLogger("qmon.survey")
 
@@ -119,8 +128,7 @@ class SurveyServer:
         self._sessions: set[asyncio.Task[None]] = set()
         self._overload = Throttle(log)
         self._bad_headers = Throttle(log)
-        # Own small pool: a hung store must not starve the loop's default executor (used by others).
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qmon-survey")
+        self._pool = WorkerPool(4, "qmon-survey")  # qmon's lookups, the cooldown write (monitor/survey/pool.py)
         self.stats: dict[str, int] = {
             "connections": 0, "active": 0, "header_errors": 0, "early_hangups": 0, "errors": 0, "results": 0,
             "qmon_slow": 0, "peer_stalled": 0, "callbacks_declined": 0, "sessions": 0, "rejected_overloaded": 0,
@@ -132,11 +140,13 @@ class SurveyServer:
         """Start listening (``port=0`` picks a free port, then read :attr:`port`); OSError if it cannot bind."""
         socks = listen(self.bind, self.port, backlog_for(self.max_sessions))
         self.port = int(socks[0].getsockname()[1])
+        need, limit = fd_budget(self.max_sessions)
+        grow_fd_table(socks[0], need, limit)
+        self._pool.start()
         self._acceptor = Acceptor(socks, self._admission.on_conn, self._admission.exhausted, log, self.stats)
         self._acceptor.start()
         log.info("survey FastAGI server listening on %s:%d (at most %d surveys at once)", self.bind, self.port,
                  self.max_sessions)
-        need, limit = fd_budget(self.max_sessions)
         if 0 <= limit < need:
             log.warning("survey.max_sessions = %d may need %d file descriptors, the limit is %d (ulimit -n, "
                         "systemd LimitNOFILE=): lower survey.max_sessions or raise the limit", self.max_sessions,
@@ -152,7 +162,7 @@ class SurveyServer:
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
 
     def _spawn(self, sock: socket.socket) -> asyncio.Task[None]:
         task = asyncio.create_task(self._accept(sock), name="survey-agi")
@@ -329,9 +339,10 @@ class SurveyServer:
         return _Prep(call, caller, self.policy.language(decision.queue, headers.get("agi_language"), hint), decision)
 
     async def _bounded(self, fn: Callable[..., T], *args: object) -> T:
-        """``fn(*args)`` in the server's worker pool; TimeoutError after ``work_deadline_s`` (s)."""
-        fut = asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-        return await asyncio.wait_for(fut, self.work_deadline_s)
+        """``fn(*args)`` in the server's worker pool; TimeoutError after ``work_deadline_s`` (s), the wait for a
+        free worker included."""
+        async with asyncio.timeout(self.work_deadline_s):
+            return await self._pool.run(fn, *args)
 
     def _trace(self, value: str) -> list[SetVar]:
         return [SetVar(self.trace_var, value)] if self.trace_var else []
@@ -375,7 +386,7 @@ class SurveyServer:
         if self.cooldown is None:
             return
         try:  # a file write: off the loop
-            await asyncio.get_running_loop().run_in_executor(self._pool, self.cooldown.mark_surveyed, caller, ts)
+            await self._pool.run(self.cooldown.mark_surveyed, caller, ts)
         except Exception:  # a dead cooldown store costs a cooldown entry, never the result
             log.exception("could not record the survey in the cooldown store")
 
