@@ -21,8 +21,9 @@ import pytest
 from monitor.core.conversation import PromptDurations
 from monitor.core.records import CallRecord
 from monitor.core.survey import PolicyConfig, SurveyPolicy, SurveyResultRecord
+from monitor.survey.collaborators import CallbackTarget
 from monitor.survey.durations import default_durations, load_durations, parse_durations
-from monitor.survey.server import CallbackTarget, SurveyServer
+from monitor.survey.server import SurveyServer
 from tests.support.agi_peer import (
     DEAD,
     FIXTURES,

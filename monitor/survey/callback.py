@@ -35,7 +35,7 @@ from monitor.core.records import CallRecord
 from monitor.core.survey import CooldownState, OptOutList, SurveyPolicy, SurveyResultRecord, in_quiet_hours
 from monitor.core.vocab import SurveyStatus
 from monitor.survey import originate as orig
-from monitor.survey.server import CallbackTarget, ResultSink
+from monitor.survey.collaborators import CallbackTarget, ResultSink
 
 log = logging.getLogger("qmon.survey.callback")
 

@@ -28,15 +28,14 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from datetime import time as dtime
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from monitor.core.conversation import Ask, Conversation, Done, Play, PromptDurations, Reply, SetVar
 from monitor.core.records import CallRecord
 from monitor.core.repeat import normalize_number
 from monitor.core.survey import CooldownState, Decision, OptOutList, SurveyPolicy, SurveyResultRecord
 from monitor.survey.agi import AgiChannel, AgiError, AgiHangup, quote, read_headers, render, to_reply
+from monitor.survey.collaborators import CallbackClaims, CallbackTarget, LocalTimeFn, LookupFn, ResultSink, local_time
 from monitor.survey.durations import default_durations, worst_case_s
 from monitor.survey.listener import (
     Acceptor,
@@ -52,37 +51,8 @@ from monitor.survey.pool import WorkerPool
 
 log = logging.getLogger("qmon.survey")
 
-LookupFn = Callable[[str | None, str | None], CallRecord | None]
-ResultSink = Callable[[SurveyResultRecord], None]
-LocalTimeFn = Callable[[float], dtime]
 T = TypeVar("T")
 AnyCmd = str | Ask | Play | SetVar
-
-
-def local_time(ts: float) -> dtime:
-    """Wall-clock time of ``ts`` in the daemon's local zone (what quiet hours mean to a site)."""
-    return datetime.fromtimestamp(ts).time()
-
-
-@dataclass(frozen=True, slots=True)
-class CallbackTarget:
-    """The original call a callback survey is about (handed over by the callback scheduler).
-
-    ``decline`` non-empty: the job already ended that way (given up, claimed): say goodbye, record nothing.
-    """
-
-    record: CallRecord
-    caller: str
-    language: str | None
-    decline: str = ""
-
-
-class CallbackClaims(Protocol):
-    """What the server needs from the callback scheduler (a token -> the original call)."""
-
-    def claim(self, token: str) -> CallbackTarget | None:
-        """The target of a callback whose survey channel just connected, once."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
