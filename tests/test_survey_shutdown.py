@@ -6,6 +6,8 @@
 * A survey still running when the grace period ends is cut, and stored with the answers given so far and the
   reason ``qmon_shutdown`` (before: the cancelled session emitted nothing, and the daemon's outer bound on the
   close cancelled it at the same instant as the server's own, so sessions outlived the store's drain).
+* So is one cut before its first question, and the goodbye of a caller not surveyed (not eligible, overloaded)
+  cut by the shutdown keeps that caller's record (before: only a cut inside the question loop was recorded).
 """
 
 from __future__ import annotations
@@ -107,3 +109,51 @@ async def test_a_survey_cut_by_the_shutdown_keeps_its_answers() -> None:
         ("1700000000.7", "partial", 5, None, "qmon_shutdown")]
     assert results[0].raw == "csat=5"
 
+
+
+async def _stall_on(server: SurveyServer, uid: str, prefix: str) -> tuple[asyncio.StreamWriter, list[str]]:
+    """A caller that answers as Asterisk until qmon sends a command starting with ``prefix``, then says nothing."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(_request(uid))
+    seen: list[str] = []
+    while not seen or not seen[-1].startswith(prefix):
+        seen.append((await asyncio.wait_for(reader.readline(), 5)).decode().strip())
+        if not seen[-1].startswith(prefix):
+            writer.write((asterisk_reply(seen[-1], {}) + "\n").encode())
+    return writer, seen
+
+
+async def test_a_survey_cut_before_its_first_question_is_still_recorded() -> None:
+    """Cut while qmon waits for the reply to its first VERBOSE (the call was eligible, nothing asked yet): stored as
+    a hang-up with reason ``qmon_shutdown``, as the same stall would have been without the shutdown."""
+    results: list[SurveyResultRecord] = []
+    server = _server(results)
+    await server.start()
+    writer, seen = await _stall_on(server, "1700000000.3", "VERBOSE")
+    await server.close(0.3)
+    writer.close()
+    assert seen == ['VERBOSE "qmon survey: en" 3']
+    assert [(r.linkedid, r.status, r.csat, r.reason) for r in results] == [
+        ("1700000000.3", "hangup", None, "qmon_shutdown")]
+
+
+async def test_a_goodbye_cut_by_the_shutdown_keeps_its_record() -> None:
+    """Cut during the goodbye of a caller who is not surveyed (unknown call) and of one beyond max_sessions: each
+    is stored as it would have been once its goodbye ended (not_eligible, with its reason)."""
+    results: list[SurveyResultRecord] = []
+    calls = {"1700000000.1": answered("1700000000.1", caller="5551001")}
+    server = SurveyServer(SurveyPolicy(PolicyConfig()), lookup=lambda u, lid: calls.get(lid or ""),
+                          on_result=results.append, port=0, local=lambda ts: dtime(12), max_sessions=2)
+    await server.start()
+    surveyed, _ = await _stall_on(server, "1700000000.1", "GET DATA")  # a survey held open
+    unknown_w, _ = await _stall_on(server, "1700000000.9", "STREAM FILE")  # not a known call: not eligible
+    overloaded, seen = await _stall_on(server, "1700000000.2", "STREAM FILE")  # the third: beyond max_sessions
+    assert 'SET VARIABLE QMON_SURVEY_STATUS "overloaded"' in seen
+    await server.close(0.3)
+    for w in (surveyed, overloaded, unknown_w):
+        w.close()
+    assert sorted((r.linkedid or "", r.status, r.reason) for r in results) == [
+        ("1700000000.1", "hangup", "qmon_shutdown"),
+        ("1700000000.2", "not_eligible", "overloaded"),
+        ("1700000000.9", "not_eligible", "unknown_call"),
+    ]

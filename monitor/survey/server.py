@@ -205,13 +205,13 @@ class SurveyServer:
         task = asyncio.current_task()
         self._admission.hold(task)
         try:
-            await self._say(chan, lang, [SetVar("QMON_SURVEY_STATUS", "overloaded"),
-                                         *self._trace("qmon:status=overloaded")])
+            return await self._goodbye(chan, lang, [SetVar("QMON_SURVEY_STATUS", "overloaded"),
+                                                    *self._trace("qmon:status=overloaded")], lambda: self._record(
+                None, headers, normalize_number(headers.get("agi_callerid")), Decision(False, "overloaded"),
+                "not_eligible", lang, source, started, reason="overloaded", queue_hint=args[1],
+                lid_hint=args[0] if source == "agi" else ""))
         finally:
             self._admission.release(task)
-        return self._record(None, headers, normalize_number(headers.get("agi_callerid")),
-                            Decision(False, "overloaded"), "not_eligible", lang, source, started, reason="overloaded",
-                            queue_hint=args[1], lid_hint=args[0] if source == "agi" else "")
 
     async def _survey(self, chan: AgiChannel, headers: dict[str, str]
                       ) -> tuple[SurveyResultRecord | None, str | None]:
@@ -238,24 +238,22 @@ class SurveyServer:
             log.warning("survey: qmon's own lookups took over %.1fs; the caller hears goodbye, not silence",
                         self.work_deadline_s)
             lang = self.policy.language(None, headers.get("agi_language"), hint or None)
-            await self._say(chan, lang, [SetVar("QMON_SURVEY_STATUS", "not_eligible"),
-                                         *self._trace("qmon:status=not_eligible")])
-            return self._record(None, headers, target.caller if target else None, Decision(False, "qmon_slow"),
-                                "not_eligible", lang, source, started, reason="qmon_slow", queue_hint=args[1],
-                                lid_hint=lid_hint), None
+            return await self._goodbye(chan, lang, [SetVar("QMON_SURVEY_STATUS", "not_eligible"),
+                                                    *self._trace("qmon:status=not_eligible")], lambda: self._record(
+                None, headers, target.caller if target else None, Decision(False, "qmon_slow"), "not_eligible",
+                lang, source, started, reason="qmon_slow", queue_hint=args[1], lid_hint=lid_hint)), None
         d = prep.decision
         if not d.eligible:
-            await self._say(chan, prep.lang, [
+            return await self._goodbye(chan, prep.lang, [
                 f"VERBOSE {quote('qmon survey: not eligible (' + d.reason + ')')} 3",
                 SetVar("QMON_SURVEY_STATUS", "not_eligible"), *self._trace("qmon:status=not_eligible"),
-            ])
-            return self._record(prep.call, headers, prep.caller, d, "not_eligible", prep.lang, source, started,
-                                reason=d.reason, queue_hint=args[1], lid_hint=lid_hint), None
+            ], lambda: self._record(prep.call, headers, prep.caller, d, "not_eligible", prep.lang, source, started,
+                                    reason=d.reason, queue_hint=args[1], lid_hint=lid_hint)), None
         conv = Conversation(self.limited(prep.lang, source == "callback"), prep.lang, started,
                             intro=source == "callback", durations=self.durations, trace_var=self.trace_var)
-        await self._say(chan, prep.lang, [f"VERBOSE {quote('qmon survey: ' + prep.lang)} 3"], farewell=False)
-        cmd = conv.start(self.clock())
         try:
+            await self._say(chan, prep.lang, [f"VERBOSE {quote('qmon survey: ' + prep.lang)} 3"], farewell=False)
+            cmd = conv.start(self.clock())
             while not isinstance(cmd, Done):
                 reply = await self._exec(chan, cmd)
                 cmd = conv.feed(reply, self.clock())
@@ -335,6 +333,17 @@ class SurveyServer:
             self.stats["peer_stalled"] += 1
             log.warning("survey conversation aborted: %s", exc)
             return Reply(hangup=True)
+
+    async def _goodbye(self, chan: AgiChannel, lang: str, cmds: list[AnyCmd],
+                       record: Callable[[], SurveyResultRecord]) -> SurveyResultRecord:
+        """``cmds``, goodbye, then ``record()`` (this caller's result). Cut by close(), the record is emitted at
+        once instead: the session never reaches its own emit, and no record may be lost."""
+        try:
+            await self._say(chan, lang, cmds)
+        except asyncio.CancelledError:
+            self._emit(record())
+            raise
+        return record()
 
     async def _say(self, chan: AgiChannel, lang: str, cmds: list[AnyCmd], *, farewell: bool = True) -> None:
         """Send ``cmds`` (then goodbye if ``farewell``), stopping at the first hang-up or stalled reply."""
