@@ -1,4 +1,5 @@
-"""The survey server's own worker threads: qmon's lookups before the first prompt and the cooldown write.
+"""The survey server's own worker threads: qmon's lookups before the first prompt; the cooldown write after the
+call has a pool of its own (a write stalled by a locked state file must not hold a lookup's thread).
 
 Its own pool (not the loop's default executor, used by others), so a hung store starves only the surveys, which
 then say goodbye after their work deadline (issue 12). Measured with 500 callers at once (``bench/load.py agi``):

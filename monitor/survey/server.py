@@ -98,7 +98,10 @@ class SurveyServer:
         self._sessions: set[asyncio.Task[None]] = set()
         self._overload = Throttle(log)
         self._bad_headers = Throttle(log)
-        self._pool = WorkerPool(4, "qmon-survey")  # qmon's lookups, the cooldown write (monitor/survey/pool.py)
+        self._pool = WorkerPool(4, "qmon-survey")  # qmon's lookups before the first prompt (monitor/survey/pool.py)
+        # The cooldown write, after the call, in its own thread: a write held by a locked or stalled state file
+        # must not take the lookups' threads (every later caller would hear goodbye, not the survey).
+        self._writes = WorkerPool(1, "qmon-cooldown")
         self.stats: dict[str, int] = {
             "connections": 0, "active": 0, "header_errors": 0, "early_hangups": 0, "errors": 0, "results": 0,
             "qmon_slow": 0, "peer_stalled": 0, "callbacks_declined": 0, "sessions": 0, "rejected_overloaded": 0,
@@ -113,6 +116,7 @@ class SurveyServer:
         need, limit = fd_budget(self.max_sessions)
         grow_fd_table(socks[0], need, limit)
         self._pool.start()
+        self._writes.start()
         self._acceptor = Acceptor(socks, self._admission.on_conn, self._admission.exhausted, log, self.stats)
         self._acceptor.start()
         log.info("survey FastAGI server listening on %s:%d (at most %d surveys at once)", self.bind, self.port,
@@ -133,6 +137,7 @@ class SurveyServer:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         self._pool.shutdown()
+        self._writes.shutdown()
 
     def _spawn(self, sock: socket.socket) -> asyncio.Task[None]:
         task = asyncio.create_task(self._accept(sock), name="survey-agi")
@@ -365,7 +370,7 @@ class SurveyServer:
         if self.cooldown is None:
             return
         try:  # a file write: off the loop
-            await self._pool.run(self.cooldown.mark_surveyed, caller, ts)
+            await self._writes.run(self.cooldown.mark_surveyed, caller, ts)
         except Exception:  # a dead cooldown store costs a cooldown entry, never the result
             log.exception("could not record the survey in the cooldown store")
 
