@@ -13,8 +13,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import socket
+import sys
 from datetime import time as dtime
+from pathlib import Path
 
 from monitor.core.survey import PolicyConfig, SurveyPolicy, SurveyResultRecord
 from monitor.survey.server import SurveyServer
@@ -157,3 +161,39 @@ async def test_a_goodbye_cut_by_the_shutdown_keeps_its_record() -> None:
         ("1700000000.2", "not_eligible", "overloaded"),
         ("1700000000.9", "not_eligible", "unknown_call"),
     ]
+
+
+async def test_callers_queued_at_shutdown_are_served_when_descriptors_run_out(tmp_path: Path) -> None:
+    """The server in a process limited to 64 descriptors stops with 300 idle connections queued ahead of 3
+    callers: accept() fails with EMFILE while the queue is taken, idle connections are dropped to make room and the
+    3 callers are surveyed (before: the first EMFILE ended the taking and closing the socket reset them)."""
+    root = Path(__file__).parent.parent
+    with (tmp_path / "stderr.log").open("wb") as err:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.support.agi_server_child", "64", str(tmp_path / "survey.db"), "hold",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=err,
+            env={**os.environ, "PYTHONPATH": str(root)}, cwd=root)
+    assert proc.stdin is not None and proc.stdout is not None
+    idle: list[socket.socket] = []
+    try:
+        port = int((await asyncio.wait_for(proc.stdout.readline(), 20)).split()[1])
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=2) for _ in range(300)]
+        callers = [socket.create_connection(("127.0.0.1", port), timeout=2) for _ in range(3)]
+        for i, s in enumerate(callers):
+            s.sendall("".join(f"{k}: {v}\n" for k, v in agi_headers(f"U{i}", f"L{i}").items()).encode() + b"\n")
+            s.setblocking(False)
+        proc.stdin.write(b"stop\n")  # the server closes now, every connection still in its listen queue
+        talks = await asyncio.gather(*(_answer(s, ["4"]) for s in callers))
+        out, _ = await asyncio.wait_for(proc.communicate(), 20)
+    finally:
+        for s in idle:
+            s.close()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    log = (tmp_path / "stderr.log").read_text()
+    stats = json.loads(next(ln for ln in out.decode().splitlines() if ln.startswith("STATS "))[6:])
+    for commands, clean in talks:
+        assert clean and 'SET VARIABLE QMON_SURVEY_STATUS "completed"' in commands, (commands, log[-2000:])
+    assert stats["accept_errors"] > 0 and stats["idle_dropped"] > 0, stats  # descriptors really ran out
+    assert "Traceback" not in log, log[-3000:]

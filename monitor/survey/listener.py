@@ -34,6 +34,8 @@ from typing import SupportsIndex
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 #: Descriptors the rest of the daemon may hold besides FastAGI connections (AMI, HTTP, database, journal, logs).
 FD_RESERVE = 100
+#: How long (s) closing may spend making room for the connections still queued when out of descriptors.
+DRAIN_S = 1.0
 
 
 class Throttle:
@@ -147,15 +149,27 @@ class Acceptor:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for s in self.socks:
-            # No await from here to close(): nothing can be queued between the last accept and the close.
-            while True:
-                try:
-                    conn, _ = s.accept()
-                except OSError:  # BlockingIOError: the queue is empty (or the socket is broken: nothing to take)
-                    break
-                conn.setblocking(False)
-                self.on_conn(conn)
-            s.close()
+            await self._drain(s)
+            s.close()  # no await since the queue was found empty: nothing can be queued in between
+
+    async def _drain(self, sock: socket.socket) -> None:
+        """Hand every connection queued on ``sock`` to ``on_conn``, until accept() finds the queue empty. Out of
+        descriptors, idle connections are dropped to make room (their descriptors close in a loop turn) for at
+        most DRAIN_S; gives up when none can be dropped (the rest are then reset by the close)."""
+        end = time.monotonic() + DRAIN_S
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError as exc:  # BlockingIOError: the queue is empty (or the socket is broken: nothing to take)
+                if exc.errno not in RESOURCE_ERRNOS:
+                    return
+                self.stats["accept_errors"] = self.stats.get("accept_errors", 0) + 1
+                if time.monotonic() >= end or not self.on_exhausted():
+                    return
+                await asyncio.sleep(0.005)
+                continue
+            conn.setblocking(False)
+            self.on_conn(conn)
 
     async def _loop(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
