@@ -169,9 +169,11 @@ class SurveyServer:
             log.exception("survey session failed")
         finally:
             self.stats["active"] -= 1
-            await chan.close()  # the caller goes back to the dialplan before any bookkeeping
-            if rec is not None:
-                self._emit(rec)
+            try:
+                await chan.close()  # the caller goes back to the dialplan before any bookkeeping
+            finally:  # even if shutdown cancels the close: the survey has ended, its record is owed
+                if rec is not None:
+                    self._emit(rec)
             if mark is not None:
                 await self._mark(mark, rec.started_ts if rec else self.clock())
 
