@@ -37,6 +37,7 @@ import re
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from monitor.core import events as ev
 from monitor.core.memberacc import TIME_STATES, MemberAcc
@@ -75,6 +76,12 @@ def device_keys(interface: str) -> set[str]:
     if resource:
         keys.add("ext:" + resource.split("@", 1)[0].split("/", 1)[0])
     return keys
+
+
+@lru_cache(maxsize=1024)
+def _device_keys(interface: str) -> tuple[str, ...]:
+    # Every member event names its interfaces again (a few distinct ones per member): the keys made once.
+    return tuple(device_keys(interface))
 
 
 def channel_keys(channel: str) -> set[str]:
@@ -205,7 +212,7 @@ class AgentBoard:
 
     def _remember(self, agent: str, *interfaces: str) -> None:
         for iface in interfaces:
-            for k in device_keys(iface):
+            for k in _device_keys(iface):
                 self._devices[k] = agent
 
     def agent_of_channel(self, channel: str) -> str | None:
