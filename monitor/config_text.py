@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import tomllib
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -105,6 +104,8 @@ def apply_section(cls: type[Any], prefix: str, raw: Mapping[str, Any], from_text
 
 def parse_toml(text: str, source: str, problems: list[str]) -> dict[str, Any]:
     """The TOML document (empty + a problem when it does not parse)."""
+    import tomllib  # here: most runs read no file (tomllib and the datetime it imports: ~2 ms of qmon's start-up)
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

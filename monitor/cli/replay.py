@@ -33,7 +33,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--full-parse", action="store_true",
                    help="parse every .ami message, even events the tracker never reads (slower; same report)")
     add_config_arg(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, exit_now=True)  # one-shot: as the program, exits without tearing down (cli.main)
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:

@@ -38,7 +38,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from monitor.core import events as ev
-from monitor.core.devices import channel_keys, device_keys
+from monitor.core.devices import channel_keys, interface_keys
 from monitor.core.memberacc import TIME_STATES, MemberAcc
 
 __all__ = ["AGENT_STATES", "ALL_QUEUES", "TIME_STATES", "AgentBoard", "AgentRow", "pause_label", "window"]
@@ -181,7 +181,7 @@ class AgentBoard:
 
     def _remember(self, agent: str, *interfaces: str) -> None:
         for iface in interfaces:
-            for k in device_keys(iface):
+            for k in interface_keys(iface):
                 self._devices[k] = agent
 
     def agent_of_channel(self, channel: str) -> str | None:

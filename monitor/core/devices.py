@@ -6,8 +6,9 @@ channel of that device (``PJSIP/1001-0000002a``). Used by :class:`monitor.core.a
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
-__all__ = ["channel_keys", "device_keys"]
+__all__ = ["channel_keys", "device_keys", "interface_keys"]
 
 _CHAN_SUFFIX = re.compile(r"(-[0-9a-fA-F]{6,})?(;\d+)?$")  # a channel's unique suffix and a Local half's ;1/;2
 
@@ -28,6 +29,13 @@ def device_keys(interface: str) -> set[str]:
     if resource:
         keys.add("ext:" + resource.split("@", 1)[0].split("/", 1)[0])
     return keys
+
+
+@lru_cache(maxsize=1024)
+def interface_keys(interface: str) -> tuple[str, ...]:
+    """:func:`device_keys` of a member's interface, made once (every member event names its interfaces again, a
+    few distinct ones per member; bounded)."""
+    return tuple(device_keys(interface))
 
 
 def channel_keys(channel: str) -> set[str]:

@@ -146,7 +146,7 @@ class CallTracker:
         st = self.state
         if st.stats["events"] % _SWEEP_EVERY == 0:
             out.extend(self.sweep(st.now))
-        return with_owed(st, out)
+        return with_owed(st, out) if out else out  # most events note nothing
 
     def tick(self, now: float) -> list[Note]:
         """Time passes without events: close calls whose grace period is over at ``now`` (the daemon's clock, s).

@@ -311,29 +311,29 @@ class QmonMetrics:
         elif isinstance(n, TransferNote):
             if n.queue is not None:  # not a queue call: not ours to count
                 self.ensure_queue(pbx, n.queue)
-                self.transfers.labels(pbx, n.queue, n.type).inc()
+                self._child(self.transfers, pbx, n.queue, n.type).inc()
                 if n.first_in_segment:  # "transferred" counts segments, not transfers (ping-pong counts once)
-                    self.calls.labels(pbx, n.queue, "transferred").inc()
+                    self._child(self.calls, pbx, n.queue, "transferred").inc()
         elif isinstance(n, VoicemailNote):
             self.ensure_queue(pbx, n.queue)
-            self.voicemail.labels(pbx, n.queue, n.reason).inc()
+            self._child(self.voicemail, pbx, n.queue, n.reason).inc()
         elif isinstance(n, RepeatNote):
             if n.queue is not None:
                 self.ensure_queue(pbx, n.queue)
                 for w in n.windows:
-                    self.repeats.labels(pbx, n.queue, w).inc()
+                    self._child(self.repeats, pbx, n.queue, w).inc()
         elif isinstance(n, SurveyNote):
             self._survey(pbx, n)
         elif isinstance(n, CallClosed):
             if n.record.segments:  # each call once, where it ended (an amended record is not counted again)
                 last = n.record.segments[-1].queue
                 self.ensure_queue(pbx, last)
-                self.last_queue_calls.labels(pbx, last).inc()
+                self._child(self.last_queue_calls, pbx, last).inc()
             # Segments closed without an outcome (stream gap, shutdown) never produced a SegmentNote.
             for s in n.record.segments:
                 if s.outcome == "unknown" and s.entered:
                     self.ensure_queue(pbx, s.queue)
-                    self.calls.labels(pbx, s.queue, "unknown").inc()
+                    self._child(self.calls, pbx, s.queue, "unknown").inc()
 
     def _owed(self, pbx: str, n: OwedNote) -> None:
         """An owed callback closed: observe its time to callback under the queue where the call ended."""
@@ -341,18 +341,18 @@ class QmonMetrics:
         if n.change != "close" or ttc is None or not n.call.queue or n.call.closed_by not in CLOSED_BY:
             return
         self.ensure_queue(pbx, n.call.queue)
-        self.ttc.labels(pbx, n.call.queue, n.call.closed_by).observe(ttc)
+        self._child(self.ttc, pbx, n.call.queue, n.call.closed_by).observe(ttc)
 
     def _survey(self, pbx: str, n: SurveyNote) -> None:
         """Count one survey answer of any source (dialplan UserEvent, AGI, callback), attached to a call or not."""
         queue = n.queue or "unknown"
         self.ensure_queue(pbx, queue)
-        self.survey.labels(pbx, queue, n.result).inc()
+        self._child(self.survey, pbx, queue, n.result).inc()
         if n.result in ANSWERED_SURVEY and valid_csat(n.csat):
-            self.csat.labels(pbx, queue, str(n.csat)).inc()
+            self._child(self.csat, pbx, queue, str(n.csat)).inc()
         if n.nps is not None and valid_nps(n.nps):
-            self.nps.labels(pbx, queue, nps_bucket(n.nps)).inc()
+            self._child(self.nps, pbx, queue, nps_bucket(n.nps)).inc()
         if valid_ces(n.ces):
-            self.ces.labels(pbx, queue, str(n.ces)).inc()
+            self._child(self.ces, pbx, queue, str(n.ces)).inc()
 
 
