@@ -5,11 +5,12 @@
     python bench/profiles.py wire+track [--repeat 4] [--out FILE] # wire parser -> Ingest -> tracker, no I/O
     python bench/profiles.py scrape [--queues 200] [--members 50] [--scrapes 10] [--out FILE]  # /metrics scrapes
 
-The text tree goes to stdout; ``--out x.html`` writes pyinstrument's HTML view instead. ``replay`` runs the
-stream as an ``.ami`` file under ``python -m pyinstrument -m monitor replay`` in a child process, its bytecode cached
-by a first run (as ``bench/throughput.py`` measures it); ``wire+track`` feeds the bytes in 64 KiB pieces as the
-live path reads them (``bench/throughput.py``'s stage of that name); ``scrape`` is ``bench/render.py``'s set-up
-(members loaded through the wire parser, 1 000 stream messages and 1 s of the daemon clock between scrapes).
+The text tree goes to stdout; ``--out x.html`` writes pyinstrument's HTML view instead. ``replay`` runs
+``main(["replay", FILE])`` on the stream as an ``.ami`` file under the profiler, in a fresh child process
+(imports included), its bytecode cached by a first run (as ``bench/throughput.py`` measures it);
+``wire+track`` feeds the bytes in 64 KiB pieces as the live path reads them (``bench/throughput.py``'s stage of
+that name); ``scrape`` is ``bench/render.py``'s set-up (members loaded through the wire parser, 1 000 stream
+messages and 1 s of the daemon clock between scrapes).
 A sampling profiler (1 ms): the shares are what to read; the figures are ``bench/``'s.
 """
 
@@ -42,19 +43,38 @@ def _render(profiler: Profiler, out: str) -> str:
     return profiler.output_text(unicode=False, color=False, show_all=False)
 
 
+_REPLAY_CHILD = """
+import sys
+from pyinstrument import Profiler
+profiler = Profiler(interval=float(sys.argv[3]))
+profiler.start()
+from monitor.cli import main  # the imports are in the profile: a fresh process, nothing imported yet
+try:
+    main(["replay", sys.argv[1]])
+finally:
+    profiler.stop()
+    out = sys.argv[2]
+    with open(out, "w") as f:
+        f.write(profiler.output_html() if out.endswith(".html") else
+                profiler.output_text(unicode=False, color=False))
+"""
+
+
 def profile_replay(repeat: int, out: str) -> str:
-    """``qmon replay`` of the stream, the whole process, under pyinstrument's command line (a child process)."""
+    """``qmon replay`` of the stream in a fresh child process, from its imports to its report (the interpreter's
+    own start, ~20 ms, is not in it; ``main`` is given its argv, so the command returns instead of leaving
+    through ``os._exit`` as the ``qmon`` program does, and the profile is written)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "stream.ami"
         Stream(captures()).write(path, repeat)
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env.update(PYTHONPATH=str(ROOT), PYTHONPYCACHEPREFIX=str(Path(tmp) / "pycache"))
-        replay = ["-m", "monitor", "replay", str(path)]
-        subprocess.run([sys.executable, *replay], check=True, stdout=subprocess.DEVNULL, cwd=ROOT, env=env)
+        # A first run caches the bytecode, as for an installed qmon (bench/throughput.py measures it so too).
+        subprocess.run([sys.executable, "-m", "monitor", "replay", str(path)], check=True,
+                       stdout=subprocess.DEVNULL, cwd=ROOT, env=env)
         result = Path(tmp) / ("profile.html" if out else "profile.txt")
-        cmd = [sys.executable, "-m", "pyinstrument", "-i", str(INTERVAL_S), "--no-color", "--no-unicode",
-               "-r", "html" if out else "text", "-o", str(result), *replay]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=ROOT, env=env)
+        subprocess.run([sys.executable, "-c", _REPLAY_CHILD, str(path), str(result), str(INTERVAL_S)], check=True,
+                       stdout=subprocess.DEVNULL, cwd=ROOT, env=env)
         if out:
             Path(out).write_bytes(result.read_bytes())
             return f"profile written to {out}"
