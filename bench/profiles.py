@@ -3,11 +3,13 @@
 
     python bench/profiles.py replay [--repeat 4] [--out FILE]     # `qmon replay` of the stream: the whole process
     python bench/profiles.py wire+track [--repeat 4] [--out FILE] # wire parser -> Ingest -> tracker, no I/O
+    python bench/profiles.py daemon [--repeat 4] [--out FILE]     # the live path: run_daemon over TCP
     python bench/profiles.py scrape [--queues 200] [--members 50] [--scrapes 10] [--out FILE]  # /metrics scrapes
 
 The text tree goes to stdout; ``--out x.html`` writes pyinstrument's HTML view instead. ``replay`` runs
 ``main(["replay", FILE])`` on the stream as an ``.ami`` file under the profiler, in a fresh child process
 (imports included), its bytecode cached by a first run (as ``bench/throughput.py`` measures it);
+``daemon`` is its stage of that name (the bench's AMI server in a child process, the store as deployed);
 ``wire+track`` feeds the bytes in 64 KiB pieces as the live path reads them (``bench/throughput.py``'s stage of
 that name); ``scrape`` is ``bench/render.py``'s set-up (members loaded through the wire parser, 1 000 stream
 messages and 1 s of the daemon clock between scrapes).
@@ -125,10 +127,53 @@ def profile_scrape(queues: int, members: int, scrapes: int, out: str) -> str:
     return _render(asyncio.run(run()), out)
 
 
+def profile_daemon(repeat: int, out: str) -> str:
+    """The live path (``bench/throughput.py``'s ``daemon`` stage): ``run_daemon`` on the stream over TCP from the
+    bench's AMI server process, profiled from the daemon ready until every event was ingested."""
+    from dataclasses import replace
+
+    from bench.throughput import SECRET
+    from monitor.daemon import Daemon, run_daemon
+    from monitor.settings import StoreSettings
+    from tests.support.daemon import daemon_settings
+
+    expected = Stream(captures()).events_per_rep * repeat
+    server = subprocess.Popen([sys.executable, str(ROOT / "bench" / "throughput.py"), "--repeat", str(repeat),
+                               "--stage", "serve"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline().strip())
+
+        async def run(tmp: Path) -> Profiler:
+            s = daemon_settings(tmp, port)
+            store = replace(StoreSettings(), url=s.store.url, journal_path=s.store.journal_path)  # as deployed
+            s = replace(s, ami=(replace(s.ami[0], secret=SECRET, ping_interval_s=3600, resync_timeout_s=600),),
+                        store=store)
+            stop = asyncio.Event()
+            ready: asyncio.Future[Daemon] = asyncio.get_running_loop().create_future()
+            task = asyncio.create_task(run_daemon(s, stop=stop, ready_cb=ready.set_result))
+            d = await asyncio.wait_for(ready, 60)
+            profiler = Profiler(interval=INTERVAL_S, async_mode="disabled")
+            profiler.start()
+            pbx = next(iter(d.pbxs.values()))
+            while pbx.ingest.events < expected:  # noqa: ASYNC110 (a count, no event to wait on)
+                await asyncio.sleep(0.01)
+            profiler.stop()
+            stop.set()
+            await asyncio.wait_for(task, 120)
+            return profiler
+
+        with tempfile.TemporaryDirectory() as tmp:
+            return _render(asyncio.run(run(Path(tmp))), out)
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def main() -> None:
     """Profile one path; print the tree (or write HTML)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("what", choices=("replay", "wire+track", "scrape"))
+    ap.add_argument("what", choices=("replay", "wire+track", "daemon", "scrape"))
     ap.add_argument("--repeat", type=int, default=4,
                     help="replay, wire+track: repetitions of the bench stream (4: the throughput stream)")
     ap.add_argument("--queues", type=int, default=200)
@@ -140,6 +185,8 @@ def main() -> None:
         print(profile_replay(args.repeat, args.out))
     elif args.what == "wire+track":
         print(profile_wire_track(args.repeat, args.out))
+    elif args.what == "daemon":
+        print(profile_daemon(args.repeat, args.out))
     else:
         print(profile_scrape(args.queues, args.members, args.scrapes, args.out))
 

@@ -20,6 +20,7 @@ def _profile(*args: str) -> str:
 @pytest.mark.parametrize(("args", "frames"), [
     (("wire+track",), ("WireParser.feed", "WireParser._select_loop", "Ingest.feed", "CallTracker.feed")),
     (("replay",), ("monitor/cli/replay.py", "replay_messages", "WireParser.feed", "Ingest.feed")),
+    (("daemon", "--repeat", "1"), ("AmiWireProtocol.data_received", "WireParser.feed", "Ingest.feed")),
     (("scrape", "--scrapes", "3"),  # 200 queues x 50 members, as the bench
      ("QmonMetrics.expose_parts", "agent_text", "QmonMetrics.snapshot")),
 ])
