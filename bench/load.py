@@ -367,28 +367,44 @@ async def run_store(args: argparse.Namespace) -> dict[str, Any]:
     return await storeload.run_store(args, tick_s=TICK_S)
 
 
+def _number(kind: type, least: float) -> Callable[[str], Any]:
+    """An argparse type: a ``kind`` number >= ``least`` (one clear line otherwise, never a silent empty run)."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least:g}, not {text}")
+        return value
+    return parse
+
+
 def main() -> None:
     """Run one measurement, print its JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("what", choices=("latency", "scrape", "agi", "store", "send", "scrapeclient"))
-    ap.add_argument("--rate", type=float, default=0.0)
-    ap.add_argument("--seconds", type=float, default=0.0, help="the stream's length (default: 10; scrape 15)")
-    ap.add_argument("--db-delay-s", type=float, default=0.2)
-    ap.add_argument("--queues", type=int, default=0)
-    ap.add_argument("--members", type=int, default=0)
-    ap.add_argument("--scrapes", type=int, default=0)
-    ap.add_argument("--scrape-interval-s", type=float, default=1.0,
+    ap.add_argument("--rate", type=_number(float, 0), default=0.0,
+                    help="events (store: records) per second; 0: default")
+    ap.add_argument("--seconds", type=_number(float, 0), default=0.0,
+                    help="the stream's length (default: 10; scrape 15)")
+    ap.add_argument("--db-delay-s", type=_number(float, 0), default=0.2)
+    ap.add_argument("--queues", type=_number(int, 0), default=0, help="scrape: queues (0: 200)")
+    ap.add_argument("--members", type=_number(int, 0), default=0, help="scrape: members per queue (0: 50)")
+    ap.add_argument("--scrapes", type=_number(int, 0), default=0, help="scrape: scrapes measured (0: 12)")
+    ap.add_argument("--scrape-interval-s", type=_number(float, 0), default=1.0,
                     help="scrape: pause after each scrape (s); long enough for the members' durations to move")
     ap.add_argument("--scraper", choices=("process", "thread"), default="process",
                     help="scrape: the scraper in a process of its own, as Prometheus (default), or a thread of "
                          "the daemon's process")
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
-    ap.add_argument("--sessions", type=int, default=500)
+    ap.add_argument("--sessions", type=_number(int, 1), default=500, help="agi: concurrent surveys")
     ap.add_argument("--client", choices=("lean", "asyncio"), default="lean",
                     help="agi: the callers' process: bench/agiload.py (default) or tests/support/agiclient.py")
-    ap.add_argument("--engine", default="sqlite")
+    ap.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
     ap.add_argument("--out", help=argparse.SUPPRESS)
-    ap.add_argument("--batch-size", type=int, default=200, help="store: records per transaction (default: qmon's)")
+    ap.add_argument("--batch-size", type=_number(int, 1), default=200,
+                    help="store: records per transaction (default: qmon's)")
     args = ap.parse_args()
     if args.what == "send":
         _sender_main(args)

@@ -37,8 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
 INTERVAL_S = 0.001
 
 
-def _render(profiler: Profiler, out: str) -> str:
-    """The profile as text (stdout), or written as HTML to ``out``; returns what to print."""
+def _render(profiler: Profiler, out: str, what: str) -> str:
+    """The profile (titled ``what``) as text (stdout), or written as HTML to ``out``; returns what to print."""
+    if profiler.last_session is not None:
+        profiler.last_session.target_description = what
     if out:
         Path(out).write_text(profiler.output_html())
         return f"profile written to {out}"
@@ -55,6 +57,7 @@ try:
     main(["replay", sys.argv[1]])
 finally:
     profiler.stop()
+    profiler.last_session.target_description = sys.argv[4]
     out = sys.argv[2]
     with open(out, "w") as f:
         f.write(profiler.output_html() if out.endswith(".html") else
@@ -75,8 +78,9 @@ def profile_replay(repeat: int, out: str) -> str:
         subprocess.run([sys.executable, "-m", "monitor", "replay", str(path)], check=True,
                        stdout=subprocess.DEVNULL, cwd=ROOT, env=env)
         result = Path(tmp) / ("profile.html" if out else "profile.txt")
-        subprocess.run([sys.executable, "-c", _REPLAY_CHILD, str(path), str(result), str(INTERVAL_S)], check=True,
-                       stdout=subprocess.DEVNULL, cwd=ROOT, env=env)
+        what = f"qmon replay of the bench stream x {repeat}: {Stream(captures()).events_per_rep * repeat:,} events"
+        subprocess.run([sys.executable, "-c", _REPLAY_CHILD, str(path), str(result), str(INTERVAL_S), what],
+                       check=True, stdout=subprocess.DEVNULL, cwd=ROOT, env=env)
         if out:
             Path(out).write_bytes(result.read_bytes())
             return f"profile written to {out}"
@@ -90,7 +94,8 @@ def profile_wire_track(repeat: int, out: str) -> str:
     from monitor.core.ingest import Ingest
     from monitor.core.tracker import CallTracker
 
-    data = b"".join(Stream(captures()).reps(repeat))
+    stream = Stream(captures())
+    data = b"".join(stream.reps(repeat))
     ingest = Ingest(CallTracker())
     parser = WireParser(select=tracker_selection(defer=True))
     profiler = Profiler(interval=INTERVAL_S)
@@ -99,7 +104,7 @@ def profile_wire_track(repeat: int, out: str) -> str:
         for h in parser.feed(data[i:i + 65536]):
             ingest.feed(h, 0.0)
     profiler.stop()
-    return _render(profiler, out)
+    return _render(profiler, out, f"wire parser -> Ingest -> tracker, {stream.events_per_rep * repeat:,} events")
 
 
 def profile_scrape(queues: int, members: int, scrapes: int, out: str) -> str:
@@ -124,7 +129,7 @@ def profile_scrape(queues: int, members: int, scrapes: int, out: str) -> str:
             profiler.stop()
         return profiler
 
-    return _render(asyncio.run(run()), out)
+    return _render(asyncio.run(run()), out, f"{scrapes} /metrics scrapes, {queues} queues x {members} members")
 
 
 def profile_daemon(repeat: int, out: str) -> str:
@@ -164,7 +169,8 @@ def profile_daemon(repeat: int, out: str) -> str:
             return profiler
 
         with tempfile.TemporaryDirectory() as tmp:
-            return _render(asyncio.run(run(Path(tmp))), out)
+            return _render(asyncio.run(run(Path(tmp))), out,
+                           f"the live path (run_daemon over TCP) from ready to the last of {expected:,} events")
     finally:
         server.terminate()
         server.wait()
