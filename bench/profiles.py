@@ -135,12 +135,8 @@ def profile_scrape(queues: int, members: int, scrapes: int, out: str) -> str:
 def profile_daemon(repeat: int, out: str) -> str:
     """The live path (``bench/throughput.py``'s ``daemon`` stage): ``run_daemon`` on the stream over TCP from the
     bench's AMI server process, profiled from the daemon ready until every event was ingested."""
-    from dataclasses import replace
-
-    from bench.throughput import SECRET
+    from bench.throughput import daemon_stage_settings
     from monitor.daemon import Daemon, run_daemon
-    from monitor.settings import StoreSettings
-    from tests.support.daemon import daemon_settings
 
     expected = Stream(captures()).events_per_rep * repeat
     server = subprocess.Popen([sys.executable, str(ROOT / "bench" / "throughput.py"), "--repeat", str(repeat),
@@ -150,10 +146,7 @@ def profile_daemon(repeat: int, out: str) -> str:
         port = int(server.stdout.readline().strip())
 
         async def run(tmp: Path) -> Profiler:
-            s = daemon_settings(tmp, port)
-            store = replace(StoreSettings(), url=s.store.url, journal_path=s.store.journal_path)  # as deployed
-            s = replace(s, ami=(replace(s.ami[0], secret=SECRET, ping_interval_s=3600, resync_timeout_s=600),),
-                        store=store)
+            s = daemon_stage_settings(tmp, port)
             stop = asyncio.Event()
             ready: asyncio.Future[Daemon] = asyncio.get_running_loop().create_future()
             task = asyncio.create_task(run_daemon(s, stop=stop, ready_cb=ready.set_result))

@@ -154,18 +154,24 @@ async def stage_amisource(port: int, expected: int) -> Timing:
     return dt
 
 
-async def stage_daemon(port: int, expected: int) -> Timing:
-    """Seconds from daemon start (store ready, metrics built) until every event of the stream was ingested."""
-    from monitor.daemon import Daemon, run_daemon
+def daemon_stage_settings(tmp: Path, port: int) -> Any:
+    """The ``daemon`` stage's Settings: the tests' daemon on the bench AMI server at ``port``, files in ``tmp``,
+    the store as deployed (the test settings flush every 0.1 s, ten times the default's batches)."""
     from monitor.settings import StoreSettings
     from tests.support.daemon import daemon_settings
 
+    s = daemon_settings(tmp, port)
+    store = replace(StoreSettings(), url=s.store.url, journal_path=s.store.journal_path)
+    return replace(s, ami=(replace(s.ami[0], secret=SECRET, ping_interval_s=3600, resync_timeout_s=600),),
+                   store=store)
+
+
+async def stage_daemon(port: int, expected: int) -> Timing:
+    """Seconds from daemon start (store ready, metrics built) until every event of the stream was ingested."""
+    from monitor.daemon import Daemon, run_daemon
+
     with tempfile.TemporaryDirectory() as tmp:
-        s = daemon_settings(Path(tmp), port)
-        # The store as deployed (the test settings flush every 0.1 s, ten times the default's batches).
-        store = replace(StoreSettings(), url=s.store.url, journal_path=s.store.journal_path)
-        s = replace(s, ami=(replace(s.ami[0], secret=SECRET, ping_interval_s=3600, resync_timeout_s=600),),
-                    store=store)
+        s = daemon_stage_settings(Path(tmp), port)
         stop = asyncio.Event()
         ready: asyncio.Future[Daemon] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(run_daemon(s, stop=stop, ready_cb=ready.set_result))
