@@ -64,12 +64,14 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
             raise CliError(f"unrecognized arguments: {' '.join(extra)} (see {prog} --help)")
         handler: Handler = args.func
         code = handler(args, environ)
-        if argv is None and getattr(args, "exit_now", False):
+        if argv is None and getattr(args, "exit_now", False) and sys.getprofile() is None and sys.gettrace() is None:
             # As the program (not called by tests), a one-shot command that leaves no thread, file or atexit work
             # behind exits without the interpreter's tear-down: freeing a replay's tracker, records and modules
-            # one by one took ~12 ms, 3 % of a whole replay of the bench stream (mypy exits the same way).
-            sys.stdout.flush()  # a closed pipe raises here: handled below, as for the report's own print
-            sys.stderr.flush()
+            # one by one took ~12 ms, 3 % of a whole replay of the bench stream (mypy exits the same way). Not
+            # under a profiler, tracer or coverage: they write their result once the program returns.
+            for stream in (sys.stdout, sys.stderr):
+                if stream is not None:  # None: started with the descriptor closed (print wrote nothing)
+                    stream.flush()  # a closed pipe raises here: handled below, as for the report's own print
             os._exit(code)
         return code
     except CliError as exc:
