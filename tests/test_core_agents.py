@@ -248,3 +248,19 @@ def test_a_queue_status_outside_a_resync_logs_nobody_out() -> None:
     ing.feed(listed, 200.0)
     ing.feed({"Event": "QueueStatusComplete", "EventList": "Complete", "ListItems": "1"}, 200.0)
     assert rows(tr, 300.0)[("support", "bob")].state == "available"
+
+
+def test_interface_keys_are_made_once_per_interface_at_10_000_members() -> None:
+    """The cache of a member's device keys holds every interface of the largest call center the bench measures
+    (10 006 members): bounded below that, a round of member events over them all evicted each entry before its
+    interface came back, so every call missed (and cost more than no cache at all)."""
+    from monitor.core.devices import interface_keys
+
+    interfaces = [f"PJSIP/{10_000 + i}" for i in range(10_006)]
+    for iface in interfaces:  # the first round: each made once
+        interface_keys(iface)
+    before = interface_keys.cache_info()
+    for iface in interfaces:  # the next round of member events names them all again
+        assert interface_keys(iface) == tuple(device_keys(iface))
+    after = interface_keys.cache_info()
+    assert (after.hits - before.hits, after.misses - before.misses) == (10_006, 0)
