@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -374,6 +375,8 @@ def _number(kind: type, least: float) -> Callable[[str], Any]:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(value):  # float("nan") and "inf" parse; nan < least is False
+            raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
         if value < least:
             raise argparse.ArgumentTypeError(f"must be at least {least:g}, not {text}")
         return value

@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize(("args", "error"), [
     (("agi", "--sessions", "0"), "argument --sessions: must be at least 1, not 0"),
     (("store", "--rate", "x"), "argument --rate: not a number: 'x'"),
+    (("store", "--seconds", "nan"), "argument --seconds: not a finite number: 'nan'"),
+    (("scrape", "--scrape-interval-s", "inf"), "argument --scrape-interval-s: not a finite number: 'inf'"),
     (("store", "--batch-size", "-5"), "argument --batch-size: must be at least 1, not -5"),
     (("store", "--engine", "mysql"), "argument --engine: invalid choice: 'mysql'"),
 ])
