@@ -31,8 +31,7 @@ def test_replay_under_a_profiler_still_writes_the_profile(tmp_path: Path) -> Non
 
 def test_replay_with_stdout_or_stderr_closed_is_not_an_error(tmp_path: Path) -> None:
     for fd in (1, 2):
-        r = subprocess.run([sys.executable, "-m", "monitor", "replay", CAPTURE], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, env=_env(), cwd=tmp_path, timeout=60,
-                           preexec_fn=lambda fd=fd: os.close(fd))  # type: ignore[misc]
+        r = subprocess.run([sys.executable, "-m", "monitor", "replay", CAPTURE], capture_output=True, env=_env(),
+                           cwd=tmp_path, timeout=60, preexec_fn=lambda fd=fd: os.close(fd))  # after the pipes' dup2
         assert (fd, r.returncode) == (fd, 0), r.stderr
         assert b"unexpected error" not in r.stderr + r.stdout

@@ -102,5 +102,3 @@ def _go_digits(reprs: Iterable[str]) -> Iterator[str]:
     digits = list(map(str.replace, reprs, _DOTS, _NOTHING))
     first = list(map(_FIRST, digits))
     return map(str.rstrip, map(str.replace, digits, first, map(_POINTED.__getitem__, first), _ONCE), _STRIP)
-
-
