@@ -294,6 +294,7 @@ async def run_agi(args: argparse.Namespace) -> dict[str, Any]:
                                              on_result=results.append, cooldown=state, optout=state, port=0,
                                              local=lambda ts: dtime(12), max_sessions=args.sessions)
             server_mod.AgiChannel = timing.channel_class(server)  # type: ignore[misc]
+            proc = None
             try:
                 await server.start()
                 freeze_startup_heap()
@@ -305,6 +306,9 @@ async def run_agi(args: argparse.Namespace) -> dict[str, Any]:
                 raw, _ = await asyncio.wait_for(proc.communicate(), 120)
                 cpu1 = resource.getrusage(resource.RUSAGE_SELF)
             finally:
+                if proc is not None and proc.returncode is None:  # the callers' process timed out: not left behind
+                    proc.kill()
+                    await proc.wait()
                 server_mod.AgiChannel = plain  # type: ignore[misc]
                 await server.close()
                 gc.unfreeze()

@@ -50,6 +50,16 @@ log = logging.getLogger("qmon")
 
 #: How often the event-loop lag is sampled (s): a timer asks to wake after this long and measures how late it is.
 LAG_INTERVAL_S = 0.25
+#: Bounds (s) of the shutdown's steps, in order: the HTTP runner, the survey server (its own 5 s grace for running
+#: surveys and the drain of the listen queue, then cut and stored), the survey webhook's drain, each AMI connection's
+#: close, the AMI tasks' end; the store's drain_timeout_s follows (see shutdown_bound_s).
+CLOSE_HTTP_S, CLOSE_SURVEY_S, DRAIN_WEBHOOK_S, CLOSE_AMI_S, END_AMI_S = 5.0, 8.0, 5.0, 3.0, 5.0
+
+
+def shutdown_bound_s(pbxs: int, drain_timeout_s: float) -> float:
+    """The longest a SIGTERM shutdown takes (s) with ``pbxs`` AMI connections and every step at its bound: what a
+    supervisor's stop timeout (systemd ``TimeoutStopSec``, compose ``stop_grace_period``) must exceed."""
+    return CLOSE_HTTP_S + CLOSE_SURVEY_S + DRAIN_WEBHOOK_S + CLOSE_AMI_S * pbxs + END_AMI_S + drain_timeout_s
 
 
 class StartupError(RuntimeError):
@@ -326,7 +336,7 @@ async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None =
             runner, d.http_port = await start_http(app, h.bind, h.port)
         except OSError as exc:
             raise StartupError(f"cannot listen for HTTP on {h.bind}:{h.port}: {_why(exc)}") from exc
-        listeners.push_async_callback(_bounded, runner.cleanup, 5.0)
+        listeners.push_async_callback(_bounded, runner.cleanup, CLOSE_HTTP_S)
         if survey is not None:
             try:
                 await survey.server.start()
@@ -335,7 +345,7 @@ async def run_daemon(settings: Settings, *, registry: CollectorRegistry | None =
                                    f"{_why(exc)}") from exc
             # close() bounds its own wait for running surveys (5 s) and then cancels them, so their answers are
             # stored before the writer drains; the outer bound only guards against a hang beyond that.
-            listeners.push_async_callback(_bounded, survey.server.close, 8.0)
+            listeners.push_async_callback(_bounded, survey.server.close, CLOSE_SURVEY_S)
             d.survey_port = survey.server.port
             metrics.survey_server = survey.server
         freeze_startup_heap()
@@ -383,13 +393,13 @@ async def _shutdown(d: Daemon, listeners: contextlib.AsyncExitStack, survey: Sur
     """Reverse order: listeners, survey webhooks, AMI, close open calls as ``shutdown``, drain the writer."""
     await listeners.aclose()
     if survey is not None and survey.webhook is not None:
-        await survey.webhook.drain(5.0)
+        await survey.webhook.drain(DRAIN_WEBHOOK_S)
     for t in survey_tasks:
         t.cancel()
     for p in d.pbxs.values():
-        await _bounded(p.source.close, 3.0)
+        await _bounded(p.source.close, CLOSE_AMI_S)
     if ami_tasks:
-        _, pending = await asyncio.wait(ami_tasks, timeout=5.0)
+        _, pending = await asyncio.wait(ami_tasks, timeout=END_AMI_S)
         for t in pending:
             t.cancel()
     now = d.clock()

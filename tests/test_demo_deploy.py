@@ -275,3 +275,18 @@ def test_promtool_accepts_the_scrape_configs_from_the_repository(tmp_path: Path)
     res = subprocess.run(["promtool", "check", "config", str(cfg)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "SUCCESS: 2 rule files found" in res.stdout, res.stdout
+
+
+def test_supervisors_wait_for_the_whole_shutdown() -> None:
+    """systemd's TimeoutStopSec and compose's stop_grace_period exceed qmon's longest shutdown (every step at its
+    bound, one PBX, the default store drain): a SIGKILL before it would cut surveys and the store's drain."""
+    from monitor.daemon import shutdown_bound_s
+    from monitor.settings import StoreSettings
+
+    bound = shutdown_bound_s(1, StoreSettings().drain_timeout_s)
+    assert bound == 36.0
+    unit = (ROOT / "docs/systemd/qmon.service").read_text()
+    (stop,) = re.findall(r"^TimeoutStopSec=(\d+)s$", unit, re.M)
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    grace = compose["services"]["qmon"]["stop_grace_period"]
+    assert int(stop) > bound and int(grace.removesuffix("s")) > bound, (stop, grace, bound)
