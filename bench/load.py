@@ -26,7 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.scrapeclient import scrape, scraper_main
 from bench.stream import Stream, captures
 
 SECRET = "bench"
@@ -158,62 +158,6 @@ async def _loop_lag(lags: list[float], busy: list[float], stop: asyncio.Event, p
         busy.append(time.thread_time() - c)
 
 
-_DUR = b"# TYPE qmon_agent_state_duration_seconds gauge\n"
-
-
-def _durations(body: bytes) -> list[bytes]:
-    """The ``qmon_agent_state_duration_seconds`` lines of an exposition."""
-    i = body.find(_DUR)
-    if i < 0:
-        return []
-    i += len(_DUR)
-    j = body.find(b"# HELP", i)
-    return body[i:j if j >= 0 else len(body)].splitlines()
-
-
-def _moved(prev: list[bytes], cur: list[bytes]) -> float:
-    """The share (0..1) of the duration lines of ``cur`` that differ from ``prev`` (1.0 when the series changed)."""
-    if not cur:
-        return 0.0
-    if len(prev) != len(cur):
-        return 1.0
-    return sum(map(bytes.__ne__, prev, cur)) / len(cur)
-
-
-def _scraper(port: int, stop: threading.Event, times: list[float], moved: list[float], n: int,
-             interval_s: float = 1.0, prev: list[bytes] | None = None) -> list[bytes] | None:
-    """Scrape /metrics ``n`` times, ``interval_s`` apart (a pause after each), as Prometheus would: the scrape
-    seconds into ``times``, and into ``moved`` the share of member duration lines that changed since the previous
-    body (``prev``: the duration lines of the body before the first). Returns the last body's duration lines."""
-    for _ in range(n):
-        if stop.is_set():
-            break
-        t = time.perf_counter()
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
-            body = r.read()
-        times.append(time.perf_counter() - t)
-        cur = _durations(body)
-        if prev is not None:
-            moved.append(_moved(prev, cur))
-        prev = cur
-        stop.wait(interval_s)
-    return prev
-
-
-def _scraper_main(args: argparse.Namespace) -> None:
-    """The scraper as a process of its own, as a Prometheus server is (``--scraper process``): the warm-up scrape,
-    its seconds as a JSON line; then, once a line arrives on stdin, the measured scrapes, a JSON line of
-    {"times": [...], "moved": [...]}."""
-    warm: list[float] = []
-    prev = _scraper(args.port, threading.Event(), warm, [], 1, 0.0)
-    print(json.dumps(warm), flush=True)
-    sys.stdin.readline()
-    times: list[float] = []
-    moved: list[float] = []
-    _scraper(args.port, threading.Event(), times, moved, args.scrapes, args.scrape_interval_s, prev)
-    print(json.dumps({"times": times, "moved": moved}), flush=True)
-
-
 async def run_daemon_under_load(args: argparse.Namespace) -> dict[str, Any]:
     """The daemon against the paced sender: per-message latency, loop lag, drops; scrapes if ``args.scrapes``."""
     from monitor.daemon import Daemon, run_daemon
@@ -281,7 +225,7 @@ async def run_daemon_under_load(args: argparse.Namespace) -> dict[str, Any]:
                 first_scrape = json.loads(line)[0]
             elif args.scrapes:  # the first scrape after the members appeared creates their series: not measured
                 warm: list[float] = []
-                prev = await asyncio.to_thread(_scraper, d.http_port, threading.Event(), warm, [], 1, 0.0)
+                prev = await asyncio.to_thread(scrape, d.http_port, threading.Event(), warm, [], 1, 0.0)
                 first_scrape = warm[0]
             lag_task = asyncio.create_task(_loop_lag(lags, busy, stop_lag))
             scrape_stop = threading.Event()
@@ -296,7 +240,7 @@ async def run_daemon_under_load(args: argparse.Namespace) -> dict[str, Any]:
                     client.stdin.write("go\n")
                     client.stdin.close()
                 elif scraper is None and args.scrapes and client is None:
-                    scraper = threading.Thread(target=_scraper, args=(d.http_port, scrape_stop, scrape_times,
+                    scraper = threading.Thread(target=scrape, args=(d.http_port, scrape_stop, scrape_times,
                                                                       moved, args.scrapes, args.scrape_interval_s,
                                                                       prev), daemon=True)
                     scraper.start()
@@ -413,7 +357,7 @@ def main() -> None:
         _sender_main(args)
         return
     if args.what == "scrapeclient":
-        _scraper_main(args)
+        scraper_main(args)
         return
     if args.what == "latency":
         args.rate = args.rate or 5000
