@@ -51,32 +51,23 @@ def _strict(c: AgentColumns) -> dict[str, Any]:
     return out
 
 
+#: Facts given as (queue, agent, *more): the board's method of that name, called with them and the time.
+_FACT_METHODS = {"logout": "logout", "pause": "pause", "unpause": "unpause", "device": "device_status",
+                 "connect": "connect", "complete": "complete", "ended": "call_ended", "rna": "ring_no_answer"}
+
+
 def _apply(board: AgentBoard, fact: tuple[Any, ...], ts: float) -> None:
     kind, *args = fact
     if kind == "login":
         board.login(args[0], args[1], ts, f"PJSIP/{args[1]}")
-    elif kind == "logout":
-        board.logout(args[0], args[1], ts)
-    elif kind == "pause":
-        board.pause(args[0], args[1], args[2], ts)
-    elif kind == "unpause":
-        board.unpause(args[0], args[1], ts)
-    elif kind == "device":
-        board.device_status(args[0], args[1], args[2], ts)
-    elif kind == "connect":
-        board.connect(args[0], args[1], ts)
-    elif kind == "complete":
-        board.complete(args[0], args[1], args[2], ts)
-    elif kind == "ended":
-        board.call_ended(args[0], args[1], ts)
-    elif kind == "rna":
-        board.ring_no_answer(args[0], args[1], ts)
     elif kind == "member":
         q, a, what, paused, reason, back = args
         e = ev.MemberEvent(ts=ts, kind=what, queue=q, member=a, interface=f"PJSIP/{a}", status=1, paused=paused,
                            paused_reason=reason, in_call=False, login_time=int(ts) - back,
                            last_pause=int(ts) - back // 2, wrapuptime=back % 3 * 7)
         board.member_event(e, ts)
+    else:
+        getattr(board, _FACT_METHODS[kind])(*args, ts)
 
 
 @settings(max_examples=600, deadline=None)
