@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pyinstrument import Profiler
 
 from bench.stream import Stream, captures
+from bench.throughput import bytecode_cached_env
 
 ROOT = Path(__file__).resolve().parent.parent
 INTERVAL_S = 0.001
@@ -72,8 +72,7 @@ def profile_replay(repeat: int, out: str) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "stream.ami"
         Stream(captures()).write(path, repeat)
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        env.update(PYTHONPATH=str(ROOT), PYTHONPYCACHEPREFIX=str(Path(tmp) / "pycache"))
+        env = bytecode_cached_env(ROOT, str(Path(tmp) / "pycache"))
         # A first run caches the bytecode, as for an installed qmon (bench/throughput.py measures it so too).
         subprocess.run([sys.executable, "-m", "monitor", "replay", str(path)], check=True,
                        stdout=subprocess.DEVNULL, cwd=ROOT, env=env)

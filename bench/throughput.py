@@ -185,14 +185,21 @@ async def stage_daemon(port: int, expected: int) -> Timing:
     return dt
 
 
+def bytecode_cached_env(root: Path, pycache: str) -> dict[str, str]:
+    """The environment of a ``qmon`` child run as an installed qmon runs: ``root`` importable, bytecode written to
+    and read from ``pycache`` (``PYTHONDONTWRITEBYTECODE`` from the shell dropped)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(PYTHONPATH=str(root), PYTHONPYCACHEPREFIX=pycache)
+    return env
+
+
 def stage_replay(path: Path, full: bool) -> Timing:
     """Seconds of ``qmon replay`` on the file, a whole process (``full``: with ``--full-parse``), measured on its
     second run: as an installed ``qmon`` runs, with its modules' bytecode cached (pip compiles it at install;
     a shell with ``PYTHONDONTWRITEBYTECODE`` set would otherwise compile every qmon module inside the figure)."""
     root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory() as pycache:
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        env.update(PYTHONPATH=str(root), PYTHONPYCACHEPREFIX=pycache)
+        env = bytecode_cached_env(root, pycache)
         cmd = [sys.executable, "-m", "monitor", "replay", str(path), *(["--full-parse"] if full else [])]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root, env=env)
         t0 = _now()
